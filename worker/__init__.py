@@ -1,0 +1,65 @@
+"""drivesim's worker: the simulated Azure Import/Export datacenter.
+
+The public API: the job model, the pure state machine, the service and its errors, the
+stores, the clock, the pipeline and the status bus.
+"""
+
+from worker.bus import MemoryBus, OutboxRelay, StatusSink
+from worker.clock import Clock, virtual_loop
+from worker.config import DatacenterConfig, Policy, Range
+from worker.errors import (
+    DrivesimError,
+    InvalidJobState,
+    ResourceNotFound,
+    ScenarioError,
+    ServiceError,
+    StoreError,
+    ValidationError,
+)
+from worker.ledger import Ledger
+from worker.model import DriveState, JobResponse, JobState, JobType
+from worker.pipeline import DatacenterPipeline
+from worker.plan import Planner, PlanHints
+from worker.retention import RetentionSweeper
+from worker.service import CancelResult, CreateResult, DeleteReason, JobService
+from worker.sqlite_store import SQLiteStore
+from worker.states import CancelAnswer, CancelWindow
+from worker.status import StatusMessage
+from worker.store import JobStore, MemoryStore
+
+__all__ = [
+    "CancelAnswer",
+    "CancelResult",
+    "CancelWindow",
+    "Clock",
+    "CreateResult",
+    "DatacenterConfig",
+    "DatacenterPipeline",
+    "DeleteReason",
+    "DriveState",
+    "DrivesimError",
+    "InvalidJobState",
+    "JobResponse",
+    "JobService",
+    "JobState",
+    "JobStore",
+    "JobType",
+    "Ledger",
+    "MemoryBus",
+    "MemoryStore",
+    "OutboxRelay",
+    "PlanHints",
+    "Planner",
+    "Policy",
+    "Range",
+    "ResourceNotFound",
+    "RetentionSweeper",
+    "SQLiteStore",
+    "ScenarioError",
+    "ServiceError",
+    "StatusMessage",
+    "StatusSink",
+    "StoreError",
+    "ValidationError",
+    "virtual_loop",
+]

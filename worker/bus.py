@@ -1,0 +1,77 @@
+"""Where status goes: the sink protocol, an in-memory bus, and the outbox relay.
+
+The relay is the only reader of the outbox: it hands committed messages to a sink in
+commit order and marks them delivered once the sink has taken them. After a crash,
+whatever was committed but not delivered goes out again, so a sink sees every message at
+least once, in ``seq`` order per job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import anyio
+from anyio.abc import TaskStatus
+
+from worker.ledger import Ledger
+from worker.status import StatusMessage
+
+__all__ = ["MemoryBus", "OutboxRelay", "StatusSink"]
+
+
+class StatusSink(Protocol):
+    """Something that publishes status messages (an MQTT broker, a list in memory)."""
+
+    async def publish(self, messages: Sequence[StatusMessage]) -> None:
+        """Publish ``messages`` in order; return once the sink holds them."""
+        ...
+
+
+class MemoryBus:
+    """A broker in memory: every message in order, plus the retained map."""
+
+    def __init__(self) -> None:
+        self.messages: list[StatusMessage] = []
+        self.retained: dict[str, bytes] = {}
+        self._subscribers: list[Callable[[StatusMessage], None]] = []
+
+    def subscribe(self, callback: Callable[[StatusMessage], None]) -> None:
+        """Call ``callback`` with each message as it is published."""
+        self._subscribers.append(callback)
+
+    async def publish(self, messages: Sequence[StatusMessage]) -> None:
+        for message in messages:
+            self.messages.append(message)
+            if message.retain:
+                if message.payload:
+                    self.retained[message.topic] = message.payload
+                else:
+                    self.retained.pop(message.topic, None)
+            for callback in self._subscribers:
+                callback(message)
+
+
+class OutboxRelay:
+    """Drains the ledger's outbox into a sink, in commit order, acknowledging as it goes."""
+
+    def __init__(self, ledger: Ledger, sink: StatusSink, *, batch: int = 500) -> None:
+        self.ledger = ledger
+        self.sink = sink
+        self.batch = batch
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await self.drain()
+            await self.ledger.wait_for_outbox()
+
+    async def drain(self) -> int:
+        """Deliver everything pending now; returns how many messages went out."""
+        store = self.ledger.store
+        sent = 0
+        while entries := store.pending(self.batch):
+            await self.sink.publish([e.message for e in entries])
+            store.ack([e.id for e in entries])
+            sent += len(entries)
+        return sent

@@ -1,0 +1,302 @@
+"""Pure changes of a job record: each takes a clone and the simulated time, returns its events.
+
+These functions carry out what :mod:`worker.states` decides. They do no I/O and read no
+clock; :class:`~worker.ledger.Ledger` commits what they produce. Each moves the job's
+state at most once, so every committed snapshot differs from the previous one by one
+legal transition.
+"""
+
+from __future__ import annotations
+
+from worker import states
+from worker.errors import InvalidJobState
+from worker.model import DriveState, DriveStatus, JobState, PackageInformation
+from worker.record import DrivePlan, DriveSim, JobRecord
+from worker.states import Command
+from worker.status import Event
+
+__all__ = [
+    "add_export_drives",
+    "cancel",
+    "checkpoint",
+    "finish_drive",
+    "lose_package",
+    "receive",
+    "settle",
+    "ship",
+    "ship_back",
+    "start_drive",
+]
+
+J = JobState
+D = DriveState
+
+
+def set_state(record: JobRecord, new: JobState, now: float, events: list[Event]) -> None:
+    """Move the job to ``new`` (a legal transition) and record the event."""
+    old = record.state
+    if not states.is_legal_job_transition(old, new):
+        raise AssertionError(f"illegal job transition {old} -> {new} for {record.name}")
+    record.job.properties.state = new
+    record.sim.state_entered_at = now
+    record.sim.due_at = None
+    data: dict[str, object] = {"from": str(old), "to": str(new)}
+    if new in states.TERMINAL:
+        record.sim.ended_at = now
+        record.sim.outcome = (
+            "cancelled" if record.cancel_requested else "failed" if new is J.CLOSED else "succeeded"
+        )
+        data["outcome"] = record.sim.outcome
+    events.append(Event("stateChanged", data))
+
+
+def set_drive_state(
+    record: JobRecord, drive: DriveStatus, new: DriveState, events: list[Event]
+) -> None:
+    old = drive.state
+    assert old is not None
+    if not states.is_legal_drive_transition(old, new):
+        raise AssertionError(f"illegal drive transition {old} -> {new} for {drive.drive_id}")
+    drive.state = new
+    events.append(
+        Event("driveStateChanged", {"driveId": drive.drive_id, "from": str(old), "to": str(new)})
+    )
+
+
+def _refuse(record: JobRecord, command: Command, verdict: states.Verdict) -> InvalidJobState:
+    return InvalidJobState(
+        f"Job '{record.name}': {verdict.reason}.", state=str(record.state), target=str(command)
+    )
+
+
+def _require(record: JobRecord, command: Command) -> states.Verdict:
+    verdict = states.decide(record.state, command, cancel_requested=record.cancel_requested)
+    if not verdict.allowed:
+        raise _refuse(record, command, verdict)
+    return verdict
+
+
+def ship(record: JobRecord, now: float, *, lost_package_after: float) -> list[Event]:
+    """Creating → Shipping: the package is with the carrier; its arrival is scheduled."""
+    events: list[Event] = []
+    set_state(record, J.SHIPPING, now, events)
+    props = record.job.properties
+    if props.delivery_package is not None and props.delivery_package.drive_count is None:
+        props.delivery_package.drive_count = len(record.drives)
+    sim = record.sim
+    sim.due_at = now + (lost_package_after if sim.package_lost else sim.carrier_delay)
+    return events
+
+
+def cancel(record: JobRecord, now: float, window: states.CancelWindow) -> list[Event]:
+    """Record an accepted cancel; in Creating it also ends the job at once."""
+    verdict = states.decide_cancel(record.state, record.cancel_requested, window)
+    if verdict.cancel is not states.CancelAnswer.ACCEPTED:
+        if not verdict.allowed:
+            raise InvalidJobState(
+                f"Job '{record.name}' cannot be cancelled: {verdict.reason}.",
+                state=str(record.state),
+                code="CancelTooLate",
+                target="cancelRequested",
+            )
+        return []
+    sim = record.sim
+    state = record.state
+    record.job.properties.cancel_requested = True
+    sim.cancel_requested_at = now
+    sim.cancel_state = state
+    in_flight = record.drives_in(D.TRANSFERRING)
+    for drive in in_flight:
+        sim.drives[drive.drive_id].bytes_at_cancel = drive.bytes_succeeded or 0
+    events = [
+        Event(
+            "cancelRequested",
+            {
+                "state": str(state),
+                "drivesInFlight": [d.drive_id for d in in_flight],
+                "drivesNotStarted": [
+                    d.drive_id for d in record.drives_in(D.SPECIFIED, D.RECEIVED)
+                ],
+            },
+        )
+    ]
+    if verdict.next_state is not None:
+        set_state(record, verdict.next_state, now, events)
+    return events
+
+
+def receive(record: JobRecord, now: float) -> list[Event]:
+    """Shipping → Received: drives in the package are Received, the others NeverReceived."""
+    _require(record, Command.RECEIVE)
+    events: list[Event] = []
+    for drive in record.drives_in(D.SPECIFIED):
+        arrived = record.sim.drives[drive.drive_id].plan.arrives
+        set_drive_state(record, drive, D.RECEIVED if arrived else D.NEVER_RECEIVED, events)
+    set_state(record, J.RECEIVED, now, events)
+    return events
+
+
+def add_export_drives(
+    record: JobRecord, drives: list[tuple[str, str]], capacity: int
+) -> list[Event]:
+    """Export: register the customer's empty drives as Received and split the data over them."""
+    remaining = record.sim.export_bytes
+    record.job.properties.drive_list = []
+    events: list[Event] = []
+    for serial, key in drives:
+        share = min(capacity, remaining)
+        remaining -= share
+        record.sim.drives[serial] = DriveSim(plan=DrivePlan(size_bytes=share))
+        record.keys[serial] = key
+        record.job.properties.drive_list.append(DriveStatus(drive_id=serial, state=D.RECEIVED))
+        events.append(
+            Event("driveStateChanged", {"driveId": serial, "from": None, "to": str(D.RECEIVED)})
+        )
+    if remaining > 0:
+        path = record.job.properties.diagnostics_path or "waimportexport"
+        record.job.properties.incomplete_blob_list_uri = (
+            f"https://{_account(record)}.blob.core.windows.net/{path}/{record.name}_incomplete.xml"
+        )
+    return events
+
+
+def lose_package(record: JobRecord, now: float) -> list[Event]:
+    """Shipping → Closed: the package never arrived; every drive is NeverReceived."""
+    _require(record, Command.LOSE_PACKAGE)
+    events: list[Event] = []
+    for drive in record.drives:
+        set_drive_state(record, drive, D.NEVER_RECEIVED, events)
+    set_state(record, J.CLOSED, now, events)
+    return events
+
+
+def start_drive(record: JobRecord, drive_id: str, now: float) -> list[Event]:
+    """A bay takes a drive: Received → Transferring (and the job, if it was Received)."""
+    _require(record, Command.START_TRANSFER)
+    drive = record.drive(drive_id)
+    events: list[Event] = []
+    set_drive_state(record, drive, D.TRANSFERRING, events)
+    drive.copy_status = "InProgress"
+    drive.bytes_succeeded = 0
+    drive.percent_complete = 0
+    record.sim.drives[drive_id].started_at = now
+    if record.state is J.RECEIVED:
+        set_state(record, J.TRANSFERRING, now, events)
+    return events
+
+
+def checkpoint(record: JobRecord, drive_id: str, copied: int) -> list[Event]:
+    """Persist a transfer's progress: bytes never go back."""
+    drive = record.drive(drive_id)
+    plan = record.sim.drives[drive_id].plan
+    copied = max(copied, drive.bytes_succeeded or 0)
+    drive.bytes_succeeded = copied
+    drive.percent_complete = _percent(copied, plan.size_bytes)
+    _update_job_percent(record)
+    return [
+        Event(
+            "driveProgress",
+            {
+                "driveId": drive_id,
+                "bytesSucceeded": copied,
+                "percentComplete": drive.percent_complete,
+            },
+        )
+    ]
+
+
+def finish_drive(
+    record: JobRecord, drive_id: str, now: float, *, copied: int, error: str | None
+) -> list[Event]:
+    """Transferring → Completed (or CompletedMoreInfo with ``error``); settles the job."""
+    drive = record.drive(drive_id)
+    sim = record.sim.drives[drive_id]
+    events: list[Event] = []
+    props = record.job.properties
+    account = _account(record)
+    path = props.diagnostics_path or "waimportexport"
+    stamp = f"{int(now)}"
+    log_base = f"https://{account}.blob.core.windows.net/{path}/waies/{record.name}_{drive_id}_"
+    drive.bytes_succeeded = max(copied, drive.bytes_succeeded or 0)
+    drive.percent_complete = _percent(drive.bytes_succeeded, sim.plan.size_bytes)
+    if error is None:
+        set_drive_state(record, drive, D.COMPLETED, events)
+        drive.copy_status = "Completed"
+    else:
+        set_drive_state(record, drive, D.COMPLETED_MORE_INFO, events)
+        drive.copy_status = "CompletedWithErrors"
+        drive.error_log_uri = f"{log_base}{stamp}_error.xml"
+        events[-1] = Event(events[-1].type, {**events[-1].data, "error": error})
+    if props.log_level == "Verbose":
+        drive.verbose_log_uri = f"{log_base}{stamp}_verbose.xml"
+    sim.finished_at = now
+    _update_job_percent(record)
+    events.extend(settle(record, now))
+    return events
+
+
+def settle(record: JobRecord, now: float) -> list[Event]:
+    """Leave the copy step once nothing runs and nothing may start: → Packaging.
+
+    Drives still waiting when a cancel was accepted are skipped; they go back unread.
+    """
+    if record.state not in (J.RECEIVED, J.TRANSFERRING) or record.drives_in(D.TRANSFERRING):
+        return []
+    waiting = record.drives_in(D.RECEIVED)
+    if waiting and not record.cancel_requested:
+        return []
+    events: list[Event] = []
+    for drive in waiting:
+        record.sim.drives[drive.drive_id].skipped = True
+        events.append(Event("driveSkipped", {"driveId": drive.drive_id}))
+    set_state(record, J.PACKAGING, now, events)
+    record.sim.due_at = now + record.sim.return_delay
+    return events
+
+
+def ship_back(
+    record: JobRecord, now: float, *, tracking_number: str, ship_date: str
+) -> list[Event]:
+    """Packaging → Completed or Closed: the drives are delivered back."""
+    any_errors = bool(record.drives_in(D.COMPLETED_MORE_INFO, D.NEVER_RECEIVED))
+    verdict = states.decide(
+        record.state,
+        Command.SHIP_BACK,
+        cancel_requested=record.cancel_requested,
+        any_errors=any_errors,
+    )
+    if not verdict.allowed or verdict.next_state is None:
+        raise _refuse(record, Command.SHIP_BACK, verdict)
+    events: list[Event] = []
+    returned = record.drives_in(D.RECEIVED, D.COMPLETED, D.COMPLETED_MORE_INFO)
+    for drive in returned:
+        set_drive_state(record, drive, D.SHIPPED_BACK, events)
+    props = record.job.properties
+    carrier = props.return_shipping.carrier_name if props.return_shipping else "DHL"
+    props.return_package = PackageInformation(
+        carrier_name=carrier,
+        tracking_number=tracking_number,
+        drive_count=len(returned),
+        ship_date=ship_date,
+    )
+    set_state(record, verdict.next_state, now, events)
+    return events
+
+
+def _percent(done: int, total: int) -> int:
+    return 100 if total <= 0 else min(100, done * 100 // total)
+
+
+def _update_job_percent(record: JobRecord) -> None:
+    total = done = 0
+    for drive in record.drives:
+        if drive.state is D.NEVER_RECEIVED:
+            continue
+        total += record.sim.drives[drive.drive_id].plan.size_bytes
+        done += drive.bytes_succeeded or 0
+    record.job.properties.percent_complete = _percent(done, total)
+
+
+def _account(record: JobRecord) -> str:
+    account_id = record.job.properties.storage_account_id or ""
+    return account_id.rstrip("/").rsplit("/", 1)[-1] or "account"

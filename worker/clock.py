@@ -1,0 +1,122 @@
+"""Simulated time: the only source of "now" in the worker.
+
+Simulated time is seconds since the run's epoch. It is read from the event loop's clock
+(``anyio.current_time``) times a scale, so the same code runs
+
+* in scaled real time on an ordinary loop (``scale=3600``: one simulated hour a second);
+* in virtual time on a loop whose clock jumps to the next timer whenever every task is
+  idle (``virtual_loop_factory``): 90 simulated days take milliseconds.
+
+Nothing in the worker reads the wall clock. Under virtual time every wait must be on a
+timer, never on a thread or socket, or the clock would jump while it waits: the SQLite
+store therefore calls :mod:`sqlite3` in the loop, not through a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import looptime
+
+__all__ = ["Clock", "format_duration", "parse_duration", "virtual_loop"]
+
+DEFAULT_EPOCH = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+
+class Clock:
+    """Simulated seconds since ``epoch``, paced at ``scale`` simulated seconds per loop second.
+
+    ``start`` resumes a run at a simulated time persisted earlier. The clock binds to the
+    running loop on first use.
+    """
+
+    __slots__ = ("_origin", "epoch", "scale", "start")
+
+    def __init__(
+        self, *, epoch: datetime = DEFAULT_EPOCH, scale: float = 1.0, start: float = 0.0
+    ) -> None:
+        if scale <= 0 or not math.isfinite(scale):
+            raise ValueError(f"clock scale must be a positive number, got {scale}")
+        self.epoch = epoch
+        self.scale = scale
+        self.start = start
+        self._origin: float | None = None
+
+    def now(self) -> float:
+        """Simulated seconds since the epoch."""
+        loop_now = anyio.current_time()
+        if self._origin is None:
+            self._origin = loop_now
+        return self.start + (loop_now - self._origin) * self.scale
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of simulated time."""
+        await anyio.sleep(max(0.0, seconds) / self.scale)
+
+    async def sleep_until(self, when: float) -> None:
+        """Wait until simulated time ``when`` (at once if it has passed)."""
+        await self.sleep(when - self.now())
+
+    def loop_delay(self, seconds: float) -> float:
+        """The loop-clock seconds that ``seconds`` of simulated time take."""
+        return max(0.0, seconds) / self.scale
+
+    def timestamp(self, when: float | None = None) -> datetime:
+        """The simulated moment ``when`` (default: now) as an aware datetime."""
+        return self.epoch + timedelta(seconds=self.now() if when is None else when)
+
+    def isoformat(self, when: float | None = None) -> str:
+        """ISO 8601 UTC with milliseconds, as ARM writes times."""
+        return self.timestamp(when).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def virtual_loop() -> asyncio.AbstractEventLoop:
+    """A loop for ``anyio.run(..., backend_options={"loop_factory": virtual_loop})`` whose
+    clock jumps to the next timer whenever every task is idle."""
+    loop: asyncio.AbstractEventLoop = looptime.patch_event_loop(
+        asyncio.new_event_loop(), start=0, noop_cycles=4
+    )
+    return loop
+
+
+_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_duration(text: str | float) -> float:
+    """Seconds in ``"1d 2h"``, ``"90d"``, ``"30m"``, ``"1.5h"`` or a plain number of seconds."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        if text < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(text)
+    if not isinstance(text, str):
+        raise ValueError(f"expected a duration such as '2h' or '1d 6h', got {text!r}")
+    total = 0.0
+    parts = text.split()
+    if not parts:
+        raise ValueError("expected a duration such as '2h' or '1d 6h', got an empty string")
+    for part in parts:
+        number, unit = part[:-1], part[-1:]
+        if unit not in _UNITS:
+            raise ValueError(f"expected a duration such as '2h' or '1d 6h', got {text!r}")
+        try:
+            value = float(number)
+        except ValueError:
+            raise ValueError(
+                f"expected a duration such as '2h' or '1d 6h', got {text!r}"
+            ) from None
+        if value < 0 or not math.isfinite(value):
+            raise ValueError(f"a duration cannot be negative or infinite: {text!r}")
+        total += value * _UNITS[unit]
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    """``"3d 04:05:06"``: simulated time since the epoch, as the timeline shows it."""
+    seconds = max(0.0, seconds)
+    days, rest = divmod(int(round(seconds)), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{days:>3}d {hours:02}:{minutes:02}:{secs:02}"

@@ -1,0 +1,102 @@
+"""Every error drivesim raises on purpose, in one place.
+
+The service errors follow Azure Resource Manager: each has an ARM-style ``code``, a
+human ``message``, an optional ``target`` (the field or resource at fault) and the HTTP
+status the REST surface would answer with. Command transports (MQTT, HTTP) render them
+with :meth:`ServiceError.to_arm` and nothing else.
+
+    DrivesimError
+    ├── ServiceError                      code, message, target, status
+    │   ├── ValidationError               400  InvalidRequestContent, InvalidResourceName, ...
+    │   ├── ResourceNotFound              404  ResourceNotFound
+    │   └── InvalidJobState               409  InvalidJobState, CancelTooLate, DeleteNotAllowed
+    ├── StoreError                        the job store failed; the change was not made
+    └── ScenarioError                     a scenario file is invalid (file, key, expected)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "DrivesimError",
+    "InvalidJobState",
+    "ResourceNotFound",
+    "ScenarioError",
+    "ServiceError",
+    "StoreError",
+    "ValidationError",
+]
+
+
+class DrivesimError(Exception):
+    """Base class of every error drivesim raises on purpose."""
+
+
+class ServiceError(DrivesimError):
+    """A request the job service refused; nothing was changed."""
+
+    status: ClassVar[int] = 400
+    default_code: ClassVar[str] = "BadRequest"
+
+    def __init__(self, message: str, *, code: str | None = None, target: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.target = target
+
+    def to_arm(self) -> dict[str, Any]:
+        """The ARM ``ErrorResponse`` body for this error."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.target is not None:
+            error["target"] = self.target
+        return {"error": error}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class ValidationError(ServiceError):
+    """The request is malformed: wrong types, unknown fields, bad names, too many drives."""
+
+    status = 400
+    default_code = "InvalidRequestContent"
+
+
+class ResourceNotFound(ServiceError):
+    """No job of that name exists (never created, deleted, or expired)."""
+
+    status = 404
+    default_code = "ResourceNotFound"
+
+
+class InvalidJobState(ServiceError):
+    """The request is well formed but not allowed in the job's current state."""
+
+    status = 409
+    default_code = "InvalidJobState"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        state: str,
+        code: str | None = None,
+        target: str | None = None,
+    ):
+        super().__init__(message, code=code, target=target)
+        self.state = state
+
+
+class StoreError(DrivesimError):
+    """The job store could not commit a change; the change was not made."""
+
+
+class ScenarioError(DrivesimError):
+    """A scenario file is invalid: names the file, the key and what was expected."""
+
+    def __init__(self, path: str, key: str, expected: str):
+        super().__init__(f"{path}: {key}: {expected}")
+        self.path = path
+        self.key = key
+        self.expected = expected

@@ -1,0 +1,144 @@
+"""The one place where a job change becomes durable and is announced.
+
+Every change, from a customer request or from the datacenter, goes through
+:meth:`Ledger.update` (or :meth:`Ledger.create`, :meth:`Ledger.delete`):
+
+1. the committed record is cloned and the change applied to the clone (a pure function
+   that may raise a :class:`~worker.errors.ServiceError`: then nothing happened);
+2. the job's ``seq`` rises by one and its status messages are built;
+3. record, outbox messages and the simulated time are committed in one transaction;
+4. only then is the clone swapped in, listeners told, and the outbox relay woken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+import anyio
+import structlog
+
+from worker.clock import Clock
+from worker.record import JobRecord, clone
+from worker.status import Event, build_messages
+from worker.store import Commit, JobStore
+
+__all__ = ["Change", "Ledger", "Listener"]
+
+#: Told ``(before, after)`` after every committed change; ``None`` means absent.
+Listener = Callable[[JobRecord | None, JobRecord | None], None]
+#: Applies a change to a clone of the record in place and returns its events.
+Change = Callable[[JobRecord], list[Event]]
+
+SIM_NOW = "sim_now"
+LAST_SEQ = "lastseq/"
+
+log = structlog.get_logger("drivesim.ledger")
+
+
+class Ledger:
+    """The committed jobs, kept in memory in front of a :class:`~worker.store.JobStore`."""
+
+    def __init__(self, store: JobStore, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+        self._jobs = store.load_jobs()
+        self._listeners: list[Listener] = []
+        self._outbox_ready = anyio.Event()
+
+    def get(self, name: str) -> JobRecord | None:
+        """The committed record of ``name``; never mutate it."""
+        return self._jobs.get(name)
+
+    def __iter__(self) -> Iterator[JobRecord]:
+        return iter(list(self._jobs.values()))
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def watch(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def create(
+        self, record: JobRecord, events: list[Event], meta: Mapping[str, bytes] | None = None
+    ) -> JobRecord:
+        """Commit a new job, or a replacement of one with the same name."""
+        before = self._jobs.get(record.name)
+        if before is not None:
+            record.sim.seq = before.sim.seq
+        else:
+            last = self.store.get_meta(LAST_SEQ + record.name)
+            record.sim.seq = int(last) if last else 0
+        self._commit(before, record, events, meta)
+        return record
+
+    def update(
+        self, name: str, change: Change, meta: Mapping[str, bytes] | None = None
+    ) -> JobRecord:
+        """Apply ``change`` to job ``name``; an unchanged record commits nothing."""
+        before = self._jobs[name]
+        after = clone(before)
+        events = change(after)
+        if not events and after == before:
+            if meta:
+                self.note(meta)
+            return before
+        self._commit(before, after, events, meta)
+        return after
+
+    def delete(
+        self, name: str, events: list[Event], meta: Mapping[str, bytes] | None = None
+    ) -> None:
+        """Remove job ``name``; its retained status is cleared."""
+        before = self._jobs[name]
+        extra = {LAST_SEQ + name: str(before.sim.seq + 1).encode()}
+        self._commit(before, None, events, {**(meta or {}), **extra})
+
+    def note(self, meta: Mapping[str, bytes]) -> None:
+        """Commit metadata alone (for example, that a scripted action ran)."""
+        self.store.commit(Commit(meta={**meta, SIM_NOW: self._now_bytes()}))
+
+    async def wait_for_outbox(self) -> None:
+        """Return once a commit has added messages since the last call."""
+        await self._outbox_ready.wait()
+        self._outbox_ready = anyio.Event()
+
+    def _now_bytes(self) -> bytes:
+        return repr(self.clock.now()).encode()
+
+    def _commit(
+        self,
+        before: JobRecord | None,
+        after: JobRecord | None,
+        events: list[Event],
+        meta: Mapping[str, bytes] | None,
+    ) -> None:
+        record = after or before
+        assert record is not None
+        seq = record.sim.seq + 1
+        if after is not None:
+            after.sim.seq = seq
+        messages = build_messages(
+            before, after, events, seq=seq, sim_time=self.clock.isoformat()
+        )
+        self.store.commit(
+            Commit(
+                put=[after] if after is not None else (),
+                delete=[record.name] if after is None else (),
+                messages=messages,
+                meta={**(meta or {}), SIM_NOW: self._now_bytes()},
+            )
+        )
+        if after is None:
+            del self._jobs[record.name]
+        else:
+            self._jobs[record.name] = after
+        log.info(
+            "job changed",
+            job=record.name,
+            seq=seq,
+            state=None if after is None else str(after.state),
+            events=[e.type for e in events],
+        )
+        self._outbox_ready.set()
+        for listener in self._listeners:
+            listener(before, after)

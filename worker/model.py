@@ -1,0 +1,236 @@
+"""The Azure Import/Export resource shapes (ARM JSON, camelCase), as the public specs give them.
+
+These structs are the wire format and the snapshot format: what a GET returns and what a
+status message carries. They never hold a BitLocker key after validation: keys live in
+:class:`worker.record.JobRecord` apart from the snapshot and leave only through the
+list-keys operation.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = [
+    "ArmStruct",
+    "BlobList",
+    "DeliveryPackage",
+    "DriveBitLockerKey",
+    "DriveState",
+    "DriveStatus",
+    "EncryptionKey",
+    "Export",
+    "Identity",
+    "JobDetails",
+    "JobResponse",
+    "JobState",
+    "JobType",
+    "PackageInformation",
+    "PutJobParameters",
+    "ReturnAddress",
+    "ReturnShipping",
+    "ShippingInformation",
+    "UpdateJobParameters",
+    "UpdateJobProperties",
+]
+
+RESOURCE_TYPE = "Microsoft.ImportExport/jobs"
+
+
+class JobState(enum.StrEnum):
+    """``properties.state`` of a job (D-STATE)."""
+
+    #: Created by Put Job; the service assumes the drives are not shipped yet.
+    CREATING = "Creating"
+    #: The customer reported the package as shipped (PATCH ``state=Shipping``).
+    SHIPPING = "Shipping"
+    #: The package arrived at the datacenter.
+    RECEIVED = "Received"
+    #: At least one drive is being copied.
+    TRANSFERRING = "Transferring"
+    #: Every drive is done; the drives wait to be shipped back.
+    PACKAGING = "Packaging"
+    #: Drives shipped back without errors (or the job was cancelled).
+    COMPLETED = "Completed"
+    #: Drives shipped back with errors, or the package never arrived.
+    CLOSED = "Closed"
+
+
+class DriveState(enum.StrEnum):
+    """``driveList[].state`` of a drive (the spec's ``DriveState`` enum)."""
+
+    SPECIFIED = "Specified"
+    RECEIVED = "Received"
+    NEVER_RECEIVED = "NeverReceived"
+    TRANSFERRING = "Transferring"
+    COMPLETED = "Completed"
+    COMPLETED_MORE_INFO = "CompletedMoreInfo"
+    SHIPPED_BACK = "ShippedBack"
+
+
+class JobType(enum.StrEnum):
+    """``properties.jobType``."""
+
+    IMPORT = "Import"
+    EXPORT = "Export"
+
+
+class ArmStruct(
+    msgspec.Struct, rename="camel", omit_defaults=True, forbid_unknown_fields=True, kw_only=True
+):
+    """Base of the ARM shapes: camelCase on the wire, unknown fields rejected."""
+
+
+class ReturnAddress(ArmStruct, kw_only=True):
+    recipient_name: str
+    street_address1: str
+    street_address2: str | None = None
+    city: str
+    state_or_province: str | None = None
+    postal_code: str
+    country_or_region: str
+    phone: str
+    email: str
+
+
+class ReturnShipping(ArmStruct, kw_only=True):
+    carrier_name: str
+    carrier_account_number: str
+
+
+class ShippingInformation(ArmStruct, kw_only=True):
+    recipient_name: str | None = None
+    street_address1: str | None = None
+    street_address2: str | None = None
+    city: str | None = None
+    state_or_province: str | None = None
+    postal_code: str | None = None
+    country_or_region: str | None = None
+    phone: str | None = None
+    additional_information: str | None = None
+
+
+class DeliveryPackage(ArmStruct, kw_only=True):
+    """The package the customer ships to the datacenter (``deliveryPackage``)."""
+
+    carrier_name: str
+    tracking_number: str
+    drive_count: int | None = None
+    ship_date: str | None = None
+
+
+class PackageInformation(ArmStruct, kw_only=True):
+    """The package the datacenter ships back (``returnPackage``)."""
+
+    carrier_name: str
+    tracking_number: str
+    drive_count: int
+    ship_date: str
+
+
+class DriveStatus(ArmStruct, kw_only=True):
+    drive_id: str
+    bit_locker_key: str | None = None
+    manifest_file: str | None = None
+    manifest_hash: str | None = None
+    drive_header_hash: str | None = None
+    state: DriveState | None = None
+    copy_status: str | None = None
+    percent_complete: int | None = None
+    verbose_log_uri: str | None = None
+    error_log_uri: str | None = None
+    manifest_uri: str | None = None
+    bytes_succeeded: int | None = None
+
+
+class BlobList(ArmStruct, kw_only=True):
+    blob_path: list[str] | None = None
+    blob_path_prefix: list[str] | None = None
+
+
+class Export(ArmStruct, kw_only=True):
+    blob_list: BlobList | None = None
+    blob_list_blob_path: str | None = None
+
+
+class EncryptionKey(ArmStruct, kw_only=True):
+    kek_type: Literal["MicrosoftManaged", "CustomerManaged"] = "MicrosoftManaged"
+    kek_url: str | None = None
+    kek_vault_resource_id: str | None = msgspec.field(default=None, name="kekVaultResourceID")
+
+
+class Identity(ArmStruct, kw_only=True):
+    type: Literal["None", "SystemAssigned", "UserAssigned"] = "None"
+    principal_id: str | None = None
+    tenant_id: str | None = None
+
+
+class JobDetails(ArmStruct, kw_only=True):
+    storage_account_id: str | None = None
+    job_type: JobType | None = None
+    return_address: ReturnAddress | None = None
+    return_shipping: ReturnShipping | None = None
+    shipping_information: ShippingInformation | None = None
+    delivery_package: DeliveryPackage | None = None
+    return_package: PackageInformation | None = None
+    diagnostics_path: str | None = None
+    log_level: str | None = None
+    backup_drive_manifest: bool | None = None
+    state: JobState | None = None
+    cancel_requested: bool | None = None
+    percent_complete: int | None = None
+    incomplete_blob_list_uri: str | None = None
+    drive_list: list[DriveStatus] | None = None
+    export: Export | None = None
+    provisioning_state: str | None = None
+    encryption_key: EncryptionKey | None = None
+
+
+class JobResponse(ArmStruct, kw_only=True):
+    """A job as GET returns it, and as its status snapshot carries it."""
+
+    id: str
+    name: str
+    type: str = RESOURCE_TYPE
+    location: str
+    tags: dict[str, str] | None = None
+    properties: JobDetails
+    identity: Identity | None = None
+
+
+class PutJobParameters(ArmStruct, kw_only=True):
+    """The body of Jobs_Create (PUT)."""
+
+    location: str
+    tags: dict[str, str] | None = None
+    properties: JobDetails
+
+
+class UpdateJobProperties(ArmStruct, kw_only=True):
+    cancel_requested: bool | None = None
+    state: str | None = None
+    return_address: ReturnAddress | None = None
+    return_shipping: ReturnShipping | None = None
+    delivery_package: DeliveryPackage | None = None
+    log_level: str | None = None
+    backup_drive_manifest: bool | None = None
+    drive_list: list[DriveStatus] | None = None
+
+
+class UpdateJobParameters(ArmStruct, kw_only=True):
+    """The body of Jobs_Update (PATCH)."""
+
+    tags: dict[str, str] | None = None
+    properties: UpdateJobProperties | None = None
+
+
+class DriveBitLockerKey(ArmStruct, kw_only=True):
+    drive_id: str
+    bit_locker_key: str
+
+
+def to_builtins(value: Any) -> Any:
+    """ARM JSON (dicts, lists, strings) of any struct here."""
+    return msgspec.to_builtins(value)

@@ -1,0 +1,117 @@
+"""A job as the worker keeps it: the ARM resource, its secrets, and the simulation's bookkeeping.
+
+The three parts are kept apart on purpose. ``job`` is exactly what GET returns and what a
+status snapshot carries; ``keys`` holds the BitLocker keys and leaves only through the
+list-keys operation; ``sim`` holds what the simulation needs (each drive's seeded fate,
+deadlines, cancel figures) and never appears in an ARM response.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from worker.model import DriveState, DriveStatus, JobResponse, JobState
+
+__all__ = ["DrivePlan", "DriveSim", "JobRecord", "JobSim", "Outcome", "clone"]
+
+Outcome = Literal["succeeded", "cancelled", "failed"]
+
+
+class DrivePlan(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A drive's fate, drawn from the seeded generator when the job is created."""
+
+    size_bytes: int
+    #: False: the drive is missing from the package and ends NeverReceived.
+    arrives: bool = True
+    #: Fraction of the copy after which the drive hits read errors (CompletedMoreInfo).
+    fails_at: float | None = None
+    #: Throughput relative to the bay's nominal rate (below 1: a slow drive).
+    speed: float = 1.0
+
+
+class DriveSim(msgspec.Struct, kw_only=True):
+    plan: DrivePlan
+    started_at: float | None = None
+    finished_at: float | None = None
+    #: True when a cancel made the datacenter skip this drive.
+    skipped: bool = False
+    #: Bytes already copied when the cancel was accepted (None: no cancel while it ran).
+    bytes_at_cancel: int | None = None
+
+
+class JobSim(msgspec.Struct, kw_only=True):
+    """The simulation's bookkeeping for one job."""
+
+    #: Rises by one with every committed change of this job.
+    seq: int = 0
+    created_at: float
+    #: Last customer change while Creating: the 14-day expiry counts from here.
+    touched_at: float
+    state_entered_at: float
+    #: When the current timed step ends (package arrival, return delivery).
+    due_at: float | None = None
+    ended_at: float | None = None
+    cancel_requested_at: float | None = None
+    cancel_state: JobState | None = None
+    outcome: Outcome | None = None
+    carrier_delay: float
+    return_delay: float
+    package_lost: bool = False
+    #: Export jobs: the bytes the blob list selects.
+    export_bytes: int = 0
+    #: Export jobs: capacity of each empty drive the customer sends.
+    export_drive_bytes: int = 0
+    drives: dict[str, DriveSim] = msgspec.field(default_factory=dict)
+
+
+class JobRecord(msgspec.Struct, kw_only=True):
+    job: JobResponse
+    keys: dict[str, str] = msgspec.field(default_factory=dict)
+    sim: JobSim
+
+    @property
+    def name(self) -> str:
+        return self.job.name
+
+    @property
+    def state(self) -> JobState:
+        state = self.job.properties.state
+        assert state is not None
+        return state
+
+    @property
+    def cancel_requested(self) -> bool:
+        return bool(self.job.properties.cancel_requested)
+
+    @property
+    def drives(self) -> list[DriveStatus]:
+        return self.job.properties.drive_list or []
+
+    def drive(self, drive_id: str) -> DriveStatus:
+        for drive in self.drives:
+            if drive.drive_id == drive_id:
+                return drive
+        raise KeyError(drive_id)
+
+    def drives_in(self, *states: DriveState) -> list[DriveStatus]:
+        return [d for d in self.drives if d.state in states]
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(JobRecord)
+
+
+def clone(record: JobRecord) -> JobRecord:
+    """A deep copy, to change without touching the committed original."""
+    return _decoder.decode(_encoder.encode(record))
+
+
+def encode(record: JobRecord) -> bytes:
+    """The record's durable form."""
+    return _encoder.encode(record)
+
+
+def decode(data: bytes) -> JobRecord:
+    return _decoder.decode(data)

@@ -1,0 +1,101 @@
+"""Retention: Completed and Closed jobs go 90 days after they end, Creating jobs 14 days after
+their last change.
+
+The sweeper keeps a heap of due times fed by the ledger and wakes on a fixed grid of
+``sweep_interval``, so a job is deleted no earlier than it is due and no later than one
+interval after, and an idle system is not woken every interval for nothing.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+import anyio
+import structlog
+from anyio.abc import TaskStatus
+
+from worker.model import JobState
+from worker.record import JobRecord
+from worker.service import DeleteReason, JobService
+from worker.states import TERMINAL
+
+__all__ = ["RetentionSweeper", "deletion_due"]
+
+log = structlog.get_logger("drivesim.retention")
+
+
+def deletion_due(record: JobRecord, *, retention: float, expiry: float) -> float | None:
+    """When ``record`` is due for deletion, or None while it is in the datacenter."""
+    if record.state is JobState.CREATING:
+        return record.sim.touched_at + expiry
+    if record.state in TERMINAL:
+        assert record.sim.ended_at is not None
+        return record.sim.ended_at + retention
+    return None
+
+
+class RetentionSweeper:
+    """Deletes jobs whose retention or expiry has run out."""
+
+    def __init__(self, service: JobService) -> None:
+        self.service = service
+        self.ledger = service.ledger
+        self.clock = service.ledger.clock
+        self.policy = service.policy
+        self._heap: list[tuple[float, str]] = []
+        self._wake = anyio.Event()
+
+    def _due(self, record: JobRecord) -> float | None:
+        return deletion_due(
+            record, retention=self.policy.retention, expiry=self.policy.creating_expiry
+        )
+
+    def _on_change(self, before: JobRecord | None, after: JobRecord | None) -> None:
+        if after is None:
+            return
+        due = self._due(after)
+        if due is not None and (before is None or self._due(before) != due):
+            self._push(due, after.name)
+
+    def _push(self, due: float, name: str) -> None:
+        if not self._heap or due < self._heap[0][0]:
+            self._wake.set()
+        heapq.heappush(self._heap, (due, name))
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        for record in self.ledger:
+            due = self._due(record)
+            if due is not None:
+                self._push(due, record.name)
+        self.ledger.watch(self._on_change)
+        task_status.started()
+        interval = self.policy.sweep_interval
+        while True:
+            if self._heap:
+                tick = math.ceil(self._heap[0][0] / interval) * interval
+                delay = self.clock.loop_delay(tick - self.clock.now())
+            else:
+                delay = math.inf
+            with anyio.move_on_after(delay):
+                await self._wake.wait()
+            self._wake = anyio.Event()
+            await self.sweep()
+
+    async def sweep(self) -> int:
+        """Delete every job due by now; returns how many went."""
+        now = self.clock.now()
+        deleted = 0
+        while self._heap and self._heap[0][0] <= now:
+            due, name = heapq.heappop(self._heap)
+            record = self.ledger.get(name)
+            if record is None or self._due(record) != due:
+                continue  # deleted meanwhile, or its due time moved: a newer entry stands
+            reason = (
+                DeleteReason.EXPIRED if record.state is JobState.CREATING else DeleteReason.RETENTION
+            )
+            with structlog.contextvars.bound_contextvars(job=name):
+                log.info("job deleted by retention", reason=str(reason))
+            await self.service.delete(name, reason=reason)
+            deleted += 1
+        return deleted

@@ -1,0 +1,390 @@
+"""The job service: the Azure Import/Export operations, with their rules and errors.
+
+Every transport (scenario runner, MQTT commands, HTTP) calls this and nothing below it.
+A refused request raises a :class:`~worker.errors.ServiceError` and changes nothing; an
+accepted one is committed (and so announced) before the call returns.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from worker import changes, states
+from worker.config import DatacenterConfig, Policy
+from worker.errors import InvalidJobState, ResourceNotFound, ValidationError
+from worker.ledger import Ledger
+from worker.model import (
+    DriveBitLockerKey,
+    DriveState,
+    DriveStatus,
+    EncryptionKey,
+    Identity,
+    JobDetails,
+    JobResponse,
+    JobState,
+    JobType,
+    ShippingInformation,
+)
+from worker.plan import Planner, PlanHints
+from worker.record import DriveSim, JobRecord, JobSim
+from worker.requests import check_name, parse_put, parse_update
+from worker.states import CancelAnswer, Command
+from worker.status import Event
+
+__all__ = ["CancelResult", "CreateResult", "DeleteReason", "JobService"]
+
+MAX_TOP = 100
+DATACENTER_ADDRESS = ShippingInformation(
+    recipient_name="Microsoft Azure Import/Export Service",
+    street_address1="2045 Lafayette Street",
+    city="Santa Clara",
+    state_or_province="CA",
+    postal_code="95050",
+    country_or_region="USA",
+    phone="408 352 7600",
+    additional_information="",
+)
+
+
+class DeleteReason(enum.StrEnum):
+    CUSTOMER = "customer"
+    EXPIRED = "expired"
+    RETENTION = "retention"
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    job: JobResponse
+    created: bool  # False: an existing job was replaced (ARM answers 200 instead of 201)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    answer: CancelAnswer
+    job: JobResponse
+
+
+class JobService:
+    """Create, get, list, update, delete and list keys, as Microsoft.ImportExport does."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        planner: Planner,
+        *,
+        policy: Policy | None = None,
+        subscription_id: str = "00000000-0000-0000-0000-000000000000",
+        resource_group: str = "drivesim",
+    ) -> None:
+        self.ledger = ledger
+        self.planner = planner
+        self.policy = policy or Policy()
+        self.datacenter: DatacenterConfig = planner.datacenter
+        self.subscription_id = subscription_id
+        self.resource_group = resource_group
+
+    # -- queries -------------------------------------------------------------------------
+
+    async def get(self, name: str) -> JobResponse:
+        return self._record(name).job
+
+    async def list(self, *, top: int | None = None, state: str | None = None) -> list[JobResponse]:
+        """Jobs in creation order; ``top`` at most 100, optionally only those in ``state``."""
+        if top is not None and (isinstance(top, bool) or not isinstance(top, int)):
+            raise ValidationError("$top must be an integer.", target="$top")
+        if top is not None and not 1 <= top <= MAX_TOP:
+            raise ValidationError(f"$top must be between 1 and {MAX_TOP}, got {top}.", target="$top")
+        wanted: JobState | None = None
+        if state is not None:
+            try:
+                wanted = JobState(state)
+            except ValueError:
+                raise ValidationError(
+                    f"Unknown state '{state}'; one of {', '.join(JobState)}.", target="$filter"
+                ) from None
+        jobs = [r.job for r in self.ledger if wanted is None or r.state is wanted]
+        return jobs[: top or MAX_TOP]
+
+    async def list_bitlocker_keys(self, name: str) -> list[DriveBitLockerKey]:
+        """The only way BitLocker keys leave the worker."""
+        record = self._record(name)
+        return [
+            DriveBitLockerKey(drive_id=drive_id, bit_locker_key=key)
+            for drive_id, key in record.keys.items()
+        ]
+
+    # -- commands ------------------------------------------------------------------------
+
+    async def create(
+        self,
+        name: str,
+        body: bytes | str | Mapping[str, Any],
+        *,
+        hints: PlanHints | None = None,
+        meta: Mapping[str, bytes] | None = None,
+    ) -> CreateResult:
+        """Jobs_Create: a new job in Creating, or a replacement of one still in Creating."""
+        check_name(name)
+        params = parse_put(
+            body, locations=self.datacenter.locations, max_drives=self.policy.max_drives
+        )
+        existing = self.ledger.get(name)
+        if existing is not None and existing.state is not JobState.CREATING:
+            raise InvalidJobState(
+                f"Job '{name}' exists in state {existing.state}; only a job in Creating can be "
+                "replaced.",
+                state=str(existing.state),
+                target="jobName",
+            )
+        now = self.ledger.clock.now()
+        props = params.properties
+        assert props.job_type is not None
+        drives = props.drive_list or []
+        plan = self.planner.plan(name, props.job_type, [d.drive_id for d in drives], now, hints)
+        details = msgspec.structs.replace(
+            props,
+            state=JobState.CREATING,
+            cancel_requested=False,
+            provisioning_state="Succeeded",
+            shipping_information=DATACENTER_ADDRESS,
+            return_package=None,
+            percent_complete=None,
+            incomplete_blob_list_uri=None,
+            encryption_key=props.encryption_key or EncryptionKey(),
+            drive_list=[_public_drive(d) for d in drives],
+            log_level=props.log_level or "Error",
+            backup_drive_manifest=bool(props.backup_drive_manifest),
+        )
+        record = JobRecord(
+            job=JobResponse(
+                id=self._resource_id(name),
+                name=name,
+                location=params.location,
+                tags=params.tags,
+                properties=details,
+                identity=Identity(),
+            ),
+            keys={d.drive_id: d.bit_locker_key for d in drives if d.bit_locker_key},
+            sim=JobSim(
+                created_at=now,
+                touched_at=now,
+                state_entered_at=now,
+                carrier_delay=plan.carrier_delay,
+                return_delay=plan.return_delay,
+                package_lost=plan.package_lost,
+                export_bytes=plan.export_bytes if props.job_type is JobType.EXPORT else 0,
+                export_drive_bytes=int(self.datacenter.export_drive_size),
+                drives={d: DriveSim(plan=p) for d, p in plan.drives.items()},
+            ),
+        )
+        event = "jobReplaced" if existing else "jobCreated"
+        self.ledger.create(
+            record,
+            [Event(event, {"jobType": str(props.job_type), "drives": len(drives)})],
+            meta,
+        )
+        return CreateResult(job=record.job, created=existing is None)
+
+    async def update(
+        self,
+        name: str,
+        body: bytes | str | Mapping[str, Any],
+        *,
+        meta: Mapping[str, bytes] | None = None,
+    ) -> JobResponse:
+        """Jobs_Update (PATCH): change fields, ship (``state=Shipping``), or cancel."""
+        record = self._record(name)
+        params = parse_update(body, max_drives=self.policy.max_drives)
+        props = params.properties
+        fields = _fields_set(props)
+        state = record.state
+        allowed = states.UPDATABLE_FIELDS[state]
+        refused = sorted(f for f in fields if f not in allowed)
+        if refused:
+            raise InvalidJobState(
+                f"Job '{name}' is in state {state}: {', '.join(refused)} can no longer change.",
+                state=str(state),
+                target=f"properties.{refused[0]}",
+            )
+        if "driveList" in fields and record.job.properties.job_type is JobType.EXPORT:
+            raise ValidationError(
+                "An export job takes no driveList.", target="properties.driveList"
+            )
+        shipping = props is not None and props.state == "Shipping"
+        if shipping:
+            self._check_ship(record, props)
+        cancelling = props is not None and props.cancel_requested is True
+        if cancelling:
+            # Shipping first, so a PATCH that ships and cancels is judged in Shipping.
+            after_ship = JobState.SHIPPING if shipping and state is JobState.CREATING else state
+            verdict = states.decide_cancel(
+                after_ship, record.cancel_requested, self.policy.cancel_window
+            )
+            if not verdict.allowed:
+                raise InvalidJobState(
+                    f"Job '{name}' cannot be cancelled: {verdict.reason}.",
+                    state=str(after_ship),
+                    code="CancelTooLate",
+                    target="properties.cancelRequested",
+                )
+        now = self.ledger.clock.now()
+        new_plans = {}
+        if props is not None and props.drive_list is not None:
+            rng = self.planner.rng("drives", name, repr(now))
+            new_plans = {
+                d.drive_id: record.sim.drives[d.drive_id].plan
+                if d.drive_id in record.sim.drives
+                else self.planner.drive_plan(rng)
+                for d in props.drive_list
+            }
+
+        def change(rec: JobRecord) -> list[Event]:
+            events: list[Event] = []
+            if params.tags is not None:
+                rec.job.tags = params.tags
+            if fields:
+                _apply_fields(rec, props, new_plans)
+                events.append(Event("jobUpdated", {"fields": sorted(fields)}))
+            if rec.state is JobState.CREATING and (fields or params.tags is not None):
+                rec.sim.touched_at = now
+            if shipping and rec.state is JobState.CREATING:
+                events += changes.ship(
+                    rec, now, lost_package_after=self.datacenter.lost_package_after
+                )
+            if cancelling:
+                events += changes.cancel(rec, now, self.policy.cancel_window)
+            if cancelling or shipping:
+                events += changes.settle(rec, now)
+            return events
+
+        return self.ledger.update(name, change, meta).job
+
+    async def cancel(self, name: str, *, meta: Mapping[str, bytes] | None = None) -> CancelResult:
+        """PATCH ``cancelRequested=true``, with the answer spelt out."""
+        before = self._record(name)
+        already = before.cancel_requested
+        job = await self.update(name, {"properties": {"cancelRequested": True}}, meta=meta)
+        answer = CancelAnswer.ALREADY_REQUESTED if already else CancelAnswer.ACCEPTED
+        return CancelResult(answer=answer, job=job)
+
+    async def delete(
+        self,
+        name: str,
+        *,
+        reason: DeleteReason = DeleteReason.CUSTOMER,
+        meta: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Jobs_Delete for customers (Creating or Completed only); also expiry and retention."""
+        record = self._record(name)
+        command = {
+            DeleteReason.CUSTOMER: Command.DELETE,
+            DeleteReason.EXPIRED: Command.EXPIRE,
+            DeleteReason.RETENTION: Command.RETIRE,
+        }[reason]
+        verdict = states.decide(record.state, command)
+        if not verdict.allowed:
+            raise InvalidJobState(
+                f"Job '{name}' cannot be deleted: {verdict.reason}.",
+                state=str(record.state),
+                code="DeleteNotAllowed",
+            )
+        self.ledger.delete(
+            name, [Event("jobDeleted", {"reason": str(reason), "state": str(record.state)})], meta
+        )
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _record(self, name: str) -> JobRecord:
+        record = self.ledger.get(name) if isinstance(name, str) else None
+        if record is None:
+            raise ResourceNotFound(
+                f"The Resource 'Microsoft.ImportExport/jobs/{name}' under resource group "
+                f"'{self.resource_group}' was not found.",
+                target=str(name),
+            )
+        return record
+
+    def _resource_id(self, name: str) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.ImportExport/jobs/{name}"
+        )
+
+    def _check_ship(self, record: JobRecord, props: Any) -> None:
+        verdict = states.decide(record.state, Command.SHIP)
+        if not verdict.allowed:
+            raise InvalidJobState(
+                f"Job '{record.name}': {verdict.reason}.",
+                state=str(record.state),
+                target="properties.state",
+            )
+        current = record.job.properties
+        missing = [
+            field
+            for field, given, have in (
+                ("returnAddress", props.return_address, current.return_address),
+                ("deliveryPackage", props.delivery_package, current.delivery_package),
+            )
+            if given is None and have is None
+        ]
+        if missing:
+            raise ValidationError(
+                f"Job '{record.name}' cannot move to Shipping without "
+                f"{' and '.join(missing)}, in this request or an earlier one.",
+                code="MissingShippingInformation",
+                target=f"properties.{missing[0]}",
+            )
+        package = props.delivery_package or current.delivery_package
+        if current.job_type is JobType.EXPORT:
+            count = package.drive_count or 1
+            if not 1 <= count <= self.policy.max_drives:
+                raise ValidationError(
+                    f"deliveryPackage.driveCount must be 1 to {self.policy.max_drives}.",
+                    target="properties.deliveryPackage.driveCount",
+                )
+
+
+_UPDATE_FIELDS = {
+    "return_address": "returnAddress",
+    "return_shipping": "returnShipping",
+    "delivery_package": "deliveryPackage",
+    "log_level": "logLevel",
+    "backup_drive_manifest": "backupDriveManifest",
+    "drive_list": "driveList",
+}
+
+
+def _fields_set(props: Any) -> set[str]:
+    if props is None:
+        return set()
+    return {wire for attr, wire in _UPDATE_FIELDS.items() if getattr(props, attr) is not None}
+
+
+def _apply_fields(rec: JobRecord, props: Any, plans: Mapping[str, Any]) -> None:
+    details: JobDetails = rec.job.properties
+    for attr in _UPDATE_FIELDS:
+        value = getattr(props, attr)
+        if value is None:
+            continue
+        if attr == "drive_list":
+            rec.keys = {d.drive_id: d.bit_locker_key for d in value if d.bit_locker_key}
+            rec.sim.drives = {d.drive_id: DriveSim(plan=plans[d.drive_id]) for d in value}
+            details.drive_list = [_public_drive(d) for d in value]
+        else:
+            setattr(details, attr, value)
+
+
+def _public_drive(drive: DriveStatus) -> DriveStatus:
+    """The drive as the service shows it: no key, no client-set progress, state Specified."""
+    return DriveStatus(
+        drive_id=drive.drive_id,
+        manifest_file=drive.manifest_file,
+        manifest_hash=drive.manifest_hash,
+        drive_header_hash=drive.drive_header_hash,
+        state=DriveState.SPECIFIED,
+    )

@@ -1,0 +1,115 @@
+"""Where jobs and their outbox live: the store protocol and its in-memory implementation.
+
+A :class:`Commit` is atomic: the jobs it puts and deletes, the status messages it appends
+to the outbox and the metadata it sets are all committed, or none is. Calls are
+synchronous and short; they run in the event loop, never on a thread, so that virtual
+time cannot jump while a commit is under way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from worker.record import JobRecord, clone
+from worker.status import StatusMessage
+
+__all__ = ["Commit", "JobStore", "MemoryStore", "OutboxEntry"]
+
+
+@dataclass(slots=True)
+class Commit:
+    """One atomic change of the store."""
+
+    put: Sequence[JobRecord] = ()
+    delete: Sequence[str] = ()
+    messages: Sequence[StatusMessage] = ()
+    meta: Mapping[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    id: int
+    message: StatusMessage
+
+
+class JobStore(Protocol):
+    """Durable jobs, an outbox of status messages, and a little metadata."""
+
+    def load_jobs(self) -> dict[str, JobRecord]:
+        """Every stored job by name."""
+        ...
+
+    def commit(self, commit: Commit) -> None:
+        """Apply ``commit`` atomically, or raise :class:`~worker.errors.StoreError`."""
+        ...
+
+    def pending(self, limit: int) -> list[OutboxEntry]:
+        """Up to ``limit`` unacknowledged outbox entries, oldest first."""
+        ...
+
+    def ack(self, ids: Sequence[int]) -> None:
+        """Mark outbox entries as delivered."""
+        ...
+
+    def history(self) -> Iterator[OutboxEntry]:
+        """Every outbox entry ever appended, delivered or not, oldest first."""
+        ...
+
+    def get_meta(self, key: str) -> bytes | None: ...
+
+    def meta_keys(self, prefix: str) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """The store in a few dicts: for unit tests and fast simulations that need no file."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, JobRecord] = {}
+        self._outbox: list[StatusMessage] = []
+        self._acked: set[int] = set()
+        self._cursor = 0
+        self._meta: dict[str, bytes] = {}
+
+    def load_jobs(self) -> dict[str, JobRecord]:
+        return {name: clone(rec) for name, rec in self._jobs.items()}
+
+    def commit(self, commit: Commit) -> None:
+        # The ledger never mutates a committed record (it changes clones), so keep it as is.
+        for record in commit.put:
+            self._jobs[record.name] = record
+        for name in commit.delete:
+            self._jobs.pop(name, None)
+        self._outbox.extend(commit.messages)
+        self._meta.update(commit.meta)
+
+    def pending(self, limit: int) -> list[OutboxEntry]:
+        while self._cursor < len(self._outbox) and self._cursor in self._acked:
+            self._acked.discard(self._cursor)
+            self._cursor += 1
+        entries = []
+        for i in range(self._cursor, len(self._outbox)):
+            if i not in self._acked:
+                entries.append(OutboxEntry(i, self._outbox[i]))
+                if len(entries) >= limit:
+                    break
+        return entries
+
+    def ack(self, ids: Sequence[int]) -> None:
+        self._acked.update(i for i in ids if i >= self._cursor)
+
+    def history(self) -> Iterator[OutboxEntry]:
+        for i, message in enumerate(self._outbox):
+            yield OutboxEntry(i, message)
+
+    def get_meta(self, key: str) -> bytes | None:
+        return self._meta.get(key)
+
+    def meta_keys(self, prefix: str) -> list[str]:
+        return sorted(k for k in self._meta if k.startswith(prefix))
+
+    def close(self) -> None:
+        pass
