@@ -19,7 +19,7 @@ from worker.errors import (
 from worker.ledger import Ledger
 from worker.model import DriveState, JobResponse, JobState, JobType
 from worker.pipeline import DatacenterPipeline
-from worker.plan import Planner, PlanHints
+from worker.plan import PlanHints, Planner
 from worker.retention import RetentionSweeper
 from worker.service import CancelResult, CreateResult, DeleteReason, JobService
 from worker.sqlite_store import SQLiteStore

@@ -114,9 +114,8 @@ def cancel(record: JobRecord, now: float, window: states.CancelWindow) -> list[E
             {
                 "state": str(state),
                 "drivesInFlight": [d.drive_id for d in in_flight],
-                "drivesNotStarted": [
-                    d.drive_id for d in record.drives_in(D.SPECIFIED, D.RECEIVED)
-                ],
+                "drivesNotStarted": [d.drive_id for d in record.drives_in(D.SPECIFIED, D.RECEIVED)],
+                "bytesAtCancel": {d.drive_id: d.bytes_succeeded or 0 for d in in_flight},
             },
         )
     ]

@@ -76,10 +76,10 @@ class Clock:
 def virtual_loop() -> asyncio.AbstractEventLoop:
     """A loop for ``anyio.run(..., backend_options={"loop_factory": virtual_loop})`` whose
     clock jumps to the next timer whenever every task is idle."""
-    loop: asyncio.AbstractEventLoop = looptime.patch_event_loop(
-        asyncio.new_event_loop(), start=0, noop_cycles=4
-    )
-    return loop
+    loop = asyncio.new_event_loop()
+    assert isinstance(loop, asyncio.BaseEventLoop)
+    patched: asyncio.AbstractEventLoop = looptime.patch_event_loop(loop, start=0, noop_cycles=4)
+    return patched
 
 
 _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
@@ -104,9 +104,7 @@ def parse_duration(text: str | float) -> float:
         try:
             value = float(number)
         except ValueError:
-            raise ValueError(
-                f"expected a duration such as '2h' or '1d 6h', got {text!r}"
-            ) from None
+            raise ValueError(f"expected a duration such as '2h' or '1d 6h', got {text!r}") from None
         if value < 0 or not math.isfinite(value):
             raise ValueError(f"a duration cannot be negative or infinite: {text!r}")
         total += value * _UNITS[unit]
@@ -116,7 +114,7 @@ def parse_duration(text: str | float) -> float:
 def format_duration(seconds: float) -> str:
     """``"3d 04:05:06"``: simulated time since the epoch, as the timeline shows it."""
     seconds = max(0.0, seconds)
-    days, rest = divmod(int(round(seconds)), 86400)
+    days, rest = divmod(round(seconds), 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{days:>3}d {hours:02}:{minutes:02}:{secs:02}"

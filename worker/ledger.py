@@ -117,9 +117,7 @@ class Ledger:
         seq = record.sim.seq + 1
         if after is not None:
             after.sim.seq = seq
-        messages = build_messages(
-            before, after, events, seq=seq, sim_time=self.clock.isoformat()
-        )
+        messages = build_messages(before, after, events, seq=seq, sim_time=self.clock.isoformat())
         self.store.commit(
             Commit(
                 put=[after] if after is not None else (),

@@ -3,6 +3,7 @@ in every event, job and drive bound through contextvars."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from typing import Any, Literal, TextIO
@@ -25,10 +26,9 @@ class SimTime:
 
     def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
         if self.clock is not None:
-            try:
+            # No running event loop (before or after a run): no simulated time to stamp.
+            with contextlib.suppress(RuntimeError):
                 event_dict["sim_time"] = self.clock.isoformat()
-            except RuntimeError:  # no running event loop: before or after the run
-                pass
         return event_dict
 
 

@@ -17,6 +17,7 @@ checkpoint. A restarted worker picks every job up where its record says it was.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import anyio
@@ -30,6 +31,7 @@ from worker.ledger import Ledger
 from worker.model import DriveState, JobState, JobType
 from worker.record import JobRecord
 from worker.service import JobService
+from worker.status import Event
 
 __all__ = ["DatacenterPipeline"]
 
@@ -102,7 +104,11 @@ class DatacenterPipeline:
                     else:
                         return
                     after = self.ledger.get(name)
-                    if after is not None and after.state is state and after.sim.seq == record.sim.seq:
+                    if (
+                        after is not None
+                        and after.state is state
+                        and after.sim.seq == record.sim.seq
+                    ):
                         raise AssertionError(f"job {name} made no progress in {state}")
             finally:
                 self._running.discard(name)
@@ -121,7 +127,7 @@ class DatacenterPipeline:
             drives = self.service.planner.export_drives(name, count)
             capacity = record.sim.export_drive_bytes
 
-            def receive_export(r: JobRecord) -> list[changes.Event]:
+            def receive_export(r: JobRecord) -> list[Event]:
                 return changes.add_export_drives(r, drives, capacity) + changes.receive(r, now)
 
             self.ledger.update(name, receive_export)
@@ -195,9 +201,15 @@ class DatacenterPipeline:
         dc = self.datacenter
         rate = dc.throughput * plan.speed
         nominal = plan.size_bytes / dc.throughput
-        deadline = sim.started_at + max(nominal * dc.transfer_deadline_factor, dc.checkpoint_interval)
+        deadline = sim.started_at + max(
+            nominal * dc.transfer_deadline_factor, dc.checkpoint_interval
+        )
         fails = plan.fails_at is not None
-        target = math.floor(plan.size_bytes * plan.fails_at) if plan.fails_at is not None else plan.size_bytes
+        target = (
+            math.floor(plan.size_bytes * plan.fails_at)
+            if plan.fails_at is not None
+            else plan.size_bytes
+        )
         copied = record.drive(drive_id).bytes_succeeded or 0
         clock = self.clock
         with anyio.move_on_after(clock.loop_delay(deadline - clock.now())) as timer:
@@ -209,8 +221,8 @@ class DatacenterPipeline:
                 else:
                     await clock.sleep(dc.checkpoint_interval)
                     copied += int(dc.checkpoint_interval * rate)
-                    done = copied
-                    self.ledger.update(name, lambda r: changes.checkpoint(r, drive_id, done))
+                    step = functools.partial(changes.checkpoint, drive_id=drive_id, copied=copied)
+                    self.ledger.update(name, step)
         error = None
         if timer.cancelled_caught:
             error = "the transfer exceeded its deadline"

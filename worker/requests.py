@@ -77,9 +77,7 @@ def parse_put(
     if props.job_type is None:
         raise ValidationError("jobType is required: Import or Export.", target="properties.jobType")
     if not props.storage_account_id:
-        raise ValidationError(
-            "storageAccountId is required.", target="properties.storageAccountId"
-        )
+        raise ValidationError("storageAccountId is required.", target="properties.storageAccountId")
     if props.state is not None and props.state != "Creating":
         raise ValidationError(
             f"A new job starts in Creating; state '{props.state}' cannot be set on create.",
@@ -103,7 +101,10 @@ def parse_put(
         export = props.export
         selects = export is not None and (
             export.blob_list_blob_path
-            or (export.blob_list and (export.blob_list.blob_path or export.blob_list.blob_path_prefix))
+            or (
+                export.blob_list
+                and (export.blob_list.blob_path or export.blob_list.blob_path_prefix)
+            )
         )
         if not selects:
             raise ValidationError(

@@ -92,7 +92,9 @@ class RetentionSweeper:
             if record is None or self._due(record) != due:
                 continue  # deleted meanwhile, or its due time moved: a newer entry stands
             reason = (
-                DeleteReason.EXPIRED if record.state is JobState.CREATING else DeleteReason.RETENTION
+                DeleteReason.EXPIRED
+                if record.state is JobState.CREATING
+                else DeleteReason.RETENTION
             )
             with structlog.contextvars.bound_contextvars(job=name):
                 log.info("job deleted by retention", reason=str(reason))

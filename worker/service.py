@@ -7,6 +7,7 @@ accepted one is committed (and so announced) before the call returns.
 
 from __future__ import annotations
 
+import builtins
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from worker.model import (
     JobType,
     ShippingInformation,
 )
-from worker.plan import Planner, PlanHints
+from worker.plan import PlanHints, Planner
 from worker.record import DriveSim, JobRecord, JobSim
 from worker.requests import check_name, parse_put, parse_update
 from worker.states import CancelAnswer, Command
@@ -93,12 +94,16 @@ class JobService:
     async def get(self, name: str) -> JobResponse:
         return self._record(name).job
 
-    async def list(self, *, top: int | None = None, state: str | None = None) -> list[JobResponse]:
+    async def list(
+        self, *, top: int | None = None, state: str | None = None
+    ) -> builtins.list[JobResponse]:
         """Jobs in creation order; ``top`` at most 100, optionally only those in ``state``."""
         if top is not None and (isinstance(top, bool) or not isinstance(top, int)):
             raise ValidationError("$top must be an integer.", target="$top")
         if top is not None and not 1 <= top <= MAX_TOP:
-            raise ValidationError(f"$top must be between 1 and {MAX_TOP}, got {top}.", target="$top")
+            raise ValidationError(
+                f"$top must be between 1 and {MAX_TOP}, got {top}.", target="$top"
+            )
         wanted: JobState | None = None
         if state is not None:
             try:
@@ -110,7 +115,7 @@ class JobService:
         jobs = [r.job for r in self.ledger if wanted is None or r.state is wanted]
         return jobs[: top or MAX_TOP]
 
-    async def list_bitlocker_keys(self, name: str) -> list[DriveBitLockerKey]:
+    async def list_bitlocker_keys(self, name: str) -> builtins.list[DriveBitLockerKey]:
         """The only way BitLocker keys leave the worker."""
         record = self._record(name)
         return [
@@ -340,7 +345,7 @@ class JobService:
                 target=f"properties.{missing[0]}",
             )
         package = props.delivery_package or current.delivery_package
-        if current.job_type is JobType.EXPORT:
+        if current.job_type is JobType.EXPORT and package is not None:
             count = package.drive_count or 1
             if not 1 <= count <= self.policy.max_drives:
                 raise ValidationError(

@@ -1,0 +1,108 @@
+"""The ``drivesim`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from simulator.history import History
+from simulator.invariants import check_run
+from simulator.report import build_report
+from simulator.runner import run_scenario
+from simulator.scenario import load_scenario
+from simulator.timeline import Timeline, print_summary
+from worker.errors import DrivesimError
+from worker.logs import configure_logging
+from worker.sqlite_store import SQLiteStore
+from worker.store import JobStore, MemoryStore
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_INVARIANT, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="drivesim", description="A simulated Azure Import/Export datacenter."
+    )
+    parser.add_argument("--log-level", default="warning", help="debug, info, warning (default)")
+    parser.add_argument(
+        "--log-format", choices=("auto", "console", "json"), default="auto", help="log rendering"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run a scenario file and report on it")
+    run.add_argument(
+        "scenario", type=Path, help="a scenario file, e.g. configs/cancel-mid-transfer.toml"
+    )
+    pace = run.add_mutually_exclusive_group()
+    pace.add_argument(
+        "--virtual", action="store_true", help="virtual time: as fast as possible (default)"
+    )
+    pace.add_argument(
+        "--speed", type=float, metavar="N", help="scaled real time: N simulated seconds a second"
+    )
+    run.add_argument("--seed", type=int, help="override the scenario's seed")
+    run.add_argument(
+        "--db",
+        metavar="PATH",
+        help="SQLite job store (default: a temporary file); an existing run there is resumed; "
+        "':memory:' keeps everything in memory",
+    )
+    run.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report here")
+    run.add_argument("--quiet", action="store_true", help="no timeline, only the summary")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging(level=args.log_level, fmt=args.log_format)
+    console = Console(highlight=False)
+    try:
+        return _run(args, console)
+    except DrivesimError as exc:
+        Console(stderr=True, highlight=False).print(f"[bold red]error:[/bold red] {exc}")
+        return EXIT_BAD_INPUT
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    scenario = load_scenario(args.scenario)
+    if args.speed is not None and args.speed <= 0:
+        raise DrivesimError("--speed must be a positive number of simulated seconds a second")
+    with tempfile.TemporaryDirectory(prefix="drivesim-") as tmp:
+        store: JobStore
+        if args.db == ":memory:":
+            store = MemoryStore()
+        else:
+            store = SQLiteStore(args.db or Path(tmp) / "run.db")
+        try:
+            timeline = Timeline(console, scenario.epoch)
+            quiet = args.quiet
+            result = run_scenario(
+                scenario,
+                store,
+                speed=args.speed,
+                seed=args.seed,
+                on_message=None if quiet else timeline.on_message,
+                on_action=None if quiet else timeline.on_action,
+            )
+        finally:
+            store.close()
+    history = History(result.history, scenario.epoch)
+    checks = check_run(result, history)
+    report = build_report(result, history, checks)
+    print_summary(console, report)
+    if args.report is not None:
+        args.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        console.print(f"report: {args.report}")
+    return EXIT_OK if report["ok"] else EXIT_INVARIANT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

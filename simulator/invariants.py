@@ -1,0 +1,218 @@
+"""What must hold after every run, checked from the status stream and the final store.
+
+Each check reads the run's :class:`~simulator.history.History` (what a consumer saw),
+the jobs left in the store, and the scripted actions' answers; none trusts the pipeline
+that produced them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from simulator.history import History
+from simulator.runner import RunResult
+from worker.model import DriveState, JobState
+from worker.states import DELETABLE, TERMINAL, is_legal_drive_transition, is_legal_job_transition
+
+__all__ = ["CHECKS", "CheckResult", "check_run"]
+
+
+@dataclass(slots=True)
+class CheckResult:
+    name: str
+    description: str
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+Check = Callable[[RunResult, History], list[str]]
+CHECKS: dict[str, tuple[str, Check]] = {}
+
+
+def check(name: str, description: str) -> Callable[[Check], Check]:
+    def register(fn: Check) -> Check:
+        CHECKS[name] = (description, fn)
+        return fn
+
+    return register
+
+
+@check("legal-transitions", "jobs and drives move only along the state machine's edges")
+def _legal_transitions(run: RunResult, history: History) -> list[str]:
+    found = []
+    for life in history.incarnations:
+        last: str | None = None
+        for snap in life.snapshots:
+            if last is None:
+                if snap.state != JobState.CREATING:
+                    found.append(f"{life.label}: first state {snap.state} (seq {snap.seq})")
+            elif snap.state != last and not is_legal_job_transition(
+                JobState(last), JobState(snap.state)
+            ):
+                found.append(f"{life.label}: {last} -> {snap.state} (seq {snap.seq})")
+            last = snap.state
+        drives: dict[str, str] = {}
+        for drive in life.drives:
+            before = drives.get(drive.drive)
+            if before is None:
+                if drive.state not in (DriveState.SPECIFIED, DriveState.RECEIVED):
+                    found.append(f"{life.label} drive {drive.drive}: first state {drive.state}")
+            elif drive.state != before and not is_legal_drive_transition(
+                DriveState(before), DriveState(drive.state)
+            ):
+                found.append(
+                    f"{life.label} drive {drive.drive}: {before} -> {drive.state} (seq {drive.seq})"
+                )
+            drives[drive.drive] = drive.state
+    return found
+
+
+@check("seq-without-gaps", "each job's seq rises by exactly one per change")
+def _seq(run: RunResult, history: History) -> list[str]:
+    found = []
+    for job, seqs in history.seqs.items():
+        for a, b in itertools.pairwise(seqs):
+            if b != a + 1:
+                found.append(f"{job}: seq {a} followed by {b}")
+    return found
+
+
+@check("terminal-or-deleted", "every job ends Completed or Closed, or is deleted")
+def _terminal(run: RunResult, history: History) -> list[str]:
+    found = []
+    for life in history.incarnations:
+        if not life.cleared and life.final_state not in TERMINAL:
+            found.append(f"{life.label}: still {life.final_state} when the run ended")
+    if not run.finished:
+        found.append(
+            f"the run reached its time limit ({run.scenario.until:g} s) before every job was done"
+        )
+    return found
+
+
+@check("progress-monotonic", "bytes copied and percent complete never go back")
+def _progress(run: RunResult, history: History) -> list[str]:
+    found = []
+    for life in history.incarnations:
+        percent = 0
+        for snap in life.snapshots:
+            if snap.percent < percent:
+                found.append(f"{life.label}: percentComplete {percent} -> {snap.percent}")
+            percent = snap.percent
+        copied: dict[str, int] = {}
+        for drive in life.drives:
+            if drive.bytes < copied.get(drive.drive, 0):
+                found.append(
+                    f"{life.label} drive {drive.drive}: bytes {copied[drive.drive]} -> "
+                    f"{drive.bytes} (seq {drive.seq})"
+                )
+            copied[drive.drive] = max(drive.bytes, copied.get(drive.drive, 0))
+    return found
+
+
+@check("no-start-after-cancel", "after an accepted cancel no drive starts transferring")
+def _no_start(run: RunResult, history: History) -> list[str]:
+    found = []
+    for life in history.incarnations:
+        cancel = life.cancel
+        if cancel is None:
+            continue
+        for event in life.events_of("driveStateChanged"):
+            if event.seq > cancel.seq and event.data.get("to") == DriveState.TRANSFERRING:
+                found.append(
+                    f"{life.label}: drive {event.data['driveId']} started (seq {event.seq}) "
+                    f"after the cancel (seq {cancel.seq})"
+                )
+    return found
+
+
+@check("deletes-allowed-and-final", "deletes only from allowed states; deleted jobs are gone")
+def _deletes(run: RunResult, history: History) -> list[str]:
+    found = []
+    allowed = {
+        "customer": {str(s) for s in DELETABLE},
+        "retention": {str(s) for s in TERMINAL},
+        "expired": {str(JobState.CREATING)},
+    }
+    for life in history.incarnations:
+        deleted = life.deleted
+        if deleted is None:
+            continue
+        reason, state = deleted.data.get("reason"), deleted.data.get("state")
+        if state not in allowed.get(str(reason), set()):
+            found.append(f"{life.label}: deleted ({reason}) in state {state}")
+        if not life.cleared:
+            found.append(f"{life.label}: deleted but its retained state was not cleared")
+    lives = {life.job: life for life in history.incarnations}  # the latest of each name
+    for job, life in lives.items():
+        if life.cleared and job in run.jobs:
+            found.append(f"{job}: deleted but still in the store")
+    for job, answer in run.missing_after_delete.items():
+        if answer != "ResourceNotFound" and lives[job].cleared:
+            found.append(f"{job}: get after delete answered {answer}")
+    return found
+
+
+@check("retention-window", "deletion by retention or expiry within one sweep of its due time")
+def _retention(run: RunResult, history: History) -> list[str]:
+    policy = run.scenario.policy
+    found = []
+    for life in history.incarnations:
+        deleted = life.deleted
+        if deleted is None or deleted.data.get("reason") == "customer":
+            continue
+        if deleted.data.get("reason") == "retention":
+            ended = [e for e in life.events_of("stateChanged") if e.data.get("to") in TERMINAL]
+            start, period = ended[-1].time, policy.retention
+        else:
+            touched = [
+                e for e in life.events if e.type in ("jobCreated", "jobReplaced", "jobUpdated")
+            ]
+            start, period = touched[-1].time, policy.creating_expiry
+        late = deleted.time - start - period
+        if not -1e-6 <= late <= policy.sweep_interval + 1e-6:
+            found.append(
+                f"{life.label}: deleted {late:+.0f} s from its due time "
+                f"(allowed 0 to {policy.sweep_interval:g} s)"
+            )
+    return found
+
+
+@check("no-secret-published", "no BitLocker key in any status message")
+def _secrets(run: RunResult, history: History) -> list[str]:
+    keys = [k.encode() for k in run.secrets if k]
+    found = []
+    for message in run.history:
+        if any(key in message.payload for key in keys):
+            found.append(f"a BitLocker key appears in {message.topic} (seq {message.seq})")
+    return found
+
+
+@check("scripted-expectations", "every scripted action ran and got the answer expected")
+def _expectations(run: RunResult, history: History) -> list[str]:
+    found = [
+        f"action {a.index} ({a.do} {a.job}): expected {a.expect}, got {a.outcome} ({a.detail})"
+        for a in run.actions
+        if not a.ok
+    ]
+    done = {a.index for a in run.actions}
+    found += [
+        f"action {a.index} ({a.describe()}) never ran"
+        for a in run.scenario.actions
+        if a.index not in done
+    ]
+    return found
+
+
+def check_run(run: RunResult, history: History | None = None) -> list[CheckResult]:
+    """Every invariant, in a fixed order."""
+    history = history or History(run.history, run.scenario.epoch)
+    return [
+        CheckResult(name, description, fn(run, history))
+        for name, (description, fn) in CHECKS.items()
+    ]

@@ -1,0 +1,83 @@
+"""The JSON report of a run: what a user's CI reads to decide whether a run was good."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from simulator.history import History
+from simulator.invariants import CheckResult
+from simulator.runner import RunResult
+from worker.model import DriveState
+
+__all__ = ["build_report", "cancel_figures"]
+
+FINISHED = (DriveState.COMPLETED, DriveState.COMPLETED_MORE_INFO)
+
+
+def cancel_figures(run: RunResult, history: History) -> dict[str, int]:
+    """What was asked, what was answered, and what ran on after an accepted cancel."""
+    answers = Counter(a.outcome for a in run.actions if a.do == "cancel")
+    after_drives = after_bytes = skipped = accepted = 0
+    for life in history.incarnations:
+        cancel = life.cancel
+        if cancel is None:
+            continue
+        accepted += 1
+        skipped += len(life.events_of("driveSkipped"))
+        at_cancel: dict[str, int] = cancel.data.get("bytesAtCancel", {})
+        final: dict[str, int] = {}
+        for drive in life.drives:
+            final[drive.drive] = max(final.get(drive.drive, 0), drive.bytes)
+        for event in life.events_of("driveStateChanged"):
+            if event.seq > cancel.seq and event.data.get("to") in FINISHED:
+                after_drives += 1
+        for drive_id, copied in at_cancel.items():
+            after_bytes += max(0, final.get(drive_id, copied) - copied)
+    return {
+        "requested": sum(answers.values()),
+        "accepted": accepted,
+        "alreadyRequested": answers["already-requested"],
+        "rejectedTooLate": answers["rejected-too-late"],
+        "drivesFinishedAfterCancel": after_drives,
+        "bytesAfterCancel": after_bytes,
+        "drivesSkipped": skipped,
+    }
+
+
+def build_report(run: RunResult, history: History, checks: list[CheckResult]) -> dict[str, Any]:
+    final_states = Counter(
+        life.final_state for life in history.incarnations if life.final_state is not None
+    )
+    deleted = Counter(
+        str(life.deleted.data.get("reason")) for life in history.incarnations if life.deleted
+    )
+    topics = Counter(m.topic.rsplit("/", 1)[-1] for m in run.history)
+    return {
+        "scenario": run.scenario.name,
+        "file": run.scenario.path,
+        "seed": run.seed,
+        "clock": {
+            "kind": run.clock_kind,
+            "speed": run.speed,
+            "epoch": run.scenario.epoch.isoformat().replace("+00:00", "Z"),
+        },
+        "wallSeconds": round(run.wall_seconds, 3),
+        "simulatedSeconds": round(run.sim_seconds, 3),
+        "starts": run.starts,
+        "finished": run.finished,
+        "jobs": {
+            "created": len(history.incarnations),
+            "finalStates": dict(sorted(final_states.items())),
+            "deleted": dict(sorted(deleted.items())),
+            "remaining": len(run.jobs),
+        },
+        "cancel": cancel_figures(run, history),
+        "messages": {"published": len(run.history), "byKind": dict(sorted(topics.items()))},
+        "actions": [a.to_json() for a in run.actions],
+        "invariants": [
+            {"name": c.name, "description": c.description, "ok": c.ok, "violations": c.violations}
+            for c in checks
+        ],
+        "ok": all(c.ok for c in checks),
+    }

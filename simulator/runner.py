@@ -1,0 +1,387 @@
+"""Running a scenario: the worker's parts wired together, scripted customers, a history.
+
+A run is resumable. Every scripted action is recorded in the store in the same
+transaction as its effect, and the simulated time with every commit; a run restarted on
+the same database (after a crash, say) continues from where the store says it was and
+performs no action twice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import anyio
+import structlog
+from anyio.abc import TaskGroup
+
+from simulator.scenario import Action, JobSpec, Scenario
+from worker.bus import MemoryBus, OutboxRelay
+from worker.clock import Clock, virtual_loop
+from worker.errors import ScenarioError, ServiceError
+from worker.ledger import SIM_NOW, Ledger
+from worker.logs import sim_time
+from worker.pipeline import DatacenterPipeline
+from worker.plan import PlanHints, Planner
+from worker.record import JobRecord
+from worker.retention import RetentionSweeper
+from worker.service import JobService
+from worker.status import StatusMessage
+from worker.store import JobStore
+
+__all__ = ["ActionResult", "RunResult", "ScenarioRun", "run_scenario"]
+
+log = structlog.get_logger("drivesim.runner")
+
+RUN_KEY = "run/identity"
+FINISHED_KEY = "run/finished"
+STARTS_KEY = "run/starts"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """What a scripted request got back."""
+
+    index: int
+    job: str
+    do: str
+    at: float
+    outcome: str
+    detail: str = ""
+    expect: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.expect is None or self.expect == self.outcome
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+@dataclass(slots=True)
+class RunResult:
+    scenario: Scenario
+    seed: int
+    clock_kind: str
+    speed: float | None
+    history: list[StatusMessage]
+    jobs: dict[str, JobRecord]
+    retained: dict[str, bytes]
+    actions: list[ActionResult]
+    secrets: set[str]
+    sim_seconds: float
+    wall_seconds: float
+    finished: bool
+    starts: int
+    missing_after_delete: dict[str, str] = field(default_factory=dict)
+
+
+class ScenarioRun:
+    """One run of a scenario against a store, on the running event loop."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        store: JobStore,
+        *,
+        seed: int | None = None,
+        speed: float | None = None,
+        on_message: Callable[[StatusMessage], None] | None = None,
+        on_action: Callable[[ActionResult], None] | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.store = store
+        self.seed = scenario.seed if seed is None else seed
+        self.speed = speed
+        self.on_message = on_message
+        self.on_action = on_action
+        self.results: dict[int, ActionResult] = {}
+        self.secrets: set[str] = set()
+        self._finished = anyio.Event()
+        self._tg: TaskGroup | None = None
+        self._scheduled: set[int] = set()
+
+    async def run(self) -> RunResult:
+        scenario = self.scenario
+        identity = json.dumps({"scenario": scenario.name, "seed": self.seed}).encode()
+        stored = self.store.get_meta(RUN_KEY)
+        if stored is not None and stored != identity:
+            raise ScenarioError(
+                getattr(self.store, "path", "(store)"),
+                "--db",
+                f"a database of scenario {scenario.name!r} with seed {self.seed}, "
+                f"but it holds {stored.decode()}",
+            )
+        start = float(self.store.get_meta(SIM_NOW) or 0.0)
+        clock = Clock(epoch=scenario.epoch, scale=self.speed or 1.0, start=start)
+        sim_time.clock = clock
+        self.clock = clock
+        ledger = Ledger(self.store, clock)
+        self.ledger = ledger
+        self.service = JobService(
+            ledger, Planner(scenario.datacenter, self.seed), policy=scenario.policy
+        )
+        for record in ledger:
+            self.secrets.update(record.keys.values())
+        starts = int(self.store.get_meta(STARTS_KEY) or 0) + 1
+        ledger.note({RUN_KEY: identity, STARTS_KEY: str(starts).encode()})
+        self._load_results()
+
+        bus = MemoryBus()
+        if self.on_message is not None:
+            bus.subscribe(self.on_message)
+        relay = OutboxRelay(ledger, bus)
+        wall = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            await tg.start(relay.run)
+            await tg.start(DatacenterPipeline(self.service).run)
+            await tg.start(RetentionSweeper(self.service).run)
+            ledger.watch(self._on_change)
+            for record in ledger:
+                self._trigger(None, record)
+            self._check_finished()
+            tg.start_soon(self._timed_actions)
+            with anyio.move_on_after(clock.loop_delay(scenario.until - clock.now())):
+                await self._finished.wait()
+            tg.cancel_scope.cancel()
+        await relay.drain()
+        finished = self._finished.is_set()
+        if finished:
+            ledger.note({FINISHED_KEY: b"1"})
+        missing = {}
+        for result in self.results.values():
+            if result.do == "delete" and result.outcome == "ok":
+                missing[result.job] = self._get_after_delete(result.job)
+        return RunResult(
+            scenario=scenario,
+            seed=self.seed,
+            clock_kind="virtual" if self.speed is None else "scaled",
+            speed=self.speed,
+            history=[entry.message for entry in self.store.history()],
+            jobs={r.name: r for r in ledger},
+            retained=dict(bus.retained),
+            actions=[self.results[i] for i in sorted(self.results)],
+            secrets=self.secrets,
+            sim_seconds=clock.now(),
+            wall_seconds=time.perf_counter() - wall,
+            finished=finished,
+            starts=starts,
+            missing_after_delete=missing,
+        )
+
+    # -- scripted actions ----------------------------------------------------------------
+
+    def _load_results(self) -> None:
+        for key in self.store.meta_keys("action/"):
+            raw = self.store.get_meta(key)
+            assert raw is not None
+            data = json.loads(raw)
+            index = int(key.removeprefix("action/"))
+            action = self.scenario.actions[index]
+            self.results[index] = ActionResult(
+                index=index,
+                job=action.job,
+                do=action.do,
+                at=data.get("at", math.nan),
+                outcome=data.get("outcome", "applied"),
+                detail=data.get("detail", "the worker stopped before the answer was recorded"),
+                expect=action.expect,
+            )
+
+    def _pending(self) -> list[Action]:
+        return [a for a in self.scenario.actions if a.index not in self.results]
+
+    async def _timed_actions(self) -> None:
+        timed = sorted((a for a in self._pending() if a.at is not None), key=lambda a: a.at or 0)
+        for action in timed:
+            assert action.at is not None
+            await self.clock.sleep_until(action.at)
+            await self._perform(action)
+
+    def _on_change(self, before: JobRecord | None, after: JobRecord | None) -> None:
+        if after is not None:
+            self.secrets.update(after.keys.values())
+        self._trigger(before, after)
+        self._check_finished()
+
+    def _trigger(self, before: JobRecord | None, after: JobRecord | None) -> None:
+        """Schedule ``when`` actions of a job that entered their state; give up on deleted jobs."""
+        record = after or before
+        if record is None:
+            return
+        name = record.name
+        for action in self._pending():
+            if action.when is None or action.job != name or action.index in self._scheduled:
+                continue
+            if after is None:
+                self._record(action, "not-triggered", f"the job was deleted before {action.when}")
+            elif after.state is action.when and (before is None or before.state is not after.state):
+                self._schedule(action, after.sim.state_entered_at + action.after)
+
+    def _schedule(self, action: Action, when: float) -> None:
+        assert self._tg is not None
+        self._scheduled.add(action.index)
+
+        async def later() -> None:
+            await self.clock.sleep_until(when)
+            await self._perform(action)
+
+        self._tg.start_soon(later)
+
+    def _check_finished(self) -> None:
+        if not self._pending() and len(self.ledger) == 0:
+            self._finished.set()
+
+    async def _perform(self, action: Action) -> None:
+        spec = self.scenario.jobs[action.job]
+        service = self.service
+        applied = {action.key: json.dumps({"at": self.clock.now()}).encode()}
+        with structlog.contextvars.bound_contextvars(job=action.job):
+            try:
+                match action.do:
+                    case "create":
+                        created = await service.create(
+                            spec.name, self._create_body(spec), hints=_hints(spec), meta=applied
+                        )
+                        outcome, detail = ("created" if created.created else "replaced"), ""
+                    case "ship":
+                        await service.update(spec.name, self._ship_body(spec), meta=applied)
+                        outcome, detail = "ok", "package handed to the carrier"
+                    case "cancel":
+                        answer = await service.cancel(spec.name, meta=applied)
+                        state = answer.job.properties.state
+                        outcome, detail = str(answer.answer), f"in state {state}"
+                    case "delete":
+                        await service.delete(spec.name, meta=applied)
+                        outcome, detail = "ok", "deleted"
+                    case "get":
+                        job = await service.get(spec.name)
+                        outcome, detail = "ok", f"state {job.properties.state}"
+                    case "keys":
+                        keys = await service.list_bitlocker_keys(spec.name)
+                        outcome, detail = "ok", f"{len(keys)} keys listed"
+            except ServiceError as exc:
+                outcome = "rejected-too-late" if exc.code == "CancelTooLate" else exc.code
+                detail = exc.message
+            log.info("scripted action", do=action.do, outcome=outcome)
+        self._record(action, outcome, detail)
+
+    def _record(self, action: Action, outcome: str, detail: str) -> None:
+        result = ActionResult(
+            index=action.index,
+            job=action.job,
+            do=action.do,
+            at=self.clock.now(),
+            outcome=outcome,
+            detail=detail,
+            expect=action.expect,
+        )
+        self.results[action.index] = result
+        self.ledger.note(
+            {
+                action.key: json.dumps(
+                    {"at": result.at, "outcome": outcome, "detail": detail}
+                ).encode()
+            }
+        )
+        if self.on_action is not None:
+            self.on_action(result)
+        self._check_finished()
+
+    def _get_after_delete(self, name: str) -> str:
+        """What a get answers now for a job deleted by a scripted action."""
+        record = self.ledger.get(name)
+        return "present" if record is not None else "ResourceNotFound"
+
+    # -- request bodies ------------------------------------------------------------------
+
+    def _create_body(self, spec: JobSpec) -> dict[str, Any]:
+        planner = self.service.planner
+        props: dict[str, Any] = {
+            "jobType": spec.type,
+            "storageAccountId": (
+                f"/subscriptions/{self.service.subscription_id}/resourceGroups/"
+                f"{self.service.resource_group}/providers/Microsoft.Storage/storageAccounts/"
+                f"{spec.name.replace('-', '').replace('_', '').lower()[:20] or 'account'}"
+            ),
+            "returnAddress": {
+                "recipientName": "Contoso Data Team",
+                "streetAddress1": "1 Microsoft Way",
+                "city": "Redmond",
+                "stateOrProvince": "WA",
+                "postalCode": "98052",
+                "countryOrRegion": "USA",
+                "phone": "4250000000",
+                "email": "data@contoso.example",
+            },
+            "returnShipping": {"carrierName": "FedEx", "carrierAccountNumber": "989ffff"},
+            "diagnosticsPath": "waimportexport",
+            "logLevel": spec.log_level,
+        }
+        if spec.type == "Import":
+            rng = planner.rng("keys", spec.name)
+            props["driveList"] = [
+                {
+                    "driveId": drive.id,
+                    "bitLockerKey": "-".join(f"{rng.randrange(10**6):06d}" for _ in range(8)),
+                    "manifestFile": f"\\{drive.id}.manifest",
+                    "manifestHash": f"{rng.getrandbits(128):032X}",
+                }
+                for drive in spec.drives
+            ]
+        else:
+            props["export"] = {"blobList": {"blobPathPrefix": ["/"]}}
+        return {"location": spec.location, "properties": props}
+
+    def _ship_body(self, spec: JobSpec) -> dict[str, Any]:
+        rng = self.service.planner.rng("tracking", spec.name)
+        count = len(spec.drives) if spec.type == "Import" else spec.export_drives
+        return {
+            "properties": {
+                "state": "Shipping",
+                "deliveryPackage": {
+                    "carrierName": "FedEx",
+                    "trackingNumber": f"{rng.randrange(10**11, 10**12)}",
+                    "driveCount": count,
+                    "shipDate": self.clock.isoformat()[:10],
+                },
+            }
+        }
+
+
+def _hints(spec: JobSpec) -> PlanHints:
+    return PlanHints(
+        drives=spec.plans,
+        carrier_delay=spec.carrier_delay,
+        return_delay=spec.return_delay,
+        package_lost=spec.package_lost,
+        export_bytes=spec.export_size,
+    )
+
+
+def run_scenario(
+    scenario: Scenario,
+    store: JobStore,
+    *,
+    speed: float | None = None,
+    seed: int | None = None,
+    on_message: Callable[[StatusMessage], None] | None = None,
+    on_action: Callable[[ActionResult], None] | None = None,
+) -> RunResult:
+    """Run ``scenario`` to its end: in virtual time, or at ``speed`` simulated seconds a second."""
+    run = ScenarioRun(
+        scenario,
+        store,
+        seed=seed,
+        speed=speed,
+        on_message=on_message,
+        on_action=on_action,
+    )
+    options: dict[str, Any] = {} if speed else {"loop_factory": virtual_loop}
+    result: RunResult = anyio.run(run.run, backend="asyncio", backend_options=options)
+    return result
