@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from simulator.history import History
 from simulator.invariants import check_run
@@ -67,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args, console)
     except DrivesimError as exc:
-        Console(stderr=True, highlight=False).print(f"[bold red]error:[/bold red] {exc}")
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"[bold red]error:[/bold red] {escape(str(exc))}"
+        )
         return EXIT_BAD_INPUT
 
 

@@ -1,0 +1,36 @@
+"""Fixtures for simulator tests: run a scenario in virtual time and get its report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator.history import History
+from simulator.invariants import check_run
+from simulator.report import build_report
+from simulator.runner import RunResult, run_scenario
+from simulator.scenario import Scenario, load_scenario
+from worker.store import MemoryStore
+
+CONFIGS = Path(__file__).parents[2] / "configs"
+
+Runner = Callable[..., tuple[RunResult, dict[str, Any]]]
+
+
+def run_to_report(scenario: Scenario, **kwargs: Any) -> tuple[RunResult, dict[str, Any]]:
+    result = run_scenario(scenario, kwargs.pop("store", None) or MemoryStore(), **kwargs)
+    history = History(result.history, scenario.epoch)
+    return result, build_report(result, history, check_run(result, history))
+
+
+@pytest.fixture
+def run_config() -> Runner:
+    """Run ``configs/<name>.toml`` in virtual time; returns the result and its report."""
+
+    def run(name: str, **kwargs: Any) -> tuple[RunResult, dict[str, Any]]:
+        return run_to_report(load_scenario(CONFIGS / f"{name}.toml"), **kwargs)
+
+    return run
