@@ -156,7 +156,7 @@ class ScenarioRun:
         missing = {}
         for result in self.results.values():
             if result.do == "delete" and result.outcome == "ok":
-                missing[result.job] = self._get_after_delete(result.job)
+                missing[result.job] = await self._get_after_delete(result.job)
         return RunResult(
             scenario=scenario,
             seed=self.seed,
@@ -293,10 +293,13 @@ class ScenarioRun:
             self.on_action(result)
         self._check_finished()
 
-    def _get_after_delete(self, name: str) -> str:
-        """What a get answers now for a job deleted by a scripted action."""
-        record = self.ledger.get(name)
-        return "present" if record is not None else "ResourceNotFound"
+    async def _get_after_delete(self, name: str) -> str:
+        """What a get answers at the end of the run for a job deleted by a scripted action."""
+        try:
+            job = await self.service.get(name)
+        except ServiceError as exc:
+            return exc.code
+        return f"present in state {job.properties.state}"
 
     # -- request bodies ------------------------------------------------------------------
 

@@ -59,9 +59,6 @@ class DatacenterPipeline:
         self._resumed = anyio.Event()
         self._to_resume = 0
 
-    def bays_in_use(self, location: str) -> int:
-        return int(self._bays[location].borrowed_tokens)
-
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Resume every active job, then take on each job that ships, until cancelled."""
         async with anyio.create_task_group() as tg:
