@@ -120,7 +120,7 @@ class DatacenterPipeline:
             return
         if record.job.properties.job_type is JobType.EXPORT:
             package = record.job.properties.delivery_package
-            count = (package.drive_count if package else None) or 1
+            count = 1 if package is None or package.drive_count is None else package.drive_count
             drives = self.service.planner.export_drives(name, count)
             capacity = record.sim.export_drive_bytes
 

@@ -346,7 +346,7 @@ class JobService:
             )
         package = props.delivery_package or current.delivery_package
         if current.job_type is JobType.EXPORT and package is not None:
-            count = package.drive_count or 1
+            count = 1 if package.drive_count is None else package.drive_count
             if not 1 <= count <= self.policy.max_drives:
                 raise ValidationError(
                     f"deliveryPackage.driveCount must be 1 to {self.policy.max_drives}.",

@@ -11,6 +11,7 @@ process (``SIGKILL`` included); only a power cut may lose the last commits. Pass
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -58,13 +59,22 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the job store at {self.path}: {exc}") from exc
 
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Turn a SQLite failure into a :class:`StoreError` naming what failed."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"{what} in {self.path} failed: {exc}") from exc
+
     def load_jobs(self) -> dict[str, JobRecord]:
-        rows = self._db.execute("SELECT name, record FROM jobs ORDER BY rowid")
+        with self._errors("loading jobs"):
+            rows = self._db.execute("SELECT name, record FROM jobs ORDER BY rowid").fetchall()
         return {name: decode(blob) for name, blob in rows}
 
     def commit(self, commit: Commit) -> None:
         db = self._db
-        try:
+        with self._errors("commit"):
             db.execute("BEGIN IMMEDIATE")
             try:
                 if commit.put:
@@ -94,38 +104,39 @@ class SQLiteStore:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StoreError(f"commit to {self.path} failed: {exc}") from exc
 
     def pending(self, limit: int) -> list[OutboxEntry]:
-        rows = self._db.execute(
-            "SELECT id, job, seq, topic, payload, qos, retain FROM outbox "
-            "WHERE acked = 0 ORDER BY id LIMIT ?",
-            (limit,),
-        )
+        with self._errors("reading the outbox"):
+            rows = self._db.execute(
+                "SELECT id, job, seq, topic, payload, qos, retain FROM outbox "
+                "WHERE acked = 0 ORDER BY id LIMIT ?",
+                (limit,),
+            ).fetchall()
         return [_entry(row) for row in rows]
 
     def ack(self, ids: Sequence[int]) -> None:
-        try:
+        with self._errors("acknowledging outbox entries"):
             self._db.executemany("UPDATE outbox SET acked = 1 WHERE id = ?", [(i,) for i in ids])
-        except sqlite3.Error as exc:
-            raise StoreError(f"ack in {self.path} failed: {exc}") from exc
 
     def history(self) -> Iterator[OutboxEntry]:
-        rows = self._db.execute(
-            "SELECT id, job, seq, topic, payload, qos, retain FROM outbox ORDER BY id"
-        )
+        with self._errors("reading the history"):
+            rows = self._db.execute(
+                "SELECT id, job, seq, topic, payload, qos, retain FROM outbox ORDER BY id"
+            )
         for row in rows:
             yield _entry(row)
 
     def get_meta(self, key: str) -> bytes | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with self._errors("reading metadata"):
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
     def meta_keys(self, prefix: str) -> list[str]:
-        rows = self._db.execute(
-            "SELECT key FROM meta WHERE substr(key, 1, ?) = ? ORDER BY key", (len(prefix), prefix)
-        )
+        with self._errors("reading metadata"):
+            rows = self._db.execute(
+                "SELECT key FROM meta WHERE substr(key, 1, ?) = ? ORDER BY key",
+                (len(prefix), prefix),
+            ).fetchall()
         return [key for (key,) in rows]
 
     def close(self) -> None:
