@@ -22,7 +22,7 @@ from anyio.abc import TaskGroup
 from simulator.scenario import Action, JobSpec, Scenario
 from worker.bus import MemoryBus, OutboxRelay
 from worker.clock import Clock, virtual_loop
-from worker.errors import ScenarioError, ServiceError
+from worker.errors import ConfigError, ServiceError
 from worker.ledger import SIM_NOW, Ledger
 from worker.logs import sim_time
 from worker.pipeline import DatacenterPipeline
@@ -110,7 +110,7 @@ class ScenarioRun:
         identity = json.dumps({"scenario": scenario.name, "seed": self.seed}).encode()
         stored = self.store.get_meta(RUN_KEY)
         if stored is not None and stored != identity:
-            raise ScenarioError(
+            raise ConfigError(
                 getattr(self.store, "path", "(store)"),
                 "--db",
                 f"a database of scenario {scenario.name!r} with seed {self.seed}, "

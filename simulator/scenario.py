@@ -6,8 +6,6 @@ file, the key and what was expected, and nothing runs until the whole file is va
 
 from __future__ import annotations
 
-import re
-import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,60 +13,29 @@ from typing import Any, Literal
 
 import msgspec
 
-from worker.clock import DEFAULT_EPOCH, parse_duration
-from worker.config import DatacenterConfig, Policy, Range
-from worker.errors import ScenarioError
+from worker.clock import DEFAULT_EPOCH
+from worker.config import DatacenterConfig, Policy
 from worker.model import JobState
 from worker.record import DrivePlan
 from worker.requests import DRIVE_ID, NAME
-from worker.states import CancelWindow
+from worker.settings import (
+    DatacenterFile,
+    Duration,
+    FileReader,
+    PolicyFile,
+    SettingsFile,
+    Size,
+    convert,
+    parse_size,
+    read_toml,
+)
 
 __all__ = ["Action", "ActionKind", "JobSpec", "Scenario", "load_scenario", "parse_size"]
 
 ActionKind = Literal["create", "ship", "cancel", "delete", "get", "keys"]
 
-Duration = str | float
-Size = str | int
-Durations = Duration | list[Duration]
-Sizes = Size | list[Size]
 
-
-def _durations(*values: Duration) -> list[Duration]:
-    return list(values)
-
-
-def _sizes(*values: Size) -> list[Size]:
-    return list(values)
-
-
-class _File(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Base of the file shapes: unknown keys are errors, keys are snake_case."""
-
-
-class PolicyFile(_File):
-    cancel_window: CancelWindow = CancelWindow.BEFORE_PACKAGING
-    retention: Duration = "90d"
-    creating_expiry: Duration = "14d"
-    sweep_interval: Duration = "1h"
-
-
-class DatacenterFile(_File):
-    locations: dict[str, int] = msgspec.field(default_factory=lambda: {"West US": 2})
-    throughput_mb_s: float = 200.0
-    checkpoint_interval: Duration = "15m"
-    carrier_delay: Durations = msgspec.field(default_factory=lambda: _durations("1d", "3d"))
-    return_delay: Durations = msgspec.field(default_factory=lambda: _durations("2d", "3d"))
-    lost_package_after: Duration = "44d"
-    transfer_deadline_factor: float = 3.0
-    drive_size: Sizes = msgspec.field(default_factory=lambda: _sizes("1TB", "4TB"))
-    export_drive_size: Size = "4TB"
-    export_size: Sizes = msgspec.field(default_factory=lambda: _sizes("1TB", "8TB"))
-    drive_error_rate: float = 0.0
-    drive_missing_rate: float = 0.0
-    package_lost_rate: float = 0.0
-
-
-class DriveFile(_File):
+class DriveFile(SettingsFile):
     id: str
     size: Size | None = None
     fails_at: float | None = None
@@ -76,7 +43,7 @@ class DriveFile(_File):
     speed: float = 1.0
 
 
-class JobFile(_File):
+class JobFile(SettingsFile):
     name: str
     type: Literal["Import", "Export"] = "Import"
     location: str | None = None
@@ -89,7 +56,7 @@ class JobFile(_File):
     log_level: Literal["Error", "Verbose"] = "Error"
 
 
-class ActionFile(_File):
+class ActionFile(SettingsFile):
     job: str
     do: ActionKind
     at: Duration | None = None
@@ -98,7 +65,7 @@ class ActionFile(_File):
     expect: str | None = None
 
 
-class ScenarioFile(_File):
+class ScenarioFile(SettingsFile):
     name: str
     description: str = ""
     seed: int = 0
@@ -162,92 +129,22 @@ class Scenario:
     actions: tuple[Action, ...] = field(default=())
 
 
-_SIZE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*(B|KB|MB|GB|TB|PB)?\s*", re.IGNORECASE)
-_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "pb": 10**15}
-
-
-def parse_size(value: str | int) -> int:
-    """Bytes in ``"1TB"``, ``"500 GB"`` or a plain integer (decimal units, as drives are sold)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError("a size cannot be negative")
-        return value
-    match = _SIZE.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
-        raise ValueError(f"expected a size such as '1TB' or '500GB', got {value!r}")
-    return int(float(match[1]) * _SIZE_UNITS[(match[2] or "b").lower()])
-
-
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file."""
-    path = Path(path)
-    where = str(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScenarioError(where, "(file)", "an existing scenario file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(where, "(file)", f"a readable UTF-8 file ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(where, "(file)", f"valid TOML ({exc})") from None
-    return parse_scenario(raw, where)
+    return parse_scenario(read_toml(path), str(path))
 
 
 def parse_scenario(raw: dict[str, Any], where: str = "<scenario>") -> Scenario:
     """Validate a scenario already read into builtins."""
-    try:
-        data = msgspec.convert(raw, ScenarioFile)
-    except msgspec.ValidationError as exc:
-        message, _, at = str(exc).partition(" - at `")
-        key = at.rstrip("`").removeprefix("$.") or "(top level)"
-        raise ScenarioError(where, key, message) from None
-    return _Builder(where).build(data)
+    return _Builder(where).build(convert(raw, ScenarioFile, where))
 
 
-class _Builder:
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    def fail(self, key: str, expected: str) -> ScenarioError:
-        return ScenarioError(self.where, key, expected)
-
-    def duration(self, key: str, value: Duration) -> float:
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            raise self.fail(key, str(exc)) from None
-
-    def size(self, key: str, value: Size) -> int:
-        try:
-            return parse_size(value)
-        except ValueError as exc:
-            raise self.fail(key, str(exc)) from None
-
-    def range(self, key: str, value: Any, parse: Any) -> Range:
-        values = value if isinstance(value, list) else [value, value]
-        if len(values) != 2:
-            raise self.fail(key, "a single value or a [low, high] pair")
-        low, high = (parse(f"{key}[{i}]", v) for i, v in enumerate(values))
-        if low > high:
-            raise self.fail(key, f"low <= high, got [{values[0]}, {values[1]}]")
-        return Range(float(low), float(high))
-
+class _Builder(FileReader):
     def build(self, data: ScenarioFile) -> Scenario:
         if not data.name.strip():
             raise self.fail("name", "a non-empty scenario name")
         epoch = data.epoch if data.epoch.tzinfo else data.epoch.replace(tzinfo=UTC)
-        policy_file = data.policy
-        try:
-            policy = Policy(
-                cancel_window=policy_file.cancel_window,
-                retention=self.duration("policy.retention", policy_file.retention),
-                creating_expiry=self.duration(
-                    "policy.creating_expiry", policy_file.creating_expiry
-                ),
-                sweep_interval=self.duration("policy.sweep_interval", policy_file.sweep_interval),
-            )
-        except ValueError as exc:
-            raise self.fail("policy", str(exc)) from None
+        policy = self.policy(data.policy)
         datacenter = self.datacenter(data.datacenter)
         jobs: dict[str, JobSpec] = {}
         for i, job in enumerate(data.jobs):
@@ -267,39 +164,6 @@ class _Builder:
             datacenter=datacenter,
             jobs=jobs,
             actions=actions,
-        )
-
-    def datacenter(self, dc: DatacenterFile) -> DatacenterConfig:
-        key = "datacenter"
-        if not dc.locations:
-            raise self.fail(f"{key}.locations", "at least one location with its number of bays")
-        for name, bays in dc.locations.items():
-            if bays < 1:
-                raise self.fail(f"{key}.locations.{name}", f"at least one bay, got {bays}")
-        if dc.throughput_mb_s <= 0:
-            raise self.fail(f"{key}.throughput_mb_s", "a positive rate in MB/s")
-        for rate in ("drive_error_rate", "drive_missing_rate", "package_lost_rate"):
-            if not 0.0 <= getattr(dc, rate) <= 1.0:
-                raise self.fail(f"{key}.{rate}", "a probability between 0 and 1")
-        if dc.transfer_deadline_factor < 1:
-            raise self.fail(f"{key}.transfer_deadline_factor", "a factor of at least 1")
-        checkpoint = self.duration(f"{key}.checkpoint_interval", dc.checkpoint_interval)
-        if checkpoint <= 0:
-            raise self.fail(f"{key}.checkpoint_interval", "a positive duration")
-        return DatacenterConfig(
-            locations=dict(dc.locations),
-            throughput=dc.throughput_mb_s * 1e6,
-            checkpoint_interval=checkpoint,
-            carrier_delay=self.range(f"{key}.carrier_delay", dc.carrier_delay, self.duration),
-            return_delay=self.range(f"{key}.return_delay", dc.return_delay, self.duration),
-            lost_package_after=self.duration(f"{key}.lost_package_after", dc.lost_package_after),
-            transfer_deadline_factor=dc.transfer_deadline_factor,
-            drive_size=self.range(f"{key}.drive_size", dc.drive_size, self.size),
-            export_drive_size=float(self.size(f"{key}.export_drive_size", dc.export_drive_size)),
-            export_size=self.range(f"{key}.export_size", dc.export_size, self.size),
-            drive_error_rate=dc.drive_error_rate,
-            drive_missing_rate=dc.drive_missing_rate,
-            package_lost_rate=dc.package_lost_rate,
         )
 
     def job(self, key: str, job: JobFile, dc: DatacenterConfig, policy: Policy) -> JobSpec:

@@ -8,10 +8,10 @@ from worker.bus import MemoryBus, OutboxRelay, StatusSink
 from worker.clock import Clock, virtual_loop
 from worker.config import DatacenterConfig, Policy, Range
 from worker.errors import (
+    ConfigError,
     DrivesimError,
     InvalidJobState,
     ResourceNotFound,
-    ScenarioError,
     ServiceError,
     StoreError,
     ValidationError,
@@ -32,6 +32,7 @@ __all__ = [
     "CancelResult",
     "CancelWindow",
     "Clock",
+    "ConfigError",
     "CreateResult",
     "DatacenterConfig",
     "DatacenterPipeline",
@@ -55,7 +56,6 @@ __all__ = [
     "ResourceNotFound",
     "RetentionSweeper",
     "SQLiteStore",
-    "ScenarioError",
     "ServiceError",
     "StatusMessage",
     "StatusSink",

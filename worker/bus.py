@@ -12,19 +12,27 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import anyio
+import structlog
 from anyio.abc import TaskStatus
 
+from worker.errors import PublishError
 from worker.ledger import Ledger
 from worker.status import StatusMessage
 
 __all__ = ["MemoryBus", "OutboxRelay", "StatusSink"]
+
+log = structlog.get_logger("drivesim.outbox")
 
 
 class StatusSink(Protocol):
     """Something that publishes status messages (an MQTT broker, a list in memory)."""
 
     async def publish(self, messages: Sequence[StatusMessage]) -> None:
-        """Publish ``messages`` in order; return once the sink holds them."""
+        """Publish ``messages`` in order; return once the sink holds them all.
+
+        Raise :class:`~worker.errors.PublishError` naming the delivered ones if only some
+        made it; wait, rather than fail, while the sink is unreachable.
+        """
         ...
 
 
@@ -71,7 +79,14 @@ class OutboxRelay:
         store = self.ledger.store
         sent = 0
         while entries := store.pending(self.batch):
-            await self.sink.publish([e.message for e in entries])
+            try:
+                await self.sink.publish([e.message for e in entries])
+            except PublishError as exc:
+                # Mark what the sink acknowledged; the rest goes again, in order, next round.
+                store.ack([entries[i].id for i in exc.delivered])
+                sent += len(exc.delivered)
+                log.info("outbox batch interrupted", delivered=len(exc.delivered))
+                continue
             store.ack([e.id for e in entries])
             sent += len(entries)
         return sent

@@ -11,7 +11,8 @@ with :meth:`ServiceError.to_arm` and nothing else.
     │   ├── ResourceNotFound              404  ResourceNotFound
     │   └── InvalidJobState               409  InvalidJobState, CancelTooLate, DeleteNotAllowed
     ├── StoreError                        the job store failed; the change was not made
-    └── ScenarioError                     a scenario file is invalid (file, key, expected)
+    ├── PublishError                      the broker connection dropped mid-batch
+    └── ConfigError                     a settings or scenario file is invalid (file, key, expected)
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "ConfigError",
     "DrivesimError",
     "InvalidJobState",
+    "PublishError",
     "ResourceNotFound",
-    "ScenarioError",
     "ServiceError",
     "StoreError",
     "ValidationError",
@@ -92,8 +94,20 @@ class StoreError(DrivesimError):
     """The job store could not commit a change; the change was not made."""
 
 
-class ScenarioError(DrivesimError):
-    """A scenario file is invalid: names the file, the key and what was expected."""
+class PublishError(DrivesimError):
+    """Publishing a batch of status messages failed part-way.
+
+    ``delivered`` lists the indices (in the batch) of the messages the broker acknowledged;
+    the others are still to be sent.
+    """
+
+    def __init__(self, message: str, *, delivered: list[int]):
+        super().__init__(message)
+        self.delivered = delivered
+
+
+class ConfigError(DrivesimError):
+    """A scenario or settings file is invalid: names the file, the key and what was expected."""
 
     def __init__(self, path: str, key: str, expected: str):
         super().__init__(f"{path}: {key}: {expected}")

@@ -52,7 +52,7 @@ def test_bad_input_exits_2_and_names_the_problem(
 ) -> None:
     """A missing or invalid scenario, or a bad --speed, exits 2 with a clear message."""
     assert main(["run", str(tmp_path / "missing.toml")]) == 2
-    assert "missing.toml: (file): an existing scenario file" in capsys.readouterr().err
+    assert "missing.toml: (file): an existing file" in capsys.readouterr().err
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\n[datacenter]\nbays = 2\n')
     assert main(["run", str(bad)]) == 2

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from simulator.scenario import load_scenario, parse_scenario, parse_size
-from worker.errors import ScenarioError
+from worker.errors import ConfigError
 from worker.states import CancelWindow
 
 CONFIGS = Path(__file__).parents[2] / "configs"
@@ -93,7 +93,7 @@ def test_invalid_scenarios_name_the_key_and_the_expectation(
     raw: dict[str, Any], key: str, expected: str
 ) -> None:
     """Each invalid value is reported with its key path and what was expected."""
-    with pytest.raises(ScenarioError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_scenario(raw, "s.toml")
     assert info.value.path == "s.toml"
     assert info.value.key == key
@@ -103,11 +103,11 @@ def test_invalid_scenarios_name_the_key_and_the_expectation(
 
 def test_missing_and_malformed_files_are_scenario_errors(tmp_path: Path) -> None:
     """A missing file or broken TOML is reported against the file."""
-    with pytest.raises(ScenarioError, match="existing scenario file"):
+    with pytest.raises(ConfigError, match="an existing file"):
         load_scenario(tmp_path / "nope.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("name = \n")
-    with pytest.raises(ScenarioError, match="valid TOML") as info:
+    with pytest.raises(ConfigError, match="valid TOML") as info:
         load_scenario(bad)
     assert info.value.path == str(bad)
 

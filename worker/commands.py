@@ -1,0 +1,176 @@
+"""Commands: JSON requests for the job service, answered with the job or an ARM-style error.
+
+The handler knows nothing of MQTT: it takes an operation name and a payload and returns a
+:class:`Reply`. Any payload gets an answer, whatever it holds: invalid JSON, wrong types,
+unknown operations or fields, an oversized body, an unknown job, a request in the wrong
+state. Nothing in a refused request changes anything.
+
+Requests (``job`` names the job; ``replyTo`` and ``correlationId`` are for MQTT 3.1.1
+clients, which have no response topic)::
+
+    create               {"job": NAME, "body": PutJobParameters}
+    get | delete | cancel | list-bitlocker-keys   {"job": NAME}
+    list                 {"top": 1..100, "state": STATE}
+    update               {"job": NAME, "body": UpdateJobParameters}
+    ship                 {"job": NAME, "deliveryPackage": {...}, "returnAddress": {...}}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from worker.errors import ServiceError, ValidationError
+from worker.model import to_builtins
+from worker.service import JobService
+
+__all__ = ["OPERATIONS", "CommandHandler", "Reply"]
+
+OPERATIONS = (
+    "create",
+    "get",
+    "list",
+    "update",
+    "cancel",
+    "ship",
+    "delete",
+    "list-bitlocker-keys",
+)
+
+
+class _Request(msgspec.Struct, forbid_unknown_fields=True, rename="camel", kw_only=True):
+    reply_to: str | None = None
+    correlation_id: str | None = None
+
+
+class JobRequest(_Request, kw_only=True):
+    job: str
+
+
+class BodyRequest(_Request, kw_only=True):
+    job: str
+    body: dict[str, Any]
+
+
+class ListRequest(_Request, kw_only=True):
+    top: int | None = None
+    state: str | None = None
+
+
+class ShipRequest(_Request, kw_only=True):
+    job: str
+    delivery_package: dict[str, Any]
+    return_address: dict[str, Any] | None = None
+
+
+_SHAPES: dict[str, type[_Request]] = {
+    "create": BodyRequest,
+    "update": BodyRequest,
+    "list": ListRequest,
+    "ship": ShipRequest,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An answer: an HTTP-equivalent status and either a result or an ARM error."""
+
+    status: int
+    result: Any = None
+    error: dict[str, Any] | None = None
+    reply_to: str | None = None
+    correlation_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> bytes:
+        body: dict[str, Any] = {"ok": self.ok, "status": self.status}
+        if self.error is not None:
+            body["error"] = self.error
+        else:
+            body["result"] = self.result
+        if self.correlation_id is not None:
+            body["correlationId"] = self.correlation_id
+        return msgspec.json.encode(body)
+
+
+class CommandHandler:
+    """Runs a command against the job service and builds its reply."""
+
+    def __init__(self, service: JobService, *, max_bytes: int = 64 * 1024) -> None:
+        self.service = service
+        self.max_bytes = max_bytes
+
+    async def handle(self, op: str, payload: bytes) -> Reply:
+        request: _Request | None = None
+        try:
+            request = self._parse(op, payload)
+            status, result = await self._run(op, request)
+        except ServiceError as exc:
+            return Reply(
+                exc.status,
+                error=exc.to_arm()["error"],
+                reply_to=request.reply_to if request else None,
+                correlation_id=request.correlation_id if request else None,
+            )
+        return Reply(
+            status, result=result, reply_to=request.reply_to, correlation_id=request.correlation_id
+        )
+
+    def _parse(self, op: str, payload: bytes) -> _Request:
+        if op not in OPERATIONS:
+            raise ValidationError(
+                f"Unknown operation '{op}'; one of {', '.join(OPERATIONS)}.",
+                code="UnknownOperation",
+                target="op",
+            )
+        if len(payload) > self.max_bytes:
+            raise ValidationError(
+                f"The request is {len(payload)} bytes; the limit is {self.max_bytes}.",
+                code="PayloadTooLarge",
+            )
+        shape = _SHAPES.get(op, JobRequest)
+        try:
+            return msgspec.json.decode(payload, type=shape)
+        except msgspec.ValidationError as exc:
+            message, _, where = str(exc).partition(" - at `")
+            target = where.rstrip("`").removeprefix("$.") or None
+            raise ValidationError(f"Invalid request: {message}.", target=target) from None
+        except msgspec.DecodeError as exc:
+            raise ValidationError(f"The request is not valid JSON: {exc}.") from None
+
+    async def _run(self, op: str, request: _Request) -> tuple[int, Any]:
+        service = self.service
+        match request:
+            case BodyRequest(job=job, body=body) if op == "create":
+                created = await service.create(job, body)
+                return (201 if created.created else 200), to_builtins(created.job)
+            case BodyRequest(job=job, body=body):
+                return 200, to_builtins(await service.update(job, body))
+            case ShipRequest(job=job):
+                props: dict[str, Any] = {
+                    "state": "Shipping",
+                    "deliveryPackage": request.delivery_package,
+                }
+                if request.return_address is not None:
+                    props["returnAddress"] = request.return_address
+                return 200, to_builtins(await service.update(job, {"properties": props}))
+            case ListRequest(top=top, state=state):
+                jobs = await service.list(top=top, state=state)
+                return 200, {"value": [to_builtins(j) for j in jobs]}
+            case JobRequest(job=job) if op == "get":
+                return 200, to_builtins(await service.get(job))
+            case JobRequest(job=job) if op == "cancel":
+                answer = await service.cancel(job)
+                return 200, {"answer": str(answer.answer), "job": to_builtins(answer.job)}
+            case JobRequest(job=job) if op == "delete":
+                await service.delete(job)
+                return 200, None
+            case JobRequest(job=job):
+                keys = await service.list_bitlocker_keys(job)
+                return 200, {"value": [to_builtins(k) for k in keys]}
+        raise AssertionError(f"no handler for {op}")  # pragma: no cover - _parse guards it

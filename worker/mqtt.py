@@ -1,0 +1,271 @@
+"""The worker's connection to an MQTT broker: liveness, status publishing, command intake.
+
+:class:`MqttLink` keeps one aiomqtt connection up for as long as it runs. aiomqtt 2.x does
+not reconnect by itself, so the link does: capped exponential backoff with jitter, and on
+every connect it
+
+1. raises the ``epoch`` (persisted, so it rises across restarts too),
+2. sets a Last Will ``lost`` on the worker's status topic (with a will delay on MQTT 5, so a
+   short blip is not reported as a loss),
+3. publishes ``online`` (retained) and subscribes to the command topics again,
+4. lets the outbox relay resume: whatever was committed but not acknowledged goes out again,
+   oldest first, so each job's messages arrive in ``seq`` order.
+
+As a :class:`~worker.bus.StatusSink` it publishes a batch through a bounded window of
+concurrent QoS 1 publishes (never one awaited PUBACK at a time) and reports which messages
+the broker acknowledged when the connection drops mid-batch.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from typing import Literal
+
+import aiomqtt
+import anyio
+import structlog
+from anyio.abc import TaskStatus
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from worker.broker import BrokerConfig, make_client, mqtt_properties
+from worker.commands import CommandHandler
+from worker.errors import PublishError
+from worker.ledger import Ledger
+from worker.status import PREFIX, StatusMessage
+
+__all__ = ["COMMAND_FILTER", "Backoff", "MqttLink", "worker_status_topic"]
+
+COMMAND_FILTER = f"{PREFIX}/commands/+"
+EPOCH_KEY = "mqtt/epoch"
+UNSUPPORTED_PROTOCOL = (1, 132)  # CONNACK codes of 3.1.1 and 5 for "unacceptable version"
+
+log = structlog.get_logger("drivesim.mqtt")
+
+
+def worker_status_topic(worker_id: str) -> str:
+    return f"{PREFIX}/workers/{worker_id}/status"
+
+
+class Backoff:
+    """Capped exponential backoff with full jitter in its upper half."""
+
+    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
+        self.first, self.cap = first, cap
+        self.attempt = 0
+        self._random = random.Random()
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.first * 2**self.attempt)
+        self.attempt += 1
+        return float(delay * self._random.uniform(0.5, 1.0))
+
+
+class MqttLink:
+    """One worker's connection to the broker, kept up until :meth:`stop`."""
+
+    def __init__(
+        self,
+        config: BrokerConfig,
+        *,
+        worker_id: str,
+        ledger: Ledger,
+        window: int = 100,
+        will_delay: int = 5,
+        commands: CommandHandler | None = None,
+    ) -> None:
+        self.config = config
+        self.worker_id = worker_id
+        self.ledger = ledger
+        self.window = window
+        self.will_delay = will_delay
+        self.commands = commands
+        self.status_topic = worker_status_topic(worker_id)
+        self.version: Literal["5", "3.1.1"] = "3.1.1" if config.protocol == "3.1.1" else "5"
+        self.epoch = int(ledger.store.get_meta(EPOCH_KEY) or 0)
+        self.connects = 0
+        self._client: aiomqtt.Client | None = None
+        self._connected = anyio.Event()
+        self._stopping = anyio.Event()
+        self._session_scope: anyio.CancelScope | None = None
+        self._props: dict[str, Properties | None] = {}
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    async def wait_connected(self) -> None:
+        await self._connected.wait()
+
+    # -- the connection loop -------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Connect, serve, reconnect; ``started`` is signalled once the loop is running."""
+        backoff = Backoff()
+        task_status.started()
+        while not self._stopping.is_set():
+            try:
+                await self._session(backoff)
+            except aiomqtt.MqttCodeError as exc:
+                refused = exc.rc in UNSUPPORTED_PROTOCOL and self.version == "5"
+                if refused and self.config.protocol == "auto":
+                    log.warning("broker refuses MQTT 5; falling back to 3.1.1")
+                    self.version = "3.1.1"
+                    continue
+                log.warning("broker connection failed", error=str(exc))
+            except aiomqtt.MqttError as exc:
+                log.warning("broker connection lost", error=str(exc))
+            if self._stopping.is_set():
+                break
+            await anyio.sleep(backoff.next())
+
+    async def _session(self, backoff: Backoff) -> None:
+        self.epoch += 1
+        self.ledger.note({EPOCH_KEY: str(self.epoch).encode()})
+        client = make_client(
+            self.config,
+            version=self.version,
+            identifier=f"drivesim-worker-{self.worker_id}",
+            will=self._will(),
+            max_inflight=self.window,
+        )
+        async with client:
+            backoff.reset()
+            self.connects += 1
+            await client.publish(
+                self.status_topic, self._liveness("online"), qos=1, retain=True, timeout=10
+            )
+            if self.commands is not None:
+                await client.subscribe(COMMAND_FILTER, qos=1, timeout=10)
+            self._client = client
+            self._connected.set()
+            log.info(
+                "connected to broker", broker=self.config.url, epoch=self.epoch, mqtt=self.version
+            )
+            try:
+                with anyio.CancelScope() as self._session_scope:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._read_commands, client)
+                        await self._stopping.wait()
+                        tg.cancel_scope.cancel()
+                # A clean stop: say so before the DISCONNECT (which discards the will).
+                with anyio.move_on_after(5):
+                    await client.publish(
+                        self.status_topic, self._liveness("offline"), qos=1, retain=True
+                    )
+            finally:
+                self._client = None
+                self._connected = anyio.Event()
+
+    async def _read_commands(self, client: aiomqtt.Client) -> None:
+        # The iterator only ends by raising MqttError when the connection drops.
+        async for message in client.messages:
+            await self._answer(client, message)
+
+    async def _answer(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        """Run one command and publish its reply: to the MQTT 5 response topic with the
+        request's correlation data, or to the ``replyTo`` topic named in the payload."""
+        assert self.commands is not None
+        op = message.topic.value.rsplit("/", 1)[-1]
+        payload = message.payload if isinstance(message.payload, bytes) else b""
+        with structlog.contextvars.bound_contextvars(op=op):
+            reply = await self.commands.handle(op, payload)
+            props = message.properties
+            response_topic = getattr(props, "ResponseTopic", None) if props else None
+            topic = response_topic or reply.reply_to
+            log.info("command", status=reply.status, reply_to=topic)
+            if not topic:
+                log.warning("command has no reply address; answer dropped", status=reply.status)
+                return
+            properties = None
+            if response_topic:
+                properties = mqtt_properties(PacketTypes.PUBLISH)
+                properties.ContentType = "application/json"
+                correlation = getattr(props, "CorrelationData", None)
+                if correlation is not None:
+                    properties.CorrelationData = correlation
+            await client.publish(topic, reply.to_json(), qos=1, properties=properties, timeout=10)
+
+    async def stop(self) -> None:
+        """Publish ``offline`` and disconnect cleanly; the run loop then returns."""
+        self._stopping.set()
+
+    def _liveness(self, state: str) -> bytes:
+        return json.dumps(
+            {"state": state, "workerId": self.worker_id, "epoch": self.epoch}
+        ).encode()
+
+    def _will(self) -> aiomqtt.Will:
+        properties = None
+        if self.version == "5":
+            properties = mqtt_properties(PacketTypes.WILLMESSAGE)
+            properties.WillDelayInterval = self.will_delay
+        return aiomqtt.Will(
+            self.status_topic, self._liveness("lost"), qos=1, retain=True, properties=properties
+        )
+
+    # -- StatusSink ----------------------------------------------------------------------
+
+    async def publish(self, messages: Sequence[StatusMessage]) -> None:
+        """Publish ``messages`` through a window of ``window`` QoS 1 publishes in flight.
+
+        Waits while disconnected. If the connection drops mid-batch, raises
+        :class:`PublishError` listing the messages the broker did acknowledge.
+        """
+        await self._connected.wait()
+        client = self._client
+        assert client is not None
+        delivered: list[int] = []
+        window = anyio.Semaphore(self.window)
+        epoch = self.epoch
+
+        async def one(index: int, message: StatusMessage) -> None:
+            try:
+                await client.publish(
+                    message.topic,
+                    _with_epoch(message, epoch),
+                    qos=message.qos,
+                    retain=message.retain,
+                    properties=self._properties(message),
+                )
+                delivered.append(index)
+            finally:
+                window.release()
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for index, message in enumerate(messages):
+                    await window.acquire()
+                    tg.start_soon(one, index, message)
+        except* aiomqtt.MqttError as group:
+            raise PublishError(
+                f"publishing failed after {len(delivered)} of {len(messages)} messages",
+                delivered=sorted(delivered),
+            ) from group.exceptions[0]
+
+    def _properties(self, message: StatusMessage) -> Properties | None:
+        if self.version != "5":
+            return None
+        kind = "event" if message.topic.endswith("/events") else "json"
+        if kind not in self._props:
+            props = mqtt_properties(PacketTypes.PUBLISH)
+            props.ContentType = (
+                "application/cloudevents+json; charset=utf-8"
+                if kind == "event"
+                else "application/json"
+            )
+            self._props[kind] = props
+        return self._props[kind]
+
+
+def _with_epoch(message: StatusMessage, epoch: int) -> bytes:
+    """Snapshots carry the epoch of the connection that published them."""
+    payload = message.payload
+    if message.retain and payload.startswith(b"{") and len(payload) > 2:
+        return b'{"epoch":%d,' % epoch + payload[1:]
+    return payload
