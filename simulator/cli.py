@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -14,13 +15,19 @@ from rich.markup import escape
 
 from simulator.history import History
 from simulator.invariants import check_run
+from simulator.jobs_command import DEFAULT_BROKER, add_jobs_parser, run_jobs
 from simulator.report import build_report
 from simulator.runner import run_scenario
 from simulator.scenario import load_scenario
 from simulator.timeline import Timeline, print_summary
+from simulator.watch import watch
+from worker.app import serve
+from worker.broker import BrokerConfig
 from worker.errors import DrivesimError
 from worker.logs import configure_logging
+from worker.settings import load_worker_settings
 from worker.sqlite_store import SQLiteStore
+from worker.status import PREFIX
 from worker.store import JobStore, MemoryStore
 
 __all__ = ["main"]
@@ -58,6 +65,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report here")
     run.add_argument("--quiet", action="store_true", help="no timeline, only the summary")
+
+    worker = commands.add_parser(
+        "worker", help="run the datacenter as a service over MQTT until SIGINT or SIGTERM"
+    )
+    worker.add_argument("--config", type=Path, help="worker settings, e.g. configs/worker.toml")
+    worker.add_argument(
+        "--broker", help="broker URL, e.g. mqtt://127.0.0.1:1883 (default: an embedded broker)"
+    )
+    worker.add_argument("--db", type=Path, help="SQLite job store (overrides the config)")
+
+    add_jobs_parser(commands)
+
+    watcher = commands.add_parser("watch", help="a live, readable view of the status stream")
+    watcher.add_argument("--broker", default=DEFAULT_BROKER, help=f"broker URL ({DEFAULT_BROKER})")
+    watcher.add_argument("--job", help="only this job")
     return parser
 
 
@@ -66,12 +88,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(level=args.log_level, fmt=args.log_format)
     console = Console(highlight=False)
     try:
-        return _run(args, console)
+        return _dispatch(args, console)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except ValueError as exc:  # a malformed broker URL
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"[bold red]error:[/bold red] {escape(str(exc))}"
+        )
+        return EXIT_BAD_INPUT
     except DrivesimError as exc:
         Console(stderr=True, highlight=False, soft_wrap=True).print(
             f"[bold red]error:[/bold red] {escape(str(exc))}"
         )
         return EXIT_BAD_INPUT
+
+
+def _dispatch(args: argparse.Namespace, console: Console) -> int:
+    match args.command:
+        case "run":
+            return _run(args, console)
+        case "worker":
+            return _worker(args, console)
+        case "jobs":
+            return run_jobs(args, console)
+        case _:
+            watch(BrokerConfig.from_url(args.broker), console, job=args.job)
+            return EXIT_OK
+
+
+def _worker(args: argparse.Namespace, console: Console) -> int:
+    settings = load_worker_settings(args.config)
+    if args.broker:
+        settings = dataclasses.replace(settings, broker=BrokerConfig.from_url(args.broker))
+    if args.db:
+        settings = dataclasses.replace(settings, db=args.db)
+
+    def ready(broker: BrokerConfig) -> None:
+        console.print(
+            f"worker [bold]{settings.worker_id}[/bold] serving on {broker.url} "
+            f"({settings.speed:g} simulated seconds a second, store {settings.db})"
+        )
+        console.print(
+            f"watch it: mosquitto_sub -h {broker.host} -p {broker.port} "
+            f"-t '{PREFIX}/#' -v    or: drivesim watch --broker {broker.url}"
+        )
+
+    serve(settings, on_ready=ready)
+    return EXIT_OK
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:

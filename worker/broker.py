@@ -8,17 +8,23 @@ older brokers answer CONNACK 132, "unsupported protocol version").
 from __future__ import annotations
 
 import ssl
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
+import structlog
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-__all__ = ["BrokerConfig", "Protocol", "make_client", "mqtt_properties"]
+__all__ = ["BrokerConfig", "Protocol", "Version", "connected", "make_client", "mqtt_properties"]
 
 Protocol = Literal["auto", "5", "3.1.1"]
+Version = Literal["5", "3.1.1"]
+
+log = structlog.get_logger("drivesim.mqtt")
 
 _VERSIONS = {"5": aiomqtt.ProtocolVersion.V5, "3.1.1": aiomqtt.ProtocolVersion.V311}
 
@@ -41,7 +47,8 @@ class BrokerConfig:
 
     @classmethod
     def from_url(cls, url: str, **overrides: object) -> BrokerConfig:
-        """Parse ``mqtt://[user[:password]@]host[:port]`` (``mqtts://`` for TLS)."""
+        """Parse ``mqtt://[user[:password]@]host[:port]`` (``mqtts://`` for TLS); other
+        settings (and credentials, over the URL's) come as keyword overrides, None ignored."""
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError(f"expected a broker URL such as mqtt://127.0.0.1:1883, got {url!r}")
@@ -53,7 +60,8 @@ class BrokerConfig:
             password=unquote(parts.password) if parts.password else None,
             tls=tls,
         )
-        return replace(config, **overrides)  # type: ignore[arg-type]
+        given = {key: value for key, value in overrides.items() if value is not None}
+        return replace(config, **given)  # type: ignore[arg-type]
 
     @property
     def url(self) -> str:
@@ -81,7 +89,7 @@ def mqtt_properties(packet_type: int) -> Properties:
 def make_client(
     config: BrokerConfig,
     *,
-    version: Literal["5", "3.1.1"],
+    version: Version,
     identifier: str | None = None,
     will: aiomqtt.Will | None = None,
     max_inflight: int = 100,
@@ -103,7 +111,7 @@ def make_client(
         will=will,
         clean_session=None if v5 else clean,
         keepalive=config.keepalive,
-        timeout=30,
+        timeout=5,  # the connect timeout; publishes pass their own
         max_inflight_messages=max_inflight,
         max_concurrent_outgoing_calls=None,
         tls_context=config.tls_context(),
@@ -113,3 +121,39 @@ def make_client(
     # aiomqtt warns on every publish beyond ten pending ones; a window is intended here.
     client.pending_calls_threshold = 10 * max_inflight
     return client
+
+
+@asynccontextmanager
+async def connected(
+    config: BrokerConfig, make: Callable[[Version], aiomqtt.Client], *, prefer: Version = "5"
+) -> AsyncIterator[tuple[aiomqtt.Client, Version]]:
+    """A connected client and its protocol version.
+
+    With ``protocol = "auto"`` the ``prefer``-red version is tried first and the other one
+    if that connect fails (a broker that does not speak MQTT 5 may refuse it, or may not
+    answer at all); a fixed protocol is tried alone.
+    """
+    other: Version = "3.1.1" if prefer == "5" else "5"
+    versions: list[Version] = [prefer, other]
+    if config.protocol != "auto":
+        versions = ["5" if config.protocol == "5" else "3.1.1"]
+    for attempt, version in enumerate(versions):
+        client = make(version)
+        try:
+            await client.__aenter__()
+        except aiomqtt.MqttError as exc:
+            if attempt + 1 == len(versions):
+                raise
+            log.info(
+                "connect failed; trying the other protocol version",
+                tried=version,
+                error=str(exc),
+            )
+            continue
+        try:
+            yield client, version
+        except BaseException as exc:
+            await client.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        await client.__aexit__(None, None, None)
+        return

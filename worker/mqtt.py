@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Sequence
-from typing import Literal
 
 import aiomqtt
 import anyio
@@ -30,7 +29,7 @@ from anyio.abc import TaskStatus
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from worker.broker import BrokerConfig, make_client, mqtt_properties
+from worker.broker import BrokerConfig, Version, connected, make_client, mqtt_properties
 from worker.commands import CommandHandler
 from worker.errors import PublishError
 from worker.ledger import Ledger
@@ -40,7 +39,6 @@ __all__ = ["COMMAND_FILTER", "Backoff", "MqttLink", "worker_status_topic"]
 
 COMMAND_FILTER = f"{PREFIX}/commands/+"
 EPOCH_KEY = "mqtt/epoch"
-UNSUPPORTED_PROTOCOL = (1, 132)  # CONNACK codes of 3.1.1 and 5 for "unacceptable version"
 
 log = structlog.get_logger("drivesim.mqtt")
 
@@ -86,12 +84,14 @@ class MqttLink:
         self.will_delay = will_delay
         self.commands = commands
         self.status_topic = worker_status_topic(worker_id)
-        self.version: Literal["5", "3.1.1"] = "3.1.1" if config.protocol == "3.1.1" else "5"
+        self.version: Version = "3.1.1" if config.protocol == "3.1.1" else "5"
         self.epoch = int(ledger.store.get_meta(EPOCH_KEY) or 0)
         self.connects = 0
         self._client: aiomqtt.Client | None = None
         self._connected = anyio.Event()
         self._stopping = anyio.Event()
+        #: Set once the run loop has returned after :meth:`stop`.
+        self.closed = anyio.Event()
         self._session_scope: anyio.CancelScope | None = None
         self._props: dict[str, Properties | None] = {}
 
@@ -108,33 +108,33 @@ class MqttLink:
         """Connect, serve, reconnect; ``started`` is signalled once the loop is running."""
         backoff = Backoff()
         task_status.started()
-        while not self._stopping.is_set():
-            try:
-                await self._session(backoff)
-            except aiomqtt.MqttCodeError as exc:
-                refused = exc.rc in UNSUPPORTED_PROTOCOL and self.version == "5"
-                if refused and self.config.protocol == "auto":
-                    log.warning("broker refuses MQTT 5; falling back to 3.1.1")
-                    self.version = "3.1.1"
-                    continue
-                log.warning("broker connection failed", error=str(exc))
-            except aiomqtt.MqttError as exc:
-                log.warning("broker connection lost", error=str(exc))
-            if self._stopping.is_set():
-                break
-            await anyio.sleep(backoff.next())
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self._session(backoff)
+                except aiomqtt.MqttError as exc:
+                    log.warning("broker connection lost or refused", error=str(exc))
+                if self._stopping.is_set():
+                    break
+                await anyio.sleep(backoff.next())
+        finally:
+            self.closed.set()
 
     async def _session(self, backoff: Backoff) -> None:
         self.epoch += 1
         self.ledger.note({EPOCH_KEY: str(self.epoch).encode()})
-        client = make_client(
-            self.config,
-            version=self.version,
-            identifier=f"drivesim-worker-{self.worker_id}",
-            will=self._will(),
-            max_inflight=self.window,
-        )
-        async with client:
+
+        def make(version: Version) -> aiomqtt.Client:
+            return make_client(
+                self.config,
+                version=version,
+                identifier=f"drivesim-worker-{self.worker_id}",
+                will=self._will(version),
+                max_inflight=self.window,
+            )
+
+        async with connected(self.config, make, prefer=self.version) as (client, version):
+            self.version = version  # the next connect tries this one first
             backoff.reset()
             self.connects += 1
             await client.publish(
@@ -200,9 +200,9 @@ class MqttLink:
             {"state": state, "workerId": self.worker_id, "epoch": self.epoch}
         ).encode()
 
-    def _will(self) -> aiomqtt.Will:
+    def _will(self, version: Version) -> aiomqtt.Will:
         properties = None
-        if self.version == "5":
+        if version == "5":
             properties = mqtt_properties(PacketTypes.WILLMESSAGE)
             properties.WillDelayInterval = self.will_delay
         return aiomqtt.Will(
@@ -232,6 +232,7 @@ class MqttLink:
                     qos=message.qos,
                     retain=message.retain,
                     properties=self._properties(message),
+                    timeout=30,
                 )
                 delivered.append(index)
             finally:

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
-from worker.clock import parse_duration
+from worker.broker import BrokerConfig
+from worker.clock import DEFAULT_EPOCH, parse_duration
 from worker.config import DatacenterConfig, Policy, Range
 from worker.errors import ConfigError
+from worker.requests import NAME
 from worker.states import CancelWindow
 
 __all__ = [
@@ -25,7 +29,9 @@ __all__ = [
     "PolicyFile",
     "SettingsFile",
     "Size",
+    "WorkerSettings",
     "convert",
+    "load_worker_settings",
     "parse_size",
     "read_toml",
 ]
@@ -185,3 +191,93 @@ def convert(raw: dict[str, Any], shape: type[T], where: str) -> T:
         message, _, at = str(exc).partition(" - at `")
         key = at.rstrip("`").removeprefix("$.") or "(top level)"
         raise ConfigError(where, key, message) from None
+
+
+class BrokerFile(SettingsFile):
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    tls_insecure: bool = False
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
+
+
+class WorkerFile(SettingsFile):
+    worker_id: str = "dc-1"
+    db: str = "drivesim.db"
+    speed: float = 3600.0
+    seed: int = 0
+    epoch: datetime = DEFAULT_EPOCH
+    window: int = 100
+    max_command_bytes: int = 64 * 1024
+    drain_timeout: float = 10.0
+    will_delay: int = 5
+    broker: BrokerFile | None = None
+    policy: PolicyFile = msgspec.field(default_factory=PolicyFile)
+    datacenter: DatacenterFile = msgspec.field(default_factory=DatacenterFile)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """Everything ``drivesim worker`` needs; ``broker`` None means the embedded broker."""
+
+    worker_id: str = "dc-1"
+    db: Path = Path("drivesim.db")
+    speed: float = 3600.0
+    seed: int = 0
+    epoch: datetime = DEFAULT_EPOCH
+    window: int = 100
+    max_command_bytes: int = 64 * 1024
+    drain_timeout: float = 10.0
+    will_delay: int = 5
+    broker: BrokerConfig | None = None
+    policy: Policy = field(default_factory=Policy)
+    datacenter: DatacenterConfig = field(default_factory=DatacenterConfig)
+
+
+def load_worker_settings(path: str | Path | None) -> WorkerSettings:
+    """The worker's settings file (all defaults when ``path`` is None)."""
+    where = str(path) if path is not None else "(defaults)"
+    raw = read_toml(path) if path is not None else {}
+    data = convert(raw, WorkerFile, where)
+    reader = FileReader(where)
+    if not NAME.fullmatch(data.worker_id):
+        raise reader.fail("worker_id", "1 to 64 letters, digits, '-' or '_'")
+    if data.speed <= 0:
+        raise reader.fail("speed", "a positive number of simulated seconds a second")
+    for key in ("window", "max_command_bytes", "will_delay"):
+        if getattr(data, key) < 1:
+            raise reader.fail(key, "a positive integer")
+    broker = None
+    if data.broker is not None:
+        b = data.broker
+        try:
+            broker = BrokerConfig.from_url(
+                b.url,
+                username=b.username,
+                password=b.password,
+                ca_file=b.ca_file,
+                cert_file=b.cert_file,
+                key_file=b.key_file,
+                tls_insecure=b.tls_insecure,
+                protocol=b.protocol,
+            )
+        except ValueError as exc:
+            raise reader.fail("broker.url", str(exc)) from None
+    epoch = data.epoch if data.epoch.tzinfo else data.epoch.replace(tzinfo=UTC)
+    return WorkerSettings(
+        worker_id=data.worker_id,
+        db=Path(data.db),
+        speed=data.speed,
+        seed=data.seed,
+        epoch=epoch,
+        window=data.window,
+        max_command_bytes=data.max_command_bytes,
+        drain_timeout=data.drain_timeout,
+        will_delay=data.will_delay,
+        broker=broker,
+        policy=reader.policy(data.policy),
+        datacenter=reader.datacenter(data.datacenter),
+    )

@@ -1,0 +1,130 @@
+"""The worker as a service: the datacenter in scaled real time, served over MQTT.
+
+It runs until told to stop (SIGINT or SIGTERM from :func:`serve`), then shuts down in
+order: the datacenter stops taking steps, the outbox is drained to the broker within a
+deadline, ``offline`` is published and the connection closed. Whatever could not be
+drained stays in the store and goes out on the next start.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+import structlog
+from anyio.abc import TaskStatus
+
+from worker.broker import BrokerConfig
+from worker.bus import OutboxRelay
+from worker.clock import Clock
+from worker.commands import CommandHandler
+from worker.embedded import embedded_broker
+from worker.ledger import SIM_NOW, Ledger
+from worker.logs import sim_time
+from worker.mqtt import MqttLink
+from worker.pipeline import DatacenterPipeline
+from worker.plan import Planner
+from worker.retention import RetentionSweeper
+from worker.service import JobService
+from worker.settings import WorkerSettings
+from worker.sqlite_store import SQLiteStore
+
+__all__ = ["Worker", "serve"]
+
+log = structlog.get_logger("drivesim.worker")
+
+
+class Worker:
+    """One datacenter worker: store, clock, service, pipeline, retention, MQTT link."""
+
+    def __init__(self, settings: WorkerSettings, broker: BrokerConfig) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.stop = anyio.Event()
+        self.link: MqttLink | None = None
+        self.service: JobService | None = None
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        settings = self.settings
+        store = SQLiteStore(settings.db)
+        try:
+            start = float(store.get_meta(SIM_NOW) or 0.0)
+            clock = Clock(epoch=settings.epoch, scale=settings.speed, start=start)
+            sim_time.clock = clock
+            ledger = Ledger(store, clock)
+            service = JobService(
+                ledger, Planner(settings.datacenter, settings.seed), policy=settings.policy
+            )
+            link = MqttLink(
+                self.broker,
+                worker_id=settings.worker_id,
+                ledger=ledger,
+                window=settings.window,
+                will_delay=settings.will_delay,
+                commands=CommandHandler(service, max_bytes=settings.max_command_bytes),
+            )
+            self.service, self.link = service, link
+            relay = OutboxRelay(ledger, link)
+            async with anyio.create_task_group() as outer:
+                await outer.start(link.run)
+                relaying = anyio.CancelScope()
+
+                async def relay_until_stopped() -> None:
+                    with relaying:
+                        await relay.run()
+
+                outer.start_soon(relay_until_stopped)
+                async with anyio.create_task_group() as datacenter:
+                    await datacenter.start(DatacenterPipeline(service).run)
+                    await datacenter.start(RetentionSweeper(service).run)
+                    log.info("worker running", worker=settings.worker_id, jobs=len(ledger))
+                    task_status.started()
+                    await self.stop.wait()
+                    datacenter.cancel_scope.cancel()
+                log.info("worker stopping: draining the outbox")
+                relaying.cancel()
+                with anyio.move_on_after(settings.drain_timeout) as drain:
+                    await relay.drain()
+                if drain.cancelled_caught:
+                    log.warning("outbox not drained in time; the rest goes out on next start")
+                await link.stop()
+                with anyio.move_on_after(settings.drain_timeout):
+                    await link.closed.wait()
+                outer.cancel_scope.cancel()
+        finally:
+            store.close()
+            log.info("worker stopped")
+
+
+@asynccontextmanager
+async def _broker(settings: WorkerSettings) -> AsyncIterator[BrokerConfig]:
+    if settings.broker is not None:
+        yield settings.broker
+    else:
+        async with embedded_broker() as config:
+            yield config
+
+
+def serve(settings: WorkerSettings, *, on_ready: Callable[[BrokerConfig], None]) -> None:
+    """Run a worker until SIGINT or SIGTERM; ``on_ready`` is told the broker it serves on."""
+
+    async def main() -> None:
+        async with _broker(settings) as broker, anyio.create_task_group() as tg:
+            worker = Worker(settings, broker)
+
+            async def stop_on_signal() -> None:
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for signum in signals:
+                        log.info("signal received", signal=signal.Signals(signum).name)
+                        worker.stop.set()
+                        return
+
+            tg.start_soon(stop_on_signal)
+            await tg.start(worker.run)
+            on_ready(broker)
+            await worker.stop.wait()
+            # worker.run returns once it has shut down; then the signal task is done too.
+
+    anyio.run(main, backend="asyncio")
