@@ -65,8 +65,9 @@ class Worker:
                 will_delay=settings.will_delay,
                 commands=CommandHandler(service, max_bytes=settings.max_command_bytes),
             )
+            relay = OutboxRelay(ledger, link, replay_tail=settings.replay_tail)
+            link.on_connection_lost = relay.connection_lost
             self.service, self.link = service, link
-            relay = OutboxRelay(ledger, link)
             async with anyio.create_task_group() as outer:
                 await outer.start(link.run)
                 relaying = anyio.CancelScope()

@@ -8,6 +8,7 @@ least once, in ``seq`` order per job.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -61,12 +62,40 @@ class MemoryBus:
 
 
 class OutboxRelay:
-    """Drains the ledger's outbox into a sink, in commit order, acknowledging as it goes."""
+    """Drains the ledger's outbox into a sink, in commit order, acknowledging as it goes.
 
-    def __init__(self, ledger: Ledger, sink: StatusSink, *, batch: int = 500) -> None:
+    ``replay_tail``: a broker without persistence that crashes loses what it had
+    acknowledged but not yet passed on. When the sink reports the connection lost
+    (:meth:`connection_lost`), everything acknowledged in the last ``replay_tail`` seconds
+    is sent again after the reconnect. Consumers drop the duplicates by ``(job, seq)``.
+    """
+
+    def __init__(
+        self, ledger: Ledger, sink: StatusSink, *, batch: int = 500, replay_tail: float = 0.0
+    ) -> None:
         self.ledger = ledger
         self.sink = sink
         self.batch = batch
+        self.replay_tail = replay_tail
+        self._recent: deque[tuple[float, list[int]]] = deque()
+
+    def _ack(self, ids: list[int]) -> None:
+        self.ledger.store.ack(ids)
+        if self.replay_tail > 0 and ids:
+            now = anyio.current_time()
+            self._recent.append((now, ids))
+            while self._recent and self._recent[0][0] < now - self.replay_tail:
+                self._recent.popleft()
+
+    def connection_lost(self) -> None:
+        """Requeue what the broker acknowledged just before the connection went."""
+        horizon = anyio.current_time() - self.replay_tail
+        ids = sorted(i for stamp, batch in self._recent if stamp >= horizon for i in batch)
+        self._recent.clear()
+        if ids:
+            self.ledger.store.requeue(ids)
+            self.ledger.wake_outbox()
+            log.info("outbox tail requeued after a lost connection", messages=len(ids))
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -83,10 +112,10 @@ class OutboxRelay:
                 await self.sink.publish([e.message for e in entries])
             except PublishError as exc:
                 # Mark what the sink acknowledged; the rest goes again, in order, next round.
-                store.ack([entries[i].id for i in exc.delivered])
+                self._ack([entries[i].id for i in exc.delivered])
                 sent += len(exc.delivered)
                 log.info("outbox batch interrupted", delivered=len(exc.delivered))
                 continue
-            store.ack([e.id for e in entries])
+            self._ack([e.id for e in entries])
             sent += len(entries)
         return sent

@@ -54,6 +54,8 @@ class Clock:
 
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` of simulated time."""
+        if self._origin is None:
+            self.now()  # bind to the loop first, so the time slept counts
         await anyio.sleep(max(0.0, seconds) / self.scale)
 
     async def sleep_until(self, when: float) -> None:

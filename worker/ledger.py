@@ -97,6 +97,10 @@ class Ledger:
         """Commit metadata alone (for example, that a scripted action ran)."""
         self.store.commit(Commit(meta={**meta, SIM_NOW: self._now_bytes()}))
 
+    def wake_outbox(self) -> None:
+        """Wake the outbox relay: entries became pending without a commit (a requeue)."""
+        self._outbox_ready.set()
+
     async def wait_for_outbox(self) -> None:
         """Return once a commit has added messages since the last call."""
         await self._outbox_ready.wait()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import aiomqtt
 import anyio
@@ -76,6 +76,7 @@ class MqttLink:
         window: int = 100,
         will_delay: int = 5,
         commands: CommandHandler | None = None,
+        on_connection_lost: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.worker_id = worker_id
@@ -83,6 +84,7 @@ class MqttLink:
         self.window = window
         self.will_delay = will_delay
         self.commands = commands
+        self.on_connection_lost = on_connection_lost
         self.status_topic = worker_status_topic(worker_id)
         self.version: Version = "3.1.1" if config.protocol == "3.1.1" else "5"
         self.epoch = int(ledger.store.get_meta(EPOCH_KEY) or 0)
@@ -161,6 +163,8 @@ class MqttLink:
             finally:
                 self._client = None
                 self._connected = anyio.Event()
+                if self.on_connection_lost is not None and not self._stopping.is_set():
+                    self.on_connection_lost()
 
     async def _read_commands(self, client: aiomqtt.Client) -> None:
         # The iterator only ends by raising MqttError when the connection drops.

@@ -214,6 +214,7 @@ class WorkerFile(SettingsFile):
     max_command_bytes: int = 64 * 1024
     drain_timeout: float = 10.0
     will_delay: int = 5
+    replay_tail: float = 2.0
     broker: BrokerFile | None = None
     policy: PolicyFile = msgspec.field(default_factory=PolicyFile)
     datacenter: DatacenterFile = msgspec.field(default_factory=DatacenterFile)
@@ -232,6 +233,7 @@ class WorkerSettings:
     max_command_bytes: int = 64 * 1024
     drain_timeout: float = 10.0
     will_delay: int = 5
+    replay_tail: float = 2.0
     broker: BrokerConfig | None = None
     policy: Policy = field(default_factory=Policy)
     datacenter: DatacenterConfig = field(default_factory=DatacenterConfig)
@@ -277,6 +279,7 @@ def load_worker_settings(path: str | Path | None) -> WorkerSettings:
         max_command_bytes=data.max_command_bytes,
         drain_timeout=data.drain_timeout,
         will_delay=data.will_delay,
+        replay_tail=data.replay_tail,
         broker=broker,
         policy=reader.policy(data.policy),
         datacenter=reader.datacenter(data.datacenter),

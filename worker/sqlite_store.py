@@ -118,6 +118,10 @@ class SQLiteStore:
         with self._errors("acknowledging outbox entries"):
             self._db.executemany("UPDATE outbox SET acked = 1 WHERE id = ?", [(i,) for i in ids])
 
+    def requeue(self, ids: Sequence[int]) -> None:
+        with self._errors("requeueing outbox entries"):
+            self._db.executemany("UPDATE outbox SET acked = 0 WHERE id = ?", [(i,) for i in ids])
+
     def history(self) -> Iterator[OutboxEntry]:
         with self._errors("reading the history"):
             rows = self._db.execute(

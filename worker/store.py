@@ -53,6 +53,10 @@ class JobStore(Protocol):
         """Mark outbox entries as delivered."""
         ...
 
+    def requeue(self, ids: Sequence[int]) -> None:
+        """Mark delivered outbox entries as pending again, to be sent once more."""
+        ...
+
     def history(self) -> Iterator[OutboxEntry]:
         """Every outbox entry ever appended, delivered or not, oldest first."""
         ...
@@ -70,8 +74,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self._jobs: dict[str, JobRecord] = {}
         self._outbox: list[StatusMessage] = []
-        self._acked: set[int] = set()
-        self._cursor = 0
+        self._acked: list[bool] = []
+        self._cursor = 0  # every entry before it is acknowledged
         self._meta: dict[str, bytes] = {}
 
     def load_jobs(self) -> dict[str, JobRecord]:
@@ -84,22 +88,28 @@ class MemoryStore:
         for name in commit.delete:
             self._jobs.pop(name, None)
         self._outbox.extend(commit.messages)
+        self._acked.extend(False for _ in commit.messages)
         self._meta.update(commit.meta)
 
     def pending(self, limit: int) -> list[OutboxEntry]:
-        while self._cursor < len(self._outbox) and self._cursor in self._acked:
-            self._acked.discard(self._cursor)
-            self._cursor += 1
         entries = []
         for i in range(self._cursor, len(self._outbox)):
-            if i not in self._acked:
+            if not self._acked[i]:
                 entries.append(OutboxEntry(i, self._outbox[i]))
                 if len(entries) >= limit:
                     break
         return entries
 
     def ack(self, ids: Sequence[int]) -> None:
-        self._acked.update(i for i in ids if i >= self._cursor)
+        for i in ids:
+            self._acked[i] = True
+        while self._cursor < len(self._acked) and self._acked[self._cursor]:
+            self._cursor += 1
+
+    def requeue(self, ids: Sequence[int]) -> None:
+        for i in ids:
+            self._acked[i] = False
+        self._cursor = min([self._cursor, *ids])
 
     def history(self) -> Iterator[OutboxEntry]:
         for i, message in enumerate(self._outbox):
