@@ -66,6 +66,7 @@ class Worker:
                 commands=CommandHandler(service, max_bytes=settings.max_command_bytes),
             )
             relay = OutboxRelay(ledger, link, replay_tail=settings.replay_tail)
+            link.on_connected = relay.connected
             link.on_connection_lost = relay.connection_lost
             self.service, self.link = service, link
             async with anyio.create_task_group() as outer:

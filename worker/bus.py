@@ -18,7 +18,7 @@ from anyio.abc import TaskStatus
 
 from worker.errors import PublishError
 from worker.ledger import Ledger
-from worker.status import StatusMessage
+from worker.status import StatusMessage, snapshot_messages
 
 __all__ = ["MemoryBus", "OutboxRelay", "StatusSink"]
 
@@ -78,6 +78,17 @@ class OutboxRelay:
         self.batch = batch
         self.replay_tail = replay_tail
         self._recent: deque[tuple[float, list[int]]] = deque()
+        self._reannounce = False
+
+    def connected(self) -> None:
+        """The sink (re)connected: once the backlog is out, announce every job again.
+
+        A broker restarted without persistence has lost its retained snapshots; this
+        restores them. The snapshots go after the backlog, so none is older than one
+        already published.
+        """
+        self._reannounce = True
+        self.ledger.wake_outbox()
 
     def _ack(self, ids: list[int]) -> None:
         self.ledger.store.ack(ids)
@@ -118,4 +129,24 @@ class OutboxRelay:
                 continue
             self._ack([e.id for e in entries])
             sent += len(entries)
+        if self._reannounce:
+            sent += await self._announce_all()
         return sent
+
+    async def _announce_all(self) -> int:
+        clock = self.ledger.clock
+        messages = [
+            message
+            for record in self.ledger
+            for message in snapshot_messages(
+                record, sim_time=clock.isoformat(record.sim.changed_at)
+            )
+        ]
+        for start in range(0, len(messages), self.batch):
+            try:
+                await self.sink.publish(messages[start : start + self.batch])
+            except PublishError:
+                return start  # still flagged: announced again after the next connect
+        self._reannounce = False
+        log.info("every job announced again", messages=len(messages))
+        return len(messages)

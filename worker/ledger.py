@@ -119,9 +119,12 @@ class Ledger:
         record = after or before
         assert record is not None
         seq = record.sim.seq + 1
+        now = self.clock.now()
         if after is not None:
             after.sim.seq = seq
-        messages = build_messages(before, after, events, seq=seq, sim_time=self.clock.isoformat())
+            after.sim.changed_at = now
+        sim_time = self.clock.isoformat(now)
+        messages = build_messages(before, after, events, seq=seq, sim_time=sim_time)
         self.store.commit(
             Commit(
                 put=[after] if after is not None else (),

@@ -76,6 +76,7 @@ class MqttLink:
         window: int = 100,
         will_delay: int = 5,
         commands: CommandHandler | None = None,
+        on_connected: Callable[[], None] | None = None,
         on_connection_lost: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
@@ -84,6 +85,7 @@ class MqttLink:
         self.window = window
         self.will_delay = will_delay
         self.commands = commands
+        self.on_connected = on_connected
         self.on_connection_lost = on_connection_lost
         self.status_topic = worker_status_topic(worker_id)
         self.version: Version = "3.1.1" if config.protocol == "3.1.1" else "5"
@@ -146,6 +148,8 @@ class MqttLink:
                 await client.subscribe(COMMAND_FILTER, qos=1, timeout=10)
             self._client = client
             self._connected.set()
+            if self.on_connected is not None:
+                self.on_connected()
             log.info(
                 "connected to broker", broker=self.config.url, epoch=self.epoch, mqtt=self.version
             )

@@ -50,6 +50,8 @@ class JobSim(msgspec.Struct, kw_only=True):
     #: Last customer change while Creating: the 14-day expiry counts from here.
     touched_at: float
     state_entered_at: float
+    #: When the last committed change happened (the snapshot's simTime).
+    changed_at: float = 0.0
     #: When the current timed step ends (package arrival, return delivery).
     due_at: float | None = None
     ended_at: float | None = None

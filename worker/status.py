@@ -21,7 +21,14 @@ import msgspec
 from worker.model import to_builtins
 from worker.record import JobRecord
 
-__all__ = ["PREFIX", "Event", "StatusMessage", "build_messages", "decode_payload"]
+__all__ = [
+    "PREFIX",
+    "Event",
+    "StatusMessage",
+    "build_messages",
+    "decode_payload",
+    "snapshot_messages",
+]
 
 PREFIX = "importexport/v1"
 EVENT_TYPE_PREFIX = "com.drivesim.importexport."
@@ -97,6 +104,11 @@ def build_messages(
         else:
             add(job_topic(name, "events"), _cloudevent(name, seq, sim_time, event))
     return messages
+
+
+def snapshot_messages(record: JobRecord, *, sim_time: str) -> list[StatusMessage]:
+    """The retained snapshots of a job as it stands: to announce it again after a reconnect."""
+    return build_messages(None, record, [], seq=record.sim.seq, sim_time=sim_time)
 
 
 def _snapshot(record: JobRecord, seq: int, sim_time: str) -> bytes:
