@@ -90,7 +90,8 @@ class History:
     def _add(self, message: StatusMessage, current: dict[str, Incarnation]) -> None:
         job = message.job
         seqs = self.seqs.setdefault(job, [])
-        if not seqs or seqs[-1] != message.seq:
+        # Clearing payloads carry no seq on the wire: the deletion's event has it.
+        if message.payload and (not seqs or seqs[-1] != message.seq):
             seqs.append(message.seq)
         leaf = message.topic.removeprefix(f"{PREFIX}/jobs/{job}/")
         body = decode_payload(message.payload)

@@ -16,7 +16,7 @@ from simulator.runner import RunResult
 from worker.model import DriveState, JobState
 from worker.states import DELETABLE, TERMINAL, is_legal_drive_transition, is_legal_job_transition
 
-__all__ = ["CHECKS", "CheckResult", "check_run"]
+__all__ = ["CHECKS", "STREAM_CHECKS", "CheckResult", "check_run", "check_stream"]
 
 
 @dataclass(slots=True)
@@ -31,7 +31,10 @@ class CheckResult:
 
 
 Check = Callable[[RunResult, History], list[str]]
+StreamCheck = Callable[[History], list[str]]
 CHECKS: dict[str, tuple[str, Check]] = {}
+#: The checks that need nothing but the status stream (any observer can run them).
+STREAM_CHECKS: dict[str, tuple[str, StreamCheck]] = {}
 
 
 def check(name: str, description: str) -> Callable[[Check], Check]:
@@ -42,8 +45,17 @@ def check(name: str, description: str) -> Callable[[Check], Check]:
     return register
 
 
-@check("legal-transitions", "jobs and drives move only along the state machine's edges")
-def _legal_transitions(run: RunResult, history: History) -> list[str]:
+def stream_check(name: str, description: str) -> Callable[[StreamCheck], StreamCheck]:
+    def register(fn: StreamCheck) -> StreamCheck:
+        STREAM_CHECKS[name] = (description, fn)
+        CHECKS[name] = (description, lambda run, history: fn(history))
+        return fn
+
+    return register
+
+
+@stream_check("legal-transitions", "jobs and drives move only along the state machine's edges")
+def _legal_transitions(history: History) -> list[str]:
     found = []
     for life in history.incarnations:
         last: str | None = None
@@ -72,13 +84,25 @@ def _legal_transitions(run: RunResult, history: History) -> list[str]:
     return found
 
 
-@check("seq-without-gaps", "each job's seq rises by exactly one per change")
-def _seq(run: RunResult, history: History) -> list[str]:
+@stream_check("seq-without-gaps", "each job's seq rises by exactly one per change")
+def _seq(history: History) -> list[str]:
     found = []
     for job, seqs in history.seqs.items():
         for a, b in itertools.pairwise(seqs):
             if b != a + 1:
                 found.append(f"{job}: seq {a} followed by {b}")
+    return found
+
+
+@stream_check("one-terminal-state", "each job enters a terminal state at most once")
+def _one_terminal(history: History) -> list[str]:
+    found = []
+    for life in history.incarnations:
+        entered = [s.seq for s in life.snapshots if s.state in TERMINAL]
+        if len(set(entered)) > 1:
+            found.append(
+                f"{life.label}: terminal in {len(set(entered))} changes {sorted(set(entered))}"
+            )
     return found
 
 
@@ -95,8 +119,8 @@ def _terminal(run: RunResult, history: History) -> list[str]:
     return found
 
 
-@check("progress-monotonic", "bytes copied and percent complete never go back")
-def _progress(run: RunResult, history: History) -> list[str]:
+@stream_check("progress-monotonic", "bytes copied and percent complete never go back")
+def _progress(history: History) -> list[str]:
     found = []
     for life in history.incarnations:
         percent = 0
@@ -115,8 +139,8 @@ def _progress(run: RunResult, history: History) -> list[str]:
     return found
 
 
-@check("no-start-after-cancel", "after an accepted cancel no drive starts transferring")
-def _no_start(run: RunResult, history: History) -> list[str]:
+@stream_check("no-start-after-cancel", "after an accepted cancel no drive starts transferring")
+def _no_start(history: History) -> list[str]:
     found = []
     for life in history.incarnations:
         cancel = life.cancel
@@ -207,6 +231,11 @@ def _expectations(run: RunResult, history: History) -> list[str]:
         if a.index not in done
     ]
     return found
+
+
+def check_stream(history: History) -> list[CheckResult]:
+    """The stream-only invariants: what an independent observer can check by itself."""
+    return [CheckResult(name, desc, fn(history)) for name, (desc, fn) in STREAM_CHECKS.items()]
 
 
 def check_run(run: RunResult, history: History | None = None) -> list[CheckResult]:

@@ -1,0 +1,109 @@
+"""An independent MQTT observer for tests: records everything, reconnects by itself, and
+checks the stream the way a consumer would."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from simulator.history import History
+from simulator.invariants import check_stream
+from worker.clock import DEFAULT_EPOCH
+from worker.status import PREFIX, StatusMessage
+
+__all__ = ["Observer", "Received"]
+
+Received = tuple[str, bytes, bool]
+
+
+class Observer:
+    """A paho subscriber on ``importexport/v1/#`` in its own thread."""
+
+    def __init__(self, port: int, *, topics: tuple[str, ...] = (f"{PREFIX}/#",)) -> None:
+        self.topics = topics
+        self.messages: list[Received] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(min_delay=1, max_delay=1)
+        self.client.connect_async("127.0.0.1", port, keepalive=5)
+        self.client.loop_start()
+
+    def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
+        client.subscribe([(topic, 1) for topic in self.topics])
+
+    def _on_subscribe(self, *_: Any) -> None:
+        self._subscribed.set()
+
+    def _on_disconnect(self, *_: Any) -> None:
+        self._subscribed.clear()
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append((message.topic, bytes(message.payload), bool(message.retain)))
+
+    def wait_subscribed(self, timeout: float = 20) -> None:
+        assert self._subscribed.wait(timeout), "the observer did not (re)subscribe in time"
+
+    def snapshot(self) -> list[Received]:
+        with self._lock:
+            return list(self.messages)
+
+    def wait_for(self, predicate: Any, timeout: float = 60, what: str = "") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self.snapshot()):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what or predicate}")
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+    # -- reading the stream ----------------------------------------------------------------
+
+    def status_messages(self) -> list[StatusMessage]:
+        """Job messages, deduplicated by (topic, seq), first copy kept, in arrival order."""
+        seen: set[tuple[str, int]] = set()
+        out = []
+        for topic, payload, retain in self.snapshot():
+            parts = topic.split("/")
+            if len(parts) < 5 or parts[2] != "jobs":
+                continue
+            job = parts[3]
+            seq = json.loads(payload)["seq"] if payload else -1
+            if seq == -1:
+                # A clearing payload carries no seq: it belongs to the deletion's change.
+                key = (topic, -len(out))
+            else:
+                key = (topic, seq if not topic.endswith("/events") else hash(payload))
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(
+                StatusMessage(
+                    topic=topic, payload=payload, qos=1, retain=retain, job=job, seq=max(seq, 0)
+                )
+            )
+        return out
+
+    def history(self) -> History:
+        return History(self.status_messages(), DEFAULT_EPOCH)
+
+    def violations(self) -> dict[str, list[str]]:
+        """The stream-only invariants, over the deduplicated stream."""
+        return {c.name: c.violations for c in check_stream(self.history()) if c.violations}
+
+    def worker_states(self, worker_id: str) -> list[str]:
+        topic = f"{PREFIX}/workers/{worker_id}/status"
+        return [json.loads(p)["state"] for t, p, _ in self.snapshot() if t == topic and p]
