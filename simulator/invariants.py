@@ -98,11 +98,14 @@ def _seq(history: History) -> list[str]:
 def _one_terminal(history: History) -> list[str]:
     found = []
     for life in history.incarnations:
-        entered = [s.seq for s in life.snapshots if s.state in TERMINAL]
-        if len(set(entered)) > 1:
-            found.append(
-                f"{life.label}: terminal in {len(set(entered))} changes {sorted(set(entered))}"
-            )
+        previous: list[str | None] = [None, *(s.state for s in life.snapshots)]
+        entered = [
+            snap.seq
+            for before, snap in zip(previous, life.snapshots, strict=False)
+            if snap.state in TERMINAL and before != snap.state
+        ]
+        if len(entered) > 1:
+            found.append(f"{life.label}: entered a terminal state {len(entered)} times {entered}")
     return found
 
 
