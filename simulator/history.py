@@ -77,6 +77,7 @@ class History:
     def __init__(self, messages: Iterable[StatusMessage], epoch: datetime) -> None:
         self.epoch = epoch
         self.incarnations: list[Incarnation] = []
+        #: Per job, the seq of each job snapshot in the order they came.
         self.seqs: dict[str, list[int]] = {}
         self.messages = 0
         current: dict[str, Incarnation] = {}
@@ -89,12 +90,11 @@ class History:
 
     def _add(self, message: StatusMessage, current: dict[str, Incarnation]) -> None:
         job = message.job
-        seqs = self.seqs.setdefault(job, [])
-        # Clearing payloads carry no seq on the wire: the deletion's event has it.
-        if message.payload and (not seqs or seqs[-1] != message.seq):
-            seqs.append(message.seq)
         leaf = message.topic.removeprefix(f"{PREFIX}/jobs/{job}/")
         body = decode_payload(message.payload)
+        if leaf == "state" and body is not None:
+            # Every change announces exactly one job snapshot (QoS 1): its seq is the change's.
+            self.seqs.setdefault(job, []).append(message.seq)
         life = current.get(job)
         if life is None or (life.cleared and leaf == "state" and body is not None):
             number = life.number + 1 if life else 1

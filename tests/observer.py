@@ -81,7 +81,8 @@ class Observer:
             if len(parts) < 5 or parts[2] != "jobs":
                 continue
             job = parts[3]
-            seq = json.loads(payload)["seq"] if payload else -1
+            body = json.loads(payload) if payload else None
+            seq = -1 if body is None else body.get("seq", body.get("data", {}).get("seq", -1))
             if seq == -1:
                 # A clearing payload carries no seq: it belongs to the deletion's change.
                 key = (topic, -len(out))

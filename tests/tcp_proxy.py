@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -51,10 +52,8 @@ class TcpProxy:
             pass
         finally:
             for sock in (source, target):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 sock.close()
 
     def cut(self) -> None:
@@ -64,10 +63,8 @@ class TcpProxy:
             pairs, self._pairs = self._pairs, []
         for client, upstream in pairs:
             for sock in (client, upstream):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def restore(self) -> None:
         """Accept connections again."""

@@ -28,11 +28,15 @@ log = structlog.get_logger("drivesim.outbox")
 class StatusSink(Protocol):
     """Something that publishes status messages (an MQTT broker, a list in memory)."""
 
+    async def ready(self) -> None:
+        """Return once the sink can take messages (at once for an in-memory sink)."""
+        ...
+
     async def publish(self, messages: Sequence[StatusMessage]) -> None:
         """Publish ``messages`` in order; return once the sink holds them all.
 
         Raise :class:`~worker.errors.PublishError` naming the delivered ones if only some
-        made it; wait, rather than fail, while the sink is unreachable.
+        made it (or none, when the sink is not ready).
         """
         ...
 
@@ -44,6 +48,9 @@ class MemoryBus:
         self.messages: list[StatusMessage] = []
         self.retained: dict[str, bytes] = {}
         self._subscribers: list[Callable[[StatusMessage], None]] = []
+
+    async def ready(self) -> None:
+        pass
 
     def subscribe(self, callback: Callable[[StatusMessage], None]) -> None:
         """Call ``callback`` with each message as it is published."""
@@ -118,7 +125,13 @@ class OutboxRelay:
         """Deliver everything pending now; returns how many messages went out."""
         store = self.ledger.store
         sent = 0
-        while entries := store.pending(self.batch):
+        while True:
+            # Fetch only once the sink is ready, so a batch read before a lost connection
+            # is never sent after the tail requeued by that loss: order is commit order.
+            await self.sink.ready()
+            entries = store.pending(self.batch)
+            if not entries:
+                break
             try:
                 await self.sink.publish([e.message for e in entries])
             except PublishError as exc:

@@ -103,8 +103,11 @@ class MqttLink:
     def connected(self) -> bool:
         return self._client is not None
 
-    async def wait_connected(self) -> None:
+    async def ready(self) -> None:
+        """Return once connected."""
         await self._connected.wait()
+
+    wait_connected = ready
 
     # -- the connection loop -------------------------------------------------------------
 
@@ -116,8 +119,10 @@ class MqttLink:
             while not self._stopping.is_set():
                 try:
                     await self._session(backoff)
-                except aiomqtt.MqttError as exc:
-                    log.warning("broker connection lost or refused", error=str(exc))
+                except* aiomqtt.MqttError as group:
+                    # The session's task group wraps what the reader or a publish raised.
+                    error = str(group.exceptions[0])
+                    log.warning("broker connection lost or refused", error=error)
                 if self._stopping.is_set():
                     break
                 await anyio.sleep(backoff.next())
@@ -222,12 +227,12 @@ class MqttLink:
     async def publish(self, messages: Sequence[StatusMessage]) -> None:
         """Publish ``messages`` through a window of ``window`` QoS 1 publishes in flight.
 
-        Waits while disconnected. If the connection drops mid-batch, raises
+        If not connected, or if the connection drops mid-batch, raises
         :class:`PublishError` listing the messages the broker did acknowledge.
         """
-        await self._connected.wait()
         client = self._client
-        assert client is not None
+        if client is None:
+            raise PublishError("not connected", delivered=[])
         delivered: list[int] = []
         window = anyio.Semaphore(self.window)
         epoch = self.epoch
