@@ -4,13 +4,18 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint mosquitto clean
 
 $(BIN)/drivesim: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
+
+# The tests start their own Mosquitto; install Debian's package when it is missing.
+mosquitto:
+	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || \
+		(apt-get update -qq && apt-get install -y -qq mosquitto mosquitto-clients >/dev/null)
 
 demo: $(BIN)/drivesim
 	$(BIN)/drivesim run configs/cancel-mid-transfer.toml
@@ -20,7 +25,7 @@ lint: $(BIN)/drivesim
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint mosquitto
 	$(BIN)/pytest
 
 clean:

@@ -33,19 +33,22 @@ def _free_port() -> int:
 class Mosquitto:
     """One broker process on 127.0.0.1; ``kill``, ``pause``, ``resume`` and ``start`` again."""
 
-    def __init__(self, workdir: Path, *, extra_config: str = "") -> None:
+    def __init__(self, workdir: Path, *, extra_config: str = "", anonymous: bool = True) -> None:
         self.workdir = workdir
         self.port = _free_port()
         self.config = workdir / "mosquitto.conf"
         self.config.write_text(
             "per_listener_settings false\n"
-            "allow_anonymous true\n"
+            f"allow_anonymous {'true' if anonymous else 'false'}\n"
             "persistence false\n"
             f"listener {self.port} 127.0.0.1\n"
             "max_queued_messages 0\n"
             "log_dest stderr\n"
             "log_type error\n"
-            "log_type warning\n" + extra_config
+            "log_type warning\n"
+            # As root it would drop to user mosquitto, which cannot read the test's files.
+            + ("user root\n" if os.geteuid() == 0 else "")
+            + extra_config
         )
         self.log = workdir / "mosquitto.log"
         self.process: subprocess.Popen[bytes] | None = None

@@ -24,7 +24,14 @@ Received = tuple[str, bytes, bool]
 class Observer:
     """A paho subscriber on ``importexport/v1/#`` in its own thread."""
 
-    def __init__(self, port: int, *, topics: tuple[str, ...] = (f"{PREFIX}/#",)) -> None:
+    def __init__(
+        self,
+        port: int,
+        *,
+        topics: tuple[str, ...] = (f"{PREFIX}/#",),
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         self.topics = topics
         self.messages: list[Received] = []
         self._lock = threading.Lock()
@@ -35,6 +42,8 @@ class Observer:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(min_delay=1, max_delay=1)
+        if username is not None:
+            self.client.username_pw_set(username, password)
         self.client.connect_async("127.0.0.1", port, keepalive=5)
         self.client.loop_start()
 
