@@ -84,7 +84,7 @@ class Observer:
     def status_messages(self) -> list[StatusMessage]:
         """Job messages, deduplicated by (topic, seq), first copy kept, in arrival order."""
         seen: set[tuple[str, int]] = set()
-        out = []
+        out: list[StatusMessage] = []
         for topic, payload, retain in self.snapshot():
             parts = topic.split("/")
             if len(parts) < 5 or parts[2] != "jobs":

@@ -80,6 +80,11 @@ def virtual_loop() -> asyncio.AbstractEventLoop:
     clock jumps to the next timer whenever every task is idle."""
     loop = asyncio.new_event_loop()
     assert isinstance(loop, asyncio.BaseEventLoop)
+    # asyncio treats a timer as due when it is before time() + clock resolution (1 ns for
+    # the monotonic clock). Past 2**24 loop seconds (194 simulated days) a float cannot
+    # add 1 ns any more, a due timer never looks due, and the loop spins without moving
+    # time. A microsecond keeps timers due for thousands of years of virtual time.
+    loop._clock_resolution = 1e-6  # type: ignore[attr-defined]
     patched: asyncio.AbstractEventLoop = looptime.patch_event_loop(loop, start=0, noop_cycles=4)
     return patched
 

@@ -6,7 +6,8 @@ unknown operations or fields, an oversized body, an unknown job, a request in th
 state. Nothing in a refused request changes anything.
 
 Requests (``job`` names the job; ``replyTo`` and ``correlationId`` are for MQTT 3.1.1
-clients, which have no response topic)::
+clients, which have no response topic; ``replyTo`` must lie under
+``importexport/v1/replies/``)::
 
     create               {"job": NAME, "body": PutJobParameters}
     get | delete | cancel | list-bitlocker-keys   {"job": NAME}
@@ -22,9 +23,11 @@ from typing import Any
 
 import msgspec
 
-from worker.errors import ServiceError, ValidationError
+from worker.errors import PayloadTooLarge, ServiceError, ValidationError
 from worker.model import to_builtins
+from worker.requests import check_depth
 from worker.service import JobService
+from worker.status import PREFIX
 
 __all__ = ["OPERATIONS", "CommandHandler", "Reply"]
 
@@ -63,6 +66,34 @@ class ShipRequest(_Request, kw_only=True):
     job: str
     delivery_package: dict[str, Any]
     return_address: dict[str, Any] | None = None
+
+
+#: Where 3.1.1 clients may ask for replies: their own level under this prefix, no wildcards.
+REPLY_PREFIX = f"{PREFIX}/replies/"
+
+
+class _Address(msgspec.Struct, rename="camel"):
+    reply_to: str | None = None
+    correlation_id: str | None = None
+
+
+def _reply_address(payload: bytes, max_bytes: int) -> tuple[str | None, str | None]:
+    """``replyTo`` and ``correlationId`` of a request, read leniently so that a request
+    refused for its content still gets its answer. A ``replyTo`` outside the reply
+    prefix, or with wildcards, is ignored: the worker publishes nowhere else."""
+    try:
+        if len(payload) > max_bytes:
+            return None, None
+        check_depth(payload)
+        address = msgspec.json.decode(payload, type=_Address)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValidationError):
+        return None, None
+    reply_to = address.reply_to
+    if reply_to is not None and (
+        not reply_to.startswith(REPLY_PREFIX) or "+" in reply_to or "#" in reply_to
+    ):
+        reply_to = None
+    return reply_to, address.correlation_id
 
 
 _SHAPES: dict[str, type[_Request]] = {
@@ -106,20 +137,14 @@ class CommandHandler:
         self.max_bytes = max_bytes
 
     async def handle(self, op: str, payload: bytes) -> Reply:
-        request: _Request | None = None
+        reply_to, correlation_id = _reply_address(payload, self.max_bytes)
         try:
             request = self._parse(op, payload)
             status, result = await self._run(op, request)
         except ServiceError as exc:
-            return Reply(
-                exc.status,
-                error=exc.to_arm()["error"],
-                reply_to=request.reply_to if request else None,
-                correlation_id=request.correlation_id if request else None,
-            )
-        return Reply(
-            status, result=result, reply_to=request.reply_to, correlation_id=request.correlation_id
-        )
+            error = exc.to_arm()["error"]
+            return Reply(exc.status, error=error, reply_to=reply_to, correlation_id=correlation_id)
+        return Reply(status, result=result, reply_to=reply_to, correlation_id=correlation_id)
 
     def _parse(self, op: str, payload: bytes) -> _Request:
         if op not in OPERATIONS:
@@ -129,11 +154,11 @@ class CommandHandler:
                 target="op",
             )
         if len(payload) > self.max_bytes:
-            raise ValidationError(
-                f"The request is {len(payload)} bytes; the limit is {self.max_bytes}.",
-                code="PayloadTooLarge",
+            raise PayloadTooLarge(
+                f"The request is {len(payload)} bytes; the limit is {self.max_bytes}."
             )
         shape = _SHAPES.get(op, JobRequest)
+        check_depth(payload)
         try:
             return msgspec.json.decode(payload, type=shape)
         except msgspec.ValidationError as exc:

@@ -8,11 +8,12 @@ with :meth:`ServiceError.to_arm` and nothing else.
     DrivesimError
     ├── ServiceError                      code, message, target, status
     │   ├── ValidationError               400  InvalidRequestContent, InvalidResourceName, ...
+    │   │   └── PayloadTooLarge           413  PayloadTooLarge
     │   ├── ResourceNotFound              404  ResourceNotFound
     │   └── InvalidJobState               409  InvalidJobState, CancelTooLate, DeleteNotAllowed
     ├── StoreError                        the job store failed; the change was not made
     ├── PublishError                      the broker connection dropped mid-batch
-    └── ConfigError                     a settings or scenario file is invalid (file, key, expected)
+    └── ConfigError                       a settings or scenario file is invalid
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "ConfigError",
     "DrivesimError",
     "InvalidJobState",
+    "PayloadTooLarge",
     "PublishError",
     "ResourceNotFound",
     "ServiceError",
@@ -63,6 +65,13 @@ class ValidationError(ServiceError):
 
     status = 400
     default_code = "InvalidRequestContent"
+
+
+class PayloadTooLarge(ValidationError):
+    """The request is larger than the configured limit."""
+
+    status = 413
+    default_code = "PayloadTooLarge"
 
 
 class ResourceNotFound(ServiceError):

@@ -9,7 +9,7 @@ list-keys operation.
 from __future__ import annotations
 
 import enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -112,12 +112,18 @@ class ShippingInformation(ArmStruct, kw_only=True):
     additional_information: str | None = None
 
 
+#: The spec's int64 fields.
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+#: A count of drives: never negative, never beyond what a package can hold.
+DriveCount = Annotated[int, msgspec.Meta(ge=0, le=1000)]
+
+
 class DeliveryPackage(ArmStruct, kw_only=True):
     """The package the customer ships to the datacenter (``deliveryPackage``)."""
 
     carrier_name: str
     tracking_number: str
-    drive_count: int | None = None
+    drive_count: DriveCount | None = None
     ship_date: str | None = None
 
 
@@ -126,7 +132,7 @@ class PackageInformation(ArmStruct, kw_only=True):
 
     carrier_name: str
     tracking_number: str
-    drive_count: int
+    drive_count: DriveCount
     ship_date: str
 
 
@@ -138,11 +144,11 @@ class DriveStatus(ArmStruct, kw_only=True):
     drive_header_hash: str | None = None
     state: DriveState | None = None
     copy_status: str | None = None
-    percent_complete: int | None = None
+    percent_complete: Int64 | None = None
     verbose_log_uri: str | None = None
     error_log_uri: str | None = None
     manifest_uri: str | None = None
-    bytes_succeeded: int | None = None
+    bytes_succeeded: Int64 | None = None
 
 
 class BlobList(ArmStruct, kw_only=True):
@@ -156,13 +162,14 @@ class Export(ArmStruct, kw_only=True):
 
 
 class EncryptionKey(ArmStruct, kw_only=True):
-    kek_type: Literal["MicrosoftManaged", "CustomerManaged"] = "MicrosoftManaged"
+    #: None on input means MicrosoftManaged; the service always sets it.
+    kek_type: Literal["MicrosoftManaged", "CustomerManaged"] | None = None
     kek_url: str | None = None
     kek_vault_resource_id: str | None = msgspec.field(default=None, name="kekVaultResourceID")
 
 
 class Identity(ArmStruct, kw_only=True):
-    type: Literal["None", "SystemAssigned", "UserAssigned"] = "None"
+    type: Literal["None", "SystemAssigned", "UserAssigned"]
     principal_id: str | None = None
     tenant_id: str | None = None
 
@@ -180,7 +187,7 @@ class JobDetails(ArmStruct, kw_only=True):
     backup_drive_manifest: bool | None = None
     state: JobState | None = None
     cancel_requested: bool | None = None
-    percent_complete: int | None = None
+    percent_complete: Int64 | None = None
     incomplete_blob_list_uri: str | None = None
     drive_list: list[DriveStatus] | None = None
     export: Export | None = None
@@ -193,7 +200,7 @@ class JobResponse(ArmStruct, kw_only=True):
 
     id: str
     name: str
-    type: str = RESOURCE_TYPE
+    type: str
     location: str
     tags: dict[str, str] | None = None
     properties: JobDetails

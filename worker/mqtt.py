@@ -30,7 +30,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from worker.broker import BrokerConfig, Version, connected, make_client, mqtt_properties
-from worker.commands import CommandHandler
+from worker.commands import CommandHandler, Reply
 from worker.errors import PublishError
 from worker.ledger import Ledger
 from worker.status import PREFIX, StatusMessage
@@ -187,7 +187,11 @@ class MqttLink:
         op = message.topic.value.rsplit("/", 1)[-1]
         payload = message.payload if isinstance(message.payload, bytes) else b""
         with structlog.contextvars.bound_contextvars(op=op):
-            reply = await self.commands.handle(op, payload)
+            try:
+                reply = await self.commands.handle(op, payload)
+            except Exception:  # a bug must not take the worker down: answer, log, go on
+                log.exception("command failed")
+                reply = Reply(500, error={"code": "InternalError", "message": "internal error"})
             props = message.properties
             response_topic = getattr(props, "ResponseTopic", None) if props else None
             topic = response_topic or reply.reply_to
@@ -202,7 +206,12 @@ class MqttLink:
                 correlation = getattr(props, "CorrelationData", None)
                 if correlation is not None:
                     properties.CorrelationData = correlation
-            await client.publish(topic, reply.to_json(), qos=1, properties=properties, timeout=10)
+            try:
+                await client.publish(
+                    topic, reply.to_json(), qos=1, properties=properties, timeout=10
+                )
+            except ValueError as exc:  # an unusable MQTT 5 response topic
+                log.warning("reply not sent", reply_to=topic, error=str(exc))
 
     async def stop(self) -> None:
         """Publish ``offline`` and disconnect cleanly; the run loop then returns."""
@@ -263,7 +272,7 @@ class MqttLink:
             ) from group.exceptions[0]
 
     def _properties(self, message: StatusMessage) -> Properties | None:
-        if self.version != "5":
+        if self.version != "5" or not message.payload:
             return None
         kind = "event" if message.topic.endswith("/events") else "json"
         if kind not in self._props:

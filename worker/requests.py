@@ -21,7 +21,7 @@ from worker.model import (
     UpdateJobParameters,
 )
 
-__all__ = ["check_drive_list", "check_name", "parse_put", "parse_update"]
+__all__ = ["check_depth", "check_drive_list", "check_name", "parse_put", "parse_update"]
 
 #: Job names: a letter or digit, then letters, digits, '-' or '_'; at most 64 characters.
 #: They are one MQTT topic level and one ARM path segment, so nothing else is allowed.
@@ -44,9 +44,43 @@ def check_name(name: object) -> str:
     return name
 
 
+#: JSON requests nest no deeper than this; deeper ones are refused before decoding.
+MAX_DEPTH = 32
+
+
+def check_depth(data: bytes | str, limit: int = MAX_DEPTH) -> None:
+    """Refuse JSON nested deeper than ``limit`` before any parser recurses into it.
+
+    (Decoders stop runaway nesting with RecursionError, and on CPython 3.11 a caught
+    RecursionError can leave the interpreter unable to compile code afterwards.)
+    """
+    raw = data.encode() if isinstance(data, str) else data
+    if raw.count(b"{") + raw.count(b"[") <= limit:
+        return
+    depth = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x7B, 0x5B):  # { [
+            depth += 1
+            if depth > limit:
+                raise ValidationError(f"The request is nested deeper than {limit} levels.")
+        elif byte in (0x7D, 0x5D):  # } ]
+            depth -= 1
+
+
 def _decode(body: bytes | str | Mapping[str, Any], kind: type[T]) -> T:
     try:
         if isinstance(body, bytes | str):
+            check_depth(body)
             return msgspec.json.decode(body, type=kind)
         if not isinstance(body, Mapping):
             raise ValidationError(

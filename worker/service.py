@@ -20,6 +20,7 @@ from worker.config import DatacenterConfig, Policy
 from worker.errors import InvalidJobState, ResourceNotFound, ValidationError
 from worker.ledger import Ledger
 from worker.model import (
+    RESOURCE_TYPE,
     DriveBitLockerKey,
     DriveState,
     DriveStatus,
@@ -160,7 +161,11 @@ class JobService:
             return_package=None,
             percent_complete=None,
             incomplete_blob_list_uri=None,
-            encryption_key=props.encryption_key or EncryptionKey(),
+            encryption_key=msgspec.structs.replace(
+                props.encryption_key or EncryptionKey(),
+                kek_type=(props.encryption_key and props.encryption_key.kek_type)
+                or "MicrosoftManaged",
+            ),
             drive_list=[_public_drive(d) for d in drives],
             log_level=props.log_level or "Error",
             backup_drive_manifest=bool(props.backup_drive_manifest),
@@ -169,10 +174,11 @@ class JobService:
             job=JobResponse(
                 id=self._resource_id(name),
                 name=name,
+                type=RESOURCE_TYPE,
                 location=params.location,
                 tags=params.tags,
                 properties=details,
-                identity=Identity(),
+                identity=Identity(type="None"),
             ),
             keys={d.drive_id: d.bit_locker_key for d in drives if d.bit_locker_key},
             sim=JobSim(
@@ -345,7 +351,9 @@ class JobService:
                 target=f"properties.{missing[0]}",
             )
         package = props.delivery_package or current.delivery_package
-        if current.job_type is JobType.EXPORT and package is not None:
+        if package is not None and (
+            package.drive_count is not None or current.job_type is JobType.EXPORT
+        ):
             count = 1 if package.drive_count is None else package.drive_count
             if not 1 <= count <= self.policy.max_drives:
                 raise ValidationError(

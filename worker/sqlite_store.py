@@ -64,7 +64,7 @@ class SQLiteStore:
         """Turn a SQLite failure into a :class:`StoreError` naming what failed."""
         try:
             yield
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:
             raise StoreError(f"{what} in {self.path} failed: {exc}") from exc
 
     def load_jobs(self) -> dict[str, JobRecord]:

@@ -97,12 +97,12 @@ def build_messages(
                 body.update(job=name, seq=seq, simTime=sim_time)
                 add(drive_topic(name, drive.drive_id), _json.encode(body), retain=True)
 
-    for event in events:
+    for index, event in enumerate(events):
         if event.type == "driveProgress":
             body = dict(event.data, job=name, seq=seq, simTime=sim_time)
             add(job_topic(name, "progress"), _json.encode(body), qos=0)
         else:
-            add(job_topic(name, "events"), _cloudevent(name, seq, sim_time, event))
+            add(job_topic(name, "events"), _cloudevent(name, seq, index, sim_time, event))
     return messages
 
 
@@ -119,11 +119,12 @@ def _snapshot(record: JobRecord, seq: int, sim_time: str) -> bytes:
     return _json.encode(body)
 
 
-def _cloudevent(job: str, seq: int, sim_time: str, event: Event) -> bytes:
+def _cloudevent(job: str, seq: int, index: int, sim_time: str, event: Event) -> bytes:
     return _json.encode(
         {
             "specversion": "1.0",
-            "id": f"{job}:{seq}:{event.type}",
+            # Unique per event: a change may raise several events of one type.
+            "id": f"{job}:{seq}:{index}",
             "source": SOURCE,
             "type": EVENT_TYPE_PREFIX + event.type,
             "subject": job,

@@ -1,26 +1,24 @@
-"""The zero-install broker: amqtt in the worker's loop, and the MQTT 5 → 3.1.1 fall-back."""
+"""The zero-install broker: ``drivesim worker`` with no broker starts amqtt on loopback, and a
+worker asked for MQTT 5 falls back to 3.1.1 on it. Real processes: amqtt leaves sockets and
+interpreter state behind that must not leak into the test run."""
 
 from __future__ import annotations
 
-import dataclasses
-import gc
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import anyio
-import pytest
 
 from simulator.client import JobsClient
-from worker.bus import OutboxRelay
-from worker.clock import Clock
-from worker.commands import CommandHandler
-from worker.config import DatacenterConfig
-from worker.embedded import embedded_broker, free_port
-from worker.ledger import Ledger
-from worker.mqtt import MqttLink
-from worker.plan import Planner
-from worker.service import JobService
-from worker.store import MemoryStore
+from worker.broker import BrokerConfig
 
-BODY = {
+EXPORT = {
     "location": "West US",
     "properties": {
         "jobType": "Export",
@@ -31,36 +29,56 @@ BODY = {
 }
 
 
-# amqtt leaves the socket of the refused MQTT 5 attempt to the garbage collector.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
-def test_a_worker_on_the_embedded_broker_falls_back_to_3_1_1_and_serves() -> None:
-    """A worker asked for MQTT 5 ("auto") on amqtt connects with 3.1.1 and answers commands."""
+def _worker(tmp: Path, name: str, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+    config = tmp / f"{name}.toml"
+    config.write_text(f'worker_id = "{name}"\nspeed = 3600\n')
+    log = tmp / f"{name}.log"
+    command = [sys.executable, "-m", "simulator.cli", "--log-level", "info", "--log-format"]
+    command += ["json", "worker", "--config", str(config), "--db", str(tmp / f"{name}.db"), *args]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=out, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
+    return process, log
 
-    async def main() -> None:
-        async with embedded_broker(port=free_port()) as broker:
-            assert broker.host == "127.0.0.1"
-            ledger = Ledger(MemoryStore(), Clock(scale=3600))
-            service = JobService(ledger, Planner(DatacenterConfig(), 1))
-            auto = dataclasses.replace(broker, protocol="auto")
-            link = MqttLink(
-                auto, worker_id="embedded", ledger=ledger, commands=CommandHandler(service)
-            )
-            async with anyio.create_task_group() as tg:
-                await tg.start(link.run)
-                tg.start_soon(OutboxRelay(ledger, link).run)
-                with anyio.fail_after(30):
-                    await link.ready()
-                assert link.version == "3.1.1"
-                async with JobsClient(broker) as client:
-                    created = await client.request("create", job="emb", body=BODY)
-                    assert created["status"] == 201
-                    got = await client.call("get", job="emb")
-                    assert got["properties"]["state"] == "Creating"
-                await link.stop()
-                with anyio.fail_after(10):
-                    await link.closed.wait()
-                tg.cancel_scope.cancel()
 
-    anyio.run(main)
-    gc.collect()  # let amqtt's leaked socket warn here, under this test's filters
+def _wait_for(log: Path, pattern: str, timeout: float = 30) -> re.Match[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(pattern, log.read_text(errors="replace"))
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"{pattern!r} not in {log}:\n{log.read_text(errors='replace')}")
+
+
+def test_a_worker_without_a_broker_serves_on_an_embedded_one(tmp_path: Path) -> None:
+    """No --broker: the worker starts amqtt on 127.0.0.1, says where, and answers commands
+    there; a second worker pointed at it asks for MQTT 5 and falls back to 3.1.1."""
+    first, first_log = _worker(tmp_path, "embedded")
+    second = None
+    try:
+        url = _wait_for(first_log, r"serving on (mqtt://127\.0\.0\.1:\d+)")[1]
+        assert "mosquitto_sub -h 127.0.0.1" in first_log.read_text()
+        broker = BrokerConfig.from_url(url)
+
+        async def ask() -> tuple[int, str]:
+            async with JobsClient(broker, timeout=20) as client:
+                created = await client.request("create", job="emb", body=EXPORT)
+                got = await client.call("get", job="emb")
+                return created["status"], got["properties"]["state"]
+
+        assert anyio.run(ask) == (201, "Creating")
+
+        second, second_log = _worker(tmp_path, "fallback", "--broker", url)
+        line = _wait_for(second_log, r'\{[^\n]*"connected to broker"[^\n]*\}')[0]
+        assert json.loads(line)["mqtt"] == "3.1.1"
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=30) == 0
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=30) == 0
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
