@@ -78,7 +78,7 @@ class OutboxRelay:
     """
 
     def __init__(
-        self, ledger: Ledger, sink: StatusSink, *, batch: int = 500, replay_tail: float = 0.0
+        self, ledger: Ledger, sink: StatusSink, *, batch: int = 2000, replay_tail: float = 0.0
     ) -> None:
         self.ledger = ledger
         self.sink = sink

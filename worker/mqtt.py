@@ -97,7 +97,7 @@ class MqttLink:
         #: Set once the run loop has returned after :meth:`stop`.
         self.closed = anyio.Event()
         self._session_scope: anyio.CancelScope | None = None
-        self._props: dict[str, Properties | None] = {}
+        self._event_props: Properties | None = None
 
     @property
     def connected(self) -> bool:
@@ -243,11 +243,14 @@ class MqttLink:
         if client is None:
             raise PublishError("not connected", delivered=[])
         delivered: list[int] = []
-        window = anyio.Semaphore(self.window)
         epoch = self.epoch
+        queue = iter(enumerate(messages))
 
-        async def one(index: int, message: StatusMessage) -> None:
-            try:
+        async def publisher() -> None:
+            # ``window`` of these share one iterator: each takes the next message and hands
+            # it to paho before its first await, so messages leave in order, with up to
+            # ``window`` awaiting their PUBACK. (A task per message costs twice as much.)
+            for index, message in queue:
                 await client.publish(
                     message.topic,
                     _with_epoch(message, epoch),
@@ -257,14 +260,11 @@ class MqttLink:
                     timeout=30,
                 )
                 delivered.append(index)
-            finally:
-                window.release()
 
         try:
             async with anyio.create_task_group() as tg:
-                for index, message in enumerate(messages):
-                    await window.acquire()
-                    tg.start_soon(one, index, message)
+                for _ in range(min(self.window, len(messages))):
+                    tg.start_soon(publisher)
         except* aiomqtt.MqttError as group:
             raise PublishError(
                 f"publishing failed after {len(delivered)} of {len(messages)} messages",
@@ -272,18 +272,15 @@ class MqttLink:
             ) from group.exceptions[0]
 
     def _properties(self, message: StatusMessage) -> Properties | None:
-        if self.version != "5" or not message.payload:
+        """MQTT 5 events carry the CloudEvents content type (the binding asks for it);
+        snapshots and progress are plain JSON and go without, as packing a property costs
+        paho about 10 µs a message."""
+        if self.version != "5" or not message.payload or not message.topic.endswith("/events"):
             return None
-        kind = "event" if message.topic.endswith("/events") else "json"
-        if kind not in self._props:
-            props = mqtt_properties(PacketTypes.PUBLISH)
-            props.ContentType = (
-                "application/cloudevents+json; charset=utf-8"
-                if kind == "event"
-                else "application/json"
-            )
-            self._props[kind] = props
-        return self._props[kind]
+        if self._event_props is None:
+            self._event_props = mqtt_properties(PacketTypes.PUBLISH)
+            self._event_props.ContentType = "application/cloudevents+json; charset=utf-8"
+        return self._event_props
 
 
 def _with_epoch(message: StatusMessage, epoch: int) -> bytes:

@@ -115,12 +115,23 @@ class SQLiteStore:
         return [_entry(row) for row in rows]
 
     def ack(self, ids: Sequence[int]) -> None:
-        with self._errors("acknowledging outbox entries"):
-            self._db.executemany("UPDATE outbox SET acked = 1 WHERE id = ?", [(i,) for i in ids])
+        self._mark(ids, acked=True)
+
+    def _mark(self, ids: Sequence[int], *, acked: bool) -> None:
+        """Set ``acked`` on outbox entries, in one transaction (not one per row)."""
+        with self._errors("marking outbox entries"):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "UPDATE outbox SET acked = ? WHERE id = ?", [(int(acked), i) for i in ids]
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def requeue(self, ids: Sequence[int]) -> None:
-        with self._errors("requeueing outbox entries"):
-            self._db.executemany("UPDATE outbox SET acked = 0 WHERE id = ?", [(i,) for i in ids])
+        self._mark(ids, acked=False)
 
     def history(self) -> Iterator[OutboxEntry]:
         with self._errors("reading the history"):

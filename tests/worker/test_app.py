@@ -4,10 +4,7 @@ commands over MQTT, a broker crash, a worker crash, and clean shutdown."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +17,7 @@ from simulator.client import JobsClient
 from tests.mosquitto import Mosquitto
 from tests.observer import Observer, Received
 from tests.tcp_proxy import TcpProxy
+from tests.worker_process import WorkerProcess
 from worker.broker import BrokerConfig
 from worker.model import to_builtins
 from worker.sqlite_store import SQLiteStore
@@ -49,54 +47,12 @@ drive_size = "1TB"
 TERMINAL = ("Completed", "Closed")
 
 
-class WorkerProcess:
-    def __init__(self, tmp: Path, broker_url: str) -> None:
-        self.config = tmp / "worker.toml"
-        self.config.write_text(SETTINGS)
-        self.db = tmp / "worker.db"
-        self.log = tmp / "worker.log"
-        self.broker_url = broker_url
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "simulator.cli",
-            "--log-level",
-            "info",
-            "--log-format",
-            "json",
-            "worker",
-            "--config",
-            str(self.config),
-            "--broker",
-            self.broker_url,
-            "--db",
-            str(self.db),
-        ]
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-            )
-
-    def signal(self, signum: int) -> int:
-        assert self.process is not None
-        self.process.send_signal(signum)
-        return self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
 @pytest.fixture
 def worker_factory(tmp_path: Path) -> Iterator[Any]:
     made: list[WorkerProcess] = []
 
     def make(broker_url: str) -> WorkerProcess:
-        worker = WorkerProcess(tmp_path, broker_url)
+        worker = WorkerProcess(tmp_path, broker_url, SETTINGS)
         made.append(worker)
         return worker
 

@@ -1,0 +1,190 @@
+"""Where the drain's time goes: a timeline of OutboxRelay + MqttLink, batch by batch.
+
+``python -m bench.outbox_drain_probe [--messages N] [--whatif PATCH+PATCH] [--broker-nodelay]``
+
+Commits N snapshot messages into a SQLiteStore, starts a Mosquitto of its own (no
+subscriber: this looks at the publisher only), and drains the outbox through the real
+:class:`~worker.bus.OutboxRelay` and :class:`~worker.mqtt.MqttLink`, with thin timing
+wrappers around ``store.pending``, ``store.ack`` and ``link.publish``. It prints:
+
+* per batch: how long ``publish`` took, and the **tail**: the time from the last PUBLISH
+  handed to paho until the batch's last PUBACK, when the window runs dry;
+* total time in ``ack`` and ``pending``, and the bytes the process wrote during ``ack``
+  (``/proc/self/io``: the WAL traffic of the acknowledgements);
+* event-loop iterations per message, and the process CPU per message.
+
+Nothing in ``worker/`` is changed; ``--whatif`` applies :mod:`bench.mqtt_whatif` patches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+
+from bench import mqtt_whatif
+from bench.messages import make_messages
+from tests.mosquitto import Mosquitto
+from worker.broker import BrokerConfig
+from worker.bus import OutboxRelay
+from worker.clock import Clock
+from worker.ledger import Ledger
+from worker.logs import configure_logging
+from worker.mqtt import MqttLink
+from worker.sqlite_store import SQLiteStore
+from worker.status import StatusMessage
+from worker.store import Commit, OutboxEntry
+
+__all__ = ["main"]
+
+
+def _written() -> int:
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Probe:
+    def __init__(self) -> None:
+        self.publish: list[float] = []
+        self.tail: list[float] = []
+        self.ack: list[float] = []
+        self.ack_bytes = 0
+        self.pending = 0.0
+        self.last_handed = 0.0
+        self.iterations = 0
+
+
+async def _drain(port: int, workdir: Path, messages: list[StatusMessage], probe: Probe) -> None:
+    store = SQLiteStore(workdir / "outbox.db")
+    for start in range(0, len(messages), 3):
+        store.commit(Commit(messages=messages[start : start + 3]))
+    ledger = Ledger(store, Clock())
+    link = MqttLink(
+        BrokerConfig(host="127.0.0.1", port=port, protocol="5"), worker_id="probe", ledger=ledger
+    )
+    pending, ack, publish = store.pending, store.ack, link.publish
+
+    def timed_pending(limit: int) -> list[OutboxEntry]:
+        started = time.perf_counter()
+        try:
+            return pending(limit)
+        finally:
+            probe.pending += time.perf_counter() - started
+
+    def timed_ack(ids: Sequence[int]) -> None:
+        started, written = time.perf_counter(), _written()
+        ack(ids)
+        probe.ack.append(time.perf_counter() - started)
+        probe.ack_bytes += _written() - written
+
+    async def timed_publish(batch: Sequence[StatusMessage]) -> None:
+        started = time.perf_counter()
+        await publish(batch)
+        done = time.perf_counter()
+        probe.publish.append(done - started)
+        probe.tail.append(done - probe.last_handed)
+
+    # Instance attributes shadow the methods for this one store and link only.
+    setattr(store, "pending", timed_pending)  # noqa: B010
+    setattr(store, "ack", timed_ack)  # noqa: B010
+    setattr(link, "publish", timed_publish)  # noqa: B010
+    relay = OutboxRelay(ledger, link)
+    async with anyio.create_task_group() as tg:
+        await tg.start(link.run)
+        with anyio.fail_after(10):
+            await link.ready()
+        client = link._client
+        assert client is not None
+        paho = client._client
+        paho_publish = paho.publish
+
+        def handed(*args: object, **kwargs: object) -> object:
+            probe.last_handed = time.perf_counter()
+            return paho_publish(*args, **kwargs)  # type: ignore[arg-type]
+
+        setattr(paho, "publish", handed)  # noqa: B010
+        loop = asyncio.get_running_loop()
+        run_once = loop._run_once  # type: ignore[attr-defined]
+
+        def counted() -> None:
+            probe.iterations += 1
+            run_once()
+
+        setattr(loop, "_run_once", counted)  # noqa: B010
+        started, cpu = time.perf_counter(), _cpu()
+        sent = await relay.drain()
+        elapsed, cpu = time.perf_counter() - started, _cpu() - cpu
+        setattr(loop, "_run_once", run_once)  # noqa: B010
+        await link.stop()
+        with anyio.fail_after(10):
+            await link.closed.wait()
+    store.close()
+
+    def ms(values: list[float]) -> str:
+        return " ".join(f"{v * 1e3:.0f}" for v in values[:10])
+
+    print(f"{sent:,} messages in {elapsed:.2f} s = {sent / elapsed:,.0f} acked msg/s")
+    print(
+        f"  CPU {cpu / sent * 1e6:.1f} µs/msg ({cpu / elapsed:.0%} of a core); "
+        f"event-loop iterations {probe.iterations / sent:.2f} per message"
+    )
+    print(
+        f"  {len(probe.publish)} batches; publish per batch: median "
+        f"{statistics.median(probe.publish) * 1e3:.1f} ms (first: {ms(probe.publish)})"
+    )
+    print(
+        f"  tail, last PUBLISH handed to paho -> batch acknowledged: median "
+        f"{statistics.median(probe.tail) * 1e3:.1f} ms, total {sum(probe.tail):.2f} s "
+        f"(first: {ms(probe.tail)})"
+    )
+    print(
+        f"  store.ack: {sum(probe.ack):.2f} s = {sum(probe.ack) / sent * 1e6:.1f} µs/msg, "
+        f"median {statistics.median(probe.ack) * 1e3:.1f} ms per batch, "
+        f"{probe.ack_bytes / 1e6:.1f} MB written ({probe.ack_bytes / sent:,.0f} B/msg)"
+    )
+    print(f"  store.pending: {probe.pending:.2f} s = {probe.pending / sent * 1e6:.1f} µs/msg")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.outbox_drain_probe", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--payload", type=int, default=300)
+    parser.add_argument("--whatif", default="", help="'+'-separated bench.mqtt_whatif patches")
+    parser.add_argument("--broker-nodelay", action="store_true", help="set_tcp_nodelay true")
+    args = parser.parse_args(argv)
+    if args.whatif:
+        mqtt_whatif.apply(args.whatif.split("+"))
+    configure_logging(level="warning", fmt="json", stream=sys.stderr)
+    messages = make_messages(args.messages, args.payload)
+    extra = "max_inflight_messages 0\n" + ("set_tcp_nodelay true\n" if args.broker_nodelay else "")
+    with tempfile.TemporaryDirectory(prefix="drivesim-probe-") as scratch:
+        workdir = Path(scratch)
+        (workdir / "broker").mkdir()
+        broker = Mosquitto(workdir / "broker", extra_config=extra)
+        broker.start()
+        try:
+            anyio.run(_drain, broker.port, workdir, messages, Probe())
+        finally:
+            broker.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
