@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,14 +66,26 @@ def test_watch_shows_the_stream(worker: WorkerProcess, own_mosquitto: Mosquitto)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     command = [sys.executable, "-m", "simulator.cli", "watch", "--broker", own_mosquitto.url]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as watcher:
+        assert watcher.stdout is not None
+        lines = []
+        watchdog = threading.Timer(30, watcher.kill)  # a silent watcher must not hang the run
+        watchdog.start()
         try:
-            time.sleep(1.0)
+            for line in watcher.stdout:  # subscribed once it says what it watches
+                lines.append(line)
+                if "worker cli: online" in line:
+                    break
             assert main(_jobs(own_mosquitto.url, "create", "watched", "--drives", "1")) == 0
             assert main(_jobs(own_mosquitto.url, "ship", "watched")) == 0
-            time.sleep(1.0)
+            for line in watcher.stdout:
+                lines.append(line)
+                if "Creating → Shipping" in line:
+                    break
         finally:
+            watchdog.cancel()
             watcher.send_signal(signal.SIGINT)
-            out, _ = watcher.communicate(timeout=10)
+            watcher.communicate(timeout=10)
+    out = "".join(lines)
     assert "worker cli: online" in out
     assert "watched          created · Import · 1 drive" in out
     assert "watched          Creating → Shipping" in out
