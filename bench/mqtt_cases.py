@@ -47,7 +47,6 @@ import anyio.lowlevel
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from bench import mqtt_whatif
 from bench.messages import DEFAULT_JOBS, make_messages, wire_payload
 from worker.broker import BrokerConfig
 from worker.bus import OutboxRelay
@@ -274,14 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--result", required=True, help="write the JSON result here")
     parser.add_argument("--profile", help="write a cProfile of the timed phase here")
-    parser.add_argument(
-        "--whatif", default="", help="drivesim cases: '+'-separated bench.mqtt_whatif patches"
-    )
     args = parser.parse_args(argv)
-    if args.whatif:
-        if not args.case.startswith("drivesim"):
-            parser.error("--whatif applies to the drivesim cases only")
-        mqtt_whatif.apply(args.whatif.split("+"))
     # As the worker runs by default: warnings and errors only, as JSON on stderr.
     configure_logging(level="warning", fmt="json", stream=sys.stderr)
 
@@ -300,7 +292,6 @@ def main(argv: list[str] | None = None) -> int:
         "t0": timer.t0,
         "t_acked": timer.t_end,
         "cpu_s": timer.cpu,
-        "whatif": args.whatif,
         **extra,
     }
     Path(args.result).write_text(json.dumps(result))

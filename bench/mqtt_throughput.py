@@ -35,7 +35,6 @@ from pathlib import Path
 
 from bench.messages import make_messages, wire_payload
 from bench.mqtt_cases import CASES, FIRST_EPOCH
-from bench.mqtt_whatif import NOTES, PATCHES
 from tests.mosquitto import Mosquitto, find_mosquitto
 
 __all__ = ["Case", "Run", "main"]
@@ -52,20 +51,13 @@ SMOKE_MESSAGES = 300
 
 @dataclass(frozen=True)
 class Case:
-    """A publisher case: one of :data:`CASES`, optionally with what-if patches applied."""
+    """A publisher case: one of :data:`CASES`."""
 
-    base: str
-    whatif: str = ""
-
-    @property
-    def label(self) -> str:
-        return f"{self.base}+{self.whatif}" if self.whatif else self.base
+    name: str
 
     @property
     def description(self) -> str:
-        if self.whatif:
-            return f"(a) with what-if patch(es) {self.whatif.replace('+', ', ')}"
-        return CASES[self.base]
+        return CASES[self.name]
 
 
 @dataclass
@@ -122,7 +114,7 @@ def run_once(
     case: Case, rep: int, args: argparse.Namespace, scratch: Path, profile_dir: Path | None
 ) -> Run:
     """Broker, subscriber and publisher for one run of ``case``; everything stopped after."""
-    workdir = scratch / f"{case.label}-{rep}"
+    workdir = scratch / f"{case.name}-{rep}"
     (workdir / "broker").mkdir(parents=True)
     extra = BROKER_CONFIG + ("set_tcp_nodelay true\n" if args.broker_nodelay else "")
     broker = Mosquitto(workdir / "broker", extra_config=extra)
@@ -149,14 +141,12 @@ def run_once(
         result_file = workdir / "result.json"
         command = _python(
             "bench.mqtt_cases",
-            *("--case", case.base, "--port", str(broker.port), "--messages", str(args.messages)),
+            *("--case", case.name, "--port", str(broker.port), "--messages", str(args.messages)),
             *("--payload", str(args.payload), "--protocol", args.protocol),
             *("--workdir", str(workdir), "--result", str(result_file)),
         )
-        if case.whatif:
-            command += ["--whatif", case.whatif]
         if profile_dir is not None:
-            command += ["--profile", str(profile_dir / f"{case.label}-rep{rep}.prof")]
+            command += ["--profile", str(profile_dir / f"{case.name}-rep{rep}.prof")]
         publisher = subprocess.run(command, cwd=ROOT, timeout=timeout, check=False)
         received = json.loads(sub.stdout.readline() or "{}")
         sub.wait(timeout=30)
@@ -168,7 +158,7 @@ def run_once(
             published = json.loads(result_file.read_text())
             error = None
         return Run(
-            case=case.label,
+            case=case.name,
             rep=rep,
             messages=args.messages,
             published=int(published.get("published", 0)),
@@ -214,7 +204,7 @@ def summarize(runs: list[Run], cases: list[Case], reps: int) -> list[Row]:
     by = {(r.case, r.rep): r for r in runs}
     rows = []
     for case in cases:
-        mine = [by[case.label, rep] for rep in range(1, reps + 1) if (case.label, rep) in by]
+        mine = [by[case.name, rep] for rep in range(1, reps + 1) if (case.name, rep) in by]
         ratios: dict[str, list[float]] = {}
         for ref in REFERENCES:
             per_rep = []
@@ -261,7 +251,7 @@ def table(rows: list[Row], messages: int) -> str:
     lines = []
     for row in rows:
         lines.append(
-            f"| **{row.case.label}**: {row.case.description} | {_median(row.rates):,.0f} | "
+            f"| **{row.case.name}**: {row.case.description} | {_median(row.rates):,.0f} | "
             f"{min(row.rates):,.0f} – {max(row.rates):,.0f} | "
             f"{_ratio_cell(row.ratios['aiomqtt'])} | {_ratio_cell(row.ratios['paho'])} | "
             f"{_median(row.ack_rates):,.0f} | {row.pub_cpu_us:.1f} | {row.broker_cpu_us:.1f} | "
@@ -333,7 +323,6 @@ def section(
             *("--messages", str(args.messages), "--reps", str(args.reps)),
             *("--payload", str(args.payload)),
             *(["--protocol", args.protocol] if args.protocol != "5" else []),
-            *(f"--whatif={spec}" for spec in args.whatif),
             *(["--broker-nodelay"] if args.broker_nodelay else []),
         ]
     )
@@ -361,7 +350,6 @@ def section(
         "retained flag and payload bytes (with the epoch field) that `MqttLink` sends.\n"
         f"* **Repetitions:** {args.reps}, interleaved (rep 1 of every case, then rep 2, …); "
         "each run has a fresh broker, subscriber and publisher process.\n\n"
-        + _whatif_notes(args.whatif)
         + table(rows, args.messages)
         + "\n*Ratios* are computed within each repetition, case ÷ reference of the same "
         "repetition; the bold figure is their median, the ones in brackets are per "
@@ -371,18 +359,6 @@ def section(
         "`/proc` for the whole run.\n"
         f"{END}\n"
     )
-
-
-def _whatif_notes(specs: list[str]) -> str:
-    used = sorted({p for spec in specs for p in spec.split("+")}, key=list(PATCHES).index)
-    if not used:
-        return ""
-    lines = [
-        "* **What-if rows** (`bench/mqtt_whatif.py`): case (a) with candidate fixes patched in "
-        "at run time in the publisher process; `worker/` itself is unchanged."
-    ]
-    lines += [f"  * `{name}`: {NOTES[name]}." for name in used]
-    return "\n".join(lines) + "\n\n"
 
 
 HEADER = """# drivesim benchmarks
@@ -434,20 +410,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="diagnostic: mosquitto with set_tcp_nodelay true (no Nagle on its sockets)",
     )
-    parser.add_argument(
-        "--whatif",
-        action="append",
-        default=[],
-        metavar="PATCH[+PATCH...]",
-        help=f"add a drivesim case with runtime patches, of {', '.join(PATCHES)} (repeatable)",
-    )
     args = parser.parse_args(argv)
     names = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in names if c not in CASES]
-    unknown += [p for spec in args.whatif for p in spec.split("+") if p not in PATCHES]
     if unknown:
-        parser.error(f"unknown case(s) or patch(es): {', '.join(unknown)}")
-    cases = [Case(name) for name in names] + [Case("drivesim", spec) for spec in args.whatif]
+        parser.error(f"unknown case(s): {', '.join(unknown)}")
+    cases = [Case(name) for name in names]
     if args.smoke:
         args.messages, args.reps = min(args.messages, SMOKE_MESSAGES), 1
     if args.profile_dir is not None:
@@ -475,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
                         f" OUT OF ORDER {run.out_of_order}"
                     )
                 print(
-                    f"rep {rep} {case.label:14} {run.rate:9,.0f} msg/s end to end, "
+                    f"rep {rep} {case.name:14} {run.rate:9,.0f} msg/s end to end, "
                     f"{run.ack_rate:9,.0f} acked/s, {run.unique:,}/{run.messages:,} received, "
                     f"pub CPU {run.pub_cpu_s / run.messages * 1e6:5.1f} µs/msg{note}",
                     flush=True,

@@ -1,19 +1,23 @@
 """Where the drain's time goes: a timeline of OutboxRelay + MqttLink, batch by batch.
 
-``python -m bench.outbox_drain_probe [--messages N] [--whatif PATCH+PATCH] [--broker-nodelay]``
+``python -m bench.outbox_drain_probe [--messages N] [--batch B] [--broker-nodelay]``
 
 Commits N snapshot messages into a SQLiteStore, starts a Mosquitto of its own (no
 subscriber: this looks at the publisher only), and drains the outbox through the real
-:class:`~worker.bus.OutboxRelay` and :class:`~worker.mqtt.MqttLink`, with thin timing
-wrappers around ``store.pending``, ``store.ack`` and ``link.publish``. It prints:
+:class:`~worker.bus.OutboxRelay` (its default batch unless ``--batch``) and
+:class:`~worker.mqtt.MqttLink` (window 100), with thin timing wrappers around
+``store.pending``, ``store.ack`` and ``link.publish`` of this one store and link. It prints:
 
 * per batch: how long ``publish`` took, and the **tail**: the time from the last PUBLISH
   handed to paho until the batch's last PUBACK, when the window runs dry;
-* total time in ``ack`` and ``pending``, and the bytes the process wrote during ``ack``
-  (``/proc/self/io``: the WAL traffic of the acknowledgements);
+* total time in ``ack`` and ``pending``; the SQLite transactions ``ack`` ran and the rows
+  they marked (a SQL trace; it adds a little to the ``ack`` time), and the bytes the process
+  wrote during ``ack`` (``/proc/self/io``: the WAL traffic of the acknowledgements);
 * event-loop iterations per message, and the process CPU per message.
 
-Nothing in ``worker/`` is changed; ``--whatif`` applies :mod:`bench.mqtt_whatif` patches.
+``worker/`` runs as it is: the wrappers are instance attributes of this one store, link,
+paho client and event loop. They and the trace cost CPU of their own, so take CPU per
+message from :mod:`bench.mqtt_throughput` rather than from here.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import resource
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -30,7 +35,6 @@ from pathlib import Path
 
 import anyio
 
-from bench import mqtt_whatif
 from bench.messages import make_messages
 from tests.mosquitto import Mosquitto
 from worker.broker import BrokerConfig
@@ -64,12 +68,33 @@ class Probe:
         self.tail: list[float] = []
         self.ack: list[float] = []
         self.ack_bytes = 0
+        self.acking = False
+        self.ack_rows = 0
+        self.ack_transactions = 0
         self.pending = 0.0
         self.last_handed = 0.0
         self.iterations = 0
 
 
-async def _drain(port: int, workdir: Path, messages: list[StatusMessage], probe: Probe) -> None:
+def _count_transactions(db: sqlite3.Connection, probe: Probe) -> None:
+    """Count, while ``probe.acking``, the transactions and UPDATEd rows the connection runs:
+    an explicit ``COMMIT``, or a write statement outside a transaction (autocommit)."""
+
+    def trace(statement: str) -> None:
+        if not probe.acking:
+            return
+        verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else ""
+        if verb == "UPDATE":
+            probe.ack_rows += 1
+        if verb == "COMMIT" or (verb in {"UPDATE", "INSERT", "DELETE"} and not db.in_transaction):
+            probe.ack_transactions += 1
+
+    db.set_trace_callback(trace)
+
+
+async def _drain(
+    port: int, workdir: Path, messages: list[StatusMessage], batch: int | None, probe: Probe
+) -> None:
     store = SQLiteStore(workdir / "outbox.db")
     for start in range(0, len(messages), 3):
         store.commit(Commit(messages=messages[start : start + 3]))
@@ -78,6 +103,7 @@ async def _drain(port: int, workdir: Path, messages: list[StatusMessage], probe:
         BrokerConfig(host="127.0.0.1", port=port, protocol="5"), worker_id="probe", ledger=ledger
     )
     pending, ack, publish = store.pending, store.ack, link.publish
+    _count_transactions(store._db, probe)
 
     def timed_pending(limit: int) -> list[OutboxEntry]:
         started = time.perf_counter()
@@ -87,10 +113,14 @@ async def _drain(port: int, workdir: Path, messages: list[StatusMessage], probe:
             probe.pending += time.perf_counter() - started
 
     def timed_ack(ids: Sequence[int]) -> None:
+        probe.acking = True
         started, written = time.perf_counter(), _written()
-        ack(ids)
-        probe.ack.append(time.perf_counter() - started)
-        probe.ack_bytes += _written() - written
+        try:
+            ack(ids)
+        finally:
+            probe.ack.append(time.perf_counter() - started)
+            probe.ack_bytes += _written() - written
+            probe.acking = False
 
     async def timed_publish(batch: Sequence[StatusMessage]) -> None:
         started = time.perf_counter()
@@ -103,7 +133,7 @@ async def _drain(port: int, workdir: Path, messages: list[StatusMessage], probe:
     setattr(store, "pending", timed_pending)  # noqa: B010
     setattr(store, "ack", timed_ack)  # noqa: B010
     setattr(link, "publish", timed_publish)  # noqa: B010
-    relay = OutboxRelay(ledger, link)
+    relay = OutboxRelay(ledger, link) if batch is None else OutboxRelay(ledger, link, batch=batch)
     async with anyio.create_task_group() as tg:
         await tg.start(link.run)
         with anyio.fail_after(10):
@@ -144,7 +174,7 @@ async def _drain(port: int, workdir: Path, messages: list[StatusMessage], probe:
         f"event-loop iterations {probe.iterations / sent:.2f} per message"
     )
     print(
-        f"  {len(probe.publish)} batches; publish per batch: median "
+        f"  {len(probe.publish)} batches of up to {relay.batch:,}; publish per batch: median "
         f"{statistics.median(probe.publish) * 1e3:.1f} ms (first: {ms(probe.publish)})"
     )
     print(
@@ -152,9 +182,12 @@ async def _drain(port: int, workdir: Path, messages: list[StatusMessage], probe:
         f"{statistics.median(probe.tail) * 1e3:.1f} ms, total {sum(probe.tail):.2f} s "
         f"(first: {ms(probe.tail)})"
     )
+    transactions = probe.ack_transactions
     print(
         f"  store.ack: {sum(probe.ack):.2f} s = {sum(probe.ack) / sent * 1e6:.1f} µs/msg, "
-        f"median {statistics.median(probe.ack) * 1e3:.1f} ms per batch, "
+        f"median {statistics.median(probe.ack) * 1e3:.1f} ms per batch; "
+        f"{len(probe.ack)} calls, {transactions} transactions, {probe.ack_rows:,} rows "
+        f"({probe.ack_rows / max(transactions, 1):,.0f} acks per transaction); "
         f"{probe.ack_bytes / 1e6:.1f} MB written ({probe.ack_bytes / sent:,.0f} B/msg)"
     )
     print(f"  store.pending: {probe.pending:.2f} s = {probe.pending / sent * 1e6:.1f} µs/msg")
@@ -166,11 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--payload", type=int, default=300)
-    parser.add_argument("--whatif", default="", help="'+'-separated bench.mqtt_whatif patches")
+    parser.add_argument("--batch", type=int, help="OutboxRelay batch (default: the relay's)")
     parser.add_argument("--broker-nodelay", action="store_true", help="set_tcp_nodelay true")
     args = parser.parse_args(argv)
-    if args.whatif:
-        mqtt_whatif.apply(args.whatif.split("+"))
     configure_logging(level="warning", fmt="json", stream=sys.stderr)
     messages = make_messages(args.messages, args.payload)
     extra = "max_inflight_messages 0\n" + ("set_tcp_nodelay true\n" if args.broker_nodelay else "")
@@ -180,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         broker = Mosquitto(workdir / "broker", extra_config=extra)
         broker.start()
         try:
-            anyio.run(_drain, broker.port, workdir, messages, Probe())
+            anyio.run(_drain, broker.port, workdir, messages, args.batch, Probe())
         finally:
             broker.stop()
     return 0
