@@ -96,6 +96,9 @@ def build_messages(
                 body = to_builtins(drive)
                 body.update(job=name, seq=seq, simTime=sim_time)
                 add(drive_topic(name, drive.drive_id), _json.encode(body), retain=True)
+        kept = {d.drive_id for d in after.drives}
+        for drive_id in sorted(old.keys() - kept):  # a replaced drive list: clear dropped ones
+            add(drive_topic(name, drive_id), b"", retain=True)
 
     for index, event in enumerate(events):
         if event.type == "driveProgress":
