@@ -6,8 +6,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from tests.mosquitto import Mosquitto
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """Every test starts from structlog's defaults (the CLI configures it globally)."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

@@ -45,10 +45,8 @@ class Mosquitto:
             "max_queued_messages 0\n"
             "log_dest stderr\n"
             "log_type error\n"
-            "log_type warning\n"
+            "log_type warning\n" + ("user root\n" if os.geteuid() == 0 else "") + extra_config
             # As root it would drop to user mosquitto, which cannot read the test's files.
-            + ("user root\n" if os.geteuid() == 0 else "")
-            + extra_config
         )
         self.log = workdir / "mosquitto.log"
         self.process: subprocess.Popen[bytes] | None = None

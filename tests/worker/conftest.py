@@ -1,0 +1,201 @@
+"""Shared fixtures of the worker tests: request bodies, stores, services, a virtual-time runner.
+
+Test modules take everything shared from fixtures (they never import this file), so the
+layout works without ``__init__.py`` files next to other test folders' conftests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from worker import (
+    Clock,
+    DatacenterConfig,
+    DatacenterPipeline,
+    JobService,
+    JobStore,
+    Ledger,
+    MemoryBus,
+    MemoryStore,
+    OutboxRelay,
+    Planner,
+    Policy,
+    RetentionSweeper,
+    SQLiteStore,
+    virtual_loop,
+)
+from worker.record import encode
+
+ACCOUNT_ID = (
+    "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg"
+    "/providers/Microsoft.Storage/storageAccounts/acct"
+)
+RETURN_ADDRESS: dict[str, str] = {
+    "recipientName": "Ada",
+    "streetAddress1": "1 Main Street",
+    "city": "Redmond",
+    "postalCode": "98007",
+    "countryOrRegion": "USA",
+    "phone": "4250000000",
+    "email": "ada@example.com",
+}
+DELIVERY_PACKAGE: dict[str, Any] = {"carrierName": "FedEx", "trackingNumber": "123456789"}
+
+#: Signature of the ``run_datacenter`` fixture.
+Scenario = Callable[[MemoryBus], Awaitable[None]]
+
+
+def _import_body(
+    drives: int = 2,
+    *,
+    address: bool = True,
+    package: bool = False,
+    key_prefix: str = "BEK-SECRET-",
+    drive_prefix: str = "DRV",
+) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "jobType": "Import",
+        "storageAccountId": ACCOUNT_ID,
+        "driveList": [
+            {"driveId": f"{drive_prefix}{i}", "bitLockerKey": f"{key_prefix}{i:04d}"}
+            for i in range(drives)
+        ],
+    }
+    if address:
+        properties["returnAddress"] = dict(RETURN_ADDRESS)
+    if package:
+        properties["deliveryPackage"] = dict(DELIVERY_PACKAGE)
+    return {"location": "West US", "properties": properties}
+
+
+def _export_body(*, address: bool = True) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "jobType": "Export",
+        "storageAccountId": ACCOUNT_ID,
+        "export": {"blobList": {"blobPathPrefix": ["/"]}},
+    }
+    if address:
+        properties["returnAddress"] = dict(RETURN_ADDRESS)
+    return {"location": "West US", "properties": properties}
+
+
+def _ship_body(*, address: bool = False, drive_count: int | None = None) -> dict[str, Any]:
+    package: dict[str, Any] = dict(DELIVERY_PACKAGE)
+    if drive_count is not None:
+        package["driveCount"] = drive_count
+    properties: dict[str, Any] = {"state": "Shipping", "deliveryPackage": package}
+    if address:
+        properties["returnAddress"] = dict(RETURN_ADDRESS)
+    return {"properties": properties}
+
+
+@pytest.fixture
+def import_body() -> Callable[..., dict[str, Any]]:
+    """``import_body(drives=2, *, address=True, package=False, key_prefix, drive_prefix)``."""
+    return _import_body
+
+
+@pytest.fixture
+def export_body() -> Callable[..., dict[str, Any]]:
+    """``export_body(*, address=True)``: an export of every blob."""
+    return _export_body
+
+
+@pytest.fixture
+def ship_body() -> Callable[..., dict[str, Any]]:
+    """``ship_body(*, address=False, drive_count=None)``: PATCH to Shipping with a package."""
+    return _ship_body
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
+    """Each test using it runs against the in-memory store and a real SQLite file."""
+    job_store: JobStore = (
+        MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "jobs.db")
+    )
+    yield job_store
+    job_store.close()
+
+
+def _make_service(
+    store: JobStore | None = None,
+    *,
+    datacenter: DatacenterConfig | None = None,
+    policy: Policy | None = None,
+    seed: int = 7,
+    clock: Clock | None = None,
+) -> JobService:
+    ledger = Ledger(store if store is not None else MemoryStore(), clock or Clock())
+    planner = Planner(datacenter or DatacenterConfig(), seed=seed)
+    return JobService(ledger, planner, policy=policy)
+
+
+@pytest.fixture
+def make_service() -> Callable[..., JobService]:
+    """``make_service(store=None, *, datacenter=None, policy=None, seed=7, clock=None)``."""
+    return _make_service
+
+
+@pytest.fixture
+def service(store: JobStore) -> JobService:
+    """A service with the default datacenter and policy over the parametrized store."""
+    return _make_service(store)
+
+
+def _contents(subject: JobService | JobStore) -> object:
+    """Everything a store holds (and, for a service, its ledger's view), in a form that
+    compares equal iff nothing changed."""
+    if isinstance(subject, JobService):
+        ledger = {record.name: encode(record) for record in subject.ledger}
+        return ledger, _contents(subject.ledger.store)
+    store = subject
+    jobs = {name: encode(record) for name, record in store.load_jobs().items()}
+    history = [(entry.id, entry.message) for entry in store.history()]
+    pending = [entry.id for entry in store.pending(1_000_000)]
+    meta = {key: store.get_meta(key) for key in store.meta_keys("")}
+    return jobs, history, pending, meta
+
+
+@pytest.fixture
+def contents() -> Callable[[JobService | JobStore], object]:
+    """``contents(service_or_store)``: jobs, outbox history, pending ids, metadata (and the
+    ledger's records for a service), to compare before and after a refused request."""
+    return _contents
+
+
+@asynccontextmanager
+async def _running(service: JobService, bus: MemoryBus) -> AsyncIterator[None]:
+    async with anyio.create_task_group() as tg:
+        await tg.start(OutboxRelay(service.ledger, bus).run)
+        await tg.start(DatacenterPipeline(service).run)
+        await tg.start(RetentionSweeper(service).run)
+        yield
+        tg.cancel_scope.cancel()
+
+
+def _run_datacenter(service: JobService, scenario: Scenario) -> MemoryBus:
+    bus = MemoryBus()
+
+    async def main() -> None:
+        # Bind the clock to the loop's start, so simulated time is loop time from here on
+        # (the clock binds on its first now(); see test_clock for sleeps before that).
+        service.ledger.clock.now()
+        async with _running(service, bus):
+            await scenario(bus)
+        await OutboxRelay(service.ledger, bus).drain()
+
+    anyio.run(main, backend="asyncio", backend_options={"loop_factory": virtual_loop})
+    return bus
+
+
+@pytest.fixture
+def run_datacenter() -> Callable[[JobService, Scenario], MemoryBus]:
+    """``run_datacenter(service, scenario)``: run ``scenario(bus)`` in virtual time while the
+    real pipeline, retention sweeper and outbox relay run; returns the bus afterwards."""
+    return _run_datacenter

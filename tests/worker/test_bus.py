@@ -1,0 +1,104 @@
+"""The outbox relay and the in-memory bus: every committed message, once, in commit order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from worker.bus import MemoryBus, OutboxRelay
+from worker.service import JobService
+from worker.status import StatusMessage
+
+Body = Callable[..., dict[str, Any]]
+
+pytestmark = pytest.mark.asyncio
+
+
+class FlakySink:
+    """A sink that refuses the first ``failures`` publishes, then records what it gets."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.messages: list[StatusMessage] = []
+
+    async def ready(self) -> None:
+        pass
+
+    async def publish(self, messages: Sequence[StatusMessage]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("broker away")
+        self.messages.extend(messages)
+
+
+async def test_drain_publishes_history_in_order_and_acks(
+    service: JobService, import_body: Body, ship_body: Body
+) -> None:
+    """drain sends every pending message in commit order and leaves nothing pending."""
+    await service.create("a", import_body(2))
+    await service.create("b", import_body(1))
+    await service.update("a", ship_body())
+    bus = MemoryBus()
+    relay = OutboxRelay(service.ledger, bus, batch=3)
+    sent = await relay.drain()
+    history = [e.message for e in service.ledger.store.history()]
+    assert bus.messages == history
+    assert sent == len(history)
+    assert service.ledger.store.pending(10) == []
+    assert await relay.drain() == 0
+
+
+async def test_failed_publish_is_retried(service: JobService, import_body: Body) -> None:
+    """A publish that fails leaves its messages pending; the next drain delivers them once."""
+    await service.create("a", import_body(1))
+    sink = FlakySink(failures=1)
+    relay = OutboxRelay(service.ledger, sink)
+    with pytest.raises(ConnectionError):
+        await relay.drain()
+    assert len(service.ledger.store.pending(100)) == len(list(service.ledger.store.history()))
+    await relay.drain()
+    assert sink.messages == [e.message for e in service.ledger.store.history()]
+
+
+async def test_memory_bus_keeps_retained_and_clears_on_delete(
+    service: JobService, import_body: Body
+) -> None:
+    """The bus keeps the last retained payload per topic and drops it on an empty one."""
+    bus = MemoryBus()
+    seen: list[str] = []
+    bus.subscribe(lambda m: seen.append(m.topic))
+    relay = OutboxRelay(service.ledger, bus)
+    await service.create("a", import_body(2))
+    await relay.drain()
+    assert set(bus.retained) == {
+        "importexport/v1/jobs/a/state",
+        "importexport/v1/jobs/a/drives/DRV0/state",
+        "importexport/v1/jobs/a/drives/DRV1/state",
+    }
+    await service.delete("a")
+    await relay.drain()
+    assert bus.retained == {}
+    assert seen == [m.topic for m in bus.messages]
+
+
+async def test_relay_runs_until_cancelled(service: JobService, import_body: Body) -> None:
+    """The running relay delivers each commit soon after it happens."""
+    bus = MemoryBus()
+    created, cleared = anyio.Event(), anyio.Event()
+    bus.subscribe(lambda m: created.set())
+    bus.subscribe(lambda m: None if m.payload or not m.topic.endswith("a/state") else cleared.set())
+    async with anyio.create_task_group() as tg:
+        await tg.start(OutboxRelay(service.ledger, bus).run)
+        await service.create("a", import_body(1))
+        with anyio.fail_after(5):
+            await created.wait()
+        await service.delete("a")
+        with anyio.fail_after(5):
+            await cleared.wait()
+        tg.cancel_scope.cancel()
+    assert bus.messages == [e.message for e in service.ledger.store.history()]
+    assert bus.retained == {}
