@@ -43,8 +43,9 @@ def set_state(record: JobRecord, new: JobState, now: float, events: list[Event])
     data: dict[str, object] = {"from": str(old), "to": str(new)}
     if new in states.TERMINAL:
         record.sim.ended_at = now
+        # Closed wins: a cancelled job whose package was lost still ended with errors.
         record.sim.outcome = (
-            "cancelled" if record.cancel_requested else "failed" if new is J.CLOSED else "succeeded"
+            "failed" if new is J.CLOSED else "cancelled" if record.cancel_requested else "succeeded"
         )
         data["outcome"] = record.sim.outcome
     events.append(Event("stateChanged", data))

@@ -93,7 +93,7 @@ class JobService:
     # -- queries -------------------------------------------------------------------------
 
     async def get(self, name: str) -> JobResponse:
-        return self._record(name).job
+        return _copy(self._record(name).job)
 
     async def list(
         self, *, top: int | None = None, state: str | None = None
@@ -114,7 +114,7 @@ class JobService:
                     f"Unknown state '{state}'; one of {', '.join(JobState)}.", target="$filter"
                 ) from None
         jobs = [r.job for r in self.ledger if wanted is None or r.state is wanted]
-        return jobs[: top or MAX_TOP]
+        return [_copy(job) for job in jobs[: top or MAX_TOP]]
 
     async def list_bitlocker_keys(self, name: str) -> builtins.list[DriveBitLockerKey]:
         """The only way BitLocker keys leave the worker."""
@@ -199,7 +199,7 @@ class JobService:
             [Event(event, {"jobType": str(props.job_type), "drives": len(drives)})],
             meta,
         )
-        return CreateResult(job=record.job, created=existing is None)
+        return CreateResult(job=_copy(record.job), created=existing is None)
 
     async def update(
         self,
@@ -262,6 +262,8 @@ class JobService:
                 _apply_fields(rec, props, new_plans)
                 events.append(Event("jobUpdated", {"fields": sorted(fields)}))
             if rec.state is JobState.CREATING and (fields or params.tags is not None):
+                # An update that changes something restarts the 14-day expiry; a PATCH that
+                # changes nothing (``state: ""``, ``cancelRequested: false``) is a no-op.
                 rec.sim.touched_at = now
             if shipping and rec.state is JobState.CREATING:
                 events += changes.ship(
@@ -273,7 +275,7 @@ class JobService:
                 events += changes.settle(rec, now)
             return events
 
-        return self.ledger.update(name, change, meta).job
+        return _copy(self.ledger.update(name, change, meta).job)
 
     async def cancel(self, name: str, *, meta: Mapping[str, bytes] | None = None) -> CancelResult:
         """PATCH ``cancelRequested=true``, with the answer spelt out."""
@@ -360,6 +362,15 @@ class JobService:
                     f"deliveryPackage.driveCount must be 1 to {self.policy.max_drives}.",
                     target="properties.deliveryPackage.driveCount",
                 )
+
+
+_job_encoder = msgspec.msgpack.Encoder()
+_job_decoder = msgspec.msgpack.Decoder(JobResponse)
+
+
+def _copy(job: JobResponse) -> JobResponse:
+    """A caller's own copy: changing it must not change the committed job."""
+    return _job_decoder.decode(_job_encoder.encode(job))
 
 
 _UPDATE_FIELDS = {
