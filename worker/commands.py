@@ -25,7 +25,7 @@ import msgspec
 
 from worker.errors import PayloadTooLarge, ServiceError, ValidationError
 from worker.model import to_builtins
-from worker.requests import check_depth
+from worker.requests import check_depth, decode
 from worker.service import JobService
 from worker.status import PREFIX
 
@@ -157,16 +157,7 @@ class CommandHandler:
             raise PayloadTooLarge(
                 f"The request is {len(payload)} bytes; the limit is {self.max_bytes}."
             )
-        shape = _SHAPES.get(op, JobRequest)
-        check_depth(payload)
-        try:
-            return msgspec.json.decode(payload, type=shape)
-        except msgspec.ValidationError as exc:
-            message, _, where = str(exc).partition(" - at `")
-            target = where.rstrip("`").removeprefix("$.") or None
-            raise ValidationError(f"Invalid request: {message}.", target=target) from None
-        except msgspec.DecodeError as exc:
-            raise ValidationError(f"The request is not valid JSON: {exc}.") from None
+        return decode(payload, _SHAPES.get(op, JobRequest))
 
     async def _run(self, op: str, request: _Request) -> tuple[int, Any]:
         service = self.service

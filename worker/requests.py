@@ -21,7 +21,7 @@ from worker.model import (
     UpdateJobParameters,
 )
 
-__all__ = ["check_depth", "check_drive_list", "check_name", "parse_put", "parse_update"]
+__all__ = ["check_depth", "check_drive_list", "check_name", "decode", "parse_put", "parse_update"]
 
 #: Job names: a letter or digit, then letters, digits, '-' or '_'; at most 64 characters.
 #: They are one MQTT topic level and one ARM path segment, so nothing else is allowed.
@@ -77,7 +77,9 @@ def check_depth(data: bytes | str, limit: int = MAX_DEPTH) -> None:
             depth -= 1
 
 
-def _decode(body: bytes | str | Mapping[str, Any], kind: type[T]) -> T:
+def decode(body: bytes | str | Mapping[str, Any], kind: type[T]) -> T:
+    """``body`` (JSON text or already-parsed) as ``kind``, or a ValidationError naming the
+    field at fault."""
     try:
         if isinstance(body, bytes | str):
             check_depth(body)
@@ -99,7 +101,7 @@ def parse_put(
     body: bytes | str | Mapping[str, Any], *, locations: Mapping[str, int], max_drives: int
 ) -> PutJobParameters:
     """A validated Jobs_Create body."""
-    params = _decode(body, PutJobParameters)
+    params = decode(body, PutJobParameters)
     props = params.properties
     if params.location not in locations:
         known = ", ".join(sorted(locations))
@@ -151,7 +153,7 @@ def parse_put(
 
 def parse_update(body: bytes | str | Mapping[str, Any], *, max_drives: int) -> UpdateJobParameters:
     """A validated Jobs_Update body (state rules are checked by the service)."""
-    params = _decode(body, UpdateJobParameters)
+    params = decode(body, UpdateJobParameters)
     props = params.properties
     if props is not None:
         if props.state not in (None, "", "Shipping"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -222,21 +222,22 @@ class WorkerFile(SettingsFile):
 
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
-    """Everything ``drivesim worker`` needs; ``broker`` None means the embedded broker."""
+    """Everything ``drivesim worker`` needs (defaults: :class:`WorkerFile`); ``broker`` None
+    means the embedded broker."""
 
-    worker_id: str = "dc-1"
-    db: Path = Path("drivesim.db")
-    speed: float = 3600.0
-    seed: int = 0
-    epoch: datetime = DEFAULT_EPOCH
-    window: int = 100
-    max_command_bytes: int = 64 * 1024
-    drain_timeout: float = 10.0
-    will_delay: int = 5
-    replay_tail: float = 2.0
-    broker: BrokerConfig | None = None
-    policy: Policy = field(default_factory=Policy)
-    datacenter: DatacenterConfig = field(default_factory=DatacenterConfig)
+    worker_id: str
+    db: Path
+    speed: float
+    seed: int
+    epoch: datetime
+    window: int
+    max_command_bytes: int
+    drain_timeout: float
+    will_delay: int
+    replay_tail: float
+    broker: BrokerConfig | None
+    policy: Policy
+    datacenter: DatacenterConfig
 
 
 def load_worker_settings(path: str | Path | None) -> WorkerSettings:
