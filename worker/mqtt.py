@@ -107,8 +107,6 @@ class MqttLink:
         """Return once connected."""
         await self._connected.wait()
 
-    wait_connected = ready
-
     # -- the connection loop -------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:

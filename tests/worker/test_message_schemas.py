@@ -546,7 +546,7 @@ async def test_live_worker_messages_match_the_contract(
 
         await tg.start(link.run)
         tg.start_soon(relay, link, relaying)
-        await link.wait_connected()
+        await link.ready()
         assert link.epoch == 1
         epochs.update(alpha=1, bravo=1)
 
@@ -645,7 +645,7 @@ async def test_live_worker_messages_match_the_contract(
             relaying = anyio.CancelScope()
             await tg.start(link.run)
             tg.start_soon(relay, link, relaying)
-            await link.wait_connected()
+            await link.ready()
             assert link.epoch == 2
             epochs["charlie"] = 2
             await ask("create", {"job": "charlie", "body": import_body(1)}, status=201)
