@@ -103,7 +103,9 @@ class ScenarioRun:
         self.secrets: set[str] = set()
         self._finished = anyio.Event()
         self._tg: TaskGroup | None = None
-        self._scheduled: set[int] = set()
+        #: Actions not yet answered, and the ``when`` ones of each job not yet scheduled.
+        self._open: set[int] = set()
+        self._waiting: dict[str, list[Action]] = {}
 
     async def run(self) -> RunResult:
         scenario = self.scenario
@@ -130,6 +132,7 @@ class ScenarioRun:
         starts = int(self.store.get_meta(STARTS_KEY) or 0) + 1
         ledger.note({RUN_KEY: identity, STARTS_KEY: str(starts).encode()})
         self._load_results()
+        self._index_pending()
 
         bus = MemoryBus()
         if self.on_message is not None:
@@ -193,11 +196,17 @@ class ScenarioRun:
                 expect=action.expect,
             )
 
-    def _pending(self) -> list[Action]:
-        return [a for a in self.scenario.actions if a.index not in self.results]
+    def _index_pending(self) -> None:
+        for action in self.scenario.actions:
+            if action.index in self.results:
+                continue
+            self._open.add(action.index)
+            if action.when is not None:
+                self._waiting.setdefault(action.job, []).append(action)
 
     async def _timed_actions(self) -> None:
-        timed = sorted((a for a in self._pending() if a.at is not None), key=lambda a: a.at or 0)
+        pending = (self.scenario.actions[i] for i in self._open)
+        timed = sorted((a for a in pending if a.at is not None), key=lambda a: (a.at, a.index))
         for action in timed:
             assert action.at is not None
             await self.clock.sleep_until(action.at)
@@ -214,18 +223,20 @@ class ScenarioRun:
         record = after or before
         if record is None:
             return
-        name = record.name
-        for action in self._pending():
-            if action.when is None or action.job != name or action.index in self._scheduled:
-                continue
+        waiting = self._waiting.get(record.name)
+        if not waiting:
+            return
+        entered = after is not None and (before is None or before.state is not after.state)
+        for action in list(waiting):
             if after is None:
+                waiting.remove(action)
                 self._record(action, "not-triggered", f"the job was deleted before {action.when}")
-            elif after.state is action.when and (before is None or before.state is not after.state):
+            elif entered and after.state is action.when:
+                waiting.remove(action)
                 self._schedule(action, after.sim.state_entered_at + action.after)
 
     def _schedule(self, action: Action, when: float) -> None:
         assert self._tg is not None
-        self._scheduled.add(action.index)
 
         async def later() -> None:
             await self.clock.sleep_until(when)
@@ -234,7 +245,7 @@ class ScenarioRun:
         self._tg.start_soon(later)
 
     def _check_finished(self) -> None:
-        if not self._pending() and len(self.ledger) == 0:
+        if not self._open and len(self.ledger) == 0:
             self._finished.set()
 
     async def _perform(self, action: Action) -> None:
@@ -282,6 +293,7 @@ class ScenarioRun:
             expect=action.expect,
         )
         self.results[action.index] = result
+        self._open.discard(action.index)
         self.ledger.note(
             {
                 action.key: json.dumps(
