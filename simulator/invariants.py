@@ -8,6 +8,7 @@ that produced them.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -212,12 +213,17 @@ def _retention(run: RunResult, history: History) -> list[str]:
 
 @check("no-secret-published", "no BitLocker key in any status message")
 def _secrets(run: RunResult, history: History) -> list[str]:
-    keys = [k.encode() for k in run.secrets if k]
+    keys = {k.encode() for k in run.secrets if k}
     found = []
     for message in run.history:
-        if any(key in message.payload for key in keys):
+        # A key is a token: cut the JSON at its delimiters (and a URL's) and look each piece
+        # up, instead of searching every payload for every key.
+        if not keys.isdisjoint(_TOKENS.split(message.payload)):
             found.append(f"a BitLocker key appears in {message.topic} (seq {message.seq})")
     return found
+
+
+_TOKENS = re.compile(rb'[\s"{}\[\],:/?&=\\]+')
 
 
 @check("scripted-expectations", "every scripted action ran and got the answer expected")

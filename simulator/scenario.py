@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -21,14 +21,19 @@ from worker.requests import DRIVE_ID, NAME
 from worker.settings import (
     DatacenterFile,
     Duration,
+    Durations,
     FileReader,
     PolicyFile,
     SettingsFile,
     Size,
     convert,
+    durations,
     parse_size,
     read_toml,
 )
+
+if TYPE_CHECKING:
+    from simulator.workload import Workload
 
 __all__ = ["Action", "ActionKind", "JobSpec", "Scenario", "load_scenario", "parse_size"]
 
@@ -65,6 +70,21 @@ class ActionFile(SettingsFile):
     expect: str | None = None
 
 
+class WorkloadFile(SettingsFile):
+    jobs: int
+    over: Duration
+    arrivals: Literal["poisson", "uniform", "burst", "daily"] = "poisson"
+    burst_size: int = 20
+    export_share: float = 0.2
+    drives: list[int] = msgspec.field(default_factory=lambda: [1, 10])
+    ship_after: Durations = msgspec.field(default_factory=lambda: durations("1h", "2d"))
+    never_ship: float = 0.0
+    cancel: float = 0.0
+    cancel_after: Durations = msgspec.field(default_factory=lambda: durations("1h", "5d"))
+    delete_finished: float = 0.0
+    delete_after: Durations = msgspec.field(default_factory=lambda: durations("1d", "30d"))
+
+
 class ScenarioFile(SettingsFile):
     name: str
     description: str = ""
@@ -75,6 +95,7 @@ class ScenarioFile(SettingsFile):
     datacenter: DatacenterFile = msgspec.field(default_factory=DatacenterFile)
     jobs: list[JobFile] = msgspec.field(default_factory=list)
     actions: list[ActionFile] = msgspec.field(default_factory=list)
+    workload: WorkloadFile | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +173,21 @@ class _Builder(FileReader):
             if spec.name in jobs:
                 raise self.fail(f"jobs[{i}].name", f"a unique job name; '{spec.name}' repeats")
             jobs[spec.name] = spec
-        actions = tuple(self.action(i, a, jobs) for i, a in enumerate(data.actions))
+        actions = [self.action(i, a, jobs) for i, a in enumerate(data.actions)]
+        if data.workload is not None:
+            from simulator.workload import expand
+
+            drawn_jobs, drawn_actions = expand(
+                self.workload(data.workload),
+                data.seed,
+                list(datacenter.locations),
+                first_index=len(actions),
+            )
+            for spec in drawn_jobs:
+                if spec.name in jobs:
+                    raise self.fail("workload", f"job names of its own; '{spec.name}' is taken")
+                jobs[spec.name] = spec
+            actions += drawn_actions
         return Scenario(
             name=data.name,
             description=data.description,
@@ -163,7 +198,38 @@ class _Builder(FileReader):
             policy=policy,
             datacenter=datacenter,
             jobs=jobs,
-            actions=actions,
+            actions=tuple(actions),
+        )
+
+    def workload(self, data: WorkloadFile) -> Workload:
+        from simulator.workload import Workload
+
+        key = "workload"
+        if data.jobs < 0:
+            raise self.fail(f"{key}.jobs", "a number of jobs, 0 or more")
+        over = self.duration(f"{key}.over", data.over)
+        if over <= 0:
+            raise self.fail(f"{key}.over", "a positive duration")
+        if len(data.drives) != 2 or not 1 <= data.drives[0] <= data.drives[1] <= 10:
+            raise self.fail(f"{key}.drives", "[low, high] drives per job, within 1 to 10")
+        if data.burst_size < 1:
+            raise self.fail(f"{key}.burst_size", "at least one job per burst")
+        for share in ("export_share", "never_ship", "cancel", "delete_finished"):
+            if not 0.0 <= getattr(data, share) <= 1.0:
+                raise self.fail(f"{key}.{share}", "a probability between 0 and 1")
+        return Workload(
+            jobs=data.jobs,
+            over=over,
+            arrivals=data.arrivals,
+            burst_size=data.burst_size,
+            export_share=data.export_share,
+            drives=(data.drives[0], data.drives[1]),
+            ship_after=self.range(f"{key}.ship_after", data.ship_after, self.duration),
+            never_ship=data.never_ship,
+            cancel=data.cancel,
+            cancel_after=self.range(f"{key}.cancel_after", data.cancel_after, self.duration),
+            delete_finished=data.delete_finished,
+            delete_after=self.range(f"{key}.delete_after", data.delete_after, self.duration),
         )
 
     def job(self, key: str, job: JobFile, dc: DatacenterConfig, policy: Policy) -> JobSpec:
