@@ -50,7 +50,7 @@ def test_every_job_is_created_and_most_are_shipped() -> None:
     assert 0.1 * 500 < kinds["cancel"] < 0.3 * 500
     assert kinds["delete"] > 0
     assert [a.index for a in actions] == list(range(len(actions)))
-    creates = [a.at for a in actions if a.do == "create"]
+    creates = [a.at or 0.0 for a in actions if a.do == "create"]
     assert creates == sorted(creates)
     assert all(a.when == "Completed" for a in actions if a.do == "delete")
     assert {j.location for j in jobs} == {"West US", "East US"}
