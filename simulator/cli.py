@@ -16,6 +16,7 @@ from rich.markup import escape
 from simulator.history import History
 from simulator.invariants import check_run
 from simulator.jobs_command import DEFAULT_BROKER, add_jobs_parser, run_jobs
+from simulator.progress import RunProgress
 from simulator.report import build_report
 from simulator.runner import run_scenario
 from simulator.scenario import load_scenario
@@ -64,7 +65,9 @@ def _parser() -> argparse.ArgumentParser:
         "':memory:' keeps everything in memory",
     )
     run.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report here")
-    run.add_argument("--quiet", action="store_true", help="no timeline, only the summary")
+    run.add_argument(
+        "--quiet", action="store_true", help="no timeline: progress on stderr, then the summary"
+    )
 
     worker = commands.add_parser(
         "worker", help="run the datacenter as a service over MQTT until SIGINT or SIGTERM"
@@ -150,14 +153,16 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         try:
             timeline = Timeline(console, scenario.epoch)
             quiet = args.quiet
-            result = run_scenario(
-                scenario,
-                store,
-                speed=args.speed,
-                seed=args.seed,
-                on_message=None if quiet else timeline.on_message,
-                on_action=None if quiet else timeline.on_action,
-            )
+            errors = Console(stderr=True, highlight=False)
+            with RunProgress(errors, scenario.epoch, jobs=len(scenario.jobs)) as progress:
+                result = run_scenario(
+                    scenario,
+                    store,
+                    speed=args.speed,
+                    seed=args.seed,
+                    on_message=progress.on_message if quiet else timeline.on_message,
+                    on_action=None if quiet else timeline.on_action,
+                )
         finally:
             store.close()
     history = History(result.history, scenario.epoch)
