@@ -31,9 +31,11 @@ __all__ = [
     "Size",
     "WorkerSettings",
     "convert",
+    "durations",
     "load_worker_settings",
     "parse_size",
     "read_toml",
+    "sizes",
 ]
 
 T = TypeVar("T")
@@ -44,11 +46,13 @@ Durations = Duration | list[Duration]
 Sizes = Size | list[Size]
 
 
-def _durations(*values: Duration) -> list[Duration]:
+def durations(*values: Duration) -> list[Duration]:
+    """A typed list of durations, for defaults of file shapes."""
     return list(values)
 
 
-def _sizes(*values: Size) -> list[Size]:
+def sizes(*values: Size) -> list[Size]:
+    """A typed list of sizes, for defaults of file shapes."""
     return list(values)
 
 
@@ -67,13 +71,13 @@ class DatacenterFile(SettingsFile):
     locations: dict[str, int] = msgspec.field(default_factory=lambda: {"West US": 2})
     throughput_mb_s: float = 200.0
     checkpoint_interval: Duration = "15m"
-    carrier_delay: Durations = msgspec.field(default_factory=lambda: _durations("1d", "3d"))
-    return_delay: Durations = msgspec.field(default_factory=lambda: _durations("2d", "3d"))
+    carrier_delay: Durations = msgspec.field(default_factory=lambda: durations("1d", "3d"))
+    return_delay: Durations = msgspec.field(default_factory=lambda: durations("2d", "3d"))
     lost_package_after: Duration = "44d"
     transfer_deadline_factor: float = 3.0
-    drive_size: Sizes = msgspec.field(default_factory=lambda: _sizes("1TB", "4TB"))
+    drive_size: Sizes = msgspec.field(default_factory=lambda: sizes("1TB", "4TB"))
     export_drive_size: Size = "4TB"
-    export_size: Sizes = msgspec.field(default_factory=lambda: _sizes("1TB", "8TB"))
+    export_size: Sizes = msgspec.field(default_factory=lambda: sizes("1TB", "8TB"))
     drive_error_rate: float = 0.0
     drive_missing_rate: float = 0.0
     package_lost_rate: float = 0.0
