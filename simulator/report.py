@@ -45,6 +45,36 @@ def cancel_figures(run: RunResult, history: History) -> dict[str, int]:
     }
 
 
+def sometimes(run: RunResult, history: History) -> dict[str, int]:
+    """How often each interesting path ran: proof that a run exercised what it should.
+
+    Not invariants: zero is allowed, but a chaos or teaching scenario that never took a
+    path it was written for says so here.
+    """
+    counts: Counter[str] = Counter()
+    for life in history.incarnations:
+        cancel = life.cancel
+        if cancel is not None:
+            flying = bool(cancel.data.get("drivesInFlight"))
+            counts[
+                "cancel landed mid-transfer" if flying else "cancel landed before a transfer"
+            ] += 1
+        final = life.final_state
+        if final == "Closed":
+            counts["job closed with errors"] += 1
+        if life.deleted is not None:
+            counts[f"job deleted ({life.deleted.data.get('reason')})"] += 1
+        for event in life.events_of("driveStateChanged"):
+            if event.data.get("to") == DriveState.NEVER_RECEIVED:
+                counts["drive never received"] += 1
+            elif event.data.get("to") == DriveState.COMPLETED_MORE_INFO:
+                counts["drive finished with errors"] += 1
+    for action in run.actions:
+        if action.outcome == "rejected-too-late":
+            counts["cancel rejected as too late"] += 1
+    return dict(sorted(counts.items()))
+
+
 def build_report(run: RunResult, history: History, checks: list[CheckResult]) -> dict[str, Any]:
     final_states = Counter(
         life.final_state for life in history.incarnations if life.final_state is not None
@@ -79,5 +109,6 @@ def build_report(run: RunResult, history: History, checks: list[CheckResult]) ->
             {"name": c.name, "description": c.description, "ok": c.ok, "violations": c.violations}
             for c in checks
         ],
+        "sometimes": sometimes(run, history),
         "ok": all(c.ok for c in checks),
     }

@@ -86,6 +86,13 @@ def test_a_workload_scenario_runs_clean_and_replays(tmp_path: Path) -> None:
     assert first["jobs"]["created"] == 300
     assert first["cancel"]["accepted"] > 0
     assert first["jobs"]["finalStates"].get("Closed", 0) > 0, "no drive fault was drawn"
+    paths = first["sometimes"]
+    for path in (
+        "cancel landed mid-transfer",
+        "cancel rejected as too late",
+        "job deleted (expired)",
+    ):
+        assert paths.get(path, 0) > 0, f"the workload never took the path: {path}"
     first.pop("wallSeconds")
     second.pop("wallSeconds")
     assert first == second
