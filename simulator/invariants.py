@@ -8,14 +8,22 @@ that produced them.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from simulator.history import History
 from simulator.runner import RunResult
-from worker.model import DriveState, JobState
-from worker.states import DELETABLE, TERMINAL, is_legal_drive_transition, is_legal_job_transition
+from worker.model import DriveState, JobState, to_builtins
+from worker.states import (
+    CANCEL_WINDOWS,
+    DELETABLE,
+    TERMINAL,
+    is_legal_drive_transition,
+    is_legal_job_transition,
+)
+from worker.status import PREFIX
 
 __all__ = ["CHECKS", "STREAM_CHECKS", "CheckResult", "check_run", "check_stream"]
 
@@ -208,6 +216,41 @@ def _retention(run: RunResult, history: History) -> list[str]:
                 f"{life.label}: deleted {late:+.0f} s from its due time "
                 f"(allowed 0 to {policy.sweep_interval:g} s)"
             )
+    return found
+
+
+@check("cancel-window-respected", "cancels accepted inside the window, refused outside it")
+def _cancel_window(run: RunResult, history: History) -> list[str]:
+    window = CANCEL_WINDOWS[run.scenario.policy.cancel_window]
+    found = []
+    for action in run.actions:
+        if action.do != "cancel" or action.state is None:
+            continue
+        inside = JobState(action.state) in window
+        if action.outcome == "accepted" and not inside:
+            found.append(f"{action.job}: cancel accepted in {action.state}, outside the window")
+        elif action.outcome == "rejected-too-late" and inside:
+            found.append(f"{action.job}: cancel refused as too late in {action.state}")
+    return found
+
+
+@check("retained-equals-store", "the retained snapshots at the end are the store's jobs")
+def _retained(run: RunResult, history: History) -> list[str]:
+    found = []
+    states = {t: p for t, p in run.retained.items() if t.endswith("/state") and "/drives/" not in t}
+    for name, record in run.jobs.items():
+        payload = states.pop(f"{PREFIX}/jobs/{name}/state", None)
+        if payload is None:
+            found.append(f"{name}: in the store but no retained snapshot")
+            continue
+        snapshot = json.loads(payload)
+        if snapshot.get("seq") != record.sim.seq:
+            found.append(f"{name}: retained seq {snapshot.get('seq')}, store seq {record.sim.seq}")
+        for extra in ("seq", "epoch", "simTime", "outcome"):
+            snapshot.pop(extra, None)
+        if snapshot != to_builtins(record.job):
+            found.append(f"{name}: the retained snapshot differs from the store")
+    found += [f"{topic}: retained for a job not in the store" for topic in sorted(states)]
     return found
 
 

@@ -53,6 +53,8 @@ class ActionResult:
     outcome: str
     detail: str = ""
     expect: str | None = None
+    #: The job's state when the request was made (None: no such job).
+    state: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -142,6 +144,7 @@ class ScenarioRun:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             await tg.start(relay.run)
+            relay.connected()  # a resumed run's bus starts empty: announce every job again
             await tg.start(DatacenterPipeline(self.service).run)
             await tg.start(RetentionSweeper(self.service).run)
             ledger.watch(self._on_change)
@@ -194,6 +197,7 @@ class ScenarioRun:
                 outcome=data.get("outcome", "applied"),
                 detail=data.get("detail", "the worker stopped before the answer was recorded"),
                 expect=action.expect,
+                state=data.get("state"),
             )
 
     def _index_pending(self) -> None:
@@ -252,6 +256,8 @@ class ScenarioRun:
         spec = self.scenario.jobs[action.job]
         service = self.service
         applied = {action.key: json.dumps({"at": self.clock.now()}).encode()}
+        before = self.ledger.get(spec.name)
+        state = None if before is None else str(before.state)
         with structlog.contextvars.bound_contextvars(job=action.job):
             try:
                 match action.do:
@@ -265,7 +271,6 @@ class ScenarioRun:
                         outcome, detail = "ok", "package handed to the carrier"
                     case "cancel":
                         answer = await service.cancel(spec.name, meta=applied)
-                        state = answer.job.properties.state
                         outcome, detail = str(answer.answer), f"in state {state}"
                     case "delete":
                         await service.delete(spec.name, meta=applied)
@@ -280,9 +285,9 @@ class ScenarioRun:
                 outcome = "rejected-too-late" if exc.code == "CancelTooLate" else exc.code
                 detail = exc.message
             log.info("scripted action", do=action.do, outcome=outcome)
-        self._record(action, outcome, detail)
+        self._record(action, outcome, detail, state)
 
-    def _record(self, action: Action, outcome: str, detail: str) -> None:
+    def _record(self, action: Action, outcome: str, detail: str, state: str | None = None) -> None:
         result = ActionResult(
             index=action.index,
             job=action.job,
@@ -291,13 +296,14 @@ class ScenarioRun:
             outcome=outcome,
             detail=detail,
             expect=action.expect,
+            state=state,
         )
         self.results[action.index] = result
         self._open.discard(action.index)
         self.ledger.note(
             {
                 action.key: json.dumps(
-                    {"at": result.at, "outcome": outcome, "detail": detail}
+                    {"at": result.at, "outcome": outcome, "detail": detail, "state": state}
                 ).encode()
             }
         )

@@ -190,3 +190,23 @@ def test_an_unexpected_answer_fails_the_expectations(clean_run: RunResult) -> No
     ]
     (violation,) = _violations(run)["scripted-expectations"]
     assert "expected accepted, got rejected-too-late" in violation
+
+
+def test_a_cancel_accepted_outside_its_window_is_caught(clean_run: RunResult) -> None:
+    """A cancel answered 'accepted' for a job already in Packaging breaks the window."""
+    run = copy.copy(clean_run)
+    run.actions = [
+        dataclasses.replace(a, state="Packaging") if a.do == "cancel" else a
+        for a in clean_run.actions
+    ]
+    (violation,) = _only(run, "cancel-window-respected")
+    assert "accepted in Packaging" in violation
+
+
+def test_a_retained_snapshot_of_a_gone_job_is_caught(clean_run: RunResult) -> None:
+    """A snapshot left retained for a job no longer in the store is reported."""
+    run = copy.copy(clean_run)
+    topic = "importexport/v1/jobs/contoso-import/state"
+    run.retained = {**clean_run.retained, topic: b'{"seq": 3}'}
+    (violation,) = _only(run, "retained-equals-store")
+    assert violation == f"{topic}: retained for a job not in the store"
