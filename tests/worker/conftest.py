@@ -30,7 +30,8 @@ from worker import (
     SQLiteStore,
     virtual_loop,
 )
-from worker.record import encode
+from worker.model import JobDetails, JobResponse, JobState
+from worker.record import JobRecord, JobSim, encode
 
 ACCOUNT_ID = (
     "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg"
@@ -199,3 +200,25 @@ def run_datacenter() -> Callable[[JobService, Scenario], MemoryBus]:
     """``run_datacenter(service, scenario)``: run ``scenario(bus)`` in virtual time while the
     real pipeline, retention sweeper and outbox relay run; returns the bus afterwards."""
     return _run_datacenter
+
+
+def record(name: str, state: JobState = JobState.CREATING, seq: int = 1) -> JobRecord:
+    """A bare record in ``state`` (with one key), for store tests."""
+    return JobRecord(
+        job=JobResponse(
+            type="Microsoft.ImportExport/jobs",
+            id=f"/jobs/{name}",
+            name=name,
+            location="West US",
+            properties=JobDetails(state=state),
+        ),
+        keys={"D1": "secret"},
+        sim=JobSim(
+            seq=seq,
+            created_at=0.0,
+            touched_at=0.0,
+            state_entered_at=0.0,
+            carrier_delay=1.0,
+            return_delay=2.0,
+        ),
+    )

@@ -13,6 +13,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from tests.worker.conftest import DELIVERY_PACKAGE as PACKAGE
+from tests.worker.conftest import RETURN_ADDRESS as ADDRESS
 from worker import JobState, JobStore, MemoryStore, SQLiteStore
 from worker import changes as change
 from worker.commands import OPERATIONS, CommandHandler, Reply
@@ -30,16 +32,6 @@ pytestmark = pytest.mark.asyncio
 
 #: Statuses a reply may carry: success, bad request, not found, conflict, payload too large.
 STATUSES = {200, 201, 400, 404, 409, 413}
-PACKAGE = {"carrierName": "FedEx", "trackingNumber": "123456789"}
-ADDRESS = {
-    "recipientName": "Ada",
-    "streetAddress1": "1 Main Street",
-    "city": "Redmond",
-    "postalCode": "98007",
-    "countryOrRegion": "USA",
-    "phone": "4250000000",
-    "email": "ada@example.com",
-}
 
 
 def req(**fields: Any) -> bytes:

@@ -34,6 +34,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from tests.worker.conftest import RETURN_ADDRESS as ADDRESS
 from worker import changes
 from worker.clock import Clock, virtual_loop
 from worker.config import DAY, HOUR, DatacenterConfig, Policy
@@ -54,15 +55,6 @@ D = DriveState
 
 NAMES = ("alpha", "beta")
 GHOST = "ghost"  # never created: every request to it is ResourceNotFound
-ADDRESS = {
-    "recipientName": "Ada",
-    "streetAddress1": "1 Main Street",
-    "city": "Redmond",
-    "postalCode": "98007",
-    "countryOrRegion": "USA",
-    "phone": "4250000000",
-    "email": "ada@example.com",
-}
 PACKAGE = {"carrierName": "FedEx", "trackingNumber": "1"}
 EXPIRY = 14 * DAY
 RETENTION = 90 * DAY

@@ -9,35 +9,16 @@ from typing import Any
 
 import pytest
 
+from tests.worker.conftest import record
 from worker.errors import StoreError
-from worker.model import JobDetails, JobResponse, JobState
-from worker.record import JobRecord, JobSim, encode
+from worker.model import JobState
+from worker.record import encode
 from worker.service import JobService
 from worker.sqlite_store import SQLiteStore
 from worker.status import StatusMessage
 from worker.store import Commit, JobStore
 
 Contents = Callable[[JobService | JobStore], object]
-
-
-def record(name: str, state: JobState = JobState.CREATING, seq: int = 1) -> JobRecord:
-    return JobRecord(
-        job=JobResponse(
-            type="Microsoft.ImportExport/jobs",
-            id=f"/jobs/{name}",
-            name=name,
-            location="West US",
-            properties=JobDetails(state=state),
-        ),
-        sim=JobSim(
-            seq=seq,
-            created_at=0.0,
-            touched_at=0.0,
-            state_entered_at=0.0,
-            carrier_delay=1.0,
-            return_delay=2.0,
-        ),
-    )
 
 
 def message(job: str, seq: int, payload: Any = b"{}") -> StatusMessage:

@@ -4,31 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from worker.model import JobDetails, JobResponse, JobState
-from worker.record import JobRecord, JobSim, encode
+from tests.worker.conftest import record
+from worker.model import JobState
+from worker.record import encode
 from worker.status import StatusMessage
 from worker.store import Commit, JobStore, MemoryStore
-
-
-def record(name: str, state: JobState = JobState.CREATING, seq: int = 1) -> JobRecord:
-    return JobRecord(
-        job=JobResponse(
-            type="Microsoft.ImportExport/jobs",
-            id=f"/jobs/{name}",
-            name=name,
-            location="West US",
-            properties=JobDetails(state=state),
-        ),
-        keys={"D1": "secret"},
-        sim=JobSim(
-            seq=seq,
-            created_at=0.0,
-            touched_at=0.0,
-            state_entered_at=0.0,
-            carrier_delay=1.0,
-            return_delay=2.0,
-        ),
-    )
 
 
 def message(job: str, seq: int, leaf: str = "state", payload: bytes = b"{}") -> StatusMessage:
