@@ -19,6 +19,7 @@ import anyio
 import structlog
 from anyio.abc import TaskGroup
 
+from simulator.faults import FaultRecord
 from simulator.scenario import Action, JobSpec, Scenario
 from worker.bus import MemoryBus, OutboxRelay
 from worker.clock import Clock, virtual_loop
@@ -80,6 +81,10 @@ class RunResult:
     finished: bool
     starts: int
     missing_after_delete: dict[str, str] = field(default_factory=dict)
+    #: What became of each planned fault.
+    faults: list[FaultRecord] = field(default_factory=list)
+    #: Status messages an independent observer received (None: no observer in this run).
+    observed: int | None = None
 
 
 class ScenarioRun:

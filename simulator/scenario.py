@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from simulator.faults import ALL_FAULTS, PROCESS_FAULTS, Fault, FaultKind, draw_faults
 from worker.clock import DEFAULT_EPOCH
 from worker.config import DatacenterConfig, Policy
 from worker.model import JobState
@@ -85,6 +86,24 @@ class WorkloadFile(SettingsFile):
     delete_after: Durations = msgspec.field(default_factory=lambda: durations("1d", "30d"))
 
 
+class FaultFile(SettingsFile):
+    kind: FaultKind
+    at: Duration
+    lasts: Duration = 0.0
+    count: int = 10
+    latency_ms: float = 200.0
+    bandwidth_kb_s: float = 64.0
+    after_cancel: bool = False
+
+
+class ChaosFile(SettingsFile):
+    faults: int
+    kinds: list[FaultKind] = msgspec.field(default_factory=lambda: list(ALL_FAULTS))
+    between: list[Duration] = msgspec.field(default_factory=lambda: durations("1d", "10d"))
+    lasts: Durations = msgspec.field(default_factory=lambda: durations("10m", "2h"))
+    requests: int = 10
+
+
 class ScenarioFile(SettingsFile):
     name: str
     description: str = ""
@@ -96,6 +115,8 @@ class ScenarioFile(SettingsFile):
     jobs: list[JobFile] = msgspec.field(default_factory=list)
     actions: list[ActionFile] = msgspec.field(default_factory=list)
     workload: WorkloadFile | None = None
+    faults: list[FaultFile] = msgspec.field(default_factory=list)
+    chaos: ChaosFile | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +169,13 @@ class Scenario:
     datacenter: DatacenterConfig
     jobs: dict[str, JobSpec]
     actions: tuple[Action, ...] = field(default=())
+    #: The fault plan, sorted by time.
+    faults: tuple[Fault, ...] = field(default=())
+
+    @property
+    def needs_processes(self) -> bool:
+        """Whether the plan has faults only a run with real processes can inject."""
+        return any(f.kind in PROCESS_FAULTS for f in self.faults)
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -188,6 +216,9 @@ class _Builder(FileReader):
                     raise self.fail("workload", f"job names of its own; '{spec.name}' is taken")
                 jobs[spec.name] = spec
             actions += drawn_actions
+        faults = [self.fault(i, f) for i, f in enumerate(data.faults)]
+        if data.chaos is not None:
+            faults += self.chaos(data.chaos, data.seed, first_index=len(faults))
         return Scenario(
             name=data.name,
             description=data.description,
@@ -199,6 +230,48 @@ class _Builder(FileReader):
             datacenter=datacenter,
             jobs=jobs,
             actions=tuple(actions),
+            faults=tuple(sorted(faults, key=lambda f: (f.at, f.index))),
+        )
+
+    def fault(self, index: int, fault: FaultFile) -> Fault:
+        key = f"faults[{index}]"
+        if fault.count < 1:
+            raise self.fail(f"{key}.count", "at least one request")
+        if fault.latency_ms < 0:
+            raise self.fail(f"{key}.latency_ms", "a latency of 0 ms or more")
+        if fault.bandwidth_kb_s <= 0:
+            raise self.fail(f"{key}.bandwidth_kb_s", "a positive rate in kB/s")
+        if fault.after_cancel and fault.kind != "worker-kill":
+            raise self.fail(f"{key}.after_cancel", "only on a worker-kill fault")
+        return Fault(
+            index=index,
+            kind=fault.kind,
+            at=self.duration(f"{key}.at", fault.at),
+            lasts=self.duration(f"{key}.lasts", fault.lasts),
+            count=fault.count,
+            latency=fault.latency_ms / 1000,
+            bandwidth=int(fault.bandwidth_kb_s * 1000),
+            after_cancel=fault.after_cancel,
+        )
+
+    def chaos(self, chaos: ChaosFile, seed: int, *, first_index: int) -> list[Fault]:
+        key = "chaos"
+        if chaos.faults < 0:
+            raise self.fail(f"{key}.faults", "a number of faults, 0 or more")
+        if not chaos.kinds:
+            raise self.fail(f"{key}.kinds", f"at least one of {', '.join(ALL_FAULTS)}")
+        if chaos.requests < 1:
+            raise self.fail(f"{key}.requests", "at least one request")
+        between = self.range(f"{key}.between", chaos.between, self.duration)
+        lasts = self.range(f"{key}.lasts", chaos.lasts, self.duration)
+        return draw_faults(
+            seed,
+            chaos.faults,
+            tuple(chaos.kinds),
+            (between.low, between.high),
+            (lasts.low, lasts.high),
+            first_index=first_index,
+            requests=chaos.requests,
         )
 
     def workload(self, data: WorkloadFile) -> Workload:

@@ -182,7 +182,11 @@ class CommandHandler:
                 return 200, to_builtins(await service.get(job))
             case JobRequest(job=job) if op == "cancel":
                 answer = await service.cancel(job)
-                return 200, {"answer": str(answer.answer), "job": to_builtins(answer.job)}
+                return 200, {
+                    "answer": str(answer.answer),
+                    "state": str(answer.state),
+                    "job": to_builtins(answer.job),
+                }
             case JobRequest(job=job) if op == "delete":
                 await service.delete(job)
                 return 200, None

@@ -59,6 +59,9 @@ class DatacenterConfig:
     drive_missing_rate: float = 0.0
     #: Chance that a whole package never arrives.
     package_lost_rate: float = 0.0
+    #: Chance that a drive copies slowly, and its speed relative to a bay's nominal rate.
+    slow_drive_rate: float = 0.0
+    slow_drive_speed: Range = Range(0.2, 0.5)
 
     def __post_init__(self) -> None:
         if not self.locations:
@@ -68,7 +71,12 @@ class DatacenterConfig:
                 raise ValueError(f"location {name!r} needs at least one bay, got {bays}")
         if self.throughput <= 0 or self.checkpoint_interval <= 0:
             raise ValueError("throughput and checkpoint_interval must be positive")
-        for rate in (self.drive_error_rate, self.drive_missing_rate, self.package_lost_rate):
+        for rate in (
+            self.drive_error_rate,
+            self.drive_missing_rate,
+            self.package_lost_rate,
+            self.slow_drive_rate,
+        ):
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"a rate must be between 0 and 1, got {rate}")
 

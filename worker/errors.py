@@ -98,6 +98,14 @@ class InvalidJobState(ServiceError):
         super().__init__(message, code=code, target=target)
         self.state = state
 
+    def to_arm(self) -> dict[str, Any]:
+        """The ErrorResponse, with the job's state at the time in ``details``."""
+        body = super().to_arm()
+        body["error"]["details"] = [
+            {"code": "CurrentState", "target": "properties.state", "message": self.state}
+        ]
+        return body
+
 
 class StoreError(DrivesimError):
     """The job store could not commit a change; the change was not made."""

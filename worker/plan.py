@@ -46,9 +46,16 @@ class JobPlan:
 class Planner:
     """Draws job plans from the datacenter's distributions with a per-job seeded generator."""
 
-    def __init__(self, datacenter: DatacenterConfig, seed: int) -> None:
+    def __init__(
+        self,
+        datacenter: DatacenterConfig,
+        seed: int,
+        pinned: Mapping[str, PlanHints] | None = None,
+    ) -> None:
         self.datacenter = datacenter
         self.seed = seed
+        #: Per job name, what a scenario pins down (used when a create brings no hints).
+        self.pinned: Mapping[str, PlanHints] = pinned or {}
 
     def rng(self, *parts: object) -> random.Random:
         """A generator for one purpose, independent of every other draw."""
@@ -63,7 +70,7 @@ class Planner:
         created_at: float,
         hints: PlanHints | None = None,
     ) -> JobPlan:
-        hints = hints or PlanHints()
+        hints = hints or self.pinned.get(name) or PlanHints()
         dc = self.datacenter
         rng = self.rng("job", name, repr(created_at))
         carrier_delay = _draw(rng, dc.carrier_delay.low, dc.carrier_delay.high)
@@ -87,10 +94,15 @@ class Planner:
         missing = rng.random() < dc.drive_missing_rate
         fails = rng.random() < dc.drive_error_rate
         fails_at = rng.uniform(0.05, 0.95)
+        speed = 1.0
+        # Drawn only when slow drives are asked for, so other runs keep their draws.
+        if dc.slow_drive_rate and rng.random() < dc.slow_drive_rate:
+            speed = _draw(rng, dc.slow_drive_speed.low, dc.slow_drive_speed.high)
         return DrivePlan(
             size_bytes=size if size_bytes is None else size_bytes,
             arrives=not missing,
             fails_at=fails_at if fails else None,
+            speed=speed,
         )
 
     def export_drives(self, name: str, count: int) -> list[tuple[str, str]]:

@@ -69,6 +69,8 @@ class CreateResult:
 class CancelResult:
     answer: CancelAnswer
     job: JobResponse
+    #: The job's state when the request was judged (the job may have moved on since).
+    state: JobState
 
 
 class JobService:
@@ -280,10 +282,10 @@ class JobService:
     async def cancel(self, name: str, *, meta: Mapping[str, bytes] | None = None) -> CancelResult:
         """PATCH ``cancelRequested=true``, with the answer spelt out."""
         before = self._record(name)
-        already = before.cancel_requested
+        already, state = before.cancel_requested, before.state
         job = await self.update(name, {"properties": {"cancelRequested": True}}, meta=meta)
         answer = CancelAnswer.ALREADY_REQUESTED if already else CancelAnswer.ACCEPTED
-        return CancelResult(answer=answer, job=job)
+        return CancelResult(answer=answer, job=job, state=state)
 
     async def delete(
         self,

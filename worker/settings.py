@@ -81,6 +81,8 @@ class DatacenterFile(SettingsFile):
     drive_error_rate: float = 0.0
     drive_missing_rate: float = 0.0
     package_lost_rate: float = 0.0
+    slow_drive_rate: float = 0.0
+    slow_drive_speed: list[float] = msgspec.field(default_factory=lambda: [0.2, 0.5])
 
 
 _SIZE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*(B|KB|MB|GB|TB|PB)?\s*", re.IGNORECASE)
@@ -149,7 +151,12 @@ class FileReader:
                 raise self.fail(f"{key}.locations.{name}", f"at least one bay, got {bays}")
         if dc.throughput_mb_s <= 0:
             raise self.fail(f"{key}.throughput_mb_s", "a positive rate in MB/s")
-        for rate in ("drive_error_rate", "drive_missing_rate", "package_lost_rate"):
+        for rate in (
+            "drive_error_rate",
+            "drive_missing_rate",
+            "package_lost_rate",
+            "slow_drive_rate",
+        ):
             if not 0.0 <= getattr(dc, rate) <= 1.0:
                 raise self.fail(f"{key}.{rate}", "a probability between 0 and 1")
         if dc.transfer_deadline_factor < 1:
@@ -171,7 +178,15 @@ class FileReader:
             drive_error_rate=dc.drive_error_rate,
             drive_missing_rate=dc.drive_missing_rate,
             package_lost_rate=dc.package_lost_rate,
+            slow_drive_rate=dc.slow_drive_rate,
+            slow_drive_speed=self._speeds(f"{key}.slow_drive_speed", dc.slow_drive_speed),
         )
+
+    def _speeds(self, key: str, value: list[float]) -> Range:
+        speeds = self.range(key, value, lambda _key, v: float(v))
+        if not 0 < speeds.low <= speeds.high <= 1:
+            raise self.fail(key, "[low, high] speeds relative to a bay, within (0, 1]")
+        return speeds
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
