@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint mosquitto clean
+.PHONY: demo test lint mosquitto chromium clean
 
 $(BIN)/drivesim: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ mosquitto:
 	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || \
 		(apt-get update -qq && apt-get install -y -qq mosquitto mosquitto-clients >/dev/null)
 
+# The HTML report tests render pages in headless Chromium; install Debian's package too.
+chromium:
+	@command -v chromium >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
 demo: $(BIN)/drivesim
 	$(BIN)/drivesim run configs/cancel-mid-transfer.toml
 
@@ -25,7 +30,7 @@ lint: $(BIN)/drivesim
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint mosquitto
+test: lint mosquitto chromium
 	$(BIN)/pytest
 
 clean:

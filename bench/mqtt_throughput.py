@@ -35,7 +35,7 @@ from pathlib import Path
 
 from bench.messages import make_messages, wire_payload
 from bench.mqtt_cases import CASES, FIRST_EPOCH
-from tests.mosquitto import Mosquitto, find_mosquitto
+from simulator.processes import Mosquitto, find_mosquitto
 
 __all__ = ["Case", "Run", "main"]
 

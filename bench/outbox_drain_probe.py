@@ -36,7 +36,7 @@ from pathlib import Path
 import anyio
 
 from bench.messages import make_messages
-from tests.mosquitto import Mosquitto
+from simulator.processes import Mosquitto
 from worker.broker import BrokerConfig
 from worker.bus import OutboxRelay
 from worker.clock import Clock

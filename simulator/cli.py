@@ -9,17 +9,21 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import anyio
 from rich.console import Console
 from rich.markup import escape
 
+from simulator.faults import suspects
 from simulator.history import History
-from simulator.invariants import check_run
+from simulator.invariants import check_observed, check_run
 from simulator.jobs_command import DEFAULT_BROKER, add_jobs_parser, run_jobs
+from simulator.live import LiveResult, LiveRun
 from simulator.progress import RunProgress
 from simulator.report import build_report
 from simulator.runner import run_scenario
-from simulator.scenario import load_scenario
+from simulator.scenario import Scenario, load_scenario
 from simulator.timeline import Timeline, print_summary
 from simulator.watch import watch
 from worker.app import serve
@@ -68,6 +72,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--quiet", action="store_true", help="no timeline: progress on stderr, then the summary"
     )
+    run.add_argument(
+        "--live",
+        action="store_true",
+        help="a real Mosquitto, the worker as a process, scaled real time (the scenario's "
+        "live_speed unless --speed) and the fault plan struck for real",
+    )
+    run.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="with --live: keep the broker's and the worker's files and logs here",
+    )
 
     worker = commands.add_parser(
         "worker", help="run the datacenter as a service over MQTT until SIGINT or SIGTERM"
@@ -77,6 +93,21 @@ def _parser() -> argparse.ArgumentParser:
         "--broker", help="broker URL, e.g. mqtt://127.0.0.1:1883 (default: an embedded broker)"
     )
     worker.add_argument("--db", type=Path, help="SQLite job store (overrides the config)")
+    worker.add_argument(
+        "--scenario",
+        type=Path,
+        help="take the datacenter, rules, epoch, seed and pinned drive fates from a scenario file",
+    )
+    worker.add_argument("--seed", type=int, help="override the seed")
+    worker.add_argument(
+        "--speed", type=float, metavar="N", help="simulated seconds a second (overrides the config)"
+    )
+    worker.add_argument(
+        "--time-origin",
+        type=float,
+        metavar="UNIX_TIME",
+        help="the wall-clock time of simulated second 0 (a restarted worker catches up)",
+    )
 
     add_jobs_parser(commands)
 
@@ -123,8 +154,18 @@ def _worker(args: argparse.Namespace, console: Console) -> int:
     settings = load_worker_settings(args.config)
     if args.broker:
         settings = dataclasses.replace(settings, broker=BrokerConfig.from_url(args.broker))
+    if args.scenario:
+        settings = load_scenario(args.scenario).for_worker(settings, seed=args.seed)
+    elif args.seed is not None:
+        settings = dataclasses.replace(settings, seed=args.seed)
+    if args.speed is not None:
+        if args.speed <= 0:
+            raise DrivesimError("--speed must be a positive number of simulated seconds a second")
+        settings = dataclasses.replace(settings, speed=args.speed)
     if args.db:
         settings = dataclasses.replace(settings, db=args.db)
+    if args.time_origin is not None:
+        settings = dataclasses.replace(settings, time_origin=args.time_origin)
 
     def ready(broker: BrokerConfig) -> None:
         console.print(
@@ -144,6 +185,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     scenario = load_scenario(args.scenario)
     if args.speed is not None and args.speed <= 0:
         raise DrivesimError("--speed must be a positive number of simulated seconds a second")
+    if args.live:
+        return _run_live(args, console, scenario)
     with tempfile.TemporaryDirectory(prefix="drivesim-") as tmp:
         store: JobStore
         if args.db == ":memory:":
@@ -166,8 +209,38 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         finally:
             store.close()
     history = History(result.history, scenario.epoch)
-    checks = check_run(result, history)
+    return _finish(args, console, build_report(result, history, check_run(result, history)))
+
+
+def _run_live(args: argparse.Namespace, console: Console, scenario: Scenario) -> int:
+    if args.virtual or args.db:
+        raise DrivesimError("--live runs in scaled real time on the worker's own store")
+    timeline = Timeline(console, scenario.epoch)
+    speed = args.speed or scenario.live_speed
+    console.print(
+        f"live run of [bold]{scenario.name}[/bold]: {speed:g} simulated seconds a second, "
+        f"{len(scenario.faults)} faults planned"
+    )
+    with tempfile.TemporaryDirectory(prefix="drivesim-live-") as tmp:
+        live = LiveRun(
+            scenario,
+            args.workdir or Path(tmp),
+            speed=speed,
+            seed=args.seed,
+            on_action=None if args.quiet else timeline.on_action,
+            on_fault=timeline.on_fault,
+        )
+        outcome: LiveResult = anyio.run(live.run, backend="asyncio")
+    result = outcome.run
+    history = History(result.history, scenario.epoch)
+    checks = check_run(result, history) + check_observed(history, outcome.observed)
     report = build_report(result, history, checks)
+    violations = [v for check in checks for v in check.violations]
+    report["suspects"] = suspects(violations, history, result.faults)
+    return _finish(args, console, report)
+
+
+def _finish(args: argparse.Namespace, console: Console, report: dict[str, Any]) -> int:
     print_summary(console, report)
     if args.report is not None:
         args.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

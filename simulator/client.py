@@ -38,9 +38,12 @@ class CommandFailed(Exception):
 class JobsClient:
     """``async with JobsClient(broker) as jobs: await jobs.call("get", job="x")``."""
 
-    def __init__(self, broker: BrokerConfig, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, broker: BrokerConfig, *, timeout: float = 10.0, prefer: Version = "3.1.1"
+    ) -> None:
         self.broker = broker
         self.timeout = timeout
+        self.prefer: Version = prefer
         self.client_id = f"drivesim-client-{uuid.uuid4().hex[:12]}"
         self.reply_topic = f"{PREFIX}/replies/{self.client_id}"
         self.version: Version = "3.1.1"
@@ -53,9 +56,10 @@ class JobsClient:
         def make(version: Version) -> aiomqtt.Client:
             return make_client(self.broker, version=version, identifier=self.client_id)
 
-        # 3.1.1 first: every broker speaks it (the embedded one speaks nothing else), and
-        # replies are matched the same way on both.
-        self._session = connected(self.broker, make, prefer="3.1.1")
+        # 3.1.1 first by default: every broker speaks it (the embedded one speaks nothing
+        # else), and replies are matched the same way on both. Only MQTT 5 gets an answer
+        # to a payload that cannot carry its own reply address.
+        self._session = connected(self.broker, make, prefer=self.prefer)
         self._client, self.version = await self._session.__aenter__()
         await self._client.subscribe(self.reply_topic, qos=1)
         self._tg = anyio.create_task_group()
@@ -105,10 +109,12 @@ class JobsClient:
             properties.ResponseTopic = self.reply_topic
             properties.CorrelationData = key.encode()
         try:
-            await self._client.publish(
-                f"{PREFIX}/commands/{op}", payload, qos=1, properties=properties
-            )
+            # One deadline for the publish and the reply: a publish on a connection that
+            # dies waits for a PUBACK that never comes.
             with anyio.fail_after(self.timeout):
+                await self._client.publish(
+                    f"{PREFIX}/commands/{op}", payload, qos=1, properties=properties
+                )
                 await done[0].wait()
         finally:
             del self._waiting[key]

@@ -7,10 +7,11 @@ from typing import Any
 
 from simulator.history import History
 from simulator.invariants import CheckResult
+from simulator.metrics import WALL_CLOCK_FIELDS, measure
 from simulator.runner import RunResult
 from worker.model import DriveState
 
-__all__ = ["build_report", "cancel_figures"]
+__all__ = ["build_report", "cancel_figures", "without_wall_clock"]
 
 FINISHED = (DriveState.COMPLETED, DriveState.COMPLETED_MORE_INFO)
 
@@ -103,7 +104,13 @@ def build_report(run: RunResult, history: History, checks: list[CheckResult]) ->
             "remaining": len(run.jobs),
         },
         "cancel": cancel_figures(run, history),
-        "messages": {"published": len(run.history), "byKind": dict(sorted(topics.items()))},
+        "messages": {
+            "published": len(run.history),
+            "byKind": dict(sorted(topics.items())),
+            "observed": run.observed,
+        },
+        **measure(run, history),
+        "faults": [f.to_json() for f in run.faults],
         "actions": [a.to_json() for a in run.actions],
         "invariants": [
             {"name": c.name, "description": c.description, "ok": c.ok, "violations": c.violations}
@@ -112,3 +119,13 @@ def build_report(run: RunResult, history: History, checks: list[CheckResult]) ->
         "sometimes": sometimes(run, history),
         "ok": all(c.ok for c in checks),
     }
+
+
+def without_wall_clock(report: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``report`` without its wall-clock figures: what two runs of a seed share."""
+    kept = {k: v for k, v in report.items() if k != "wallSeconds"}
+    if "throughput" in kept:
+        kept["throughput"] = {
+            k: v for k, v in kept["throughput"].items() if k not in WALL_CLOCK_FIELDS
+        }
+    return kept

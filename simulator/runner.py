@@ -27,7 +27,7 @@ from worker.errors import ConfigError, ServiceError
 from worker.ledger import SIM_NOW, Ledger
 from worker.logs import sim_time
 from worker.pipeline import DatacenterPipeline
-from worker.plan import PlanHints, Planner
+from worker.plan import Planner
 from worker.record import JobRecord
 from worker.retention import RetentionSweeper
 from worker.service import JobService
@@ -85,6 +85,9 @@ class RunResult:
     faults: list[FaultRecord] = field(default_factory=list)
     #: Status messages an independent observer received (None: no observer in this run).
     observed: int | None = None
+    #: Simulated seconds a scheduled step may run late: none in virtual time; in scaled
+    #: real time, what 50 ms of wall-clock scheduling delay amount to.
+    slack: float = 0.0
 
 
 class ScenarioRun:
@@ -268,7 +271,7 @@ class ScenarioRun:
                 match action.do:
                     case "create":
                         created = await service.create(
-                            spec.name, self._create_body(spec), hints=_hints(spec), meta=applied
+                            spec.name, self._create_body(spec), hints=spec.hints(), meta=applied
                         )
                         outcome, detail = ("created" if created.created else "replaced"), ""
                     case "ship":
@@ -378,16 +381,6 @@ class ScenarioRun:
                 },
             }
         }
-
-
-def _hints(spec: JobSpec) -> PlanHints:
-    return PlanHints(
-        drives=spec.plans,
-        carrier_delay=spec.carrier_delay,
-        return_delay=spec.return_delay,
-        package_lost=spec.package_lost,
-        export_bytes=spec.export_size,
-    )
 
 
 def run_scenario(

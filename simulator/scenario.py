@@ -6,6 +6,7 @@ file, the key and what was expected, and nothing runs until the whole file is va
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from simulator.faults import ALL_FAULTS, PROCESS_FAULTS, Fault, FaultKind, draw_
 from worker.clock import DEFAULT_EPOCH
 from worker.config import DatacenterConfig, Policy
 from worker.model import JobState
+from worker.plan import PlanHints
 from worker.record import DrivePlan
 from worker.requests import DRIVE_ID, NAME
 from worker.settings import (
@@ -27,6 +29,7 @@ from worker.settings import (
     PolicyFile,
     SettingsFile,
     Size,
+    WorkerSettings,
     convert,
     durations,
     parse_size,
@@ -110,6 +113,8 @@ class ScenarioFile(SettingsFile):
     seed: int = 0
     epoch: datetime = DEFAULT_EPOCH
     until: Duration = "400d"
+    #: Simulated seconds a second of a live run (``drivesim run --live``) unless --speed says.
+    live_speed: float = 3600.0
     policy: PolicyFile = msgspec.field(default_factory=PolicyFile)
     datacenter: DatacenterFile = msgspec.field(default_factory=DatacenterFile)
     jobs: list[JobFile] = msgspec.field(default_factory=list)
@@ -132,6 +137,16 @@ class JobSpec:
     return_delay: float | None
     package_lost: bool | None
     log_level: str
+
+    def hints(self) -> PlanHints:
+        """What this job pins down for the planner."""
+        return PlanHints(
+            drives=self.plans,
+            carrier_delay=self.carrier_delay,
+            return_delay=self.return_delay,
+            package_lost=self.package_lost,
+            export_bytes=self.export_size,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,12 +180,24 @@ class Scenario:
     seed: int
     epoch: datetime
     until: float
+    live_speed: float
     policy: Policy
     datacenter: DatacenterConfig
     jobs: dict[str, JobSpec]
     actions: tuple[Action, ...] = field(default=())
     #: The fault plan, sorted by time.
     faults: tuple[Fault, ...] = field(default=())
+
+    def for_worker(self, settings: WorkerSettings, *, seed: int | None = None) -> WorkerSettings:
+        """``settings`` with this scenario's datacenter, rules, epoch, seed and pinned fates."""
+        return dataclasses.replace(
+            settings,
+            seed=self.seed if seed is None else seed,
+            epoch=self.epoch,
+            policy=self.policy,
+            datacenter=self.datacenter,
+            pinned={name: spec.hints() for name, spec in self.jobs.items()},
+        )
 
     @property
     def needs_processes(self) -> bool:
@@ -192,6 +219,8 @@ class _Builder(FileReader):
     def build(self, data: ScenarioFile) -> Scenario:
         if not data.name.strip():
             raise self.fail("name", "a non-empty scenario name")
+        if data.live_speed <= 0:
+            raise self.fail("live_speed", "a positive number of simulated seconds a second")
         epoch = data.epoch if data.epoch.tzinfo else data.epoch.replace(tzinfo=UTC)
         policy = self.policy(data.policy)
         datacenter = self.datacenter(data.datacenter)
@@ -226,6 +255,7 @@ class _Builder(FileReader):
             seed=data.seed,
             epoch=epoch,
             until=self.duration("until", data.until),
+            live_speed=data.live_speed,
             policy=policy,
             datacenter=datacenter,
             jobs=jobs,

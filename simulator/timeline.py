@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from simulator.faults import FaultRecord
 from simulator.runner import ActionResult
 from worker.clock import format_duration
 from worker.status import StatusMessage, decode_payload
@@ -56,6 +57,16 @@ class Timeline:
         if result.expect is not None and not result.ok:
             text.append(f"  (expected {result.expect})", style="bold red")
         self._line(result.at, result.job, text)
+
+    def on_fault(self, record: FaultRecord) -> None:
+        if record.skipped is not None:
+            text = Text(f"⚡ {record.fault.describe()}: skipped, {record.skipped}", style="dim")
+            self._line(record.fault.at, "(fault)", text)
+            return
+        text = Text(f"⚡ {record.fault.describe()}", style="bold magenta")
+        if record.detail:
+            text.append(f" · {record.detail}", style="dim")
+        self._line(record.struck if record.struck is not None else record.fault.at, "(fault)", text)
 
     def on_message(self, message: StatusMessage) -> None:
         if not message.topic.endswith("/events"):

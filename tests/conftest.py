@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from tests.mosquitto import Mosquitto
+from simulator.processes import Mosquitto
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ drained stays in the store and goes out on the next start.
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -51,11 +52,17 @@ class Worker:
         store = SQLiteStore(settings.db)
         try:
             start = float(store.get_meta(SIM_NOW) or 0.0)
+            if settings.time_origin is not None:
+                # The one wall-clock read: a shared origin keeps the worker's simulated time
+                # in step with whoever started it, across restarts.
+                start = max(start, (time.time() - settings.time_origin) * settings.speed)
             clock = Clock(epoch=settings.epoch, scale=settings.speed, start=start)
             sim_time.clock = clock
             ledger = Ledger(store, clock)
             service = JobService(
-                ledger, Planner(settings.datacenter, settings.seed), policy=settings.policy
+                ledger,
+                Planner(settings.datacenter, settings.seed, settings.pinned),
+                policy=settings.policy,
             )
             link = MqttLink(
                 self.broker,

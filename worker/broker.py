@@ -142,7 +142,10 @@ async def connected(
         try:
             await client.__aenter__()
         except aiomqtt.MqttError as exc:
-            if attempt + 1 == len(versions):
+            # A broker that is down or unreachable says nothing about its protocol: only a
+            # refused or unanswered CONNECT is a reason to try the other version.
+            refused = isinstance(exc, aiomqtt.MqttCodeError) or "timed out" in str(exc)
+            if attempt + 1 == len(versions) or not refused:
                 raise
             log.info(
                 "connect failed; trying the other protocol version",

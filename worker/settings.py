@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -19,6 +20,7 @@ from worker.broker import BrokerConfig
 from worker.clock import DEFAULT_EPOCH, parse_duration
 from worker.config import DatacenterConfig, Policy, Range
 from worker.errors import ConfigError
+from worker.plan import PlanHints
 from worker.requests import NAME
 from worker.states import CancelWindow
 
@@ -257,6 +259,11 @@ class WorkerSettings:
     broker: BrokerConfig | None
     policy: Policy
     datacenter: DatacenterConfig
+    #: Per job, what a scenario pins down instead of drawing it.
+    pinned: Mapping[str, PlanHints] = field(default_factory=dict)
+    #: Unix time of simulated second 0: a restarted worker catches up with the time it was
+    #: down. None: the clock resumes where the store left off.
+    time_origin: float | None = None
 
 
 def load_worker_settings(path: str | Path | None) -> WorkerSettings:

@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 
 from simulator.cli import main
-from tests.mosquitto import Mosquitto
-from tests.worker_process import WorkerProcess
+from simulator.processes import Mosquitto, WorkerProcess
+from tests.worker_process import worker_process
 
 SETTINGS = 'worker_id = "cli"\nspeed = 60\n[datacenter]\ncarrier_delay = "1h"\n'
 
 
 @pytest.fixture
 def worker(own_mosquitto: Mosquitto, tmp_path: Path) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(tmp_path, own_mosquitto.url, SETTINGS)
+    process = worker_process(tmp_path, own_mosquitto.url, SETTINGS)
     process.start()
     deadline = time.monotonic() + 20
     while "connected to broker" not in process.log.read_text(errors="replace"):

@@ -14,10 +14,10 @@ import anyio
 import pytest
 
 from simulator.client import JobsClient
-from tests.mosquitto import Mosquitto
-from tests.observer import Observer, Received
-from tests.tcp_proxy import TcpProxy
-from tests.worker_process import WorkerProcess
+from simulator.observer import Observer, Received
+from simulator.processes import Mosquitto, WorkerProcess
+from simulator.proxy import FaultProxy
+from tests.worker_process import worker_process
 from worker.broker import BrokerConfig
 from worker.model import to_builtins
 from worker.sqlite_store import SQLiteStore
@@ -52,7 +52,7 @@ def worker_factory(tmp_path: Path) -> Iterator[Any]:
     made: list[WorkerProcess] = []
 
     def make(broker_url: str) -> WorkerProcess:
-        worker = WorkerProcess(tmp_path, broker_url, SETTINGS)
+        worker = worker_process(tmp_path, broker_url, SETTINGS)
         made.append(worker)
         return worker
 
@@ -188,7 +188,7 @@ def test_broker_crash_is_survived_and_replayed(
 ) -> None:
     """SIGKILL the broker mid-transfer and restart it: the worker keeps processing,
     reconnects, replays, re-announces; the observer's stream is still gap-free."""
-    proxy = TcpProxy(own_mosquitto.port)
+    proxy = FaultProxy(own_mosquitto.port)
     observer = Observer(own_mosquitto.port)
     try:
         observer.wait_subscribed()

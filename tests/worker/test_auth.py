@@ -14,8 +14,8 @@ import anyio
 import pytest
 
 from simulator.client import JobsClient
-from tests.mosquitto import Mosquitto
-from tests.observer import Observer
+from simulator.observer import Observer
+from simulator.processes import Mosquitto
 from worker.broker import BrokerConfig
 from worker.bus import OutboxRelay
 from worker.clock import Clock

@@ -25,9 +25,9 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from simulator.client import JobsClient
+from simulator.processes import Mosquitto
 from simulator.runner import RunResult, run_scenario
 from simulator.scenario import load_scenario
-from tests.mosquitto import Mosquitto
 from worker import (
     Clock,
     DatacenterConfig,

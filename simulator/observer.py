@@ -1,11 +1,17 @@
-"""An independent MQTT observer for tests: records everything, reconnects by itself, and
-checks the stream the way a consumer would."""
+"""An independent MQTT observer: records everything, reconnects by itself, and checks the
+stream the way a consumer would.
+
+It is a plain paho client in a thread of its own, connected straight to the broker (never
+through the fault proxy), sharing nothing with the worker or the run's event loop.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -16,7 +22,7 @@ from simulator.invariants import check_stream
 from worker.clock import DEFAULT_EPOCH
 from worker.status import PREFIX, StatusMessage
 
-__all__ = ["Observer", "Received"]
+__all__ = ["Observer", "Received", "collect_retained"]
 
 Received = tuple[str, bytes, bool]
 
@@ -31,8 +37,12 @@ class Observer:
         topics: tuple[str, ...] = (f"{PREFIX}/#",),
         username: str | None = None,
         password: str | None = None,
+        listener: Callable[[str, bytes], None] | None = None,
+        keepalive: int = 5,
     ) -> None:
+        """``listener`` is called from the observer's thread with each message."""
         self.topics = topics
+        self.listener = listener
         self.messages: list[Received] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -44,7 +54,7 @@ class Observer:
         self.client.reconnect_delay_set(min_delay=1, max_delay=1)
         if username is not None:
             self.client.username_pw_set(username, password)
-        self.client.connect_async("127.0.0.1", port, keepalive=5)
+        self.client.connect_async("127.0.0.1", port, keepalive=keepalive)
         self.client.loop_start()
 
     def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
@@ -57,8 +67,11 @@ class Observer:
         self._subscribed.clear()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        payload = bytes(message.payload)
         with self._lock:
-            self.messages.append((message.topic, bytes(message.payload), bool(message.retain)))
+            self.messages.append((message.topic, payload, bool(message.retain)))
+        if self.listener is not None:
+            self.listener(message.topic, payload)
 
     def wait_subscribed(self, timeout: float = 20) -> None:
         assert self._subscribed.wait(timeout), "the observer did not (re)subscribe in time"
@@ -107,8 +120,19 @@ class Observer:
             )
         return out
 
-    def history(self) -> History:
-        return History(self.status_messages(), DEFAULT_EPOCH)
+    def history(self, epoch: datetime = DEFAULT_EPOCH) -> History:
+        return History(self.status_messages(), epoch)
+
+    def wait_quiet(self, quiet: float = 1.0, timeout: float = 60) -> None:
+        """Until no message has come for ``quiet`` seconds."""
+        deadline = time.monotonic() + timeout
+        seen = -1
+        while time.monotonic() < deadline:
+            count = len(self.snapshot())
+            if count == seen:
+                return
+            seen = count
+            time.sleep(quiet)
 
     def violations(self) -> dict[str, list[str]]:
         """The stream-only invariants, over the deduplicated stream."""
@@ -117,3 +141,14 @@ class Observer:
     def worker_states(self, worker_id: str) -> list[str]:
         topic = f"{PREFIX}/workers/{worker_id}/status"
         return [json.loads(p)["state"] for t, p, _ in self.snapshot() if t == topic and p]
+
+
+def collect_retained(port: int, *, quiet: float = 1.0, timeout: float = 60) -> dict[str, bytes]:
+    """The job topics the broker holds retained, read by a fresh subscriber."""
+    observer = Observer(port, topics=(f"{PREFIX}/jobs/#",))
+    try:
+        observer.wait_subscribed(timeout)
+        observer.wait_quiet(quiet, timeout)
+        return {topic: payload for topic, payload, retain in observer.snapshot() if retain}
+    finally:
+        observer.close()

@@ -1,0 +1,255 @@
+"""Customers as command payloads: scripted requests, and the requests of client faults.
+
+Whatever carries them (MQTT to a worker process, or the command handler in the run's own
+process), a customer sends an operation and a JSON payload and reads the reply; the
+answer becomes an :class:`~simulator.runner.ActionResult` the invariants can judge.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+from simulator.faults import Fault
+from simulator.runner import ActionResult
+from simulator.scenario import Action, JobSpec, Scenario
+from worker.clock import Clock
+from worker.plan import Planner
+
+__all__ = ["Customer", "Send", "create_body", "ship_body"]
+
+#: Send a command (operation, payload) and return the reply's JSON.
+Send = Callable[[str, bytes], Awaitable[dict[str, Any]]]
+
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+RESOURCE_GROUP = "drivesim"
+#: Requests made by client faults are numbered from here, apart from scripted ones.
+FAULT_REQUESTS = 1_000_000
+
+
+def create_body(spec: JobSpec, planner: Planner) -> dict[str, Any]:
+    """The PutJobParameters a customer sends for ``spec`` (BitLocker keys from the seed)."""
+    account = spec.name.replace("-", "").replace("_", "").lower()[:20] or "account"
+    props: dict[str, Any] = {
+        "jobType": spec.type,
+        "storageAccountId": (
+            f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/"
+            f"Microsoft.Storage/storageAccounts/{account}"
+        ),
+        "returnAddress": {
+            "recipientName": "Contoso Data Team",
+            "streetAddress1": "1 Microsoft Way",
+            "city": "Redmond",
+            "stateOrProvince": "WA",
+            "postalCode": "98052",
+            "countryOrRegion": "USA",
+            "phone": "4250000000",
+            "email": "data@contoso.example",
+        },
+        "returnShipping": {"carrierName": "FedEx", "carrierAccountNumber": "989ffff"},
+        "diagnosticsPath": "waimportexport",
+        "logLevel": spec.log_level,
+    }
+    if spec.type == "Import":
+        rng = planner.rng("keys", spec.name)
+        props["driveList"] = [
+            {
+                "driveId": drive.id,
+                "bitLockerKey": "-".join(f"{rng.randrange(10**6):06d}" for _ in range(8)),
+                "manifestFile": f"\\{drive.id}.manifest",
+                "manifestHash": f"{rng.getrandbits(128):032X}",
+            }
+            for drive in spec.drives
+        ]
+    else:
+        props["export"] = {"blobList": {"blobPathPrefix": ["/"]}}
+    return {"location": spec.location, "properties": props}
+
+
+def ship_body(spec: JobSpec, planner: Planner, ship_date: str) -> dict[str, Any]:
+    """The UpdateJobParameters that moves ``spec`` to Shipping with its tracking info."""
+    rng = planner.rng("tracking", spec.name)
+    count = len(spec.drives) if spec.type == "Import" else spec.export_drives
+    return {
+        "properties": {
+            "state": "Shipping",
+            "deliveryPackage": {
+                "carrierName": "FedEx",
+                "trackingNumber": f"{rng.randrange(10**11, 10**12)}",
+                "driveCount": count,
+                "shipDate": ship_date,
+            },
+        }
+    }
+
+
+def _outcome(do: str, reply: dict[str, Any]) -> tuple[str, str, str | None]:
+    """(outcome, detail, state when asked) of a reply, spelt as the in-process runner does."""
+    if not reply.get("ok"):
+        error = reply.get("error") or {}
+        code = str(error.get("code", "Unknown"))
+        state = next(
+            (d.get("message") for d in error.get("details", []) if d.get("code") == "CurrentState"),
+            None,
+        )
+        return (
+            ("rejected-too-late" if code == "CancelTooLate" else code),
+            error.get("message", ""),
+            state,
+        )
+    result: Any = reply.get("result")
+    match do:
+        case "create":
+            return ("created" if reply.get("status") == 201 else "replaced"), "", None
+        case "ship":
+            return "ok", "package handed to the carrier", None
+        case "cancel":
+            state = str(result["state"])
+            return str(result["answer"]), f"in state {state}", state
+        case "delete":
+            return "ok", "deleted", None
+        case "get":
+            return "ok", f"state {result['properties']['state']}", None
+        case _:
+            return "ok", f"{len(result['value'])} keys listed", None
+
+
+class Customer:
+    """Builds and sends the requests of scripted actions and client faults."""
+
+    def __init__(self, scenario: Scenario, seed: int, clock: Clock, send: Send) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        self.clock = clock
+        self.send = send
+        self.planner = Planner(scenario.datacenter, seed)
+        #: Scripted requests still to be sent twice (a duplicate-commands fault).
+        self.duplicates = 0
+        self._numbers = iter(range(FAULT_REQUESTS, 2**62))
+
+    def secrets(self) -> set[str]:
+        """Every BitLocker key the customers send."""
+        keys = set()
+        for spec in self.scenario.jobs.values():
+            for drive in create_body(spec, self.planner)["properties"].get("driveList", []):
+                keys.add(drive["bitLockerKey"])
+        return keys
+
+    def request(self, do: str, job: str) -> tuple[str, dict[str, Any]]:
+        """The command (operation, fields) of a scripted action."""
+        spec = self.scenario.jobs[job]
+        match do:
+            case "create":
+                return "create", {"job": job, "body": create_body(spec, self.planner)}
+            case "ship":
+                body = ship_body(spec, self.planner, self.clock.isoformat()[:10])
+                return "update", {"job": job, "body": body}
+            case "keys":
+                return "list-bitlocker-keys", {"job": job}
+            case _:
+                return do, {"job": job}
+
+    async def call(
+        self, do: str, job: str, *, index: int, expect: str | None = None, note: str = ""
+    ) -> ActionResult:
+        op, fields = self.request(do, job)
+        reply = await self.send(op, json.dumps(fields).encode())
+        outcome, detail, state = _outcome(do, reply)
+        return ActionResult(
+            index=index,
+            job=job,
+            do=do,
+            at=self.clock.now(),
+            outcome=outcome,
+            detail=f"{detail} ({note})" if note else detail,
+            expect=expect,
+            state=state,
+        )
+
+    async def perform(self, action: Action) -> list[ActionResult]:
+        """A scripted action; under a duplicate-commands fault its copy goes first."""
+        results: list[ActionResult] = []
+        if self.duplicates > 0:
+            self.duplicates -= 1
+            results.append(
+                await self.call(action.do, action.job, index=next(self._numbers), note="copy")
+            )
+        results.append(
+            await self.call(action.do, action.job, index=action.index, expect=action.expect)
+        )
+        return results
+
+    async def client_fault(self, fault: Fault, alive: list[str]) -> list[ActionResult]:
+        """The requests of a client fault against the jobs ``alive`` now, all at once."""
+        rng = random.Random(f"{self.seed}/fault/{fault.index}")
+        picked = rng.sample(sorted(alive), min(fault.count, len(alive)))
+        calls: list[tuple[str, str, str | None]] = []
+        match fault.kind:
+            case "cancel-storm":
+                calls = [("cancel", job, None) for job in picked for _ in range(2)]
+            case "delete-storm":
+                calls = [("delete", job, None) for job in picked]
+            case "duplicate-commands":
+                self.duplicates += fault.count
+            case "garbage-commands":
+                return await self._garbage(fault, rng)
+        results: list[ActionResult] = []
+
+        async def one(do: str, job: str, expect: str | None) -> None:
+            note = f"fault #{fault.index} {fault.kind}"
+            results.append(await self.call(do, job, index=next(self._numbers), note=note))
+
+        async with anyio.create_task_group() as tg:
+            for do, job, expect in calls:
+                tg.start_soon(one, do, job, expect)
+        return results
+
+    async def _garbage(self, fault: Fault, rng: random.Random) -> list[ActionResult]:
+        jobs = sorted(self.scenario.jobs)
+        job = jobs[rng.randrange(len(jobs))] if jobs else "job"
+        menu: list[tuple[str, str, bytes, str]] = [
+            ("not JSON", "cancel", b"{cancel this job", "InvalidRequestContent"),
+            ("wrong type", "cancel", json.dumps({"job": 42}).encode(), "InvalidRequestContent"),
+            (
+                "unknown field",
+                "cancel",
+                json.dumps({"job": job, "force": True}).encode(),
+                "InvalidRequestContent",
+            ),
+            ("unknown operation", "explode", json.dumps({"job": job}).encode(), "UnknownOperation"),
+            ("oversized", "create", b'{"job": "' + b"x" * 200_000 + b'"}', "PayloadTooLarge"),
+            ("deeply nested", "create", b"[" * 5000 + b"]" * 5000, "InvalidRequestContent"),
+            (
+                "bad name",
+                "create",
+                json.dumps({"job": "no spaces allowed", "body": {}}).encode(),
+                "InvalidResourceName",
+            ),
+            (
+                "unknown job",
+                "delete",
+                json.dumps({"job": "never-created"}).encode(),
+                "ResourceNotFound",
+            ),
+        ]
+        results = []
+        for _ in range(fault.count):
+            what, op, payload, expect = menu[rng.randrange(len(menu))]
+            reply = await self.send(op, payload)
+            error = reply.get("error") or {}
+            results.append(
+                ActionResult(
+                    index=next(self._numbers),
+                    job=job if expect != "ResourceNotFound" else "never-created",
+                    do=f"garbage ({what})",
+                    at=self.clock.now(),
+                    outcome="ok" if reply.get("ok") else str(error.get("code")),
+                    detail=f"fault #{fault.index}: {error.get('message', '')}",
+                    expect=expect,
+                )
+            )
+        return results

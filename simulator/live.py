@@ -1,0 +1,446 @@
+"""A live run: the worker as a real process, a real Mosquitto, scaled real time, faults.
+
+The run starts its own Mosquitto on a free loopback port, a fault proxy in front of it,
+an independent observer on the broker itself, and ``drivesim worker`` as a child process
+that reaches the broker only through the proxy. Customers send their requests as MQTT 5
+commands and retry them when the worker or the broker is gone, as real clients do. The
+scenario's fault plan is struck on schedule: the broker killed or paused, the network
+slowed, cut or blackholed, the worker SIGKILLed (also right after a cancel was accepted),
+storms of cancels, deletes and garbage.
+
+Worker and run share one time origin, so both agree on simulated time and a restarted
+worker catches up with the time it was down. At the end the worker is stopped with
+SIGTERM, the broker's retained state is read by a fresh subscriber, and the worker's
+SQLite store is opened: the invariants are checked on what the store committed and, by
+the observer, on what a consumer received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import anyio
+import structlog
+from anyio.abc import TaskGroup, TaskStatus
+
+from simulator.client import JobsClient
+from simulator.customer import Customer
+from simulator.faults import CLIENT_FAULTS, Fault, FaultRecord
+from simulator.history import History
+from simulator.observer import Observer, collect_retained
+from simulator.processes import DRIVESIM, Mosquitto, WorkerProcess
+from simulator.proxy import FaultProxy
+from simulator.runner import ActionResult, RunResult
+from simulator.scenario import Action, Scenario
+from worker.broker import BrokerConfig
+from worker.clock import Clock
+from worker.ledger import Ledger
+from worker.logs import sim_time
+from worker.sqlite_store import SQLiteStore
+
+__all__ = ["LiveResult", "LiveRun"]
+
+log = structlog.get_logger("drivesim.live")
+
+
+@dataclass(slots=True)
+class LiveResult:
+    run: RunResult
+    #: What the independent observer received, deduplicated.
+    observed: History
+
+
+class _Commands:
+    """MQTT 5 requests that survive a dead worker or broker: reconnect and send again.
+
+    One task (:meth:`run`) owns the connection; senders wait for it, and report it lost.
+    """
+
+    def __init__(self, broker: BrokerConfig, timeout: float) -> None:
+        self.broker = broker
+        self.timeout = timeout
+        self.retries = 0
+        self._client: JobsClient | None = None
+        self._ready = anyio.Event()
+        self._lost = anyio.Event()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        started = False
+        while True:
+            try:
+                async with JobsClient(self.broker, timeout=self.timeout, prefer="5") as client:
+                    self._client = client
+                    self._ready.set()
+                    if not started:
+                        started = True
+                        task_status.started()
+                    await self._lost.wait()
+            except* aiomqtt.MqttError as group:
+                log.info("command connection lost", error=repr(group.exceptions[0]))
+            self._client = None
+            if self._ready.is_set():  # senders may be waiting on an unset one: keep it
+                self._ready = anyio.Event()
+            self._lost = anyio.Event()
+            await anyio.sleep(0.2)
+
+    async def send(self, op: str, payload: bytes) -> dict[str, Any]:
+        while True:
+            await self._ready.wait()
+            client, lost = self._client, self._lost
+            assert client is not None
+            try:
+                return await client.send(op, payload)
+            except (aiomqtt.MqttError, TimeoutError) as exc:
+                self.retries += 1
+                log.info("request not answered; sending it again", op=op, error=repr(exc))
+                if isinstance(exc, aiomqtt.MqttError):
+                    lost.set()
+
+
+class LiveRun:
+    """One live run of ``scenario`` in ``workdir`` (broker, worker store and logs go there)."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        workdir: Path,
+        *,
+        speed: float,
+        seed: int | None = None,
+        program: tuple[str, ...] = DRIVESIM,
+        request_timeout: float = 3.0,
+        on_action: Callable[[ActionResult], None] | None = None,
+        on_fault: Callable[[FaultRecord], None] | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.workdir = workdir
+        self.speed = speed
+        self.seed = scenario.seed if seed is None else seed
+        self.program = program
+        self.request_timeout = request_timeout
+        self.on_action = on_action
+        self.on_fault = on_fault
+        self.results: list[ActionResult] = []
+        self.faults = [FaultRecord(f) for f in scenario.faults]
+        self._open = {a.index for a in scenario.actions}
+        self._waiting: dict[str, list[Action]] = {}
+        for action in scenario.actions:
+            if action.when is not None:
+                self._waiting.setdefault(action.job, []).append(action)
+        #: What the stream says of each job: its latest (seq, state), None once deleted.
+        self._jobs: dict[str, tuple[int, str] | None] = {}
+        self._created: set[str] = set()
+        self._finished = anyio.Event()
+        self._heals: dict[int, Callable[[], None]] = {}
+        self._kill_after_cancel: FaultRecord | None = None
+        self._tg: TaskGroup | None = None
+        #: One chain per job: a job's requests go out in the order they were scheduled.
+        self._chains: dict[str, anyio.Lock] = {}
+
+    async def run(self) -> LiveResult:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "broker").mkdir(exist_ok=True)
+        self.broker = Mosquitto(self.workdir / "broker")
+        self.broker.start()
+        self.proxy = FaultProxy(self.broker.port)
+        loop = asyncio.get_running_loop()
+        self.observer = Observer(
+            self.broker.port,
+            keepalive=60,
+            listener=lambda topic, payload: _call_soon(loop, self._heard, topic, payload),
+        )
+        db = self.workdir / "worker.db"
+        try:
+            await anyio.to_thread.run_sync(self.observer.wait_subscribed)
+            origin = time.time()
+            self.clock = Clock(epoch=self.scenario.epoch, scale=self.speed)
+            self.clock.now()  # bind now: simulated second 0 is ``origin`` for the worker too
+            sim_time.clock = self.clock
+            self.worker = WorkerProcess(
+                [
+                    "--scenario",
+                    self.scenario.path,
+                    "--seed",
+                    str(self.seed),
+                    "--speed",
+                    repr(self.speed),
+                    "--time-origin",
+                    repr(origin),
+                    "--broker",
+                    f"mqtt://127.0.0.1:{self.proxy.port}",
+                ],
+                log=self.workdir / "worker.log",
+                db=db,
+                program=self.program,
+            )
+            self.worker.start()
+            await anyio.to_thread.run_sync(self.worker.wait_connected)
+            commands = _Commands(BrokerConfig.from_url(self.broker.url), self.request_timeout)
+            self.customer = Customer(self.scenario, self.seed, self.clock, commands.send)
+            wall = time.perf_counter()
+            async with anyio.create_task_group() as connection:
+                await connection.start(commands.run)
+                async with anyio.create_task_group() as tg:
+                    self._tg = tg
+                    tg.start_soon(self._timed_actions)
+                    tg.start_soon(self._fault_plan)
+                    with anyio.move_on_after(self.clock.loop_delay(self.scenario.until)):
+                        await self._finished.wait()
+                    tg.cancel_scope.cancel()
+                sim_seconds = self.clock.now()
+                wall_seconds = time.perf_counter() - wall
+                for heal in list(self._heals.values()):
+                    await anyio.to_thread.run_sync(heal)
+                if self._kill_after_cancel is not None:
+                    self._note(self._kill_after_cancel, skipped="no cancel was accepted after it")
+                self._check_finished()
+                finished = self._finished.is_set()
+                missing = {}
+                for done in self.results:
+                    if done.do == "delete" and done.outcome == "ok":
+                        answer = await self.customer.call("get", done.job, index=-1)
+                        missing[done.job] = answer.outcome
+                connection.cancel_scope.cancel()
+            if self.worker.running:
+                self.worker.signal(signal.SIGTERM)
+            await anyio.to_thread.run_sync(self.observer.wait_quiet)
+            retained = await anyio.to_thread.run_sync(collect_retained, self.broker.port)
+        finally:
+            self.observer.close()
+            self.proxy.close()
+            self.broker.stop()
+            if getattr(self, "worker", None) is not None:
+                self.worker.stop()
+        store = SQLiteStore(db)
+        try:
+            history = [entry.message for entry in store.history()]
+            jobs = {r.name: r for r in Ledger(store, self.clock)}
+        finally:
+            store.close()
+        observed = self.observer.status_messages()
+        result = RunResult(
+            scenario=self.scenario,
+            seed=self.seed,
+            clock_kind="live",
+            speed=self.speed,
+            history=history,
+            jobs=jobs,
+            retained=retained,
+            actions=sorted(self.results, key=lambda a: a.index),
+            secrets=self.customer.secrets(),
+            sim_seconds=sim_seconds,
+            wall_seconds=wall_seconds,
+            finished=finished,
+            starts=self.worker.starts,
+            missing_after_delete=missing,
+            faults=self.faults,
+            observed=len(observed),
+            slack=self.speed * 0.05,
+        )
+        return LiveResult(result, History(observed, self.scenario.epoch))
+
+    # -- what the observer hears ---------------------------------------------------------
+
+    def _heard(self, topic: str, payload: bytes) -> None:
+        parts = topic.split("/")
+        if len(parts) != 5 or parts[2] != "jobs" or parts[4] != "state":
+            return
+        job = parts[3]
+        if not payload:
+            self._jobs[job] = None
+            for action in self._waiting.pop(job, []):
+                self._record(action, "not-triggered", f"the job was deleted before {action.when}")
+            self._check_finished()
+            return
+        body = json.loads(payload)
+        seq, state = int(body["seq"]), body["properties"]["state"]
+        known = self._jobs.get(job)
+        if known is not None and seq <= known[0]:
+            return  # a replay or a duplicate
+        self._jobs[job] = (seq, state)
+        if known is not None and known[1] == state:
+            return
+        entered = (datetime.fromisoformat(body["simTime"]) - self.scenario.epoch).total_seconds()
+        for action in list(self._waiting.get(job, [])):
+            if action.when == state:
+                self._waiting[job].remove(action)
+                self._later(action, entered + action.after)
+
+    def _check_finished(self) -> None:
+        if self._open or not self._created:
+            return
+        if all(self._jobs.get(job, 0) is None for job in self._created):
+            self._finished.set()
+
+    # -- customers -----------------------------------------------------------------------
+
+    async def _timed_actions(self) -> None:
+        timed = sorted(
+            (a for a in self.scenario.actions if a.at is not None), key=lambda a: (a.at, a.index)
+        )
+        for action in timed:
+            assert action.at is not None
+            await self.clock.sleep_until(action.at)
+            self._chain(action)
+
+    def _later(self, action: Action, when: float) -> None:
+        assert self._tg is not None
+
+        async def later() -> None:
+            await self.clock.sleep_until(when)
+            self._chain(action)
+
+        self._tg.start_soon(later)
+
+    def _chain(self, action: Action) -> None:
+        """Perform ``action`` after the job's earlier requests, without holding up others."""
+        assert self._tg is not None
+        lock = self._chains.setdefault(action.job, anyio.Lock())
+        # Locks are fair (FIFO): taking it here, before any await, keeps the order.
+        self._tg.start_soon(self._perform, action, lock)
+
+    async def _perform(self, action: Action, lock: anyio.Lock) -> None:
+        async with lock:
+            with structlog.contextvars.bound_contextvars(job=action.job):
+                for result in await self.customer.perform(action):
+                    self._add(result)
+                    if result.index == action.index:
+                        self._open.discard(action.index)
+                    if result.do == "create" and result.outcome in ("created", "replaced"):
+                        self._created.add(result.job)
+                    if result.do == "cancel" and result.outcome == "accepted":
+                        await self._after_cancel()
+        self._check_finished()
+
+    def _record(self, action: Action, outcome: str, detail: str) -> None:
+        self._add(
+            ActionResult(
+                index=action.index,
+                job=action.job,
+                do=action.do,
+                at=self.clock.now(),
+                outcome=outcome,
+                detail=detail,
+                expect=action.expect,
+            )
+        )
+        self._open.discard(action.index)
+
+    def _add(self, result: ActionResult) -> None:
+        self.results.append(result)
+        if self.on_action is not None:
+            self.on_action(result)
+
+    # -- faults --------------------------------------------------------------------------
+
+    async def _fault_plan(self) -> None:
+        for record in self.faults:
+            await self.clock.sleep_until(record.fault.at)
+            if record.fault.after_cancel:
+                self._kill_after_cancel = record
+                record.detail = "armed: strikes right after the next accepted cancel"
+            else:
+                await self._strike(record)
+
+    async def _strike(self, record: FaultRecord) -> None:
+        fault = record.fault
+        if fault.kind in CLIENT_FAULTS:
+            alive = [job for job, seen in self._jobs.items() if seen is not None]
+            results = await self.customer.client_fault(fault, alive)
+            for result in results:
+                self._add(result)
+            record.detail = f"{len(results)} requests" if results else "armed"
+            self._struck(record)
+            return
+        heal = await anyio.to_thread.run_sync(self._inject, fault)
+        if heal is None:
+            return self._note(record, skipped="its target is already down")
+        self._struck(record)
+        if fault.kind == "net-reset":
+            record.healed = record.struck
+            return
+        self._heals[fault.index] = heal
+        assert self._tg is not None
+        self._tg.start_soon(self._heal_after, record, heal)
+
+    def _inject(self, fault: Fault) -> Callable[[], None] | None:
+        """Strike ``fault`` now (blocking); returns how to heal it, None if it cannot strike."""
+        broker, proxy, worker = self.broker, self.proxy, self.worker
+        match fault.kind:
+            case "broker-kill" | "broker-pause" if not broker.running or broker.paused:
+                return None
+            case "broker-kill":
+                proxy.cut()  # the worker comes back only once the observer has
+                broker.kill()
+
+                def restart_broker() -> None:
+                    broker.start()
+                    self.observer.wait_subscribed()
+                    proxy.restore()
+
+                return restart_broker
+            case "broker-pause":
+                broker.pause()
+                return broker.resume
+            case "net-latency":
+                proxy.latency = fault.latency
+                return lambda: setattr(proxy, "latency", 0.0)
+            case "net-bandwidth":
+                proxy.bandwidth = fault.bandwidth
+                return lambda: setattr(proxy, "bandwidth", None)
+            case "net-blackhole":
+                proxy.blackhole()
+                return proxy.lift_blackhole
+            case "net-reset":
+                proxy.reset()
+                return lambda: None
+            case "worker-kill" if not worker.running:
+                return None
+            case _:
+                worker.signal(signal.SIGKILL)
+
+                def restart_worker() -> None:
+                    worker.start()
+                    worker.wait_connected()
+
+                return restart_worker
+        return None  # pragma: no cover - every kind is matched above
+
+    async def _heal_after(self, record: FaultRecord, heal: Callable[[], None]) -> None:
+        await self.clock.sleep(record.fault.lasts)
+        if self._heals.pop(record.fault.index, None) is not None:
+            await anyio.to_thread.run_sync(heal)
+            record.healed = self.clock.now()
+            log.warning("fault healed", fault=record.fault.index, kind=record.fault.kind)
+
+    async def _after_cancel(self) -> None:
+        record, self._kill_after_cancel = self._kill_after_cancel, None
+        if record is not None:
+            await self._strike(record)
+
+    def _struck(self, record: FaultRecord) -> None:
+        record.struck = self.clock.now()
+        log.warning("fault", fault=record.fault.index, kind=record.fault.kind)
+        if self.on_fault is not None:
+            self.on_fault(record)
+
+    def _note(self, record: FaultRecord, *, skipped: str) -> None:
+        record.skipped = skipped
+        if self.on_fault is not None:
+            self.on_fault(record)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
+    """Hand a call from another thread to the run's loop (dropped once the loop is closed)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(fn, *args)

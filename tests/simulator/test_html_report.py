@@ -1,0 +1,231 @@
+"""The HTML report: self-contained, escaped, one lane per job, faults marked; and it renders
+in headless Chromium (installed by ``make test``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator.faults import Fault, FaultRecord
+from simulator.history import History
+from simulator.html_report import ChromiumMissing, dump_dom, render_html, screenshot, write_html
+from simulator.invariants import check_run
+from simulator.report import build_report
+from simulator.runner import RunResult
+from simulator.scenario import load_scenario, parse_scenario
+from tests.simulator.conftest import run_to_report
+
+CONFIGS = Path(__file__).parents[2] / "configs"
+Run = tuple[RunResult, dict[str, Any], History]
+
+
+def _run(name: str) -> Run:
+    scenario = load_scenario(CONFIGS / f"{name}.toml")
+    result, report = run_to_report(scenario)
+    return result, report, History(result.history, scenario.epoch)
+
+
+@pytest.fixture(scope="module")
+def mid() -> Run:
+    return _run("cancel-mid-transfer")
+
+
+@pytest.fixture(scope="module")
+def load() -> Run:
+    return _run("load-small")
+
+
+def _lanes(page: str) -> list[str]:
+    return re.findall(r'<g class="lane" data-job="([^"]*)"', page)
+
+
+def _assert_self_contained(page: str) -> None:
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<script" not in page
+    assert "<link" not in page
+    assert "@import" not in page
+    assert "url(" not in page
+    assert re.findall(r"\b(?:src|href)\s*=", page) == []
+    assert "http://" not in page
+    assert "https://" not in page
+
+
+def test_small_run_page_is_self_contained_with_a_lane_per_job(mid: Run) -> None:
+    """cancel-mid-transfer: one job lane with its four drives, the cancel and the deletion."""
+    result, report, history = mid
+    page = render_html(report, history, result)
+    _assert_self_contained(page)
+    assert "cancel-mid-transfer" in page
+    assert "all 12 invariants hold" in page
+    assert _lanes(page) == ["contoso-import"]
+    for drive in ("9CA995BB", "9CA995BC", "9CA995BD", "9CA995BE"):
+        assert drive in page
+    assert 'class="mk-cancel"' in page
+    assert page.count('class="mk-skip"') == 4  # two skipped drives, in the timeline and the zoom
+    assert "deleted (retention, was Completed)" in page
+    assert "The copy step, zoomed" in page
+    assert 'class="fault-mark"' not in page
+
+
+def test_faults_are_marked_and_listed(mid: Run) -> None:
+    """A struck fault is a shaded span labelled with its kind; a skipped one is only listed."""
+    result, _, history = mid
+    struck = FaultRecord(
+        Fault(index=0, kind="broker-pause", at=94_000.0, lasts=1800.0),
+        struck=94_000.0,
+        healed=95_800.0,
+        detail="broker paused",
+    )
+    skipped = FaultRecord(
+        Fault(index=1, kind="worker-kill", at=96_000.0), skipped="needs real processes"
+    )
+    faulty = dataclasses.replace(result, faults=[struck, skipped])
+    report = build_report(faulty, history, check_run(faulty, history))
+    assert [f["kind"] for f in report["faults"]] == ["broker-pause", "worker-kill"]
+    page = render_html(report, history, faulty)
+    _assert_self_contained(page)
+    # The timeline, its zoom and the four plots each mark the struck fault once.
+    assert page.count('class="fault-mark"') == 6
+    assert '<text class="fault-label"' in page
+    assert "broker-pause" in page
+    assert "worker-kill" in page
+    assert "needs real processes" in page
+
+
+def test_text_is_escaped(mid: Run) -> None:
+    """Names from a scenario never become markup."""
+    result, _, history = mid
+    odd = dataclasses.replace(
+        result, scenario=dataclasses.replace(result.scenario, name="<b>x</b> & co")
+    )
+    page = render_html(build_report(odd, history, check_run(odd, history)), history, odd)
+    assert "<b>x</b>" not in page
+    assert "&lt;b&gt;x&lt;/b&gt; &amp; co" in page
+
+
+def test_big_run_lanes_are_capped_and_the_page_stays_small(load: Run, tmp_path: Path) -> None:
+    """load-small (300 jobs): a capped set of lanes, every cancelled job among them."""
+    result, report, history = load
+    path = tmp_path / "load.html"
+    write_html(path, report, history, result)
+    page = path.read_text(encoding="utf-8")
+    _assert_self_contained(page)
+    lanes = _lanes(page)
+    assert 100 < len(lanes) <= 200
+    assert len(set(lanes)) == len(lanes)
+    assert f"{300 - len(lanes)} left out" in page
+    cancelled = {life.label for life in history.incarnations if life.cancel is not None}
+    assert cancelled <= set(lanes)
+    assert path.stat().st_size < 1_000_000
+
+
+def test_a_run_without_jobs_renders() -> None:
+    """No jobs, no events: empty figures, no lanes, still a whole page."""
+    scenario = parse_scenario({"name": "empty"})
+    result, report = run_to_report(scenario)
+    assert report["latency"]["transfer"] == {
+        "count": 0,
+        "p50": None,
+        "p90": None,
+        "p99": None,
+        "max": None,
+    }
+    assert report["bays"]["overall"]["utilisation"] is None
+    page = render_html(report, History(result.history, scenario.epoch), result)
+    _assert_self_contained(page)
+    assert _lanes(page) == []
+    assert page.rstrip().endswith("</html>")
+
+
+# -- headless Chromium -----------------------------------------------------------------------
+
+
+def _png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
+    """Width, height and the unfiltered rows of an 8-bit RGB or RGBA PNG (pure stdlib)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat = 8, b""
+    width = height = channels = 0
+    while pos < len(data):
+        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + size]
+        pos += 12 + size
+        if kind == b"IHDR":
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert depth == 8, "8-bit channels"
+            assert colour in (2, 6), "RGB or RGBA"
+            assert interlace == 0, "not interlaced"
+            channels = 3 if colour == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+    raw = zlib.decompress(idat)
+    stride = width * channels
+    rows: list[bytes] = []
+    prev = bytearray(stride)
+    for y in range(height):
+        start = y * (stride + 1)
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        for x in range(stride):
+            a = line[x - channels] if x >= channels else 0
+            b = prev[x]
+            c = prev[x - channels] if x >= channels else 0
+            if kind == 1:
+                line[x] = (line[x] + a) & 255
+            elif kind == 2:
+                line[x] = (line[x] + b) & 255
+            elif kind == 3:
+                line[x] = (line[x] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return width, height, [bytes(r[i] for i in range(len(r)) if i % channels < 3) for r in rows]
+
+
+def _render(run: Run, tmp_path: Path, name: str) -> tuple[Path, Path]:
+    result, report, history = run
+    html_path, png_path = tmp_path / f"{name}.html", tmp_path / f"{name}.png"
+    write_html(html_path, report, history, result)
+    try:
+        screenshot(html_path, png_path, width=1400, height=1000, timeout=120)
+    except ChromiumMissing as exc:
+        pytest.fail(f"{exc}. Run `make test`: it installs chromium before the suite.")
+    return html_path, png_path
+
+
+@pytest.mark.parametrize("which", ["mid", "load"])
+def test_chromium_renders_the_report(
+    which: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A 1400x1000 screenshot full of colour, and the lanes in Chromium's DOM."""
+    run: Run = request.getfixturevalue(which)
+    html_path, png_path = _render(run, tmp_path, which)
+    data = png_path.read_bytes()
+    assert struct.unpack(">II", data[16:24]) == (1400, 1000)
+    width, height, rows = _png_pixels(data)
+    pixels = [row[i : i + 3] for row in rows for i in range(0, len(row), 3)]
+    assert len(pixels) == width * height
+    colours = set(pixels)
+    inked = sum(1 for p in pixels if min(p) < 235)
+    assert len(colours) > 50, f"a blank screenshot: {len(colours)} colours"
+    assert inked > 0.02 * len(pixels), f"a blank screenshot: {inked} inked pixels"
+    if which == "mid":
+        # The timeline is on the first screen: Packaging and Completed bands are drawn.
+        assert bytes((0xC0, 0x84, 0xFC)) in colours
+        assert bytes((0x86, 0xEF, 0xAC)) in colours
+
+    dom = dump_dom(html_path, timeout=120)
+    lanes = _lanes(dom)
+    assert lanes == _lanes(html_path.read_text(encoding="utf-8"))
+    if which == "mid":
+        assert lanes == ["contoso-import"]
+    else:
+        assert len(lanes) > 100
+    assert dom.count("<svg") == html_path.read_text(encoding="utf-8").count("<svg")
