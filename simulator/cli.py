@@ -205,6 +205,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                     seed=args.seed,
                     on_message=progress.on_message if quiet else timeline.on_message,
                     on_action=None if quiet else timeline.on_action,
+                    on_fault=timeline.on_fault,
                 )
         finally:
             store.close()

@@ -76,8 +76,13 @@ class JobsClient:
         assert self._tg is not None
         assert self._session is not None
         self._tg.cancel_scope.cancel()
-        await self._tg.__aexit__(None, None, None)
-        await self._session.__aexit__(exc_type, exc, tb)
+        try:
+            await self._tg.__aexit__(None, None, None)  # raises if the connection dropped
+        finally:
+            # Always, and shielded: a disconnect skipped or cut short leaves aiomqtt's
+            # disconnection future unread (and asyncio complaining about it).
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                await self._session.__aexit__(exc_type, exc, tb)
 
     async def _read(self) -> None:
         assert self._client is not None

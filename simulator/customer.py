@@ -10,17 +10,17 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import anyio
 
 from simulator.faults import Fault
-from simulator.runner import ActionResult
 from simulator.scenario import Action, JobSpec, Scenario
 from worker.clock import Clock
 from worker.plan import Planner
 
-__all__ = ["Customer", "Send", "create_body", "ship_body"]
+__all__ = ["ActionResult", "Customer", "Send", "create_body", "ship_body"]
 
 #: Send a command (operation, payload) and return the reply's JSON.
 Send = Callable[[str, bytes], Awaitable[dict[str, Any]]]
@@ -29,6 +29,28 @@ SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 RESOURCE_GROUP = "drivesim"
 #: Requests made by client faults are numbered from here, apart from scripted ones.
 FAULT_REQUESTS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """What a scripted request got back."""
+
+    index: int
+    job: str
+    do: str
+    at: float
+    outcome: str
+    detail: str = ""
+    expect: str | None = None
+    #: The job's state when the request was made (None: no such job).
+    state: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.expect is None or self.expect == self.outcome
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
 
 
 def create_body(spec: JobSpec, planner: Planner) -> dict[str, Any]:
@@ -131,6 +153,10 @@ class Customer:
         self.duplicates = 0
         self._numbers = iter(range(FAULT_REQUESTS, 2**62))
 
+    def number(self) -> int:
+        """A fresh index for a request no script asked for."""
+        return next(self._numbers)
+
     def secrets(self) -> set[str]:
         """Every BitLocker key the customers send."""
         keys = set()
@@ -175,9 +201,7 @@ class Customer:
         results: list[ActionResult] = []
         if self.duplicates > 0:
             self.duplicates -= 1
-            results.append(
-                await self.call(action.do, action.job, index=next(self._numbers), note="copy")
-            )
+            results.append(await self.call(action.do, action.job, index=self.number(), note="copy"))
         results.append(
             await self.call(action.do, action.job, index=action.index, expect=action.expect)
         )
@@ -201,7 +225,7 @@ class Customer:
 
         async def one(do: str, job: str, expect: str | None) -> None:
             note = f"fault #{fault.index} {fault.kind}"
-            results.append(await self.call(do, job, index=next(self._numbers), note=note))
+            results.append(await self.call(do, job, index=self.number(), note=note))
 
         async with anyio.create_task_group() as tg:
             for do, job, expect in calls:
@@ -243,7 +267,7 @@ class Customer:
             error = reply.get("error") or {}
             results.append(
                 ActionResult(
-                    index=next(self._numbers),
+                    index=self.number(),
                     job=job if expect != "ResourceNotFound" else "never-created",
                     do=f"garbage ({what})",
                     at=self.clock.now(),

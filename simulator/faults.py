@@ -64,6 +64,8 @@ CLIENT_FAULTS: frozenset[FaultKind] = frozenset(
     {"cancel-storm", "delete-storm", "garbage-commands", "duplicate-commands"}
 )
 PROCESS_FAULTS: frozenset[FaultKind] = frozenset(ALL_FAULTS) - CLIENT_FAULTS
+#: Faults that strike once and have nothing to heal.
+INSTANT: frozenset[FaultKind] = CLIENT_FAULTS | {"net-reset"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +93,19 @@ class Fault:
                 what = "right after the next accepted cancel"
             case _:
                 what = ""
-        span = f" for {self.lasts:g} s" if self.lasts else ""
+        span = f" for {_short(self.lasts)}" if self.lasts and self.kind not in INSTANT else ""
         return f"{self.kind}{' (' + what + ')' if what else ''}{span}"
+
+
+def _short(seconds: float) -> str:
+    """``"1h 19m"``, ``"10m"``, ``"45s"``."""
+    minutes = round(seconds / 60)
+    if minutes == 0:
+        return f"{seconds:.0f}s"
+    hours, minutes = divmod(minutes, 60)
+    return " ".join(
+        part for part in (f"{hours}h" if hours else "", f"{minutes}m" if minutes else "") if part
+    )
 
 
 @dataclass(slots=True)
@@ -139,7 +152,7 @@ def draw_faults(
                 index=first_index + i,
                 kind=kind,
                 at=rng.uniform(*between),
-                lasts=0.0 if kind == "net-reset" else rng.uniform(*lasts),
+                lasts=0.0 if kind in INSTANT else rng.uniform(*lasts),
                 count=requests,
                 latency=rng.choice((0.05, 0.2, 0.5)),
                 bandwidth=rng.choice((16_000, 64_000, 256_000)),

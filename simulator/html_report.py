@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from simulator.customer import ActionResult
 from simulator.history import History, Incarnation
 from simulator.metrics import (
     DriveStages,
@@ -30,7 +31,7 @@ from simulator.metrics import (
     series,
     time_span,
 )
-from simulator.runner import ActionResult, RunResult
+from simulator.runner import RunResult
 from worker.clock import format_duration
 
 __all__ = [

@@ -34,16 +34,17 @@ import structlog
 from anyio.abc import TaskGroup, TaskStatus
 
 from simulator.client import JobsClient
-from simulator.customer import Customer
+from simulator.customer import ActionResult, Customer
 from simulator.faults import CLIENT_FAULTS, Fault, FaultRecord
 from simulator.history import History
 from simulator.observer import Observer, collect_retained
 from simulator.processes import DRIVESIM, Mosquitto, WorkerProcess
 from simulator.proxy import FaultProxy
-from simulator.runner import ActionResult, RunResult
+from simulator.runner import RunResult
 from simulator.scenario import Action, Scenario
 from worker.broker import BrokerConfig
 from worker.clock import Clock
+from worker.errors import DrivesimError
 from worker.ledger import Ledger
 from worker.logs import sim_time
 from worker.sqlite_store import SQLiteStore
@@ -141,7 +142,9 @@ class LiveRun:
         self._jobs: dict[str, tuple[int, str] | None] = {}
         self._created: set[str] = set()
         self._finished = anyio.Event()
-        self._heals: dict[int, Callable[[], None]] = {}
+        self.faults_by_index = {r.fault.index: r for r in self.faults}
+        self._heals: dict[int, tuple[str, Callable[[], None]]] = {}
+        self._busy: set[str] = set()
         self._kill_after_cancel: FaultRecord | None = None
         self._tg: TaskGroup | None = None
         #: One chain per job: a job's requests go out in the order they were scheduled.
@@ -199,8 +202,8 @@ class LiveRun:
                     tg.cancel_scope.cancel()
                 sim_seconds = self.clock.now()
                 wall_seconds = time.perf_counter() - wall
-                for heal in list(self._heals.values()):
-                    await anyio.to_thread.run_sync(heal)
+                for index in list(self._heals):
+                    await self._heal(index)
                 if self._kill_after_cancel is not None:
                     self._note(self._kill_after_cancel, skipped="no cancel was accepted after it")
                 self._check_finished()
@@ -227,6 +230,10 @@ class LiveRun:
             jobs = {r.name: r for r in Ledger(store, self.clock)}
         finally:
             store.close()
+        with (self.workdir / "observed.jsonl").open("w", encoding="utf-8") as out:
+            for topic, payload, retain in self.observer.snapshot():
+                line = {"topic": topic, "retain": retain, "payload": payload.decode("utf-8")}
+                out.write(json.dumps(line) + "\n")
         observed = self.observer.status_messages()
         result = RunResult(
             scenario=self.scenario,
@@ -344,41 +351,43 @@ class LiveRun:
     # -- faults --------------------------------------------------------------------------
 
     async def _fault_plan(self) -> None:
+        assert self._tg is not None
         for record in self.faults:
             await self.clock.sleep_until(record.fault.at)
             if record.fault.after_cancel:
                 self._kill_after_cancel = record
                 record.detail = "armed: strikes right after the next accepted cancel"
-            else:
-                await self._strike(record)
+            else:  # a storm waiting out a dead broker must not hold up the next fault
+                self._tg.start_soon(self._strike, record)
 
     async def _strike(self, record: FaultRecord) -> None:
         fault = record.fault
         if fault.kind in CLIENT_FAULTS:
+            self._struck(record)
             alive = [job for job, seen in self._jobs.items() if seen is not None]
             results = await self.customer.client_fault(fault, alive)
             for result in results:
                 self._add(result)
             record.detail = f"{len(results)} requests" if results else "armed"
-            self._struck(record)
             return
+        target = _TARGETS.get(fault.kind)
+        if target is not None and target in self._busy:
+            return self._note(record, skipped=f"the {target} was already under a fault")
+        if target is not None:
+            self._busy.add(target)
         heal = await anyio.to_thread.run_sync(self._inject, fault)
-        if heal is None:
-            return self._note(record, skipped="its target is already down")
         self._struck(record)
-        if fault.kind == "net-reset":
+        if target is None:
             record.healed = record.struck
             return
-        self._heals[fault.index] = heal
+        self._heals[fault.index] = (target, heal)
         assert self._tg is not None
-        self._tg.start_soon(self._heal_after, record, heal)
+        self._tg.start_soon(self._heal_after, record)
 
-    def _inject(self, fault: Fault) -> Callable[[], None] | None:
-        """Strike ``fault`` now (blocking); returns how to heal it, None if it cannot strike."""
+    def _inject(self, fault: Fault) -> Callable[[], None]:
+        """Strike ``fault`` now (blocking); returns how to heal it."""
         broker, proxy, worker = self.broker, self.proxy, self.worker
         match fault.kind:
-            case "broker-kill" | "broker-pause" if not broker.running or broker.paused:
-                return None
             case "broker-kill":
                 proxy.cut()  # the worker comes back only once the observer has
                 broker.kill()
@@ -404,8 +413,6 @@ class LiveRun:
             case "net-reset":
                 proxy.reset()
                 return lambda: None
-            case "worker-kill" if not worker.running:
-                return None
             case _:
                 worker.signal(signal.SIGKILL)
 
@@ -414,18 +421,29 @@ class LiveRun:
                     worker.wait_connected()
 
                 return restart_worker
-        return None  # pragma: no cover - every kind is matched above
 
-    async def _heal_after(self, record: FaultRecord, heal: Callable[[], None]) -> None:
+    async def _heal_after(self, record: FaultRecord) -> None:
         await self.clock.sleep(record.fault.lasts)
-        if self._heals.pop(record.fault.index, None) is not None:
+        await self._heal(record.fault.index)
+
+    async def _heal(self, index: int) -> None:
+        target, heal = self._heals.pop(index)
+        record = self.faults_by_index[index]
+        try:
             await anyio.to_thread.run_sync(heal)
+        except DrivesimError as exc:
+            record.detail = f"healing failed: {exc}"
+            log.error("fault not healed", fault=index, error=str(exc))
+        else:
             record.healed = self.clock.now()
-            log.warning("fault healed", fault=record.fault.index, kind=record.fault.kind)
+            log.warning("fault healed", fault=index, kind=record.fault.kind)
+        finally:
+            self._busy.discard(target)
 
     async def _after_cancel(self) -> None:
-        record, self._kill_after_cancel = self._kill_after_cancel, None
-        if record is not None:
+        record = self._kill_after_cancel
+        if record is not None and "worker" not in self._busy:
+            self._kill_after_cancel = None
             await self._strike(record)
 
     def _struck(self, record: FaultRecord) -> None:
@@ -438,6 +456,17 @@ class LiveRun:
         record.skipped = skipped
         if self.on_fault is not None:
             self.on_fault(record)
+
+
+#: What each process or network fault puts out of order (one fault at a time each).
+_TARGETS: dict[str, str] = {
+    "broker-kill": "broker",
+    "broker-pause": "broker",
+    "worker-kill": "worker",
+    "net-latency": "latency",
+    "net-bandwidth": "bandwidth",
+    "net-blackhole": "network",
+}
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:

@@ -136,9 +136,11 @@ class WorkerProcess:
         self.program = tuple(program)
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self._log_from = 0
 
     def start(self) -> None:
         command = [*self.program, "--log-level", "info", "--log-format", "json", "worker"]
+        self._log_from = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [*command, *self.args],
@@ -151,12 +153,17 @@ class WorkerProcess:
     def wait_connected(self, timeout: float = 30) -> None:
         """Until this start of the worker has connected to its broker."""
         deadline = time.monotonic() + timeout
-        while self.log.read_text(errors="replace").count("connected to broker") < self.starts:
+        while not self._logged_since_start("connected to broker"):
             if self.process is None or self.process.poll() is not None:
                 raise DrivesimError(f"the worker exited: {self.log.read_text()[-2000:]}")
             if time.monotonic() > deadline:
                 raise DrivesimError("the worker did not connect to its broker in time")
             time.sleep(0.02)
+
+    def _logged_since_start(self, text: str) -> bool:
+        with self.log.open("rb") as log:
+            log.seek(self._log_from)
+            return text.encode() in log.read()
 
     @property
     def running(self) -> bool:

@@ -12,17 +12,19 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import structlog
 from anyio.abc import TaskGroup
 
-from simulator.faults import FaultRecord
-from simulator.scenario import Action, JobSpec, Scenario
+from simulator.customer import ActionResult, Customer, create_body, ship_body
+from simulator.faults import CLIENT_FAULTS, FaultRecord
+from simulator.scenario import Action, Scenario
 from worker.bus import MemoryBus, OutboxRelay
 from worker.clock import Clock, virtual_loop
+from worker.commands import CommandHandler
 from worker.errors import ConfigError, ServiceError
 from worker.ledger import SIM_NOW, Ledger
 from worker.logs import sim_time
@@ -34,35 +36,13 @@ from worker.service import JobService
 from worker.status import StatusMessage
 from worker.store import JobStore
 
-__all__ = ["ActionResult", "RunResult", "ScenarioRun", "run_scenario"]
+__all__ = ["RunResult", "ScenarioRun", "run_scenario"]
 
 log = structlog.get_logger("drivesim.runner")
 
 RUN_KEY = "run/identity"
 FINISHED_KEY = "run/finished"
 STARTS_KEY = "run/starts"
-
-
-@dataclass(frozen=True, slots=True)
-class ActionResult:
-    """What a scripted request got back."""
-
-    index: int
-    job: str
-    do: str
-    at: float
-    outcome: str
-    detail: str = ""
-    expect: str | None = None
-    #: The job's state when the request was made (None: no such job).
-    state: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.expect is None or self.expect == self.outcome
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "ok": self.ok}
 
 
 @dataclass(slots=True)
@@ -102,6 +82,7 @@ class ScenarioRun:
         speed: float | None = None,
         on_message: Callable[[StatusMessage], None] | None = None,
         on_action: Callable[[ActionResult], None] | None = None,
+        on_fault: Callable[[FaultRecord], None] | None = None,
     ) -> None:
         self.scenario = scenario
         self.store = store
@@ -109,6 +90,7 @@ class ScenarioRun:
         self.speed = speed
         self.on_message = on_message
         self.on_action = on_action
+        self.on_fault = on_fault
         self.results: dict[int, ActionResult] = {}
         self.secrets: set[str] = set()
         self._finished = anyio.Event()
@@ -116,6 +98,7 @@ class ScenarioRun:
         #: Actions not yet answered, and the ``when`` ones of each job not yet scheduled.
         self._open: set[int] = set()
         self._waiting: dict[str, list[Action]] = {}
+        self.faults = [FaultRecord(f) for f in scenario.faults]
 
     async def run(self) -> RunResult:
         scenario = self.scenario
@@ -144,6 +127,13 @@ class ScenarioRun:
         self._load_results()
         self._index_pending()
 
+        handler = CommandHandler(self.service)
+
+        async def send(op: str, payload: bytes) -> dict[str, Any]:
+            reply: dict[str, Any] = json.loads((await handler.handle(op, payload)).to_json())
+            return reply
+
+        self.customer = Customer(scenario, self.seed, clock, send)
         bus = MemoryBus()
         if self.on_message is not None:
             bus.subscribe(self.on_message)
@@ -160,6 +150,7 @@ class ScenarioRun:
                 self._trigger(None, record)
             self._check_finished()
             tg.start_soon(self._timed_actions)
+            tg.start_soon(self._fault_plan)
             with anyio.move_on_after(clock.loop_delay(scenario.until - clock.now())):
                 await self._finished.wait()
             tg.cancel_scope.cancel()
@@ -168,7 +159,7 @@ class ScenarioRun:
         if finished:
             ledger.note({FINISHED_KEY: b"1"})
         missing = {}
-        for result in self.results.values():
+        for result in list(self.results.values()):
             if result.do == "delete" and result.outcome == "ok":
                 missing[result.job] = await self._get_after_delete(result.job)
         return RunResult(
@@ -186,7 +177,36 @@ class ScenarioRun:
             finished=finished,
             starts=starts,
             missing_after_delete=missing,
+            faults=self.faults,
         )
+
+    # -- faults --------------------------------------------------------------------------
+
+    async def _fault_plan(self) -> None:
+        """Client faults, through the command handler; the others need real processes."""
+        for record in self.faults:
+            fault = record.fault
+            if fault.kind not in CLIENT_FAULTS:
+                record.skipped = "needs real processes (drivesim run --live)"
+            elif self.store.get_meta(f"fault/{fault.index:05d}") is not None:
+                record.skipped = "struck before the run was resumed"
+            else:
+                continue
+            if self.on_fault is not None:
+                self.on_fault(record)
+        for record in self.faults:
+            if record.skipped is not None:
+                continue
+            await self.clock.sleep_until(record.fault.at)
+            record.struck = self.clock.now()
+            alive = [r.name for r in self.ledger]
+            results = await self.customer.client_fault(record.fault, alive)
+            record.detail = f"{len(results)} requests" if results else "armed"
+            self.ledger.note({f"fault/{record.fault.index:05d}": record.detail.encode()})
+            if self.on_fault is not None:
+                self.on_fault(record)
+            for result in results:
+                self._answered(result)
 
     # -- scripted actions ----------------------------------------------------------------
 
@@ -264,6 +284,10 @@ class ScenarioRun:
         spec = self.scenario.jobs[action.job]
         service = self.service
         applied = {action.key: json.dumps({"at": self.clock.now()}).encode()}
+        if self.customer.duplicates > 0:  # a duplicate-commands fault: the copy goes first
+            self.customer.duplicates -= 1
+            copy = self.customer.number()
+            self._answered(await self.customer.call(action.do, action.job, index=copy, note="copy"))
         before = self.ledger.get(spec.name)
         state = None if before is None else str(before.state)
         with structlog.contextvars.bound_contextvars(job=action.job):
@@ -271,11 +295,18 @@ class ScenarioRun:
                 match action.do:
                     case "create":
                         created = await service.create(
-                            spec.name, self._create_body(spec), hints=spec.hints(), meta=applied
+                            spec.name,
+                            create_body(spec, self.service.planner),
+                            hints=spec.hints(),
+                            meta=applied,
                         )
                         outcome, detail = ("created" if created.created else "replaced"), ""
                     case "ship":
-                        await service.update(spec.name, self._ship_body(spec), meta=applied)
+                        await service.update(
+                            spec.name,
+                            ship_body(spec, service.planner, self.clock.isoformat()[:10]),
+                            meta=applied,
+                        )
                         outcome, detail = "ok", "package handed to the carrier"
                     case "cancel":
                         answer = await service.cancel(spec.name, meta=applied)
@@ -319,6 +350,12 @@ class ScenarioRun:
             self.on_action(result)
         self._check_finished()
 
+    def _answered(self, result: ActionResult) -> None:
+        """A request made by a fault (not persisted: a resumed run does not repeat it)."""
+        self.results[result.index] = result
+        if self.on_action is not None:
+            self.on_action(result)
+
     async def _get_after_delete(self, name: str) -> str:
         """What a get answers at the end of the run for a job deleted by a scripted action."""
         try:
@@ -326,61 +363,6 @@ class ScenarioRun:
         except ServiceError as exc:
             return exc.code
         return f"present in state {job.properties.state}"
-
-    # -- request bodies ------------------------------------------------------------------
-
-    def _create_body(self, spec: JobSpec) -> dict[str, Any]:
-        planner = self.service.planner
-        props: dict[str, Any] = {
-            "jobType": spec.type,
-            "storageAccountId": (
-                f"/subscriptions/{self.service.subscription_id}/resourceGroups/"
-                f"{self.service.resource_group}/providers/Microsoft.Storage/storageAccounts/"
-                f"{spec.name.replace('-', '').replace('_', '').lower()[:20] or 'account'}"
-            ),
-            "returnAddress": {
-                "recipientName": "Contoso Data Team",
-                "streetAddress1": "1 Microsoft Way",
-                "city": "Redmond",
-                "stateOrProvince": "WA",
-                "postalCode": "98052",
-                "countryOrRegion": "USA",
-                "phone": "4250000000",
-                "email": "data@contoso.example",
-            },
-            "returnShipping": {"carrierName": "FedEx", "carrierAccountNumber": "989ffff"},
-            "diagnosticsPath": "waimportexport",
-            "logLevel": spec.log_level,
-        }
-        if spec.type == "Import":
-            rng = planner.rng("keys", spec.name)
-            props["driveList"] = [
-                {
-                    "driveId": drive.id,
-                    "bitLockerKey": "-".join(f"{rng.randrange(10**6):06d}" for _ in range(8)),
-                    "manifestFile": f"\\{drive.id}.manifest",
-                    "manifestHash": f"{rng.getrandbits(128):032X}",
-                }
-                for drive in spec.drives
-            ]
-        else:
-            props["export"] = {"blobList": {"blobPathPrefix": ["/"]}}
-        return {"location": spec.location, "properties": props}
-
-    def _ship_body(self, spec: JobSpec) -> dict[str, Any]:
-        rng = self.service.planner.rng("tracking", spec.name)
-        count = len(spec.drives) if spec.type == "Import" else spec.export_drives
-        return {
-            "properties": {
-                "state": "Shipping",
-                "deliveryPackage": {
-                    "carrierName": "FedEx",
-                    "trackingNumber": f"{rng.randrange(10**11, 10**12)}",
-                    "driveCount": count,
-                    "shipDate": self.clock.isoformat()[:10],
-                },
-            }
-        }
 
 
 def run_scenario(
@@ -391,6 +373,7 @@ def run_scenario(
     seed: int | None = None,
     on_message: Callable[[StatusMessage], None] | None = None,
     on_action: Callable[[ActionResult], None] | None = None,
+    on_fault: Callable[[FaultRecord], None] | None = None,
 ) -> RunResult:
     """Run ``scenario`` to its end: in virtual time, or at ``speed`` simulated seconds a second."""
     run = ScenarioRun(
@@ -400,6 +383,7 @@ def run_scenario(
         speed=speed,
         on_message=on_message,
         on_action=on_action,
+        on_fault=on_fault,
     )
     options: dict[str, Any] = {} if speed else {"loop_factory": virtual_loop}
     result: RunResult = anyio.run(run.run, backend="asyncio", backend_options=options)

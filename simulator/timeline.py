@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from simulator.customer import ActionResult
 from simulator.faults import FaultRecord
-from simulator.runner import ActionResult
 from worker.clock import format_duration
 from worker.status import StatusMessage, decode_payload
 

@@ -125,18 +125,24 @@ def make_client(
 
 @asynccontextmanager
 async def connected(
-    config: BrokerConfig, make: Callable[[Version], aiomqtt.Client], *, prefer: Version = "5"
+    config: BrokerConfig,
+    make: Callable[[Version], aiomqtt.Client],
+    *,
+    prefer: Version = "5",
+    fallback: bool = True,
 ) -> AsyncIterator[tuple[aiomqtt.Client, Version]]:
     """A connected client and its protocol version.
 
     With ``protocol = "auto"`` the ``prefer``-red version is tried first and the other one
     if that connect fails (a broker that does not speak MQTT 5 may refuse it, or may not
-    answer at all); a fixed protocol is tried alone.
+    answer at all); a fixed protocol, or ``fallback=False``, tries one version alone.
     """
     other: Version = "3.1.1" if prefer == "5" else "5"
     versions: list[Version] = [prefer, other]
     if config.protocol != "auto":
         versions = ["5" if config.protocol == "5" else "3.1.1"]
+    elif not fallback:
+        versions = [prefer]
     for attempt, version in enumerate(versions):
         client = make(version)
         try:

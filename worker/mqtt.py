@@ -97,6 +97,8 @@ class MqttLink:
         #: Set once the run loop has returned after :meth:`stop`.
         self.closed = anyio.Event()
         self._session_scope: anyio.CancelScope | None = None
+        #: The publish batches in flight on the current connection.
+        self._batches: set[anyio.CancelScope] = set()
         self._event_props: Properties | None = None
 
     @property
@@ -140,8 +142,14 @@ class MqttLink:
                 max_inflight=self.window,
             )
 
-        async with connected(self.config, make, prefer=self.version) as (client, version):
-            self.version = version  # the next connect tries this one first
+        # Once a version has worked, a failed reconnect means the broker is in trouble, not
+        # that it forgot its protocol: keep to that version.
+        fallback = self.connects == 0
+        async with connected(self.config, make, prefer=self.version, fallback=fallback) as (
+            client,
+            version,
+        ):
+            self.version = version
             backoff.reset()
             self.connects += 1
             await client.publish(
@@ -170,6 +178,8 @@ class MqttLink:
             finally:
                 self._client = None
                 self._connected = anyio.Event()
+                for batch in list(self._batches):
+                    batch.cancel()
                 if self.on_connection_lost is not None and not self._stopping.is_set():
                     self.on_connection_lost()
 
@@ -259,15 +269,28 @@ class MqttLink:
                 )
                 delivered.append(index)
 
+        # aiomqtt does not fail a publish awaiting its PUBACK when the connection drops: it
+        # waits out its timeout. The session cancels the batch as soon as it ends instead,
+        # so the relay is ready for the next connection at once.
+        batch = anyio.CancelScope()
+        self._batches.add(batch)
         try:
-            async with anyio.create_task_group() as tg:
-                for _ in range(min(self.window, len(messages))):
-                    tg.start_soon(publisher)
+            with batch:
+                async with anyio.create_task_group() as tg:
+                    for _ in range(min(self.window, len(messages))):
+                        tg.start_soon(publisher)
         except* aiomqtt.MqttError as group:
             raise PublishError(
                 f"publishing failed after {len(delivered)} of {len(messages)} messages",
                 delivered=sorted(delivered),
             ) from group.exceptions[0]
+        finally:
+            self._batches.discard(batch)
+        if batch.cancel_called:
+            raise PublishError(
+                f"connection lost after {len(delivered)} of {len(messages)} messages",
+                delivered=sorted(delivered),
+            )
 
     def _properties(self, message: StatusMessage) -> Properties | None:
         """MQTT 5 events carry the CloudEvents content type (the binding asks for it);
