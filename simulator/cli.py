@@ -15,9 +15,8 @@ import anyio
 from rich.console import Console
 from rich.markup import escape
 
-from simulator.faults import suspects
 from simulator.history import History
-from simulator.invariants import check_observed, check_run
+from simulator.invariants import check_run
 from simulator.jobs_command import DEFAULT_BROKER, add_jobs_parser, run_jobs
 from simulator.live import LiveResult, LiveRun
 from simulator.progress import RunProgress
@@ -232,13 +231,7 @@ def _run_live(args: argparse.Namespace, console: Console, scenario: Scenario) ->
             on_fault=timeline.on_fault,
         )
         outcome: LiveResult = anyio.run(live.run, backend="asyncio")
-    result = outcome.run
-    history = History(result.history, scenario.epoch)
-    checks = check_run(result, history) + check_observed(history, outcome.observed)
-    report = build_report(result, history, checks)
-    violations = [v for check in checks for v in check.violations]
-    report["suspects"] = suspects(violations, history, result.faults)
-    return _finish(args, console, report)
+    return _finish(args, console, outcome.report())
 
 
 def _finish(args: argparse.Namespace, console: Console, report: dict[str, Any]) -> int:

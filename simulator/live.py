@@ -35,11 +35,13 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from simulator.client import JobsClient
 from simulator.customer import ActionResult, Customer
-from simulator.faults import CLIENT_FAULTS, Fault, FaultRecord
+from simulator.faults import CLIENT_FAULTS, Fault, FaultRecord, suspects
 from simulator.history import History
+from simulator.invariants import check_observed, check_run
 from simulator.observer import Observer, collect_retained
 from simulator.processes import DRIVESIM, Mosquitto, WorkerProcess
 from simulator.proxy import FaultProxy
+from simulator.report import build_report
 from simulator.runner import RunResult
 from simulator.scenario import Action, Scenario
 from worker.broker import BrokerConfig
@@ -59,6 +61,17 @@ class LiveResult:
     run: RunResult
     #: What the independent observer received, deduplicated.
     observed: History
+
+    def report(self) -> dict[str, Any]:
+        """The JSON report: every invariant on the store's history and on the observer's,
+        and for each job named in a violation the faults that struck during its life."""
+        run = self.run
+        history = History(run.history, run.scenario.epoch)
+        checks = check_run(run, history) + check_observed(history, self.observed)
+        report = build_report(run, history, checks)
+        violations = [v for check in checks for v in check.violations]
+        report["suspects"] = suspects(violations, history, run.faults)
+        return report
 
 
 class _Commands:

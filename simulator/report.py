@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from simulator.faults import CLIENT_FAULTS
 from simulator.history import History
 from simulator.invariants import CheckResult
-from simulator.metrics import WALL_CLOCK_FIELDS, measure
+from simulator.metrics import WALL_CLOCK_FIELDS, drive_stages, job_locations, measure
 from simulator.runner import RunResult
 from worker.model import DriveState
 
@@ -73,7 +74,40 @@ def sometimes(run: RunResult, history: History) -> dict[str, int]:
     for action in run.actions:
         if action.outcome == "rejected-too-late":
             counts["cancel rejected as too late"] += 1
+    counts.update(_fault_paths(run, history))
     return dict(sorted(counts.items()))
+
+
+_DONE = frozenset({"Packaging", "Completed", "Closed"})
+
+
+def _fault_paths(run: RunResult, history: History) -> Counter[str]:
+    """Which faults hit what they were meant to: transfers under way, a cancel not yet
+    carried out."""
+    counts: Counter[str] = Counter()
+    transfers = drive_stages(history, job_locations(run)).transfers
+    # A cancel takes effect when the job leaves the copy step: nothing more will start.
+    effects = [
+        (cancel.time, next((e.time for e in moves if e.seq >= cancel.seq), None))
+        for life in history.incarnations
+        if (cancel := life.cancel) is not None
+        for moves in [[e for e in life.events_of("stateChanged") if e.data.get("to") in _DONE]]
+    ]
+    for record in run.faults:
+        if record.struck is None or record.fault.kind in CLIENT_FAULTS:
+            continue
+        start = record.struck
+        end = start if record.healed is None else record.healed
+        if any(t.start <= end and (t.end is None or t.end >= start) for t in transfers):
+            target = (
+                "worker crash" if record.fault.kind == "worker-kill" else "broker or network fault"
+            )
+            counts[f"{target} during a transfer"] += 1
+        if record.fault.kind == "worker-kill" and any(
+            asked <= start and effect is not None and effect > start for asked, effect in effects
+        ):
+            counts["worker crash between a cancel and its effect"] += 1
+    return counts
 
 
 def build_report(run: RunResult, history: History, checks: list[CheckResult]) -> dict[str, Any]:

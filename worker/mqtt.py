@@ -39,6 +39,7 @@ __all__ = ["COMMAND_FILTER", "Backoff", "MqttLink", "worker_status_topic"]
 
 COMMAND_FILTER = f"{PREFIX}/commands/+"
 EPOCH_KEY = "mqtt/epoch"
+VERSION_KEY = "mqtt/version"
 
 log = structlog.get_logger("drivesim.mqtt")
 
@@ -89,6 +90,12 @@ class MqttLink:
         self.on_connection_lost = on_connection_lost
         self.status_topic = worker_status_topic(worker_id)
         self.version: Version = "3.1.1" if config.protocol == "3.1.1" else "5"
+        #: The version that worked with this broker before (also in an earlier run).
+        self._version_key = f"{VERSION_KEY}/{config.url}"
+        known = ledger.store.get_meta(self._version_key)
+        if known in (b"5", b"3.1.1") and config.protocol == "auto":
+            self.version = "5" if known == b"5" else "3.1.1"
+        self._confirmed = known is not None
         self.epoch = int(ledger.store.get_meta(EPOCH_KEY) or 0)
         self.connects = 0
         self._client: aiomqtt.Client | None = None
@@ -142,13 +149,16 @@ class MqttLink:
                 max_inflight=self.window,
             )
 
-        # Once a version has worked, a failed reconnect means the broker is in trouble, not
-        # that it forgot its protocol: keep to that version.
-        fallback = self.connects == 0
+        # Once a version has worked with this broker (in this run or an earlier one), a
+        # failed connect means the broker is in trouble, not that it forgot its protocol.
+        fallback = not self._confirmed
         async with connected(self.config, make, prefer=self.version, fallback=fallback) as (
             client,
             version,
         ):
+            if not self._confirmed:
+                self._confirmed = True
+                self.ledger.note({self._version_key: version.encode()})
             self.version = version
             backoff.reset()
             self.connects += 1

@@ -214,7 +214,9 @@ def test_broker_crash_is_survived_and_replayed(
         assert observer.violations() == {}
         snapshots = [json.loads(p) for t, p, _ in observer.snapshot() if "/jobs/" in t and p]
         epochs = {s["epoch"] for s in snapshots if "epoch" in s}
-        assert epochs >= {1, 2}, f"expected snapshots of both connections, got epochs {epochs}"
+        # A connect attempt while the broker restarts may fail and use up an epoch.
+        assert 1 in epochs, epochs
+        assert max(epochs) > 1, f"expected snapshots of both connections, got epochs {epochs}"
     finally:
         observer.close()
         proxy.close()
