@@ -16,12 +16,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from simulator.history import History
+from simulator.html_report import write_html
 from simulator.invariants import check_run
 from simulator.jobs_command import DEFAULT_BROKER, add_jobs_parser, run_jobs
 from simulator.live import LiveResult, LiveRun
 from simulator.progress import RunProgress
 from simulator.report import build_report
-from simulator.runner import run_scenario
+from simulator.runner import RunResult, run_scenario
 from simulator.scenario import Scenario, load_scenario
 from simulator.timeline import Timeline, print_summary
 from simulator.watch import watch
@@ -68,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
         "':memory:' keeps everything in memory",
     )
     run.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report here")
+    run.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="write a self-contained HTML report (timeline, queue, bays, messages) here",
+    )
     run.add_argument(
         "--quiet", action="store_true", help="no timeline: progress on stderr, then the summary"
     )
@@ -204,12 +211,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                     seed=args.seed,
                     on_message=progress.on_message if quiet else timeline.on_message,
                     on_action=None if quiet else timeline.on_action,
-                    on_fault=timeline.on_fault,
+                    on_fault=progress.on_fault if quiet else timeline.on_fault,
                 )
         finally:
             store.close()
     history = History(result.history, scenario.epoch)
-    return _finish(args, console, build_report(result, history, check_run(result, history)))
+    report = build_report(result, history, check_run(result, history))
+    return _finish(args, console, report, history, result)
 
 
 def _run_live(args: argparse.Namespace, console: Console, scenario: Scenario) -> int:
@@ -221,21 +229,37 @@ def _run_live(args: argparse.Namespace, console: Console, scenario: Scenario) ->
         f"live run of [bold]{scenario.name}[/bold]: {speed:g} simulated seconds a second, "
         f"{len(scenario.faults)} faults planned"
     )
-    with tempfile.TemporaryDirectory(prefix="drivesim-live-") as tmp:
+    quiet = args.quiet
+    errors = Console(stderr=True, highlight=False)
+    with (
+        tempfile.TemporaryDirectory(prefix="drivesim-live-") as tmp,
+        RunProgress(errors, scenario.epoch, jobs=len(scenario.jobs)) as progress,
+    ):
         live = LiveRun(
             scenario,
             args.workdir or Path(tmp),
             speed=speed,
             seed=args.seed,
-            on_action=None if args.quiet else timeline.on_action,
-            on_fault=timeline.on_fault,
+            on_action=None if quiet else timeline.on_action,
+            on_fault=progress.on_fault if quiet else timeline.on_fault,
+            on_message=progress.on_message if quiet else timeline.on_message,
         )
         outcome: LiveResult = anyio.run(live.run, backend="asyncio")
-    return _finish(args, console, outcome.report())
+    history = History(outcome.run.history, scenario.epoch)
+    return _finish(args, console, outcome.report(), history, outcome.run)
 
 
-def _finish(args: argparse.Namespace, console: Console, report: dict[str, Any]) -> int:
+def _finish(
+    args: argparse.Namespace,
+    console: Console,
+    report: dict[str, Any],
+    history: History,
+    run: RunResult,
+) -> int:
     print_summary(console, report)
+    if args.html is not None:
+        write_html(args.html, report, history, run)
+        console.print(f"html report: {args.html}")
     if args.report is not None:
         args.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         console.print(f"report: {args.report}")

@@ -50,6 +50,7 @@ from worker.errors import DrivesimError
 from worker.ledger import Ledger
 from worker.logs import sim_time
 from worker.sqlite_store import SQLiteStore
+from worker.status import StatusMessage
 
 __all__ = ["LiveResult", "LiveRun"]
 
@@ -135,7 +136,9 @@ class LiveRun:
         request_timeout: float = 3.0,
         on_action: Callable[[ActionResult], None] | None = None,
         on_fault: Callable[[FaultRecord], None] | None = None,
+        on_message: Callable[[StatusMessage], None] | None = None,
     ) -> None:
+        """``on_*`` are told each answer, fault and status message the observer hears."""
         self.scenario = scenario
         self.workdir = workdir
         self.speed = speed
@@ -144,6 +147,7 @@ class LiveRun:
         self.request_timeout = request_timeout
         self.on_action = on_action
         self.on_fault = on_fault
+        self.on_message = on_message
         self.results: list[ActionResult] = []
         self.faults = [FaultRecord(f) for f in scenario.faults]
         self._open = {a.index for a in scenario.actions}
@@ -273,9 +277,15 @@ class LiveRun:
 
     def _heard(self, topic: str, payload: bytes) -> None:
         parts = topic.split("/")
-        if len(parts) != 5 or parts[2] != "jobs" or parts[4] != "state":
+        if len(parts) < 5 or parts[2] != "jobs":
             return
         job = parts[3]
+        if self.on_message is not None:
+            self.on_message(
+                StatusMessage(topic=topic, payload=payload, qos=1, retain=False, job=job, seq=0)
+            )
+        if len(parts) != 5 or parts[4] != "state":
+            return
         if not payload:
             self._jobs[job] = None
             for action in self._waiting.pop(job, []):
@@ -449,7 +459,7 @@ class LiveRun:
             log.error("fault not healed", fault=index, error=str(exc))
         else:
             record.healed = self.clock.now()
-            log.warning("fault healed", fault=index, kind=record.fault.kind)
+            log.info("fault healed", fault=index, kind=record.fault.kind)
         finally:
             self._busy.discard(target)
 
@@ -461,7 +471,7 @@ class LiveRun:
 
     def _struck(self, record: FaultRecord) -> None:
         record.struck = self.clock.now()
-        log.warning("fault", fault=record.fault.index, kind=record.fault.kind)
+        log.info("fault", fault=record.fault.index, kind=record.fault.kind)
         if self.on_fault is not None:
             self.on_fault(record)
 

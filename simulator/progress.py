@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from simulator.faults import FaultRecord
 from worker.clock import format_duration
 from worker.status import StatusMessage
 
@@ -23,7 +24,7 @@ class RunProgress:
         self.console = console
         self.epoch = epoch
         self.total_jobs = jobs
-        self.messages = self.created = self.ended = 0
+        self.messages = self.created = self.ended = self.faults = 0
         self.sim_time = ""
         self._started = time.monotonic()
         self._shown = 0.0
@@ -39,6 +40,11 @@ class RunProgress:
     def __exit__(self, *exc: object) -> None:
         if self._live is not None:
             self._live.__exit__(None, None, None)
+
+    def on_fault(self, record: FaultRecord) -> None:
+        if record.struck is not None:
+            self.faults += 1
+            self._show()
 
     def on_message(self, message: StatusMessage) -> None:
         self.messages += 1
@@ -69,7 +75,8 @@ class RunProgress:
         rate = self.messages / self._elapsed()
         return Text(
             f"simulated {simulated or '0d'} · jobs created {self.created:,}/{self.total_jobs:,}"
-            f" · ended {self.ended:,} · messages {self.messages:,} ({rate:,.0f}/s)",
+            f" · ended {self.ended:,} · messages {self.messages:,} ({rate:,.0f}/s)"
+            + (f" · faults {self.faults}" if self.faults else ""),
             style="dim",
         )
 
