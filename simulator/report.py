@@ -67,6 +67,15 @@ def sometimes(run: RunResult, history: History) -> dict[str, int]:
         if life.deleted is not None:
             counts[f"job deleted ({life.deleted.data.get('reason')})"] += 1
         for event in life.events_of("driveStateChanged"):
+            if (
+                event.data.get("from") == DriveState.SPECIFIED
+                and life.snapshots
+                and any(
+                    s.state != "Shipping" and s.seq < event.seq and s.state != "Creating"
+                    for s in life.snapshots
+                )
+            ):
+                counts["drive arrived after its package"] += 1
             if event.data.get("to") == DriveState.NEVER_RECEIVED:
                 counts["drive never received"] += 1
             elif event.data.get("to") == DriveState.COMPLETED_MORE_INFO:

@@ -50,6 +50,7 @@ class DriveFile(SettingsFile):
     fails_at: float | None = None
     missing: bool = False
     speed: float = 1.0
+    late_by: Duration = 0.0
 
 
 class JobFile(SettingsFile):
@@ -363,14 +364,16 @@ class _Builder(FileReader):
                 raise self.fail(f"{where}.fails_at", "a fraction between 0 and 1")
             if drive.speed <= 0:
                 raise self.fail(f"{where}.speed", "a positive factor")
+            late_by = self.duration(f"{where}.late_by", drive.late_by)
             if drive.size is not None:
                 plans[drive.id] = DrivePlan(
                     size_bytes=self.size(f"{where}.size", drive.size),
                     arrives=not drive.missing,
                     fails_at=drive.fails_at,
                     speed=drive.speed,
+                    late_by=late_by,
                 )
-            elif drive.missing or drive.fails_at is not None or drive.speed != 1.0:
+            elif drive.missing or drive.fails_at is not None or drive.speed != 1.0 or late_by:
                 raise self.fail(f"{where}.size", "a size when the drive's fate is pinned")
         return JobSpec(
             name=job.name,

@@ -126,13 +126,30 @@ def cancel(record: JobRecord, now: float, window: states.CancelWindow) -> list[E
 
 
 def receive(record: JobRecord, now: float) -> list[Event]:
-    """Shipping → Received: drives in the package are Received, the others NeverReceived."""
+    """Shipping → Received: drives in the package are Received, the others NeverReceived;
+    a drive that comes on its own later stays Specified until it does."""
     _require(record, Command.RECEIVE)
     events: list[Event] = []
     for drive in record.drives_in(D.SPECIFIED):
-        arrived = record.sim.drives[drive.drive_id].plan.arrives
-        set_drive_state(record, drive, D.RECEIVED if arrived else D.NEVER_RECEIVED, events)
+        sim = record.sim.drives[drive.drive_id]
+        if sim.plan.arrives and sim.plan.late_by > 0:
+            sim.arrives_at = now + sim.plan.late_by
+            continue
+        set_drive_state(record, drive, D.RECEIVED if sim.plan.arrives else D.NEVER_RECEIVED, events)
     set_state(record, J.RECEIVED, now, events)
+    return events
+
+
+def receive_late_drive(record: JobRecord, drive_id: str, now: float) -> list[Event]:
+    """A drive that came after its package: Specified → Received."""
+    if record.state not in (J.RECEIVED, J.TRANSFERRING):
+        raise InvalidJobState(
+            f"Job '{record.name}' is {record.state}: drive {drive_id} cannot be received.",
+            state=str(record.state),
+        )
+    events: list[Event] = []
+    set_drive_state(record, record.drive(drive_id), D.RECEIVED, events)
+    record.sim.drives[drive_id].arrives_at = None
     return events
 
 
@@ -238,10 +255,13 @@ def finish_drive(
 def settle(record: JobRecord, now: float) -> list[Event]:
     """Leave the copy step once nothing runs and nothing may start: → Packaging.
 
-    Drives still waiting when a cancel was accepted are skipped; they go back unread.
+    Drives still waiting when a cancel was accepted are skipped; they go back unread. The
+    step waits for drives still on their way, cancel or not: they go back too.
     """
     if record.state not in (J.RECEIVED, J.TRANSFERRING) or record.drives_in(D.TRANSFERRING):
         return []
+    if record.drives_in(D.SPECIFIED):
+        return []  # a late drive is still on its way: it must be received to go back
     waiting = record.drives_in(D.RECEIVED)
     if waiting and not record.cancel_requested:
         return []

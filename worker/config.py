@@ -62,6 +62,9 @@ class DatacenterConfig:
     #: Chance that a drive copies slowly, and its speed relative to a bay's nominal rate.
     slow_drive_rate: float = 0.0
     slow_drive_speed: Range = Range(0.2, 0.5)
+    #: Chance that a drive arrives on its own after its package, and how much later.
+    late_drive_rate: float = 0.0
+    late_drive_delay: Range = Range(1 * DAY, 3 * DAY)
 
     def __post_init__(self) -> None:
         if not self.locations:
@@ -76,6 +79,7 @@ class DatacenterConfig:
             self.drive_missing_rate,
             self.package_lost_rate,
             self.slow_drive_rate,
+            self.late_drive_rate,
         ):
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"a rate must be between 0 and 1, got {rate}")

@@ -144,6 +144,8 @@ class DatacenterPipeline:
                     tg.start_soon(self._resume_drive, name, drive.drive_id, bays)
                 for drive in record.drives_in(DriveState.RECEIVED):
                     tg.start_soon(self._drive, name, drive.drive_id, bays)
+                for drive in record.drives_in(DriveState.SPECIFIED):
+                    tg.start_soon(self._late_drive, name, drive.drive_id, bays)
         finally:
             del self._waiting[name]
         self.ledger.update(name, lambda r: changes.settle(r, self.clock.now()))
@@ -175,6 +177,20 @@ class DatacenterPipeline:
                 await self._transfer(name, drive_id)
             finally:
                 bays.release()
+
+    async def _late_drive(self, name: str, drive_id: str, bays: anyio.CapacityLimiter) -> None:
+        """A drive that comes after its package: received when it arrives, then copied
+        (or skipped, after a cancel) like the others."""
+        record = self.ledger.get(name)
+        assert record is not None
+        arrives_at = record.sim.drives[drive_id].arrives_at
+        assert arrives_at is not None
+        await self.clock.sleep_until(arrives_at)
+        with structlog.contextvars.bound_contextvars(drive=drive_id):
+            now = self.clock.now()
+            self.ledger.update(name, lambda r: changes.receive_late_drive(r, drive_id, now))
+            log.info("late drive received")
+        await self._drive(name, drive_id, bays)
 
     async def _resume_drive(self, name: str, drive_id: str, bays: anyio.CapacityLimiter) -> None:
         with structlog.contextvars.bound_contextvars(drive=drive_id):

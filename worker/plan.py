@@ -94,15 +94,18 @@ class Planner:
         missing = rng.random() < dc.drive_missing_rate
         fails = rng.random() < dc.drive_error_rate
         fails_at = rng.uniform(0.05, 0.95)
-        speed = 1.0
-        # Drawn only when slow drives are asked for, so other runs keep their draws.
+        speed, late_by = 1.0, 0.0
+        # Drawn only when slow or late drives are asked for, so other runs keep their draws.
         if dc.slow_drive_rate and rng.random() < dc.slow_drive_rate:
             speed = _draw(rng, dc.slow_drive_speed.low, dc.slow_drive_speed.high)
+        if dc.late_drive_rate and rng.random() < dc.late_drive_rate:
+            late_by = _draw(rng, dc.late_drive_delay.low, dc.late_drive_delay.high)
         return DrivePlan(
             size_bytes=size if size_bytes is None else size_bytes,
             arrives=not missing,
             fails_at=fails_at if fails else None,
             speed=speed,
+            late_by=late_by,
         )
 
     def export_drives(self, name: str, count: int) -> list[tuple[str, str]]:

@@ -29,6 +29,8 @@ class DrivePlan(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     fails_at: float | None = None
     #: Throughput relative to the bay's nominal rate (below 1: a slow drive).
     speed: float = 1.0
+    #: Seconds after its package that the drive arrives on its own (0: with the package).
+    late_by: float = 0.0
 
 
 class DriveSim(msgspec.Struct, kw_only=True):
@@ -37,6 +39,8 @@ class DriveSim(msgspec.Struct, kw_only=True):
     finished_at: float | None = None
     #: True when a cancel made the datacenter skip this drive.
     skipped: bool = False
+    #: When a drive arriving after its package is due (set when the package arrives).
+    arrives_at: float | None = None
     #: Bytes already copied when the cancel was accepted (None: no cancel while it ran).
     bytes_at_cancel: int | None = None
 

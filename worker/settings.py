@@ -85,6 +85,8 @@ class DatacenterFile(SettingsFile):
     package_lost_rate: float = 0.0
     slow_drive_rate: float = 0.0
     slow_drive_speed: list[float] = msgspec.field(default_factory=lambda: [0.2, 0.5])
+    late_drive_rate: float = 0.0
+    late_drive_delay: Durations = msgspec.field(default_factory=lambda: durations("1d", "3d"))
 
 
 _SIZE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*(B|KB|MB|GB|TB|PB)?\s*", re.IGNORECASE)
@@ -158,6 +160,7 @@ class FileReader:
             "drive_missing_rate",
             "package_lost_rate",
             "slow_drive_rate",
+            "late_drive_rate",
         ):
             if not 0.0 <= getattr(dc, rate) <= 1.0:
                 raise self.fail(f"{key}.{rate}", "a probability between 0 and 1")
@@ -182,6 +185,10 @@ class FileReader:
             package_lost_rate=dc.package_lost_rate,
             slow_drive_rate=dc.slow_drive_rate,
             slow_drive_speed=self._speeds(f"{key}.slow_drive_speed", dc.slow_drive_speed),
+            late_drive_rate=dc.late_drive_rate,
+            late_drive_delay=self.range(
+                f"{key}.late_drive_delay", dc.late_drive_delay, self.duration
+            ),
         )
 
     def _speeds(self, key: str, value: list[float]) -> Range:

@@ -8,7 +8,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from simulator.history import History
 from simulator.report import without_wall_clock
+from simulator.scenario import load_scenario
+from tests.simulator.conftest import run_to_report
 from worker.model import JobState
 from worker.sqlite_store import SQLiteStore
 
@@ -124,3 +127,84 @@ def test_another_seed_draws_another_plan(run_config: Runner) -> None:
     _, first = run_config("cancel-mid-transfer", seed=1)
     _, second = run_config("cancel-mid-transfer", seed=2)
     assert first["simulatedSeconds"] != second["simulatedSeconds"]
+
+
+LATE = """
+name = "late-drive"
+until = "30d"
+[policy]
+retention = "1d"
+[datacenter]
+locations = { "West US" = 2 }
+carrier_delay = "1d"
+return_delay = "1d"
+[[jobs]]
+name = "late"
+drives = [{ id = "L0", size = "1TB" }, { id = "L1", size = "1TB", late_by = "2d" }]
+[[jobs]]
+name = "cancelled"
+drives = [
+  { id = "C0", size = "2TB" },
+  { id = "C1", size = "1TB", late_by = "2d" },
+  { id = "C2", size = "1TB" },
+]
+[[actions]]
+job = "late"
+do = "create"
+at = "0s"
+[[actions]]
+job = "late"
+do = "ship"
+at = "1h"
+[[actions]]
+job = "cancelled"
+do = "create"
+at = "0s"
+[[actions]]
+job = "cancelled"
+do = "ship"
+at = "1h"
+[[actions]]
+job = "cancelled"
+do = "cancel"
+when = "Transferring"
+after = "30m"
+expect = "accepted"
+"""
+
+
+def test_a_late_drive_is_received_after_its_package_and_waited_for(tmp_path: Path) -> None:
+    """The job copies what came, waits for the late drive (cancel or not: it has to go
+    back), then copies it, or skips it after a cancel."""
+    path = tmp_path / "late.toml"
+    path.write_text(LATE, encoding="utf-8")
+    result, report = run_to_report(load_scenario(path))
+    assert report["ok"], report["invariants"]
+    history = History(result.history, result.scenario.epoch)
+    lives = {life.job: life for life in history.incarnations}
+
+    def moves(job: str, drive: str) -> list[tuple[float, str]]:
+        return [
+            (e.time, e.data["to"])
+            for e in lives[job].events_of("driveStateChanged")
+            if e.data["driveId"] == drive
+        ]
+
+    def entered(job: str, state: str) -> float:
+        return next(e.time for e in lives[job].events_of("stateChanged") if e.data["to"] == state)
+
+    received = entered("late", "Received")
+    assert moves("late", "L1")[0] == (received + 2 * DAY, "Received")
+    assert [to for _, to in moves("late", "L1")] == [
+        "Received",
+        "Transferring",
+        "Completed",
+        "ShippedBack",
+    ]
+    assert entered("late", "Packaging") > received + 2 * DAY
+    # After the cancel, the late drive is still received, then skipped with the waiting one.
+    assert moves("cancelled", "C1")[0] == (entered("cancelled", "Received") + 2 * DAY, "Received")
+    assert "Transferring" not in [to for _, to in moves("cancelled", "C1")]
+    assert report["cancel"]["drivesSkipped"] == 2
+    assert entered("cancelled", "Packaging") == moves("cancelled", "C1")[0][0]
+    assert report["sometimes"]["drive arrived after its package"] == 2
