@@ -136,7 +136,12 @@ class OutboxRelay:
                 await self.sink.publish([e.message for e in entries])
             except PublishError as exc:
                 # Mark what the sink acknowledged; the rest goes again, in order, next round.
-                self._ack([entries[i].id for i in exc.delivered])
+                # The batch broke off because the connection went, after connection_lost()
+                # requeued the tail: what it had acknowledged belongs to that tail too.
+                delivered = [entries[i].id for i in exc.delivered]
+                self._ack(delivered)
+                if self.replay_tail > 0 and delivered:
+                    self.ledger.store.requeue(delivered)
                 sent += len(exc.delivered)
                 log.info("outbox batch interrupted", delivered=len(exc.delivered))
                 continue

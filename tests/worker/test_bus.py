@@ -10,6 +10,7 @@ import anyio.lowlevel
 import pytest
 
 from worker.bus import MemoryBus, OutboxRelay
+from worker.errors import PublishError
 from worker.service import JobService
 from worker.status import StatusMessage
 
@@ -102,3 +103,41 @@ async def test_relay_runs_until_cancelled(service: JobService, import_body: Body
         tg.cancel_scope.cancel()
     assert bus.messages == [e.message for e in service.ledger.store.history()]
     assert bus.retained == {}
+
+
+class DroppingSink:
+    """A sink whose connection drops in the middle of its first batch, after the broker
+    acknowledged ``acked`` messages of it: the relay is told the connection was lost (as
+    the MQTT link does) before the batch reports what it delivered."""
+
+    def __init__(self, relay: list[OutboxRelay], acked: int) -> None:
+        self.relay = relay
+        self.acked = acked
+        self.messages: list[StatusMessage] = []
+        self.dropped = False
+
+    async def ready(self) -> None:
+        pass
+
+    async def publish(self, messages: Sequence[StatusMessage]) -> None:
+        if not self.dropped:
+            self.dropped = True
+            self.messages.extend(messages[: self.acked])
+            self.relay[0].connection_lost()
+            raise PublishError("connection lost", delivered=list(range(self.acked)))
+        self.messages.extend(messages)
+
+
+async def test_messages_acknowledged_by_a_batch_cut_off_by_a_lost_connection_go_again(
+    service: JobService, import_body: Body
+) -> None:
+    """The broker may have acknowledged them and died before passing them on: with a
+    replay tail they are sent again after the reconnect, in order, none missing."""
+    await service.create("a", import_body(3))
+    history = [e.message for e in service.ledger.store.history()]
+    relays: list[OutboxRelay] = []
+    sink = DroppingSink(relays, acked=2)
+    relays.append(OutboxRelay(service.ledger, sink, replay_tail=2.0))
+    await relays[0].drain()
+    assert sink.messages == history[:2] + history
+    assert service.ledger.store.pending(100) == []
