@@ -327,6 +327,7 @@ def _fault_marks(
     scale: _Scale, faults: Sequence[dict[str, Any]], top: float, bottom: float, labels: bool
 ) -> list[str]:
     parts = []
+    rows = [-1e9, -1e9]  # where the last label of each row ends: labels never overlap
     for fault in faults:
         at = fault.get("at")
         if at is None or at > scale.t1:
@@ -346,9 +347,15 @@ def _fault_marks(
             f'y2="{_f(bottom)}"/><title>{_e(title)}</title>'
         )
         if labels:
+            text = str(fault["kind"])
+            row = next((i for i, end in enumerate(rows) if x0 + 3 >= end + 4), None)
+            if row is None:  # no room: the number, on the row that frees up first
+                text = f"#{fault['index']}"
+                row = min(range(len(rows)), key=lambda i: rows[i])
+            rows[row] = x0 + 3 + 6.2 * len(text)
             parts.append(
-                f'<text class="fault-label" x="{_f(x0 + 3)}" y="{_f(top + 10)}">'
-                f"{_e(fault['kind'])}</text>"
+                f'<text class="fault-label" x="{_f(x0 + 3)}" y="{_f(top + 10 + 11 * row)}">'
+                f"{_e(text)}</text>"
             )
         parts.append("</g>")
     return parts

@@ -467,6 +467,7 @@ class LiveRun:
         record = self._kill_after_cancel
         if record is not None and "worker" not in self._busy:
             self._kill_after_cancel = None
+            record.detail = "struck right after a cancel was accepted"
             await self._strike(record)
 
     def _struck(self, record: FaultRecord) -> None:
