@@ -132,3 +132,6 @@ class History:
             life.events.append(record)
             if kind == "jobDeleted":
                 life.deleted = record
+                # A deletion publishes no snapshot but takes a seq: a job created again
+                # under the same name goes on from there.
+                self.seqs.setdefault(job, []).append(message.seq)

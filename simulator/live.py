@@ -112,14 +112,19 @@ class _Commands:
         while True:
             await self._ready.wait()
             client, lost = self._client, self._lost
-            assert client is not None
+            if client is None:  # lost again while this task waited its turn
+                continue
             try:
-                return await client.send(op, payload)
+                reply = await client.send(op, payload)
             except (aiomqtt.MqttError, TimeoutError) as exc:
                 self.retries += 1
                 log.info("request not answered; sending it again", op=op, error=repr(exc))
                 if isinstance(exc, aiomqtt.MqttError):
                     lost.set()
+                continue
+            if reply.get("status") != 503:
+                return reply
+            await anyio.sleep(0.2)  # the worker is shutting down: ask its successor
 
 
 class LiveRun:
@@ -217,6 +222,7 @@ class LiveRun:
                     with anyio.move_on_after(self.clock.loop_delay(self.scenario.until)):
                         await self._finished.wait()
                     tg.cancel_scope.cancel()
+                self._tg = None
                 sim_seconds = self.clock.now()
                 wall_seconds = time.perf_counter() - wall
                 for index in list(self._heals):
@@ -324,7 +330,8 @@ class LiveRun:
             self._chain(action)
 
     def _later(self, action: Action, when: float) -> None:
-        assert self._tg is not None
+        if self._tg is None:  # the run is over
+            return
 
         async def later() -> None:
             await self.clock.sleep_until(when)

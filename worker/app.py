@@ -64,13 +64,14 @@ class Worker:
                 Planner(settings.datacenter, settings.seed, settings.pinned),
                 policy=settings.policy,
             )
+            commands = CommandHandler(service, max_bytes=settings.max_command_bytes)
             link = MqttLink(
                 self.broker,
                 worker_id=settings.worker_id,
                 ledger=ledger,
                 window=settings.window,
                 will_delay=settings.will_delay,
-                commands=CommandHandler(service, max_bytes=settings.max_command_bytes),
+                commands=commands,
             )
             relay = OutboxRelay(ledger, link, replay_tail=settings.replay_tail)
             link.on_connected = relay.connected
@@ -91,6 +92,7 @@ class Worker:
                     log.info("worker running", worker=settings.worker_id, jobs=len(ledger))
                     task_status.started()
                     await self.stop.wait()
+                    commands.close()
                     datacenter.cancel_scope.cancel()
                 log.info("worker stopping: draining the outbox")
                 relaying.cancel()

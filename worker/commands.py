@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from worker.errors import PayloadTooLarge, ServiceError, ValidationError
+from worker.errors import PayloadTooLarge, ServiceError, ServiceUnavailable, ValidationError
 from worker.model import to_builtins
 from worker.requests import check_depth, decode
 from worker.service import JobService
@@ -135,10 +135,18 @@ class CommandHandler:
     def __init__(self, service: JobService, *, max_bytes: int = 64 * 1024) -> None:
         self.service = service
         self.max_bytes = max_bytes
+        self.closed = False
+
+    def close(self) -> None:
+        """Refuse every request from now on (503): the worker is shutting down, and what
+        it changes after its last drain would never be published."""
+        self.closed = True
 
     async def handle(self, op: str, payload: bytes) -> Reply:
         reply_to, correlation_id = _reply_address(payload, self.max_bytes)
         try:
+            if self.closed:
+                raise ServiceUnavailable("The worker is shutting down; send the request again.")
             request = self._parse(op, payload)
             status, result = await self._run(op, request)
         except ServiceError as exc:

@@ -10,7 +10,8 @@ with :meth:`ServiceError.to_arm` and nothing else.
     │   ├── ValidationError               400  InvalidRequestContent, InvalidResourceName, ...
     │   │   └── PayloadTooLarge           413  PayloadTooLarge
     │   ├── ResourceNotFound              404  ResourceNotFound
-    │   └── InvalidJobState               409  InvalidJobState, CancelTooLate, DeleteNotAllowed
+    │   ├── InvalidJobState               409  InvalidJobState, CancelTooLate, DeleteNotAllowed
+    │   └── ServiceUnavailable            503  ServiceUnavailable (shutting down: ask again)
     ├── StoreError                        the job store failed; the change was not made
     ├── PublishError                      the broker connection dropped mid-batch
     └── ConfigError                       a settings or scenario file is invalid
@@ -28,6 +29,7 @@ __all__ = [
     "PublishError",
     "ResourceNotFound",
     "ServiceError",
+    "ServiceUnavailable",
     "StoreError",
     "ValidationError",
 ]
@@ -105,6 +107,13 @@ class InvalidJobState(ServiceError):
             {"code": "CurrentState", "target": "properties.state", "message": self.state}
         ]
         return body
+
+
+class ServiceUnavailable(ServiceError):
+    """The worker is shutting down and takes no more requests; nothing was changed."""
+
+    status = 503
+    default_code = "ServiceUnavailable"
 
 
 class StoreError(DrivesimError):

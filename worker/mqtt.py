@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 import aiomqtt
 import anyio
 import structlog
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -194,11 +194,16 @@ class MqttLink:
                     self.on_connection_lost()
 
     async def _read_commands(self, client: aiomqtt.Client) -> None:
-        # The iterator only ends by raising MqttError when the connection drops.
-        async for message in client.messages:
-            await self._answer(client, message)
+        # The iterator only ends by raising MqttError when the connection drops. Commands
+        # run one after the other, in the order they came; their replies go out without
+        # waiting for each other's PUBACK.
+        async with anyio.create_task_group() as replies:
+            async for message in client.messages:
+                await self._answer(client, message, replies)
 
-    async def _answer(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    async def _answer(
+        self, client: aiomqtt.Client, message: aiomqtt.Message, replies: TaskGroup
+    ) -> None:
         """Run one command and publish its reply: to the MQTT 5 response topic with the
         request's correlation data, or to the ``replyTo`` topic named in the payload."""
         assert self.commands is not None
@@ -224,12 +229,16 @@ class MqttLink:
                 correlation = getattr(props, "CorrelationData", None)
                 if correlation is not None:
                     properties.CorrelationData = correlation
-            try:
-                await client.publish(
-                    topic, reply.to_json(), qos=1, properties=properties, timeout=10
-                )
-            except ValueError as exc:  # an unusable MQTT 5 response topic
-                log.warning("reply not sent", reply_to=topic, error=str(exc))
+            replies.start_soon(self._reply, client, topic, reply.to_json(), properties)
+
+    @staticmethod
+    async def _reply(
+        client: aiomqtt.Client, topic: str, payload: bytes, properties: Properties | None
+    ) -> None:
+        try:
+            await client.publish(topic, payload, qos=1, properties=properties, timeout=10)
+        except ValueError as exc:  # an unusable MQTT 5 response topic
+            log.warning("reply not sent", reply_to=topic, error=str(exc))
 
     async def stop(self) -> None:
         """Publish ``offline`` and disconnect cleanly; the run loop then returns."""

@@ -16,7 +16,7 @@ import pytest
 from simulator.history import History
 from simulator.invariants import check_run
 from simulator.runner import RunResult, run_scenario
-from simulator.scenario import load_scenario
+from simulator.scenario import load_scenario, parse_scenario
 from worker.status import StatusMessage
 from worker.store import MemoryStore
 
@@ -210,3 +210,24 @@ def test_a_retained_snapshot_of_a_gone_job_is_caught(clean_run: RunResult) -> No
     run.retained = {**clean_run.retained, topic: b'{"seq": 3}'}
     (violation,) = _only(run, "retained-equals-store")
     assert violation == f"{topic}: retained for a job not in the store"
+
+
+def test_a_job_created_again_after_its_deletion_has_no_seq_gap() -> None:
+    """The deletion takes a seq without a snapshot; the new job goes on after it."""
+    scenario = parse_scenario(
+        {
+            "name": "again",
+            "jobs": [{"name": "again", "drives": [{"id": "D1"}]}],
+            "actions": [
+                {"job": "again", "do": "create", "at": 0},
+                {"job": "again", "do": "delete", "at": 60, "expect": "ok"},
+                {"job": "again", "do": "create", "at": 120, "expect": "created"},
+            ],
+            "until": "20d",
+        }
+    )
+    result = run_scenario(scenario, MemoryStore())
+    history = History(result.history, scenario.epoch)
+    assert [life.number for life in history.incarnations] == [1, 2]
+    assert {c.name: c.violations for c in check_run(result, history)}["seq-without-gaps"] == []
+    assert history.seqs["again"][:3] == [1, 2, 3]

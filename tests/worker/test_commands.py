@@ -772,3 +772,22 @@ async def test_any_payload_gets_a_reply_and_refusals_change_nothing(
                 assert contents(service) == before
         finally:
             service.ledger.store.close()
+
+
+async def test_a_closed_handler_refuses_everything_with_503_and_changes_nothing(
+    handler: CommandHandler, import_body: Body
+) -> None:
+    """Once the worker is shutting down, requests are refused so that nothing is changed
+    after the last drain; clients send them again to the next worker."""
+    await handler.handle("create", req(job="alpha", body=import_body(1)))
+    history = list(handler.service.ledger.store.history())
+    handler.close()
+    for op, payload in (
+        ("cancel", req(job="alpha")),
+        ("create", req(job="bravo", body=import_body(1))),
+        ("get", req(job="alpha")),
+    ):
+        reply = await handler.handle(op, payload)
+        assert (reply.status, reply.error and reply.error["code"]) == (503, "ServiceUnavailable")
+    assert list(handler.service.ledger.store.history()) == history
+    assert not (await handler.service.get("alpha")).properties.cancel_requested
