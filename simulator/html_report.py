@@ -608,7 +608,7 @@ def _figures(report: dict[str, Any]) -> str:
         ("published", messages["published"]),
         *((f"· {k}", v) for k, v in messages["byKind"].items()),
         ("observed", "no observer" if observed is None else observed),
-        ("changes (job snapshots)", throughput.get("changes", "–")),
+        ("changes (seq)", throughput.get("changes", "–")),
         ("jobs ended per simulated day", throughput.get("jobsEndedPerSimDay", "–")),
         ("changes per wall second", throughput.get("changesPerWallSecond", "–")),
     ]

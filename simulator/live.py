@@ -42,7 +42,7 @@ from simulator.observer import Observer, collect_retained
 from simulator.processes import DRIVESIM, Mosquitto, WorkerProcess
 from simulator.proxy import FaultProxy
 from simulator.report import build_report
-from simulator.runner import RunResult
+from simulator.runner import SCHEDULING_SLACK, RunResult
 from simulator.scenario import Action, Scenario
 from worker.broker import BrokerConfig
 from worker.clock import Clock
@@ -275,7 +275,7 @@ class LiveRun:
             missing_after_delete=missing,
             faults=self.faults,
             observed=len(observed),
-            slack=self.speed * 0.05,
+            slack=self.speed * SCHEDULING_SLACK,
         )
         return LiveResult(result, History(observed, self.scenario.epoch))
 

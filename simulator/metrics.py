@@ -214,7 +214,7 @@ def _per(amount: float, seconds: float, digits: int = 1) -> float | None:
 
 def throughput(run: RunResult, history: History) -> dict[str, Any]:
     """Changes committed, jobs ended per simulated day, and the pace on the wall clock."""
-    changes = sum(len(life.snapshots) for life in history.incarnations)
+    changes = sum(len(seqs) for seqs in history.seqs.values())  # deletions count too
     ended = sum(
         1 for life in history.incarnations if any(s.state in TERMINAL for s in life.snapshots)
     )

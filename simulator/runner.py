@@ -40,6 +40,9 @@ __all__ = ["RunResult", "ScenarioRun", "run_scenario"]
 
 log = structlog.get_logger("drivesim.runner")
 
+#: Wall-clock seconds a timer of a scaled-real-time run may fire late without blame.
+SCHEDULING_SLACK = 0.05
+
 RUN_KEY = "run/identity"
 FINISHED_KEY = "run/finished"
 STARTS_KEY = "run/starts"
@@ -66,7 +69,7 @@ class RunResult:
     #: Status messages an independent observer received (None: no observer in this run).
     observed: int | None = None
     #: Simulated seconds a scheduled step may run late: none in virtual time; in scaled
-    #: real time, what 50 ms of wall-clock scheduling delay amount to.
+    #: real time, what :data:`SCHEDULING_SLACK` of wall-clock delay amounts to.
     slack: float = 0.0
 
 
@@ -178,6 +181,7 @@ class ScenarioRun:
             starts=starts,
             missing_after_delete=missing,
             faults=self.faults,
+            slack=(self.speed or 0.0) * SCHEDULING_SLACK,
         )
 
     # -- faults --------------------------------------------------------------------------
