@@ -23,7 +23,7 @@ chromium:
 		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 demo: $(BIN)/drivesim
-	$(BIN)/drivesim run configs/cancel-mid-transfer.toml
+	$(BIN)/drivesim demo
 
 lint: $(BIN)/drivesim
 	$(BIN)/ruff check .

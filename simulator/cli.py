@@ -15,6 +15,7 @@ import anyio
 from rich.console import Console
 from rich.markup import escape
 
+from simulator.demo import add_demo_parser, run_demo
 from simulator.history import History
 from simulator.html_report import write_html
 from simulator.invariants import check_run
@@ -116,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     add_jobs_parser(commands)
+    add_demo_parser(commands)
 
     watcher = commands.add_parser("watch", help="a live, readable view of the status stream")
     watcher.add_argument("--broker", default=DEFAULT_BROKER, help=f"broker URL ({DEFAULT_BROKER})")
@@ -151,6 +153,8 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
             return _worker(args, console)
         case "jobs":
             return run_jobs(args, console)
+        case "demo":
+            return run_demo(args, console)
         case _:
             watch(BrokerConfig.from_url(args.broker), console, job=args.job)
             return EXIT_OK

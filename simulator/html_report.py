@@ -10,7 +10,6 @@ left out. :func:`screenshot` renders a page with headless Chromium.
 
 from __future__ import annotations
 
-import html
 import math
 import shutil
 import subprocess
@@ -32,12 +31,17 @@ from simulator.metrics import (
     time_span,
 )
 from simulator.runner import RunResult
+from simulator.svg import escape as _e
+from simulator.svg import number as _f
 from worker.clock import format_duration
 
 __all__ = [
+    "CSS",
     "ChromiumMissing",
     "chromium",
+    "drive_bands",
     "dump_dom",
+    "job_bands",
     "render_html",
     "screenshot",
     "write_html",
@@ -131,14 +135,6 @@ class ChromiumMissing(RuntimeError):
     """Headless Chromium is not installed."""
 
 
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _f(x: float) -> str:
-    return f"{x:.1f}".removesuffix(".0")
-
-
 def _when(seconds: float) -> str:
     """A moment in simulated time since the epoch: ``"3d 04:05:06"``."""
     return format_duration(seconds).strip()
@@ -199,7 +195,7 @@ class _Scale:
 # -- bands ---------------------------------------------------------------------------------
 
 
-def _job_bands(life: Incarnation, end: float) -> list[tuple[str, float, float]]:
+def job_bands(life: Incarnation, end: float) -> list[tuple[str, float, float]]:
     """The job's states as (state, from, to), consecutive snapshots of a state merged."""
     bands: list[tuple[str, float, float]] = []
     stop = life.deleted.time if life.deleted else end
@@ -212,7 +208,7 @@ def _job_bands(life: Incarnation, end: float) -> list[tuple[str, float, float]]:
     return bands
 
 
-def _drive_bands(life: Incarnation, end: float) -> dict[str, list[tuple[str, float, float]]]:
+def drive_bands(life: Incarnation, end: float) -> dict[str, list[tuple[str, float, float]]]:
     """Each drive's states as (state, from, to), timed by the snapshot of the same change."""
     times = {snap.seq: snap.time for snap in life.snapshots}
     stop = life.deleted.time if life.deleted else end
@@ -385,14 +381,14 @@ def _timeline(
             f'<text x="{_f(LABEL - 8)}" y="{_f(y + JOB_H - 3)}" text-anchor="end">{_e(name)}'
             f"<title>{_e(life.label)} · final state {_e(final)}</title></text>"
         )
-        for state, a, b in _job_bands(life, end):
+        for state, a, b in job_bands(life, end):
             title = _band_title(life.label, state, a, b)
             parts.append(_rect(scale, _cls("s", state, JOB_STATES), a, b, y, JOB_H, title))
         mid = y + JOB_H / 2
         y += JOB_H
         if lanes.drives:
             skipped = {str(e.data.get("driveId")): e.time for e in life.events_of("driveSkipped")}
-            for drive, bands in _drive_bands(life, end).items():
+            for drive, bands in drive_bands(life, end).items():
                 y += 2
                 parts.append(
                     f'<text class="axis" x="{_f(LABEL - 8)}" y="{_f(y + DRIVE_H - 0.5)}" '
