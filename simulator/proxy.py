@@ -33,6 +33,9 @@ class _Link:
         self.sockets = (client, upstream)
         self.closed = threading.Event()
         self.through_blackhole = False
+
+    def start(self) -> None:
+        client, upstream = self.sockets
         for source, target in ((client, upstream), (upstream, client)):
             pipe: queue.Queue[tuple[float, bytes] | None] = queue.Queue()
             threading.Thread(target=self._read, args=(source, pipe), daemon=True).start()
@@ -119,8 +122,9 @@ class FaultProxy:
             for sock in (client, upstream):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             link = _Link(self, client, upstream)
-            with self._lock:
+            with self._lock:  # known before it forwards a byte: reset() can always reach it
                 self._links.add(link)
+            link.start()
 
     def _forget(self, link: _Link) -> None:
         with self._lock:
