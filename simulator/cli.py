@@ -31,7 +31,7 @@ from worker.app import serve
 from worker.broker import BrokerConfig
 from worker.errors import DrivesimError
 from worker.logs import configure_logging
-from worker.settings import load_worker_settings
+from worker.settings import HttpConfig, load_worker_settings
 from worker.sqlite_store import SQLiteStore
 from worker.status import PREFIX
 from worker.store import JobStore, MemoryStore
@@ -115,6 +115,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="UNIX_TIME",
         help="the wall-clock time of simulated second 0 (a restarted worker catches up)",
     )
+    worker.add_argument(
+        "--http",
+        metavar="[HOST:]PORT",
+        help="also serve the Azure REST API (Microsoft.ImportExport) here, e.g. 127.0.0.1:8080 "
+        "(host 127.0.0.1 unless given)",
+    )
 
     add_jobs_parser(commands)
     add_demo_parser(commands)
@@ -176,6 +182,11 @@ def _worker(args: argparse.Namespace, console: Console) -> int:
         settings = dataclasses.replace(settings, db=args.db)
     if args.time_origin is not None:
         settings = dataclasses.replace(settings, time_origin=args.time_origin)
+    if args.http:
+        token = settings.http.token if settings.http else None
+        settings = dataclasses.replace(
+            settings, http=HttpConfig.from_address(args.http, token=token)
+        )
 
     def ready(broker: BrokerConfig) -> None:
         console.print(
@@ -186,6 +197,8 @@ def _worker(args: argparse.Namespace, console: Console) -> int:
             f"watch it: mosquitto_sub -h {broker.host} -p {broker.port} "
             f"-t '{PREFIX}/#' -v    or: drivesim watch --broker {broker.url}"
         )
+        if settings.http is not None:
+            console.print(f"Azure REST API (Microsoft.ImportExport) on {settings.http.url}")
 
     serve(settings, on_ready=ready)
     return EXIT_OK

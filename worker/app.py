@@ -22,6 +22,8 @@ from worker.bus import OutboxRelay
 from worker.clock import Clock
 from worker.commands import CommandHandler
 from worker.embedded import embedded_broker
+from worker.http import ArmApi
+from worker.http_server import HttpServer
 from worker.ledger import SIM_NOW, Ledger
 from worker.logs import sim_time
 from worker.mqtt import MqttLink
@@ -46,6 +48,8 @@ class Worker:
         self.stop = anyio.Event()
         self.link: MqttLink | None = None
         self.service: JobService | None = None
+        #: The Azure REST API's server, when ``settings.http`` asks for one.
+        self.http: HttpServer | None = None
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         settings = self.settings
@@ -73,12 +77,20 @@ class Worker:
                 will_delay=settings.will_delay,
                 commands=commands,
             )
+            api = http = None
+            if settings.http is not None:
+                api = ArmApi(
+                    service, token=settings.http.token, max_body=settings.max_command_bytes
+                )
+                http = HttpServer(api.app, settings.http, shutdown_timeout=settings.drain_timeout)
             relay = OutboxRelay(ledger, link, replay_tail=settings.replay_tail)
             link.on_connected = relay.connected
             link.on_connection_lost = relay.connection_lost
-            self.service, self.link = service, link
+            self.service, self.link, self.http = service, link, http
             async with anyio.create_task_group() as outer:
                 await outer.start(link.run)
+                if http is not None:
+                    await outer.start(http.run)
                 relaying = anyio.CancelScope()
 
                 async def relay_until_stopped() -> None:
@@ -92,6 +104,10 @@ class Worker:
                     log.info("worker running", worker=settings.worker_id, jobs=len(ledger))
                     task_status.started()
                     await self.stop.wait()
+                    if api is not None and http is not None:
+                        api.close()
+                        with anyio.move_on_after(settings.drain_timeout):
+                            await http.stop()
                     commands.close()
                     datacenter.cancel_scope.cancel()
                 log.info("worker stopping: draining the outbox")
@@ -134,6 +150,8 @@ def serve(settings: WorkerSettings, *, on_ready: Callable[[BrokerConfig], None])
 
             tg.start_soon(stop_on_signal)
             await tg.start(worker.run)
+            if worker.http is not None:
+                log.info("azure rest api serving", url=worker.http.url)
             on_ready(broker)
             await worker.stop.wait()
             # worker.run returns once it has shut down; then the signal task is done too.

@@ -11,6 +11,7 @@ with :meth:`ServiceError.to_arm` and nothing else.
     │   │   └── PayloadTooLarge           413  PayloadTooLarge
     │   ├── ResourceNotFound              404  ResourceNotFound
     │   ├── InvalidJobState               409  InvalidJobState, CancelTooLate, DeleteNotAllowed
+    │   ├── AuthenticationFailed          401  AuthenticationFailed, InvalidAuthenticationToken
     │   └── ServiceUnavailable            503  ServiceUnavailable (shutting down: ask again)
     ├── StoreError                        the job store failed; the change was not made
     ├── PublishError                      the broker connection dropped mid-batch
@@ -22,6 +23,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "AuthenticationFailed",
     "ConfigError",
     "DrivesimError",
     "InvalidJobState",
@@ -107,6 +109,13 @@ class InvalidJobState(ServiceError):
             {"code": "CurrentState", "target": "properties.state", "message": self.state}
         ]
         return body
+
+
+class AuthenticationFailed(ServiceError):
+    """The HTTP request carries no bearer token, or not the configured one."""
+
+    status = 401
+    default_code = "AuthenticationFailed"
 
 
 class ServiceUnavailable(ServiceError):

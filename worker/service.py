@@ -98,9 +98,10 @@ class JobService:
         return _copy(self._record(name).job)
 
     async def list(
-        self, *, top: int | None = None, state: str | None = None
+        self, *, top: int | None = None, state: str | None = None, skip: int = 0
     ) -> builtins.list[JobResponse]:
-        """Jobs in creation order; ``top`` at most 100, optionally only those in ``state``."""
+        """Jobs in creation order; ``top`` at most 100, optionally only those in ``state``,
+        after the first ``skip`` of them (for paging)."""
         if top is not None and (isinstance(top, bool) or not isinstance(top, int)):
             raise ValidationError("$top must be an integer.", target="$top")
         if top is not None and not 1 <= top <= MAX_TOP:
@@ -116,7 +117,9 @@ class JobService:
                     f"Unknown state '{state}'; one of {', '.join(JobState)}.", target="$filter"
                 ) from None
         jobs = [r.job for r in self.ledger if wanted is None or r.state is wanted]
-        return [_copy(job) for job in jobs[: top or MAX_TOP]]
+        if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
+            raise ValidationError("$skiptoken is invalid.", target="$skiptoken")
+        return [_copy(job) for job in jobs[skip : skip + (top or MAX_TOP)]]
 
     async def list_bitlocker_keys(self, name: str) -> builtins.list[DriveBitLockerKey]:
         """The only way BitLocker keys leave the worker."""

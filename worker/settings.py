@@ -28,6 +28,7 @@ __all__ = [
     "DatacenterFile",
     "Duration",
     "FileReader",
+    "HttpConfig",
     "PolicyFile",
     "SettingsFile",
     "Size",
@@ -232,6 +233,32 @@ class BrokerFile(SettingsFile):
     protocol: Literal["auto", "5", "3.1.1"] = "auto"
 
 
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """Where the worker serves the Azure REST API; ``token`` None accepts any bearer token
+    (or none), a string accepts only ``Authorization: Bearer <token>``. Port 0: any free port."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    token: str | None = None
+
+    @classmethod
+    def from_address(cls, address: str, *, token: str | None = None) -> HttpConfig:
+        """``HOST:PORT`` or ``PORT`` (host 127.0.0.1); IPv6 hosts in brackets."""
+        host, sep, port = address.strip().rpartition(":")
+        if not sep:
+            host, port = "", address.strip()
+        host = host.removeprefix("[").removesuffix("]") or "127.0.0.1"
+        if not port.isdigit() or int(port) > 65535:
+            raise ValueError(f"expected HOST:PORT for the HTTP API, got {address!r}")
+        return cls(host=host, port=int(port), token=token)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
 class WorkerFile(SettingsFile):
     worker_id: str = "dc-1"
     db: str = "drivesim.db"
@@ -244,6 +271,9 @@ class WorkerFile(SettingsFile):
     will_delay: int = 5
     replay_tail: float = 2.0
     broker: BrokerFile | None = None
+    #: ``HOST:PORT`` to serve the Azure REST API on (none: no HTTP API).
+    http: str | None = None
+    http_token: str | None = None
     policy: PolicyFile = msgspec.field(default_factory=PolicyFile)
     datacenter: DatacenterFile = msgspec.field(default_factory=DatacenterFile)
 
@@ -271,6 +301,8 @@ class WorkerSettings:
     #: Unix time of simulated second 0: a restarted worker catches up with the time it was
     #: down. None: the clock resumes where the store left off.
     time_origin: float | None = None
+    #: The Azure REST API (None: not served).
+    http: HttpConfig | None = None
 
 
 def load_worker_settings(path: str | Path | None) -> WorkerSettings:
@@ -302,6 +334,12 @@ def load_worker_settings(path: str | Path | None) -> WorkerSettings:
             )
         except ValueError as exc:
             raise reader.fail("broker.url", str(exc)) from None
+    http = None
+    if data.http is not None:
+        try:
+            http = HttpConfig.from_address(data.http, token=data.http_token)
+        except ValueError as exc:
+            raise reader.fail("http", str(exc)) from None
     epoch = data.epoch if data.epoch.tzinfo else data.epoch.replace(tzinfo=UTC)
     return WorkerSettings(
         worker_id=data.worker_id,
@@ -317,4 +355,5 @@ def load_worker_settings(path: str | Path | None) -> WorkerSettings:
         broker=broker,
         policy=reader.policy(data.policy),
         datacenter=reader.datacenter(data.datacenter),
+        http=http,
     )

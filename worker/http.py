@@ -1,0 +1,356 @@
+"""The Azure REST API: Microsoft.ImportExport's ARM paths over HTTP, for the official SDKs.
+
+An ASGI app on Starlette. Starlette rather than FastAPI: the msgspec models of
+:mod:`worker.model` and :mod:`worker.requests` already decode and validate every body
+(FastAPI would want pydantic models of the same shapes, a second source of truth), and a
+thin routing layer on anyio is all this needs. Like the MQTT command transport
+(:mod:`worker.commands`), it maps each request to one :class:`~worker.service.JobService`
+call and renders refusals with :meth:`~worker.errors.ServiceError.to_arm`; a refused request
+changes nothing.
+
+Served, for ``api-version`` 2016-11-01, 2020-08-01 and 2021-01-01 (``{job}`` paths are
+``/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ImportExport/jobs/{name}``)::
+
+    PUT    {job}                      Jobs_Create   201 created, 200 replaced
+    GET    {job}                      Jobs_Get
+    PATCH  {job}                      Jobs_Update
+    DELETE {job}                      Jobs_Delete   200, empty body
+    POST   {job}/listBitLockerKeys    BitLockerKeys_List
+    GET    /subscriptions/{sub}[/resourceGroups/{rg}]/providers/Microsoft.ImportExport/jobs
+           Jobs_ListBySubscription / Jobs_ListByResourceGroup: ``$top`` 1..100 caps the
+           total; pages of at most 100 linked by ``nextLink`` (``$skiptoken``); ``$filter``
+           understands ``state eq 'Shipping'`` (``properties/state`` too) and nothing else
+    GET    /providers/Microsoft.ImportExport/locations[/{location}]   Locations_List/Get
+    GET    /providers/Microsoft.ImportExport/operations               Operations_List
+
+The worker has one subscription and one resource group (those of the service, compared
+case-insensitively); others are 404 ``SubscriptionNotFound`` / ``ResourceGroupNotFound``.
+Any bearer token is accepted unless one is configured.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import structlog
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from worker.errors import (
+    AuthenticationFailed,
+    PayloadTooLarge,
+    ResourceNotFound,
+    ServiceError,
+    ServiceUnavailable,
+    ValidationError,
+)
+from worker.model import to_builtins
+from worker.service import DATACENTER_ADDRESS, MAX_TOP, JobService
+
+__all__ = ["API_VERSIONS", "ArmApi"]
+
+log = structlog.get_logger("drivesim.http")
+
+API_VERSIONS = ("2016-11-01", "2020-08-01", "2021-01-01")
+PROVIDER = "Microsoft.ImportExport"
+_SUB = "/subscriptions/{subscription}"
+_RG = _SUB + "/resourceGroups/{group}"
+_JOBS = f"/providers/{PROVIDER}/jobs"
+_FILTER = re.compile(r"\s*(?:properties/)?state\s+eq\s+'([^']*)'\s*", re.IGNORECASE)
+_DIGITS = re.compile(r"[0-9]{1,9}")
+_CARRIERS = ["DHL", "FedEx", "UPS", "USPS"]
+
+_OPERATIONS = [
+    ("locations/read", "Locations", "Get or List Locations",
+     "Gets the properties for the specified location or returns the list of locations."),
+    ("jobs/write", "Jobs", "Create or Update Job",
+     "Creates a job with the specified parameters or update the properties or tags for the "
+     "specified job."),
+    ("jobs/read", "Jobs", "Get or List Jobs",
+     "Gets the properties for the specified job or returns the list of jobs."),
+    ("jobs/listBitLockerKeys/action", "Jobs", "List BitLocker Keys",
+     "Gets the BitLocker keys for the specified job."),
+    ("jobs/delete", "Jobs", "Delete Job", "Deletes an existing job."),
+    ("register/action", "Import/Export Resource Provider",
+     "Registers the Import/Export Resource Provider",
+     "Registers the subscription for the import/export resource provider and enables the "
+     "creation of import/export jobs."),
+]  # fmt: skip
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _json(status: int, body: Any) -> Response:
+    return Response(
+        msgspec.json.encode(body),
+        status_code=status,
+        media_type="application/json",
+        headers={"x-ms-request-id": str(uuid.uuid4())},
+    )
+
+
+def _error(exc: ServiceError) -> Response:
+    response = _json(exc.status, exc.to_arm())
+    if isinstance(exc, AuthenticationFailed):
+        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    return response
+
+
+class ArmApi:
+    """The ASGI app (:attr:`app`) over one job service."""
+
+    def __init__(
+        self,
+        service: JobService,
+        *,
+        token: str | None = None,
+        max_body: int = 64 * 1024,
+        page_size: int = MAX_TOP,
+    ) -> None:
+        if not 1 <= page_size <= MAX_TOP:
+            raise ValueError(f"page_size must be 1 to {MAX_TOP}")
+        self.service = service
+        self.token = token
+        self.max_body = max_body
+        self.page_size = page_size
+        self.closed = False
+        job = _RG + _JOBS + "/{name}"
+        routes = [
+            Route(job, self._endpoint(self.job), methods=["GET", "PUT", "PATCH", "DELETE"]),
+            Route(job + "/listBitLockerKeys", self._endpoint(self.keys), methods=["POST"]),
+            Route(_RG + _JOBS, self._endpoint(self.list_jobs), methods=["GET"]),
+            Route(_SUB + _JOBS, self._endpoint(self.list_jobs), methods=["GET"]),
+            Route(f"/providers/{PROVIDER}/locations", self._endpoint(self.locations)),
+            Route(f"/providers/{PROVIDER}/locations/{{location}}", self._endpoint(self.location)),
+            Route(f"/providers/{PROVIDER}/operations", self._endpoint(self.operations)),
+        ]
+        self.app = Starlette(routes=routes, exception_handlers={HTTPException: self._http_error})
+
+    def close(self) -> None:
+        """Refuse every request from now on (503): the worker is shutting down."""
+        self.closed = True
+
+    # -- the request pipeline ------------------------------------------------------------
+
+    def _endpoint(self, handler: Handler) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            try:
+                if self.closed:
+                    raise ServiceUnavailable("The worker is shutting down; send the request again.")
+                self._authenticate(request)
+                _check_api_version(request)
+                self._check_scope(request)
+                response = await handler(request)
+            except ServiceError as exc:
+                response = _error(exc)
+            except Exception:
+                log.exception("http request failed", method=request.method, path=request.url.path)
+                response = _json(
+                    500,
+                    {"error": {"code": "InternalServerError", "message": "Internal error."}},
+                )
+            log.debug(
+                "http request",
+                method=request.method,
+                path=request.url.path,
+                status=response.status_code,
+            )
+            return response
+
+        return endpoint
+
+    async def _http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "BadRequest")
+        message = (
+            f"No route for {request.method} {request.url.path}."
+            if exc.status_code in (404, 405)
+            else str(exc.detail)
+        )
+        response = _json(exc.status_code, {"error": {"code": code, "message": message}})
+        response.headers.update(exc.headers or {})
+        return response
+
+    def _authenticate(self, request: Request) -> None:
+        if self.token is None:
+            return
+        header = request.headers.get("authorization")
+        if header is None:
+            raise AuthenticationFailed(
+                "Authentication failed. The 'Authorization' header is missing."
+            )
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or token.strip() != self.token:
+            raise AuthenticationFailed(
+                "The access token is invalid.", code="InvalidAuthenticationToken"
+            )
+
+    def _check_scope(self, request: Request) -> None:
+        params = request.path_params
+        service = self.service
+        subscription = params.get("subscription")
+        if subscription is not None and subscription.lower() != service.subscription_id.lower():
+            raise ResourceNotFound(
+                f"The subscription '{subscription}' could not be found.",
+                code="SubscriptionNotFound",
+            )
+        group = params.get("group")
+        if group is not None and group.lower() != service.resource_group.lower():
+            raise ResourceNotFound(
+                f"Resource group '{group}' could not be found.", code="ResourceGroupNotFound"
+            )
+
+    async def _body(self, request: Request) -> bytes:
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body:
+            raise PayloadTooLarge(f"The request is {length} bytes; the limit is {self.max_body}.")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body:
+                raise PayloadTooLarge(f"The request is over the limit of {self.max_body} bytes.")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    # -- operations ----------------------------------------------------------------------
+
+    async def job(self, request: Request) -> Response:
+        name: str = request.path_params["name"]
+        service = self.service
+        match request.method:
+            case "PUT":
+                created = await service.create(name, await self._body(request))
+                return _json(201 if created.created else 200, to_builtins(created.job))
+            case "PATCH":
+                job = await service.update(name, await self._body(request))
+                return _json(200, to_builtins(job))
+            case "DELETE":
+                await service.delete(name)
+                return Response(status_code=200, headers={"x-ms-request-id": str(uuid.uuid4())})
+            case _:
+                return _json(200, to_builtins(await service.get(name)))
+
+    async def keys(self, request: Request) -> Response:
+        keys = await self.service.list_bitlocker_keys(request.path_params["name"])
+        return _json(200, {"value": [to_builtins(k) for k in keys]})
+
+    async def list_jobs(self, request: Request) -> Response:
+        query = request.query_params
+        top = _int_param(query.get("$top"), "$top", low=1, high=MAX_TOP)
+        skip = _int_param(query.get("$skiptoken"), "$skiptoken", low=0) or 0
+        state = _state_filter(query.get("$filter"))
+        want = self.page_size if top is None else min(self.page_size, top - skip)
+        if want <= 0:
+            return _json(200, {"value": []})
+        jobs = await self.service.list(top=want, state=state, skip=skip)
+        body: dict[str, Any] = {"value": [to_builtins(j) for j in jobs]}
+        after = skip + len(jobs)
+        if (
+            len(jobs) == want
+            and (top is None or after < top)
+            and await self.service.list(top=1, state=state, skip=after)
+        ):
+            body["nextLink"] = str(request.url.include_query_params(**{"$skiptoken": after}))
+        return _json(200, body)
+
+    async def locations(self, request: Request) -> Response:
+        return _json(200, {"value": [_location(n) for n in self.service.datacenter.locations]})
+
+    async def location(self, request: Request) -> Response:
+        wanted = request.path_params["location"]
+        for name in self.service.datacenter.locations:
+            if _location_id(name) == _location_id(wanted):
+                return _json(200, _location(name))
+        raise ResourceNotFound(
+            f"The location '{wanted}' has no datacenter here.", code="LocationNotFound"
+        )
+
+    async def operations(self, request: Request) -> Response:
+        return _json(
+            200,
+            {
+                "value": [
+                    {
+                        "name": f"{PROVIDER}/{name}",
+                        "display": {
+                            "provider": "Microsoft Import/Export",
+                            "resource": resource,
+                            "operation": operation,
+                            "description": description,
+                        },
+                    }
+                    for name, resource, operation, description in _OPERATIONS
+                ]
+            },
+        )
+
+
+def _check_api_version(request: Request) -> None:
+    version = request.query_params.get("api-version")
+    if version is None:
+        raise ValidationError(
+            "The api-version query parameter (?api-version=) is required for all requests.",
+            code="MissingApiVersionParameter",
+        )
+    if version not in API_VERSIONS:
+        raise ValidationError(
+            f"The api-version '{version}' is invalid. The supported versions are "
+            f"'{','.join(API_VERSIONS)}'.",
+            code="InvalidApiVersionParameter",
+        )
+
+
+def _int_param(value: str | None, name: str, *, low: int, high: int | None = None) -> int | None:
+    if value is None:
+        return None
+    number = int(value) if _DIGITS.fullmatch(value) else None
+    if number is None or number < low or (high is not None and number > high):
+        bounds = f"{low} to {high}" if high is not None else f"at least {low}"
+        raise ValidationError(
+            f"{name} must be an integer, {bounds}; got '{value}'.",
+            code="InvalidQueryParameterValue",
+            target=name,
+        )
+    return number
+
+
+def _state_filter(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    match = _FILTER.fullmatch(value)
+    if match is None:
+        raise ValidationError(
+            f"Unsupported $filter '{value}'; only \"state eq '<State>'\" is understood.",
+            code="InvalidFilter",
+            target="$filter",
+        )
+    return match[1]
+
+
+def _location_id(name: str) -> str:
+    return name.replace(" ", "").lower()
+
+
+def _location(name: str) -> dict[str, Any]:
+    resource_id = f"/providers/{PROVIDER}/locations/{_location_id(name)}"
+    address = to_builtins(DATACENTER_ADDRESS)
+    address.pop("additionalInformation", None)
+    return {
+        "id": resource_id,
+        "name": name,
+        "type": f"{PROVIDER}/locations",
+        "properties": {
+            **address,
+            "additionalShippingInformation": "",
+            "supportedCarriers": list(_CARRIERS),
+            "alternateLocations": [resource_id],
+        },
+    }
