@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -30,6 +31,7 @@ from simulator.watch import watch
 from worker.app import serve
 from worker.broker import BrokerConfig
 from worker.errors import DrivesimError
+from worker.http_server import self_signed_certificate
 from worker.logs import configure_logging
 from worker.settings import HttpConfig, load_worker_settings
 from worker.sqlite_store import SQLiteStore
@@ -121,6 +123,12 @@ def _parser() -> argparse.ArgumentParser:
         help="also serve the Azure REST API (Microsoft.ImportExport) here, e.g. 127.0.0.1:8080 "
         "(host 127.0.0.1 unless given)",
     )
+    worker.add_argument(
+        "--https",
+        action="store_true",
+        help="serve the REST API over HTTPS, with a self-signed certificate generated at start "
+        "unless https_cert/https_key are set (the azure-core SDK needs HTTPS for bearer tokens)",
+    )
 
     add_jobs_parser(commands)
     add_demo_parser(commands)
@@ -183,9 +191,15 @@ def _worker(args: argparse.Namespace, console: Console) -> int:
     if args.time_origin is not None:
         settings = dataclasses.replace(settings, time_origin=args.time_origin)
     if args.http:
-        token = settings.http.token if settings.http else None
+        http = HttpConfig.from_address(args.http)
+        if settings.http is not None:
+            http = dataclasses.replace(settings.http, host=http.host, port=http.port)
+        settings = dataclasses.replace(settings, http=http)
+    if args.https:
+        if settings.http is None:
+            raise DrivesimError("--https needs --http (or an http setting)")
         settings = dataclasses.replace(
-            settings, http=HttpConfig.from_address(args.http, token=token)
+            settings, http=dataclasses.replace(settings.http, https=True)
         )
 
     def ready(broker: BrokerConfig) -> None:
@@ -199,8 +213,21 @@ def _worker(args: argparse.Namespace, console: Console) -> int:
         )
         if settings.http is not None:
             console.print(f"Azure REST API (Microsoft.ImportExport) on {settings.http.url}")
+            if settings.http.cert_file is not None:
+                console.print(
+                    f"its TLS certificate (trust it in clients): {settings.http.cert_file}",
+                    soft_wrap=True,
+                )
 
-    serve(settings, on_ready=ready)
+    with contextlib.ExitStack() as stack:
+        tls = settings.http
+        if tls is not None and tls.https and tls.cert_file is None:
+            # Generated here rather than by the server, so that the path can be printed.
+            directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="drivesim-https-"))
+            cert, key = self_signed_certificate(Path(directory), tls.host)
+            tls = dataclasses.replace(tls, cert_file=str(cert), key_file=str(key))
+            settings = dataclasses.replace(settings, http=tls)
+        serve(settings, on_ready=ready)
     return EXIT_OK
 
 

@@ -22,6 +22,9 @@ Served, for ``api-version`` 2016-11-01, 2020-08-01 and 2021-01-01 (``{job}`` pat
            understands ``state eq 'Shipping'`` (``properties/state`` too) and nothing else
     GET    /providers/Microsoft.ImportExport/locations[/{location}]   Locations_List/Get
     GET    /providers/Microsoft.ImportExport/operations               Operations_List
+    GET    /openapi.json              this API's OpenAPI (Swagger 2.0) description, without
+                                      ``api-version`` or token: ``worker/openapi.json``, derived
+                                      from Microsoft's 2021-01-01 definition
 
 The worker has one subscription and one resource group (those of the service, compared
 case-insensitively); others are 404 ``SubscriptionNotFound`` / ``ResourceGroupNotFound``.
@@ -33,6 +36,8 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from functools import cache
+from importlib import resources
 from typing import Any
 
 import msgspec
@@ -54,7 +59,7 @@ from worker.errors import (
 from worker.model import to_builtins
 from worker.service import DATACENTER_ADDRESS, MAX_TOP, JobService
 
-__all__ = ["API_VERSIONS", "ArmApi"]
+__all__ = ["API_VERSIONS", "ArmApi", "openapi_document"]
 
 log = structlog.get_logger("drivesim.http")
 
@@ -85,6 +90,12 @@ _OPERATIONS = [
 ]  # fmt: skip
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+@cache
+def openapi_document() -> bytes:
+    """The OpenAPI description of this API (package data ``worker/openapi.json``)."""
+    return resources.files("worker").joinpath("openapi.json").read_bytes()
 
 
 def _json(status: int, body: Any) -> Response:
@@ -130,6 +141,7 @@ class ArmApi:
             Route(f"/providers/{PROVIDER}/locations", self._endpoint(self.locations)),
             Route(f"/providers/{PROVIDER}/locations/{{location}}", self._endpoint(self.location)),
             Route(f"/providers/{PROVIDER}/operations", self._endpoint(self.operations)),
+            Route("/openapi.json", self.openapi, methods=["GET"]),
         ]
         self.app = Starlette(routes=routes, exception_handlers={HTTPException: self._http_error})
 
@@ -221,6 +233,10 @@ class ArmApi:
         return b"".join(chunks)
 
     # -- operations ----------------------------------------------------------------------
+
+    async def openapi(self, request: Request) -> Response:
+        """The description: public, no ``api-version`` (like ARM's own metadata)."""
+        return Response(openapi_document(), media_type="application/json")
 
     async def job(self, request: Request) -> Response:
         name: str = request.path_params["name"]

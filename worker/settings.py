@@ -6,6 +6,7 @@ file, the key and what was expected (:class:`~worker.errors.ConfigError`).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from collections.abc import Mapping
@@ -241,6 +242,11 @@ class HttpConfig:
     host: str = "127.0.0.1"
     port: int = 0
     token: str | None = None
+    #: Serve HTTPS: with ``cert_file``/``key_file`` (PEM) if given, else with a self-signed
+    #: certificate generated at start (``HttpServer.cert_file``; needs ``cryptography``).
+    https: bool = False
+    cert_file: str | None = None
+    key_file: str | None = None
 
     @classmethod
     def from_address(cls, address: str, *, token: str | None = None) -> HttpConfig:
@@ -256,7 +262,7 @@ class HttpConfig:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.https else 'http'}://{host}:{self.port}"
 
 
 class WorkerFile(SettingsFile):
@@ -274,6 +280,10 @@ class WorkerFile(SettingsFile):
     #: ``HOST:PORT`` to serve the Azure REST API on (none: no HTTP API).
     http: str | None = None
     http_token: str | None = None
+    #: Serve the REST API over HTTPS (self-signed unless ``https_cert``/``https_key``).
+    https: bool = False
+    https_cert: str | None = None
+    https_key: str | None = None
     policy: PolicyFile = msgspec.field(default_factory=PolicyFile)
     datacenter: DatacenterFile = msgspec.field(default_factory=DatacenterFile)
 
@@ -340,6 +350,14 @@ def load_worker_settings(path: str | Path | None) -> WorkerSettings:
             http = HttpConfig.from_address(data.http, token=data.http_token)
         except ValueError as exc:
             raise reader.fail("http", str(exc)) from None
+        if (data.https_cert is None) != (data.https_key is None):
+            raise reader.fail("https_cert", "https_cert and https_key go together")
+        http = dataclasses.replace(
+            http,
+            https=data.https or data.https_cert is not None,
+            cert_file=data.https_cert,
+            key_file=data.https_key,
+        )
     epoch = data.epoch if data.epoch.tzinfo else data.epoch.replace(tzinfo=UTC)
     return WorkerSettings(
         worker_id=data.worker_id,

@@ -48,14 +48,20 @@ JOBS = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ImportExpo
 
 @asynccontextmanager
 async def _worker(
-    tmp_path: Path, broker: Mosquitto, *, token: str | None = None, worker_id: str = "http"
+    tmp_path: Path,
+    broker: Mosquitto,
+    *,
+    token: str | None = None,
+    worker_id: str = "http",
+    **https: Any,
 ) -> AsyncIterator[Worker]:
+    """A worker with the HTTP API on a free loopback port (``https``: HttpConfig's TLS fields)."""
     config = tmp_path / "worker.toml"
     config.write_text(SETTINGS.format(worker_id=worker_id))
     settings = dataclasses.replace(
         load_worker_settings(config),
         db=tmp_path / "worker.db",
-        http=HttpConfig(host="127.0.0.1", port=0, token=token),
+        http=HttpConfig(host="127.0.0.1", port=0, token=token, **https),
     )
     worker = Worker(settings, BrokerConfig.from_url(broker.url))
     async with anyio.create_task_group() as tg:
