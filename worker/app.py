@@ -22,6 +22,7 @@ from worker.bus import OutboxRelay
 from worker.clock import Clock
 from worker.commands import CommandHandler
 from worker.embedded import embedded_broker
+from worker.errors import DrivesimError
 from worker.http import ArmApi
 from worker.http_server import HttpServer
 from worker.ledger import SIM_NOW, Ledger
@@ -156,4 +157,13 @@ def serve(settings: WorkerSettings, *, on_ready: Callable[[BrokerConfig], None])
             await worker.stop.wait()
             # worker.run returns once it has shut down; then the signal task is done too.
 
-    anyio.run(main, backend="asyncio")
+    try:
+        anyio.run(main, backend="asyncio")
+    except BaseExceptionGroup as group:
+        # A refusal raised inside the task groups (a port in use, say) reads as itself.
+        cause: BaseException = group
+        while isinstance(cause, BaseExceptionGroup) and len(cause.exceptions) == 1:
+            cause = cause.exceptions[0]
+        if isinstance(cause, DrivesimError):
+            raise cause from None
+        raise

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -411,6 +412,25 @@ def test_drivesim_worker_serves_http_and_stops_on_sigterm(
             http.get(f"http://127.0.0.1:{port}{JOBS}", params=v)
     finally:
         worker.stop()
+
+
+def test_a_port_in_use_is_a_clear_error(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """Exit status 2 and one line naming the address, not a traceback."""
+    config = tmp_path / "worker.toml"
+    config.write_text(SETTINGS.format(worker_id="busy"))
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        args = ["--config", str(config), "--broker", mosquitto.url, "--http", f"127.0.0.1:{port}"]
+        worker = WorkerProcess(args, log=tmp_path / "worker.log", db=tmp_path / "worker.db")
+        worker.start()
+        try:
+            assert worker.process is not None
+            assert worker.process.wait(timeout=30) == 2
+        finally:
+            worker.stop()
+    log = (tmp_path / "worker.log").read_text()
+    assert "Traceback" not in log
+    assert f"127.0.0.1:{port}" in log
 
 
 def test_the_http_setting(tmp_path: Path) -> None:
