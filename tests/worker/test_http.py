@@ -7,6 +7,7 @@ import dataclasses
 import json
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -54,13 +55,16 @@ async def _worker(
     *,
     token: str | None = None,
     worker_id: str = "http",
+    speed: float | None = None,
     **https: Any,
 ) -> AsyncIterator[Worker]:
     """A worker with the HTTP API on a free loopback port (``https``: HttpConfig's TLS fields)."""
     config = tmp_path / "worker.toml"
     config.write_text(SETTINGS.format(worker_id=worker_id))
+    loaded = load_worker_settings(config)
     settings = dataclasses.replace(
-        load_worker_settings(config),
+        loaded,
+        speed=speed or loaded.speed,
         db=tmp_path / "worker.db",
         http=HttpConfig(host="127.0.0.1", port=0, token=token, **https),
     )
@@ -412,6 +416,32 @@ def test_drivesim_worker_serves_http_and_stops_on_sigterm(
             http.get(f"http://127.0.0.1:{port}{JOBS}", params=v)
     finally:
         worker.stop()
+
+
+def test_sdk_watches_a_shipped_job_finish(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """At 200,000 simulated seconds a second the job arrives, copies, goes back and ends
+    Completed within seconds; the SDK sees each drive shipped back."""
+
+    def body(worker: Worker) -> None:
+        client = _sdk(_url(worker))
+        client.jobs.create("watched", RG, _import_job(2))
+        package = models.PackageInfomation(
+            carrier_name="FedEx", tracking_number="123", drive_count=2, ship_date="2024-01-01"
+        )
+        client.jobs.update(
+            "watched", RG, models.UpdateJobParameters(state="Shipping", delivery_package=package)
+        )
+        seen = []
+        deadline = time.monotonic() + 30
+        while (job := client.jobs.get("watched", RG)).properties.state != "Completed":
+            seen.append(job.properties.state)
+            assert time.monotonic() < deadline, f"still {job.properties.state} after 30 s"
+            time.sleep(0.05)
+        assert {"Shipping", "Completed"} <= {*seen, job.properties.state}
+        assert [d.state for d in job.properties.drive_list] == ["ShippedBack", "ShippedBack"]
+        assert job.properties.return_package.tracking_number
+
+    _run(tmp_path, mosquitto, body, speed=200_000)
 
 
 def test_a_port_in_use_is_a_clear_error(tmp_path: Path, mosquitto: Mosquitto) -> None:
