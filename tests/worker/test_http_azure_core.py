@@ -276,3 +276,75 @@ def test_drivesim_worker_https_prints_its_certificate(tmp_path: Path, mosquitto:
         assert not cert.parent.exists()
     finally:
         worker.stop()
+
+
+WATCH = r"""
+import json, sys, time
+from azure.core.credentials import AccessToken
+from azure.mgmt.storageimportexport import StorageImportExport, models
+
+url, cert, sub, rg, account = sys.argv[1:]
+
+class Credential:
+    def get_token(self, *scopes, **kwargs):
+        return AccessToken("any-token", int(time.time()) + 3600)
+
+address = models.ReturnAddress(
+    recipient_name="Ada", street_address1="1 Main Street", city="Redmond",
+    postal_code="98007", country_or_region="USA", phone="4250000000", email="ada@example.com",
+)
+client = StorageImportExport(Credential(), sub, base_url=url, connection_verify=cert)
+with client:
+    client.jobs.create("watched", rg, models.PutJobParameters(
+        location="West US",
+        properties=models.JobDetails(
+            storage_account_id=account, job_type="Import", return_address=address,
+            drive_list=[models.DriveStatus(drive_id="DRV0", bit_locker_key="KEY-0")],
+        ),
+    ))
+    package = models.DeliveryPackageInformation(
+        carrier_name="FedEx", tracking_number="123", drive_count=1, ship_date="2024-01-01"
+    )
+    client.jobs.update(
+        "watched", rg, models.UpdateJobParameters(state="Shipping", delivery_package=package)
+    )
+    seen, deadline = [], time.monotonic() + 30
+    while (job := client.jobs.get("watched", rg)).properties.state != "Completed":
+        seen.append(job.properties.state)
+        if time.monotonic() > deadline:
+            raise SystemExit(f"still {job.properties.state} after 30 s")
+        time.sleep(0.05)
+    print(json.dumps({
+        "seen": sorted(set(seen)),
+        "drives": [d.state for d in job.properties.drive_list],
+        "returned": job.properties.return_package.tracking_number is not None,
+    }))
+"""
+
+
+def test_the_azure_core_sdk_watches_a_job_finish(
+    tmp_path: Path, mosquitto: Mosquitto, sdk_1_0_0b2: Path
+) -> None:
+    """At 200,000 simulated seconds a second a shipped job ends Completed within seconds."""
+    account = (
+        f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/a"
+    )
+
+    def flow(worker: Worker) -> dict[str, Any]:
+        env = {**os.environ, "PYTHONPATH": str(sdk_1_0_0b2)}
+        done = subprocess.run(
+            [sys.executable, "-c", WATCH, _url(worker), _cert(worker), SUB, RG, account],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+        return result
+
+    out = _run_https(tmp_path, mosquitto, flow, speed=200_000)
+    assert "Shipping" in out["seen"]
+    assert out["drives"] == ["ShippedBack"]
+    assert out["returned"] is True
