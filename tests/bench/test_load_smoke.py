@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.load import measure
+from bench.load import measure, measure_simpy
 
 SCENARIO = """
 name = "load-smoke"
@@ -30,3 +30,16 @@ def test_load_bench_measures_a_small_run(tmp_path: Path) -> None:
     assert result["messages"] > result["changes"]
     assert result["wall"] > 0
     assert result["peak_rss_mib"] > 10
+
+
+def test_load_bench_measures_the_simpy_reference(tmp_path: Path) -> None:
+    """``--simpy`` runs the SimPy reference of the same scenario in its own process too."""
+    path = tmp_path / "smoke.toml"
+    path.write_text(SCENARIO)
+    drivesim, simpy = measure(str(path)), measure_simpy(str(path))
+    assert simpy["jobs"] == drivesim["jobs"] == 20
+    assert simpy["finished"]
+    assert simpy["events"] == drivesim["changes"]
+    assert simpy["sim_days"] == drivesim["sim_days"]
+    assert simpy["wall"] > 0
+    assert simpy["peak_rss_mib"] > 10
