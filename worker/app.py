@@ -89,9 +89,9 @@ class Worker:
             link.on_connection_lost = relay.connection_lost
             self.service, self.link, self.http = service, link, http
             async with anyio.create_task_group() as outer:
-                await outer.start(link.run)
-                if http is not None:
+                if http is not None:  # first: a port in use fails before MQTT connects
                     await outer.start(http.run)
+                await outer.start(link.run)
                 relaying = anyio.CancelScope()
 
                 async def relay_until_stopped() -> None:
