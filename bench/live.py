@@ -58,7 +58,6 @@ import structlog
 
 from bench.mqtt_cases import CASES
 from simulator.history import History
-from simulator.invariants import CheckResult, check_observed, check_run
 from simulator.live import LiveRun
 from simulator.scenario import Scenario, load_scenario
 from worker.clock import parse_duration
@@ -365,10 +364,8 @@ def measure(
         total = time.perf_counter() - started
         worker_log = _worker_log(Path(tmp) / "worker.log", scenario.epoch, speed)
     result = outcome.run
-    history = History(result.history, scenario.epoch)
-    checks: list[CheckResult] = check_run(result, history) + check_observed(
-        history, outcome.observed
-    )
+    history = outcome.stored
+    checks = outcome.checks()
     failed = [c.name for c in checks if not c.ok]
     cut = plan.until is not None
     exempt = CUT_EXEMPT if cut else frozenset()

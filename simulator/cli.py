@@ -289,8 +289,7 @@ def _run_live(args: argparse.Namespace, console: Console, scenario: Scenario) ->
             on_message=progress.on_message if quiet else timeline.on_message,
         )
         outcome: LiveResult = anyio.run(live.run, backend="asyncio")
-    history = History(outcome.run.history, scenario.epoch)
-    return _finish(args, console, outcome.report(), history, outcome.run)
+    return _finish(args, console, outcome.report(), outcome.stored, outcome.run)
 
 
 def _finish(

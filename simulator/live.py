@@ -37,7 +37,7 @@ from simulator.client import JobsClient
 from simulator.customer import ActionResult, Customer
 from simulator.faults import CLIENT_FAULTS, Fault, FaultRecord, suspects
 from simulator.history import History
-from simulator.invariants import check_observed, check_run
+from simulator.invariants import CheckResult, check_observed, check_run
 from simulator.observer import Observer, collect_retained
 from simulator.processes import DRIVESIM, Mosquitto, WorkerProcess
 from simulator.proxy import FaultProxy
@@ -60,18 +60,22 @@ log = structlog.get_logger("drivesim.live")
 @dataclass(slots=True)
 class LiveResult:
     run: RunResult
+    #: What the worker's store committed, read back once.
+    stored: History
     #: What the independent observer received, deduplicated.
     observed: History
 
+    def checks(self) -> list[CheckResult]:
+        """Every invariant on the store's history, then the observer's."""
+        return check_run(self.run, self.stored) + check_observed(self.stored, self.observed)
+
     def report(self) -> dict[str, Any]:
-        """The JSON report: every invariant on the store's history and on the observer's,
-        and for each job named in a violation the faults that struck during its life."""
-        run = self.run
-        history = History(run.history, run.scenario.epoch)
-        checks = check_run(run, history) + check_observed(history, self.observed)
-        report = build_report(run, history, checks)
+        """The JSON report, with, for each job named in a violation, the faults that struck
+        during its life."""
+        checks = self.checks()
+        report = build_report(self.run, self.stored, checks)
         violations = [v for check in checks for v in check.violations]
-        report["suspects"] = suspects(violations, history, run.faults)
+        report["suspects"] = suspects(violations, self.stored, self.run.faults)
         return report
 
 
@@ -277,7 +281,8 @@ class LiveRun:
             observed=len(observed),
             slack=self.speed * SCHEDULING_SLACK,
         )
-        return LiveResult(result, History(observed, self.scenario.epoch))
+        epoch = self.scenario.epoch
+        return LiveResult(result, History(history, epoch), History(observed, epoch))
 
     # -- what the observer hears ---------------------------------------------------------
 

@@ -20,6 +20,7 @@ import signal
 import ssl
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,28 @@ def sdk_1_0_0b2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
+def _client(script: str, sdk: Path) -> Callable[[Worker], dict[str, Any]]:
+    """Run ``script`` with the 1.0.0b2 SDK against the worker; its last line of JSON."""
+    account = (
+        f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/a"
+    )
+
+    def flow(worker: Worker) -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-c", script, _url(worker), _cert(worker), SUB, RG, account],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(sdk)},
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+        return result
+
+    return flow
+
+
 CLIENT = r"""
 import json, sys, time
 from azure.core.credentials import AccessToken
@@ -196,25 +219,8 @@ print(json.dumps(out))
 def test_the_azure_core_sdk_over_https(
     tmp_path: Path, mosquitto: Mosquitto, sdk_1_0_0b2: Path
 ) -> None:
-    account = (
-        f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/a"
-    )
 
-    def flow(worker: Worker) -> dict[str, Any]:
-        env = {**os.environ, "PYTHONPATH": str(sdk_1_0_0b2)}
-        done = subprocess.run(
-            [sys.executable, "-c", CLIENT, _url(worker), _cert(worker), SUB, RG, account],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
-        return result
-
-    out = _run_https(tmp_path, mosquitto, flow)
+    out = _run_https(tmp_path, mosquitto, _client(CLIENT, sdk_1_0_0b2))
     assert out == {
         "version": "1.0.0b2",
         "created": "Creating",
@@ -326,25 +332,8 @@ def test_the_azure_core_sdk_watches_a_job_finish(
     tmp_path: Path, mosquitto: Mosquitto, sdk_1_0_0b2: Path
 ) -> None:
     """At 200,000 simulated seconds a second a shipped job ends Completed within seconds."""
-    account = (
-        f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/a"
-    )
 
-    def flow(worker: Worker) -> dict[str, Any]:
-        env = {**os.environ, "PYTHONPATH": str(sdk_1_0_0b2)}
-        done = subprocess.run(
-            [sys.executable, "-c", WATCH, _url(worker), _cert(worker), SUB, RG, account],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
-        return result
-
-    out = _run_https(tmp_path, mosquitto, flow, speed=200_000)
+    out = _run_https(tmp_path, mosquitto, _client(WATCH, sdk_1_0_0b2), speed=200_000)
     assert "Shipping" in out["seen"]
     assert out["drives"] == ["ShippedBack"]
     assert out["returned"] is True
