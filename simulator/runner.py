@@ -137,7 +137,7 @@ class ScenarioRun:
             return reply
 
         self.customer = Customer(scenario, self.seed, clock, send)
-        bus = MemoryBus()
+        bus = MemoryBus(keep=False)  # the history comes from the store
         if self.on_message is not None:
             bus.subscribe(self.on_message)
         relay = OutboxRelay(ledger, bus)

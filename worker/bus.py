@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import anyio
+import anyio.lowlevel
 import structlog
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 
 from worker.errors import PublishError
 from worker.ledger import Ledger
 from worker.status import StatusMessage, snapshot_messages
+from worker.store import OutboxEntry
 
 __all__ = ["MemoryBus", "OutboxRelay", "StatusSink"]
 
@@ -42,11 +44,16 @@ class StatusSink(Protocol):
 
 
 class MemoryBus:
-    """A broker in memory: every message in order, plus the retained map."""
+    """A broker in memory: every message in order, plus the retained map.
 
-    def __init__(self) -> None:
+    ``keep=False`` keeps only the retained map (and tells subscribers): ``messages`` stays
+    empty, so a long simulation does not hold its whole stream.
+    """
+
+    def __init__(self, *, keep: bool = True) -> None:
         self.messages: list[StatusMessage] = []
         self.retained: dict[str, bytes] = {}
+        self._keep = keep
         self._subscribers: list[Callable[[StatusMessage], None]] = []
 
     async def ready(self) -> None:
@@ -57,8 +64,9 @@ class MemoryBus:
         self._subscribers.append(callback)
 
     async def publish(self, messages: Sequence[StatusMessage]) -> None:
+        if self._keep:
+            self.messages.extend(messages)
         for message in messages:
-            self.messages.append(message)
             if message.retain:
                 if message.payload:
                     self.retained[message.topic] = message.payload
@@ -122,34 +130,101 @@ class OutboxRelay:
             await self.ledger.wait_for_outbox()
 
     async def drain(self) -> int:
-        """Deliver everything pending now; returns how many messages went out."""
-        store = self.ledger.store
+        """Deliver everything pending now; returns how many messages went out.
+
+        Two batches are with the sink at a time: the next one is handed over while the
+        current one awaits its acknowledgements, so the sink never runs dry between
+        batches (an MQTT link would otherwise idle for a round trip, or for a delayed TCP
+        ACK, at the end of every batch). Each batch is acknowledged once the sink took it.
+        """
         sent = 0
-        while True:
-            # Fetch only once the sink is ready, so a batch read before a lost connection
-            # is never sent after the tail requeued by that loss: order is commit order.
-            await self.sink.ready()
-            entries = store.pending(self.batch)
-            if not entries:
-                break
-            try:
-                await self.sink.publish([e.message for e in entries])
-            except PublishError as exc:
-                # Mark what the sink acknowledged; the rest goes again, in order, next round.
-                # The batch broke off because the connection went, after connection_lost()
-                # requeued the tail: what it had acknowledged belongs to that tail too.
-                delivered = [entries[i].id for i in exc.delivered]
-                self._ack(delivered)
-                if self.replay_tail > 0 and delivered:
-                    self.ledger.store.requeue(delivered)
-                sent += len(exc.delivered)
-                log.info("outbox batch interrupted", delivered=len(exc.delivered))
-                continue
-            self._ack([e.id for e in entries])
-            sent += len(entries)
+        flights: deque[_Flight] = deque()
+        async with anyio.create_task_group() as tg:
+            while True:
+                if not flights:
+                    # Fetch only once the sink is ready, so a batch read before a lost
+                    # connection is never sent after the tail requeued by that loss: order
+                    # is commit order.
+                    await self.sink.ready()
+                    entries = self.ledger.store.pending(self.batch)
+                    if not entries:
+                        break
+                    flights.append(self._start(tg, entries))
+                    # Let the publish start, so that the sink holds this batch before the
+                    # next one is handed over.
+                    await anyio.lowlevel.checkpoint()
+                flight = flights[0]
+                if len(flights) == 1 and not flight.done.is_set():
+                    # Still under way, so the connection has not dropped since (the sink
+                    # fails every batch it holds when it does): read on from the last entry
+                    # handed over, and queue the next batch behind this one.
+                    entries = self._pending_after(flight.entries[-1].id)
+                    if entries:
+                        flights.append(self._start(tg, entries))
+                await flight.done.wait()
+                flights.popleft()
+                if flight.error is None:
+                    self._ack([e.id for e in flight.entries])
+                    sent += len(flight.entries)
+                    continue
+                # The batch failed, so the one behind it does too (or is cancelled): settle
+                # both in order, then start over from the oldest pending entry.
+                settled = [flight, *flights]
+                flights.clear()
+                for other in settled[1:]:
+                    if not other.done.is_set():
+                        other.scope.cancel()
+                failure: BaseException | None = None
+                for each in settled:
+                    await each.done.wait()
+                    if each.error is None:
+                        self._ack([e.id for e in each.entries])
+                        sent += len(each.entries)
+                    elif isinstance(each.error, PublishError):
+                        sent += self._interrupted(each.entries, each.error)
+                    elif failure is None and not each.cancelled:
+                        failure = each.error
+                if failure is not None:
+                    raise failure
         if self._reannounce:
             sent += await self._announce_all()
         return sent
+
+    def _start(self, tg: TaskGroup, entries: list[OutboxEntry]) -> _Flight:
+        flight = _Flight(entries)
+        tg.start_soon(self._publish, flight)
+        return flight
+
+    async def _publish(self, flight: _Flight) -> None:
+        try:
+            with flight.scope:
+                await self.sink.publish([e.message for e in flight.entries])
+            if flight.scope.cancelled_caught:
+                flight.cancelled = True
+                flight.error = PublishError("cancelled", delivered=[])
+        except Exception as exc:  # the drain deals with it, in batch order
+            flight.error = exc
+        finally:
+            flight.done.set()
+
+    def _interrupted(self, entries: list[OutboxEntry], error: PublishError) -> int:
+        """Mark what the sink acknowledged of a broken-off batch; the rest goes again, in
+        order, next round. The batch broke off because the connection went, after
+        connection_lost() requeued the tail: what it had acknowledged belongs to that tail
+        too."""
+        delivered = [entries[i].id for i in error.delivered]
+        self._ack(delivered)
+        if self.replay_tail > 0 and delivered:
+            self.ledger.store.requeue(delivered)
+        log.info("outbox batch interrupted", delivered=len(delivered), error=str(error))
+        return len(delivered)
+
+    def _pending_after(self, after: int) -> list[OutboxEntry]:
+        """Up to ``batch`` pending entries with ids above ``after``, oldest first."""
+        store = self.ledger.store
+        if isinstance(store, _Seekable):
+            return store.pending_after(after, self.batch)
+        return [e for e in store.pending(2 * self.batch) if e.id > after][: self.batch]
 
     async def _announce_all(self) -> int:
         clock = self.ledger.clock
@@ -168,3 +243,23 @@ class OutboxRelay:
         self._reannounce = False
         log.info("every job announced again", messages=len(messages))
         return len(messages)
+
+
+@runtime_checkable
+class _Seekable(Protocol):
+    """A store that reads pending entries from a given id on (the SQLite store does)."""
+
+    def pending_after(self, after: int, limit: int) -> list[OutboxEntry]: ...
+
+
+class _Flight:
+    """A batch of outbox entries with the sink, and how its publish ended."""
+
+    __slots__ = ("cancelled", "done", "entries", "error", "scope")
+
+    def __init__(self, entries: list[OutboxEntry]) -> None:
+        self.entries = entries
+        self.done = anyio.Event()
+        self.scope = anyio.CancelScope()
+        self.error: Exception | None = None
+        self.cancelled = False

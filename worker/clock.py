@@ -1,11 +1,11 @@
 """Simulated time: the only source of "now" in the worker.
 
 Simulated time is seconds since the run's epoch. It is read from the event loop's clock
-(``anyio.current_time``) times a scale, so the same code runs
+times a scale, so the same code runs
 
 * in scaled real time on an ordinary loop (``scale=3600``: one simulated hour a second);
 * in virtual time on a loop whose clock jumps to the next timer whenever every task is
-  idle (``virtual_loop_factory``): 90 simulated days take milliseconds.
+  idle (:func:`worker.virtual_time.virtual_loop`): 90 simulated days take milliseconds.
 
 Nothing in the worker reads the wall clock. Under virtual time every wait must be on a
 timer, never on a thread or socket, or the clock would jump while it waits: the SQLite
@@ -16,14 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 import anyio
-import looptime
 
-__all__ = ["Clock", "format_duration", "parse_duration", "virtual_loop"]
+from worker.virtual_time import virtual_loop
+
+__all__ = ["Clock", "WakeHook", "format_duration", "parse_duration", "virtual_loop"]
 
 DEFAULT_EPOCH = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+#: ``hook(clock, due, woke)``: a timer of ``clock`` due at simulated time ``due`` ended its
+#: sleep at simulated time ``woke`` (both simulated seconds; ``woke - due`` is how late).
+WakeHook = Callable[["Clock", float, float], None]
 
 
 class Clock:
@@ -34,6 +41,12 @@ class Clock:
     """
 
     __slots__ = ("_origin", "epoch", "scale", "start")
+
+    #: Told of every :meth:`sleep` and :meth:`sleep_until` of every clock that ends
+    #: normally (not cancelled), in the task that slept, before it goes on: a benchmark
+    #: sets it to measure how late timers fire (``bench/schedule.py``). None, the
+    #: default, costs one attribute read per sleep and changes nothing.
+    wake_hook: ClassVar[WakeHook | None] = None
 
     def __init__(
         self, *, epoch: datetime = DEFAULT_EPOCH, scale: float = 1.0, start: float = 0.0
@@ -47,20 +60,35 @@ class Clock:
 
     def now(self) -> float:
         """Simulated seconds since the epoch."""
-        loop_now = anyio.current_time()
+        loop_now = asyncio.get_running_loop().time()  # anyio.current_time(), 4x cheaper
         if self._origin is None:
             self._origin = loop_now
         return self.start + (loop_now - self._origin) * self.scale
 
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` of simulated time."""
+        if Clock.wake_hook is not None:
+            now = self.now()
+            await self._sleep_noted(seconds, now + max(0.0, seconds))
+            return
         if self._origin is None:
             self.now()  # bind to the loop first, so the time slept counts
         await anyio.sleep(max(0.0, seconds) / self.scale)
 
     async def sleep_until(self, when: float) -> None:
         """Wait until simulated time ``when`` (at once if it has passed)."""
+        if Clock.wake_hook is not None:
+            await self._sleep_noted(when - self.now(), when)
+            return
         await self.sleep(when - self.now())
+
+    async def _sleep_noted(self, seconds: float, due: float) -> None:
+        """:meth:`sleep` that tells :attr:`wake_hook` when it woke against ``due`` (a time
+        that had passed already counts from then: the step was late before it slept)."""
+        await anyio.sleep(max(0.0, seconds) / self.scale)
+        hook = Clock.wake_hook
+        if hook is not None:
+            hook(self, due, self.now())
 
     def loop_delay(self, seconds: float) -> float:
         """The loop-clock seconds that ``seconds`` of simulated time take."""
@@ -73,20 +101,6 @@ class Clock:
     def isoformat(self, when: float | None = None) -> str:
         """ISO 8601 UTC with milliseconds, as ARM writes times."""
         return self.timestamp(when).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def virtual_loop() -> asyncio.AbstractEventLoop:
-    """A loop for ``anyio.run(..., backend_options={"loop_factory": virtual_loop})`` whose
-    clock jumps to the next timer whenever every task is idle."""
-    loop = asyncio.new_event_loop()
-    assert isinstance(loop, asyncio.BaseEventLoop)
-    # asyncio treats a timer as due when it is before time() + clock resolution (1 ns for
-    # the monotonic clock). Past 2**24 loop seconds (194 simulated days) a float cannot
-    # add 1 ns any more, a due timer never looks due, and the loop spins without moving
-    # time. A microsecond keeps timers due for thousands of years of virtual time.
-    loop._clock_resolution = 1e-6  # type: ignore[attr-defined]
-    patched: asyncio.AbstractEventLoop = looptime.patch_event_loop(loop, start=0, noop_cycles=4)
-    return patched
 
 
 _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}

@@ -72,7 +72,9 @@ class Planner:
     ) -> JobPlan:
         hints = hints or self.pinned.get(name) or PlanHints()
         dc = self.datacenter
-        rng = self.rng("job", name, repr(created_at))
+        # To the millisecond, as ARM times go: a plan must not hang on float noise in the
+        # creation time (virtual-time loops may sum the same moment differently).
+        rng = self.rng("job", name, f"{created_at:.3f}")
         carrier_delay = _draw(rng, dc.carrier_delay.low, dc.carrier_delay.high)
         return_delay = _draw(rng, dc.return_delay.low, dc.return_delay.high)
         package_lost = rng.random() < dc.package_lost_rate

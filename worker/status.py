@@ -18,7 +18,6 @@ from typing import Any
 
 import msgspec
 
-from worker.model import to_builtins
 from worker.record import JobRecord
 
 __all__ = [
@@ -93,9 +92,12 @@ def build_messages(
         old = {d.drive_id: d for d in before.drives} if before else {}
         for drive in after.drives:
             if old.get(drive.drive_id) != drive:
-                body = to_builtins(drive)
-                body.update(job=name, seq=seq, simTime=sim_time)
-                add(drive_topic(name, drive.drive_id), _json.encode(body), retain=True)
+                tail = b',"job":%b,"seq":%d,"simTime":"%b"}' % (
+                    _json.encode(name),
+                    seq,
+                    sim_time.encode(),
+                )
+                add(drive_topic(name, drive.drive_id), _extend(drive, tail), retain=True)
         kept = {d.drive_id for d in after.drives}
         for drive_id in sorted(old.keys() - kept):  # a replaced drive list: clear dropped ones
             add(drive_topic(name, drive_id), b"", retain=True)
@@ -115,11 +117,19 @@ def snapshot_messages(record: JobRecord, *, sim_time: str) -> list[StatusMessage
 
 
 def _snapshot(record: JobRecord, seq: int, sim_time: str) -> bytes:
-    body = to_builtins(record.job)
-    body.update(seq=seq, simTime=sim_time)
+    tail = b',"seq":%d,"simTime":"%b"' % (seq, sim_time.encode())
     if record.sim.outcome is not None:
-        body["outcome"] = record.sim.outcome
-    return _json.encode(body)
+        tail += b',"outcome":' + _json.encode(record.sim.outcome)
+    return _extend(record.job, tail + b"}")
+
+
+def _extend(struct: msgspec.Struct, tail: bytes) -> bytes:
+    """The JSON object of ``struct`` with more members: ``tail`` is ``,"key":value...}``.
+
+    Encoding the struct straight to bytes and splicing costs a third of building the dict.
+    """
+    head = _json.encode(struct)
+    return head[:-1] + tail if head != b"{}" else b"{" + tail[1:]
 
 
 def _cloudevent(job: str, seq: int, index: int, sim_time: str, event: Event) -> bytes:

@@ -69,12 +69,19 @@ class JobStore(Protocol):
 
 
 class MemoryStore:
-    """The store in a few dicts: for unit tests and fast simulations that need no file."""
+    """The store in a few dicts: for unit tests and fast simulations that need no file.
 
-    def __init__(self) -> None:
+    ``history=False`` forgets outbox entries once they are delivered, so a long simulation
+    holds only what is still pending: :meth:`history` then yields only those, and a
+    delivered entry can no longer be requeued.
+    """
+
+    def __init__(self, *, history: bool = True) -> None:
         self._jobs: dict[str, JobRecord] = {}
+        self._keep = history
         self._outbox: list[StatusMessage] = []
         self._acked: list[bool] = []
+        self._base = 0  # the id of ``_outbox[0]``: entries before it were forgotten
         self._cursor = 0  # every entry before it is acknowledged
         self._meta: dict[str, bytes] = {}
 
@@ -93,27 +100,37 @@ class MemoryStore:
 
     def pending(self, limit: int) -> list[OutboxEntry]:
         entries = []
-        for i in range(self._cursor, len(self._outbox)):
+        base = self._base
+        for i in range(self._cursor - base, len(self._outbox)):
             if not self._acked[i]:
-                entries.append(OutboxEntry(i, self._outbox[i]))
+                entries.append(OutboxEntry(base + i, self._outbox[i]))
                 if len(entries) >= limit:
                     break
         return entries
 
     def ack(self, ids: Sequence[int]) -> None:
+        base = self._base
         for i in ids:
-            self._acked[i] = True
-        while self._cursor < len(self._acked) and self._acked[self._cursor]:
-            self._cursor += 1
+            self._acked[i - base] = True
+        cursor = self._cursor - base
+        while cursor < len(self._acked) and self._acked[cursor]:
+            cursor += 1
+        self._cursor = base + cursor
+        if not self._keep and cursor > 0:
+            del self._outbox[:cursor]
+            del self._acked[:cursor]
+            self._base = self._cursor
 
     def requeue(self, ids: Sequence[int]) -> None:
+        if ids and min(ids) < self._base:
+            raise ValueError("a store without history cannot requeue a forgotten entry")
         for i in ids:
-            self._acked[i] = False
+            self._acked[i - self._base] = False
         self._cursor = min([self._cursor, *ids])
 
     def history(self) -> Iterator[OutboxEntry]:
         for i, message in enumerate(self._outbox):
-            yield OutboxEntry(i, message)
+            yield OutboxEntry(self._base + i, message)
 
     def get_meta(self, key: str) -> bytes | None:
         return self._meta.get(key)

@@ -188,3 +188,32 @@ def test_parse_duration_rejects(text: object) -> None:
 def test_format_duration(seconds: float, text: str) -> None:
     """Durations print as days and hh:mm:ss, rounded to the second, never negative."""
     assert format_duration(seconds) == text
+
+
+def test_wake_hook_hears_every_timer_that_ends() -> None:
+    """Clock.wake_hook is told (clock, due, woke) for each sleep that ends, not a cancelled
+    one; a sleep_until of a passed time counts from that time. Unset, nothing is told."""
+    heard: list[tuple[float, float]] = []
+
+    async def main() -> None:
+        clock = Clock(start=100.0)
+        await clock.sleep(50.0)  # before the hook: not heard
+        Clock.wake_hook = lambda c, due, woke: heard.append((due, woke))
+        await clock.sleep(HOUR)
+        await clock.sleep_until(2 * HOUR)
+        await clock.sleep_until(10.0)  # passed: due then, woke now
+        with anyio.move_on_after(1.0):
+            await clock.sleep(DAY)  # cancelled: not heard
+        await clock.sleep(-5.0)
+
+    try:
+        run_virtual(main)
+    finally:
+        Clock.wake_hook = None
+    start = 150.0
+    assert heard == [
+        (start + HOUR, start + HOUR),
+        (2 * HOUR, 2 * HOUR),
+        (10.0, 2 * HOUR),
+        (2 * HOUR + 1.0, 2 * HOUR + 1.0),
+    ]

@@ -151,3 +151,29 @@ def test_every_state_roundtrips(store: JobStore, state: JobState) -> None:
     rec = record("a", state)
     store.commit(Commit(put=[rec]))
     assert store.load_jobs()["a"] == rec
+
+
+def test_memory_store_without_history_forgets_what_was_delivered() -> None:
+    """history=False drops delivered entries (ids go on rising) and keeps the pending ones."""
+    store = MemoryStore(history=False)
+    messages = [message("a", i) for i in range(1, 6)]
+    store.commit(Commit(messages=messages))
+    ids = [e.id for e in store.pending(100)]
+    store.ack([ids[1]])  # out of order: nothing before it is forgotten yet
+    assert [e.message for e in store.history()] == messages
+    store.ack([ids[0], ids[2]])
+    assert [(e.id, e.message) for e in store.history()] == [
+        (ids[3], messages[3]),
+        (ids[4], messages[4]),
+    ]
+    assert [e.id for e in store.pending(100)] == ids[3:]
+    store.requeue([ids[4]])  # still held: can go again
+    with pytest.raises(ValueError, match="forgotten"):
+        store.requeue([ids[0]])
+    store.commit(Commit(messages=[message("a", 6)]))
+    store.ack([e.id for e in store.pending(100)])
+    assert list(store.history()) == []
+    store.commit(Commit(messages=[message("a", 7)]))
+    (new,) = store.pending(10)
+    assert new.id == ids[4] + 2
+    assert new.message.seq == 7
