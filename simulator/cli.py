@@ -10,33 +10,27 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anyio
 from rich.console import Console
 from rich.markup import escape
 
 from simulator.demo import add_demo_parser, run_demo
-from simulator.history import History
-from simulator.html_report import write_html
-from simulator.invariants import check_run
 from simulator.jobs_command import DEFAULT_BROKER, add_jobs_parser, run_jobs
-from simulator.live import LiveResult, LiveRun
-from simulator.progress import RunProgress
-from simulator.report import build_report
-from simulator.runner import RunResult, run_scenario
-from simulator.scenario import Scenario, load_scenario
-from simulator.timeline import Timeline, print_summary
-from simulator.watch import watch
-from worker.app import serve
+from simulator.scenario import load_scenario
 from worker.broker import BrokerConfig
 from worker.errors import DrivesimError
-from worker.http_server import self_signed_certificate
 from worker.logs import configure_logging
 from worker.settings import HttpConfig, load_worker_settings
-from worker.sqlite_store import SQLiteStore
 from worker.status import PREFIX
-from worker.store import JobStore, MemoryStore
+
+# What one command alone needs is imported by that command, so that ``drivesim worker`` (which
+# a crashed worker's supervisor restarts) does not wait for the HTTP server, the live runner,
+# the reports and the timeline it does not use.
+if TYPE_CHECKING:
+    from simulator.history import History
+    from simulator.runner import RunResult
+    from simulator.scenario import Scenario
 
 __all__ = ["main"]
 
@@ -170,11 +164,15 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         case "demo":
             return run_demo(args, console)
         case _:
+            from simulator.watch import watch
+
             watch(BrokerConfig.from_url(args.broker), console, job=args.job)
             return EXIT_OK
 
 
 def _worker(args: argparse.Namespace, console: Console) -> int:
+    from worker.app import serve
+
     settings = load_worker_settings(args.config)
     if args.broker:
         settings = dataclasses.replace(settings, broker=BrokerConfig.from_url(args.broker))
@@ -224,6 +222,8 @@ def _worker(args: argparse.Namespace, console: Console) -> int:
         if tls is not None and tls.https and tls.cert_file is None:
             # Generated here rather than by the server, so that the path can be printed.
             directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="drivesim-https-"))
+            from worker.http_server import self_signed_certificate
+
             cert, key = self_signed_certificate(Path(directory), tls.host)
             tls = dataclasses.replace(tls, cert_file=str(cert), key_file=str(key))
             settings = dataclasses.replace(settings, http=tls)
@@ -232,6 +232,15 @@ def _worker(args: argparse.Namespace, console: Console) -> int:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
+    from simulator.history import History
+    from simulator.invariants import check_run
+    from simulator.progress import RunProgress
+    from simulator.report import build_report
+    from simulator.runner import run_scenario
+    from simulator.timeline import Timeline
+    from worker.sqlite_store import SQLiteStore
+    from worker.store import JobStore, MemoryStore
+
     scenario = load_scenario(args.scenario)
     if args.speed is not None and args.speed <= 0:
         raise DrivesimError("--speed must be a positive number of simulated seconds a second")
@@ -265,6 +274,12 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
 
 def _run_live(args: argparse.Namespace, console: Console, scenario: Scenario) -> int:
+    import anyio
+
+    from simulator.live import LiveResult, LiveRun
+    from simulator.progress import RunProgress
+    from simulator.timeline import Timeline
+
     if args.virtual or args.db:
         raise DrivesimError("--live runs in scaled real time on the worker's own store")
     timeline = Timeline(console, scenario.epoch)
@@ -299,6 +314,9 @@ def _finish(
     history: History,
     run: RunResult,
 ) -> int:
+    from simulator.html_report import write_html
+    from simulator.timeline import print_summary
+
     print_summary(console, report)
     if args.html is not None:
         write_html(args.html, report, history, run)

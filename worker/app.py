@@ -8,10 +8,12 @@ drained stays in the store and goes out on the next start.
 
 from __future__ import annotations
 
+import gc
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import anyio
 import structlog
@@ -23,8 +25,6 @@ from worker.clock import Clock
 from worker.commands import CommandHandler
 from worker.embedded import embedded_broker
 from worker.errors import DrivesimError
-from worker.http import ArmApi
-from worker.http_server import HttpServer
 from worker.ledger import SIM_NOW, Ledger
 from worker.logs import sim_time
 from worker.mqtt import MqttLink
@@ -34,6 +34,9 @@ from worker.retention import RetentionSweeper
 from worker.service import JobService
 from worker.settings import WorkerSettings
 from worker.sqlite_store import SQLiteStore
+
+if TYPE_CHECKING:  # the REST API (starlette, uvicorn) is imported only when it is served
+    from worker.http_server import HttpServer
 
 __all__ = ["Worker", "serve"]
 
@@ -64,6 +67,7 @@ class Worker:
             clock = Clock(epoch=settings.epoch, scale=settings.speed, start=start)
             sim_time.clock = clock
             ledger = Ledger(store, clock)
+            log.info("store loaded", jobs=len(ledger), db=str(settings.db))
             service = JobService(
                 ledger,
                 Planner(settings.datacenter, settings.seed, settings.pinned),
@@ -80,6 +84,9 @@ class Worker:
             )
             api = http = None
             if settings.http is not None:
+                from worker.http import ArmApi
+                from worker.http_server import HttpServer
+
                 api = ArmApi(
                     service, token=settings.http.token, max_body=settings.max_command_bytes
                 )
@@ -137,8 +144,15 @@ async def _broker(settings: WorkerSettings) -> AsyncIterator[BrokerConfig]:
 
 def serve(settings: WorkerSettings, *, on_ready: Callable[[BrokerConfig], None]) -> None:
     """Run a worker until SIGINT or SIGTERM; ``on_ready`` is told the broker it serves on."""
+    log.info("worker starting", worker=settings.worker_id, db=str(settings.db))
 
     async def main() -> None:
+        # Start-up allocates the whole store (a record per job) and a task per active job:
+        # with the collector on, that triggers full collections over an ever larger heap
+        # (with 10,000 jobs most of the pipeline's start). It stays off until the datacenter
+        # runs; then what is alive is long-lived, and frozen out of future collections.
+        collecting = gc.isenabled()
+        gc.disable()
         async with _broker(settings) as broker, anyio.create_task_group() as tg:
             worker = Worker(settings, broker)
 
@@ -150,7 +164,12 @@ def serve(settings: WorkerSettings, *, on_ready: Callable[[BrokerConfig], None])
                         return
 
             tg.start_soon(stop_on_signal)
-            await tg.start(worker.run)
+            try:
+                await tg.start(worker.run)
+            finally:
+                if collecting:
+                    gc.freeze()
+                    gc.enable()
             if worker.http is not None:
                 log.info("azure rest api serving", url=worker.http.url)
             on_ready(broker)

@@ -71,6 +71,9 @@ class DatacenterPipeline:
                 self._start(record.name)
             self.ledger.watch(self._on_change)
             task_status.started()
+            await self._resumed.wait()  # every job stepped, every transfer holds its bay again
+            transfers = sum(len(r.drives_in(DriveState.TRANSFERRING)) for r in active)
+            log.info("jobs resumed", jobs=len(active), transfers=transfers)
             await anyio.sleep_forever()
 
     def _on_change(self, before: JobRecord | None, after: JobRecord | None) -> None:
