@@ -9,10 +9,13 @@ subscriber: this looks at the publisher only), and drains the outbox through the
 ``store.pending``, ``store.ack`` and ``link.publish`` of this one store and link. It prints:
 
 * per batch: how long ``publish`` took, and the **tail**: the time from the last PUBLISH
-  handed to paho until the batch's last PUBACK, when the window runs dry;
-* total time in ``ack`` and ``pending``; the SQLite transactions ``ack`` ran and the rows
-  they marked (a SQL trace; it adds a little to the ``ack`` time), and the bytes the process
-  wrote during ``ack`` (``/proc/self/io``: the WAL traffic of the acknowledgements);
+  handed to paho (of any batch) until the batch's last PUBACK. The relay hands the next
+  batch over while one awaits its PUBACKs, so only a batch with none behind it (the last)
+  shows a tail: the window running dry;
+* total time in ``ack`` and ``pending`` (``pending`` and ``pending_after``); the SQLite
+  transactions and UPDATE statements ``ack`` ran and the rows they marked (a SQL trace; it
+  adds a little to the ``ack`` time), and the bytes the process wrote during ``ack``
+  (``/proc/self/io``: the WAL traffic of the acknowledgements);
 * event-loop iterations per message, and the process CPU per message.
 
 ``worker/`` runs as it is: the wrappers are instance attributes of this one store, link,
@@ -70,6 +73,7 @@ class Probe:
         self.ack_bytes = 0
         self.acking = False
         self.ack_rows = 0
+        self.ack_statements = 0
         self.ack_transactions = 0
         self.pending = 0.0
         self.last_handed = 0.0
@@ -77,15 +81,15 @@ class Probe:
 
 
 def _count_transactions(db: sqlite3.Connection, probe: Probe) -> None:
-    """Count, while ``probe.acking``, the transactions and UPDATEd rows the connection runs:
-    an explicit ``COMMIT``, or a write statement outside a transaction (autocommit)."""
+    """Count, while ``probe.acking``, the transactions and UPDATE statements the connection
+    runs: an explicit ``COMMIT``, or a write statement outside a transaction (autocommit)."""
 
     def trace(statement: str) -> None:
         if not probe.acking:
             return
         verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else ""
         if verb == "UPDATE":
-            probe.ack_rows += 1
+            probe.ack_statements += 1
         if verb == "COMMIT" or (verb in {"UPDATE", "INSERT", "DELETE"} and not db.in_transaction):
             probe.ack_transactions += 1
 
@@ -102,7 +106,8 @@ async def _drain(
     link = MqttLink(
         BrokerConfig(host="127.0.0.1", port=port, protocol="5"), worker_id="probe", ledger=ledger
     )
-    pending, ack, publish = store.pending, store.ack, link.publish
+    pending, pending_after = store.pending, store.pending_after
+    ack, publish = store.ack, link.publish
     _count_transactions(store._db, probe)
 
     def timed_pending(limit: int) -> list[OutboxEntry]:
@@ -112,14 +117,23 @@ async def _drain(
         finally:
             probe.pending += time.perf_counter() - started
 
+    def timed_pending_after(after: int, limit: int) -> list[OutboxEntry]:
+        started = time.perf_counter()
+        try:
+            return pending_after(after, limit)
+        finally:
+            probe.pending += time.perf_counter() - started
+
     def timed_ack(ids: Sequence[int]) -> None:
         probe.acking = True
         started, written = time.perf_counter(), _written()
+        changes = store._db.total_changes
         try:
             ack(ids)
         finally:
             probe.ack.append(time.perf_counter() - started)
             probe.ack_bytes += _written() - written
+            probe.ack_rows += store._db.total_changes - changes
             probe.acking = False
 
     async def timed_publish(batch: Sequence[StatusMessage]) -> None:
@@ -131,6 +145,7 @@ async def _drain(
 
     # Instance attributes shadow the methods for this one store and link only.
     setattr(store, "pending", timed_pending)  # noqa: B010
+    setattr(store, "pending_after", timed_pending_after)  # noqa: B010
     setattr(store, "ack", timed_ack)  # noqa: B010
     setattr(link, "publish", timed_publish)  # noqa: B010
     relay = OutboxRelay(ledger, link) if batch is None else OutboxRelay(ledger, link, batch=batch)
@@ -186,7 +201,8 @@ async def _drain(
     print(
         f"  store.ack: {sum(probe.ack):.2f} s = {sum(probe.ack) / sent * 1e6:.1f} µs/msg, "
         f"median {statistics.median(probe.ack) * 1e3:.1f} ms per batch; "
-        f"{len(probe.ack)} calls, {transactions} transactions, {probe.ack_rows:,} rows "
+        f"{len(probe.ack)} calls, {transactions} transactions, "
+        f"{probe.ack_statements:,} UPDATE statements, {probe.ack_rows:,} rows "
         f"({probe.ack_rows / max(transactions, 1):,.0f} acks per transaction); "
         f"{probe.ack_bytes / 1e6:.1f} MB written ({probe.ack_bytes / sent:,.0f} B/msg)"
     )

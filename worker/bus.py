@@ -135,10 +135,12 @@ class OutboxRelay:
         Two batches are with the sink at a time: the next one is handed over while the
         current one awaits its acknowledgements, so the sink never runs dry between
         batches (an MQTT link would otherwise idle for a round trip, or for a delayed TCP
-        ACK, at the end of every batch). Each batch is acknowledged once the sink took it.
+        ACK, at the end of every batch). Each batch is acknowledged as soon as the sink took
+        it.
         """
         sent = 0
         flights: deque[_Flight] = deque()
+        failure: Exception | None = None
         async with anyio.create_task_group() as tg:
             while True:
                 if not flights:
@@ -164,8 +166,7 @@ class OutboxRelay:
                 await flight.done.wait()
                 flights.popleft()
                 if flight.error is None:
-                    self._ack([e.id for e in flight.entries])
-                    sent += len(flight.entries)
+                    sent += len(flight.entries)  # acknowledged by its task already
                     continue
                 # The batch failed, so the one behind it does too (or is cancelled): settle
                 # both in order, then start over from the oldest pending entry.
@@ -174,18 +175,18 @@ class OutboxRelay:
                 for other in settled[1:]:
                     if not other.done.is_set():
                         other.scope.cancel()
-                failure: BaseException | None = None
                 for each in settled:
                     await each.done.wait()
                     if each.error is None:
-                        self._ack([e.id for e in each.entries])
                         sent += len(each.entries)
                     elif isinstance(each.error, PublishError):
                         sent += self._interrupted(each.entries, each.error)
                     elif failure is None and not each.cancelled:
                         failure = each.error
                 if failure is not None:
-                    raise failure
+                    break  # raised once out of the task group, unwrapped
+        if failure is not None:
+            raise failure
         if self._reannounce:
             sent += await self._announce_all()
         return sent
@@ -199,6 +200,9 @@ class OutboxRelay:
         try:
             with flight.scope:
                 await self.sink.publish([e.message for e in flight.entries])
+                # Acknowledged at once, with no await in between: a drain cancelled from
+                # here on does not send the batch again.
+                self._ack([e.id for e in flight.entries])
             if flight.scope.cancelled_caught:
                 flight.cancelled = True
                 flight.error = PublishError("cancelled", delivered=[])

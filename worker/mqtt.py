@@ -12,22 +12,30 @@ every connect it
    oldest first, so each job's messages arrive in ``seq`` order.
 
 As a :class:`~worker.bus.StatusSink` it publishes a batch through a bounded window of
-concurrent QoS 1 publishes (never one awaited PUBACK at a time) and reports which messages
-the broker acknowledged when the connection drops mid-batch.
+QoS 1 publishes in flight (never one awaited PUBACK at a time), handing messages straight to
+the connection's paho client as PUBACKs come in, and reports which messages the broker
+acknowledged when the connection drops mid-batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import aiomqtt
 import anyio
+import paho.mqtt.client as mqtt
 import structlog
 from anyio.abc import TaskGroup, TaskStatus
+from paho.mqtt.client import CallbackOnPublish_v2
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from worker.broker import BrokerConfig, Version, connected, make_client, mqtt_properties
 from worker.commands import CommandHandler, Reply
@@ -40,6 +48,11 @@ __all__ = ["COMMAND_FILTER", "Backoff", "MqttLink", "worker_status_topic"]
 COMMAND_FILTER = f"{PREFIX}/commands/+"
 EPOCH_KEY = "mqtt/epoch"
 VERSION_KEY = "mqtt/version"
+#: A batch fails when no PUBACK has come for this long (the connection itself is watched
+#: by the keepalive).
+PUBACK_TIMEOUT = 30.0
+#: What the PUBACK fast path in :meth:`MqttLink._attach` relies on in paho's client.
+_PAHO_INTERNALS = frozenset({"_in_packet", "_out_messages", "_inflight_messages"})
 
 log = structlog.get_logger("drivesim.mqtt")
 
@@ -104,8 +117,12 @@ class MqttLink:
         #: Set once the run loop has returned after :meth:`stop`.
         self.closed = anyio.Event()
         self._session_scope: anyio.CancelScope | None = None
-        #: The publish batches in flight on the current connection.
-        self._batches: set[anyio.CancelScope] = set()
+        #: The current connection's paho client, which status messages go through.
+        self._paho: mqtt.Client | None = None
+        #: Batches with messages not yet handed to paho, oldest first.
+        self._queue: deque[_Batch] = deque()
+        #: The status messages awaiting their PUBACK: paho's message id -> batch, index.
+        self._mids: dict[int, tuple[_Batch, int]] = {}
         self._event_props: Properties | None = None
 
     @property
@@ -141,13 +158,18 @@ class MqttLink:
         self.ledger.note({EPOCH_KEY: str(self.epoch).encode()})
 
         def make(version: Version) -> aiomqtt.Client:
-            return make_client(
+            # The link keeps the window of status messages itself (see _fill); paho sends
+            # whatever it is handed at once, as its own in-flight queue rescans every
+            # message in flight on each PUBACK.
+            client = make_client(
                 self.config,
                 version=version,
                 identifier=f"drivesim-worker-{self.worker_id}",
                 will=self._will(version),
-                max_inflight=self.window,
+                max_inflight=0,
             )
+            client.pending_calls_threshold = 10 * self.window
+            return client
 
         # Once a version has worked with this broker (in this run or an earlier one), a
         # failed connect means the broker is in trouble, not that it forgot its protocol.
@@ -167,6 +189,7 @@ class MqttLink:
             )
             if self.commands is not None:
                 await client.subscribe(COMMAND_FILTER, qos=1, timeout=10)
+            self._attach(client)
             self._client = client
             self._connected.set()
             if self.on_connected is not None:
@@ -188,8 +211,10 @@ class MqttLink:
             finally:
                 self._client = None
                 self._connected = anyio.Event()
-                for batch in list(self._batches):
-                    batch.cancel()
+                # aiomqtt does not fail a publish awaiting its PUBACK when the connection
+                # drops; the batches under way fail now, so the relay is ready for the next
+                # connection at once.
+                self._detach()
                 if self.on_connection_lost is not None and not self._stopping.is_set():
                     self.on_connection_lost()
 
@@ -261,55 +286,167 @@ class MqttLink:
     # -- StatusSink ----------------------------------------------------------------------
 
     async def publish(self, messages: Sequence[StatusMessage]) -> None:
-        """Publish ``messages`` through a window of ``window`` QoS 1 publishes in flight.
+        """Publish ``messages`` in order, with up to ``window`` QoS 1 publishes in flight.
 
-        If not connected, or if the connection drops mid-batch, raises
+        Returns once the broker acknowledged every one. If not connected, if the connection
+        drops mid-batch, or if no PUBACK comes for :data:`PUBACK_TIMEOUT` seconds, raises
         :class:`PublishError` listing the messages the broker did acknowledge.
         """
-        client = self._client
-        if client is None:
+        if self._client is None or self._paho is None:
             raise PublishError("not connected", delivered=[])
-        delivered: list[int] = []
-        epoch = self.epoch
-        queue = iter(enumerate(messages))
-
-        async def publisher() -> None:
-            # ``window`` of these share one iterator: each takes the next message and hands
-            # it to paho before its first await, so messages leave in order, with up to
-            # ``window`` awaiting their PUBACK. (A task per message costs twice as much.)
-            for index, message in queue:
-                await client.publish(
-                    message.topic,
-                    _with_epoch(message, epoch),
-                    qos=message.qos,
-                    retain=message.retain,
-                    properties=self._properties(message),
-                    timeout=30,
-                )
-                delivered.append(index)
-
-        # aiomqtt does not fail a publish awaiting its PUBACK when the connection drops: it
-        # waits out its timeout. The session cancels the batch as soon as it ends instead,
-        # so the relay is ready for the next connection at once.
-        batch = anyio.CancelScope()
-        self._batches.add(batch)
+        if not messages:
+            return
+        batch = _Batch(messages, self.epoch)
+        self._queue.append(batch)
+        self._fill()
         try:
-            with batch:
-                async with anyio.create_task_group() as tg:
-                    for _ in range(min(self.window, len(messages))):
-                        tg.start_soon(publisher)
-        except* aiomqtt.MqttError as group:
-            raise PublishError(
-                f"publishing failed after {len(delivered)} of {len(messages)} messages",
-                delivered=sorted(delivered),
-            ) from group.exceptions[0]
+            while not batch.done.is_set():
+                progress = len(batch.delivered)
+                with anyio.move_on_after(PUBACK_TIMEOUT):
+                    await batch.done.wait()
+                if not batch.done.is_set() and len(batch.delivered) == progress:
+                    self._fail(batch, f"no PUBACK for {PUBACK_TIMEOUT:.0f} s")
         finally:
-            self._batches.discard(batch)
-        if batch.cancel_called:
+            if not batch.done.is_set():  # the caller was cancelled: hand no more of it
+                self._fail(batch, "cancelled")
+        if batch.exception is not None:
+            raise batch.exception
+        if batch.error is not None:
+            delivered = sorted(batch.delivered)
             raise PublishError(
-                f"connection lost after {len(delivered)} of {len(messages)} messages",
-                delivered=sorted(delivered),
+                f"{batch.error} after {len(delivered)} of {len(messages)} messages",
+                delivered=delivered,
             )
+
+    # Publishing goes straight through the connection's paho client: aiomqtt's publish()
+    # costs an Event, a wait_for Task and a scan of every pending call per message, more
+    # than paho itself. Messages are handed to paho from a queue of batches, oldest first,
+    # while fewer than ``window`` await their PUBACK; each PUBACK (paho's on_publish,
+    # called in the event loop by aiomqtt's socket reader) marks its message delivered and
+    # hands on the next one. The waiting publish() call wakes once, when its batch is done.
+
+    def _attach(self, client: aiomqtt.Client) -> None:
+        """Take over paho's PUBACK handling for this connection's status messages;
+        aiomqtt's own publishes (the liveness messages and command replies) still reach
+        aiomqtt's handler."""
+        paho = client._client
+        # aiomqtt sets up paho with the version 2 callback API.
+        aiomqtt_on_publish = cast("CallbackOnPublish_v2 | None", paho.on_publish)
+        mids, queue = self._mids, self._queue
+
+        def acknowledged(batch: _Batch, index: int) -> None:
+            delivered = batch.delivered
+            delivered.append(index)
+            if len(delivered) == len(batch.messages):
+                batch.done.set()
+            if queue:
+                self._fill()
+
+        def on_publish(
+            client: mqtt.Client,
+            userdata: Any,
+            mid: int,
+            reason_code: ReasonCode,
+            properties: Properties,
+        ) -> None:
+            entry = mids.pop(mid, None)
+            if entry is not None:
+                if reason_code.is_failure:
+                    # A broker that refuses a message refuses it again: it counts as
+                    # delivered (sent again, it would hold up the rest of the outbox).
+                    log.warning(
+                        "broker refused a status message",
+                        topic=entry[0].messages[entry[1]].topic,
+                        reason=str(reason_code),
+                    )
+                acknowledged(*entry)
+            elif aiomqtt_on_publish is not None:
+                aiomqtt_on_publish(client, userdata, mid, reason_code, properties)
+
+        paho.on_publish = on_publish
+        self._paho = paho
+        handle_pubackcomp = getattr(paho, "_handle_pubackcomp", None)
+        if handle_pubackcomp is None or not _PAHO_INTERNALS.issubset(vars(paho)):
+            return  # another paho: everything goes through on_publish
+
+        def on_puback(cmd: str) -> MQTTErrorCode:
+            # A plain PUBACK of a status message: the message id, and on MQTT 5 maybe a
+            # success reason code (0x10 when nobody subscribes), no properties. paho would
+            # build a ReasonCode and a Properties object to decode it, which costs more
+            # than the rest of the acknowledgement; anything else goes through paho (and
+            # on_publish above).
+            packet = paho._in_packet["packet"]
+            size = len(packet)
+            if cmd == "PUBACK" and (size == 2 or (size == 3 and packet[2] < 0x80)):
+                mid = packet[0] << 8 | packet[1]
+                entry = mids.pop(mid, None)
+                if entry is not None:
+                    if paho._out_messages.pop(mid, None) is not None:
+                        paho._inflight_messages -= 1
+                    acknowledged(*entry)
+                    return MQTTErrorCode.MQTT_ERR_SUCCESS
+            return cast(MQTTErrorCode, handle_pubackcomp(cmd))
+
+        setattr(paho, "_handle_pubackcomp", on_puback)  # noqa: B010
+
+    def _fill(self) -> None:
+        """Hand queued messages to paho, oldest first, until ``window`` are in flight."""
+        paho, mids, queue = self._paho, self._mids, self._queue
+        if paho is None:
+            return
+        room = self.window - len(mids)
+        while room > 0 and queue:
+            batch = queue[0]
+            messages, epoch, first = batch.messages, batch.epoch, batch.next
+            end = min(len(messages), first + room)
+            for index in range(first, end):
+                message = messages[index]
+                try:
+                    info = paho.publish(
+                        message.topic,
+                        _with_epoch(message, epoch),
+                        message.qos,
+                        message.retain,
+                        self._properties(message),
+                    )
+                except ValueError as exc:  # a message paho refuses (a malformed topic)
+                    batch.next = index
+                    batch.exception = exc
+                    self._fail(batch, "refused")
+                    return
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    batch.next = index
+                    self._fail(batch, f"publishing failed ({mqtt.error_string(info.rc)})")
+                    return
+                mids[info.mid] = (batch, index)
+            batch.next = end
+            room -= end - first
+            if end == len(messages):
+                queue.popleft()
+
+    def _fail(self, batch: _Batch, error: str) -> None:
+        """End ``batch`` without waiting for the rest of its PUBACKs."""
+        if batch.done.is_set():
+            return
+        batch.error = error
+        batch.done.set()
+        with contextlib.suppress(ValueError):
+            self._queue.remove(batch)
+        stale = [mid for mid, (owner, _) in self._mids.items() if owner is batch]
+        for mid in stale:
+            del self._mids[mid]
+        if self._queue:
+            self._fill()
+
+    def _detach(self) -> None:
+        """The connection is gone: every batch still under way fails at once."""
+        self._paho = None
+        batches = {id(b): b for b in self._queue}
+        batches.update((id(b), b) for b, _ in self._mids.values())
+        self._queue.clear()
+        self._mids.clear()
+        for batch in batches.values():
+            self._fail(batch, "connection lost")
 
     def _properties(self, message: StatusMessage) -> Properties | None:
         """MQTT 5 events carry the CloudEvents content type (the binding asks for it);
@@ -321,6 +458,24 @@ class MqttLink:
             self._event_props = mqtt_properties(PacketTypes.PUBLISH)
             self._event_props.ContentType = "application/cloudevents+json; charset=utf-8"
         return self._event_props
+
+
+class _Batch:
+    """One publish() call under way: its messages, handed to paho in order."""
+
+    __slots__ = ("delivered", "done", "epoch", "error", "exception", "messages", "next")
+
+    def __init__(self, messages: Sequence[StatusMessage], epoch: int) -> None:
+        self.messages = messages
+        self.epoch = epoch
+        #: The index of the next message to hand to paho.
+        self.next = 0
+        #: Indices of the messages the broker acknowledged, in the order it did.
+        self.delivered: list[int] = []
+        #: Set once every message is acknowledged, or the batch failed.
+        self.done = anyio.Event()
+        self.error: str | None = None
+        self.exception: Exception | None = None
 
 
 def _with_epoch(message: StatusMessage, epoch: int) -> bytes:

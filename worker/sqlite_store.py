@@ -55,6 +55,9 @@ class SQLiteStore:
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            # An UPDATE over a range of ids collects the rows first: in memory, not in a
+            # temporary file (which would write more than the WAL does).
+            self._db.execute("PRAGMA temp_store=MEMORY")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the job store at {self.path}: {exc}") from exc
@@ -106,24 +109,43 @@ class SQLiteStore:
             db.execute("COMMIT")
 
     def pending(self, limit: int) -> list[OutboxEntry]:
+        return self.pending_after(0, limit)
+
+    def pending_after(self, after: int, limit: int) -> list[OutboxEntry]:
+        """Up to ``limit`` unacknowledged entries with ids above ``after``, oldest first.
+
+        The relay reads the next batch with it while the one before is still in flight.
+        The partial index ``outbox_pending`` holds exactly the unacknowledged ids, so this
+        reads no acknowledged row.
+        """
         with self._errors("reading the outbox"):
             rows = self._db.execute(
                 "SELECT id, job, seq, topic, payload, qos, retain FROM outbox "
-                "WHERE acked = 0 ORDER BY id LIMIT ?",
-                (limit,),
+                "WHERE acked = 0 AND id > ? ORDER BY id LIMIT ?",
+                (after, limit),
             ).fetchall()
-        return [_entry(row) for row in rows]
+        entry, message = OutboxEntry, StatusMessage
+        return [
+            entry(id_, message(topic=t, payload=bytes(p), qos=q, retain=r != 0, job=j, seq=n))
+            for id_, j, n, t, p, q, r in rows
+        ]
 
     def ack(self, ids: Sequence[int]) -> None:
         self._mark(ids, acked=True)
 
     def _mark(self, ids: Sequence[int], *, acked: bool) -> None:
-        """Set ``acked`` on outbox entries, in one transaction (not one per row)."""
+        """Set ``acked`` on outbox entries, in one transaction (not one per row), with one
+        statement per run of consecutive ids (a batch is usually a single run)."""
+        runs = _runs(ids)
+        if not runs:
+            return
+        flag = int(acked)
         with self._errors("marking outbox entries"):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(
-                    "UPDATE outbox SET acked = ? WHERE id = ?", [(int(acked), i) for i in ids]
+                    "UPDATE outbox SET acked = ? WHERE id BETWEEN ? AND ?",
+                    [(flag, first, last) for first, last in runs],
                 )
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -156,6 +178,24 @@ class SQLiteStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _runs(ids: Sequence[int]) -> list[tuple[int, int]]:
+    """``ids`` as ranges ``(first, last)`` of consecutive integers, in ascending order."""
+    if not ids:
+        return []
+    ordered = sorted(set(ids))
+    if ordered[-1] - ordered[0] + 1 == len(ordered):
+        return [(ordered[0], ordered[-1])]
+    runs = []
+    first = last = ordered[0]
+    for i in ordered[1:]:
+        if i != last + 1:
+            runs.append((first, last))
+            first = i
+        last = i
+    runs.append((first, last))
+    return runs
 
 
 def _entry(row: tuple[int, str, int, str, bytes, int, int]) -> OutboxEntry:

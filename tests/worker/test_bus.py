@@ -141,3 +141,82 @@ async def test_messages_acknowledged_by_a_batch_cut_off_by_a_lost_connection_go_
     await relays[0].drain()
     assert sink.messages == history[:2] + history
     assert service.ledger.store.pending(100) == []
+
+
+class OverlappingSink:
+    """Takes a few event-loop turns per batch, and notes how many batches it held at once."""
+
+    def __init__(self) -> None:
+        self.messages: list[StatusMessage] = []
+        self.holding = 0
+        self.most = 0
+
+    async def ready(self) -> None:
+        pass
+
+    async def publish(self, messages: Sequence[StatusMessage]) -> None:
+        self.holding += 1
+        self.most = max(self.most, self.holding)
+        self.messages.extend(messages)
+        for _ in range(5):
+            await anyio.lowlevel.checkpoint()
+        self.holding -= 1
+
+
+async def test_the_next_batch_is_handed_over_while_one_awaits_its_acknowledgements(
+    service: JobService, import_body: Body
+) -> None:
+    """The relay keeps two batches with the sink, so it never runs dry between batches;
+    the sink still gets every message once, in commit order, and all are acknowledged."""
+    await service.create("a", import_body(3))
+    await service.create("b", import_body(2))
+    history = [e.message for e in service.ledger.store.history()]
+    assert len(history) > 4
+    sink = OverlappingSink()
+    sent = await OutboxRelay(service.ledger, sink, batch=2).drain()
+    assert sink.most == 2
+    assert sink.messages == history
+    assert sent == len(history)
+    assert service.ledger.store.pending(100) == []
+
+
+class CutSink:
+    """Its connection drops once, while it holds two batches: the broker had acknowledged
+    the first message of the first batch and nothing of the second."""
+
+    def __init__(self) -> None:
+        self.messages: list[StatusMessage] = []
+        self.calls = 0
+        self.second = anyio.Event()
+        self.cut = anyio.Event()
+
+    async def ready(self) -> None:
+        pass
+
+    async def publish(self, messages: Sequence[StatusMessage]) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            await self.second.wait()
+            self.messages.append(messages[0])
+            self.cut.set()
+            raise PublishError("connection lost", delivered=[0])
+        if self.calls == 2:
+            self.second.set()
+            await self.cut.wait()
+            raise PublishError("connection lost", delivered=[])
+        self.messages.extend(messages)
+
+
+async def test_a_connection_lost_with_two_batches_in_flight_loses_nothing(
+    service: JobService, import_body: Body
+) -> None:
+    """Both batches fail; what was acknowledged stays acknowledged, and the rest goes
+    again from the oldest pending entry on, in commit order."""
+    await service.create("a", import_body(3))
+    history = [e.message for e in service.ledger.store.history()]
+    sink = CutSink()
+    sent = await OutboxRelay(service.ledger, sink, batch=2).drain()
+    assert sink.calls > 2
+    assert sink.messages == history
+    assert sent == len(history)
+    assert service.ledger.store.pending(100) == []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import aiomqtt
 import anyio
+import anyio.lowlevel
 import pytest
 
 from simulator.processes import Mosquitto
@@ -64,3 +66,69 @@ def test_a_batch_awaiting_pubacks_fails_as_soon_as_the_connection_drops(
         anyio.run(main, backend="asyncio")
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_batches_beyond_the_window_arrive_whole_and_in_order(
+    own_mosquitto: Mosquitto, protocol: str
+) -> None:
+    """Two publish calls at once, each longer than the window: a subscriber gets every
+    message once (QoS 1 and QoS 0), the second call's after the first call's, snapshots
+    stamped with the connection's epoch; messages nobody subscribes to (PUBACK reason "no
+    matching subscribers" on MQTT 5) are acknowledged too."""
+    job = f"window-{protocol.replace('.', '')}"
+    progress = [
+        StatusMessage(
+            topic=f"{PREFIX}/jobs/{job}/progress",
+            payload=b'{"n":%d}' % i,
+            qos=0 if i % 3 == 0 else 1,
+            retain=False,
+            job=job,
+            seq=i,
+        )
+        for i in range(1, 241)
+    ]
+    snapshot = StatusMessage(
+        topic=f"{PREFIX}/jobs/{job}/state",
+        payload=b'{"seq":241}',
+        qos=1,
+        retain=True,
+        job=job,
+        seq=241,
+    )
+    unheard = [
+        StatusMessage(
+            topic=f"{PREFIX}/elsewhere/{i}", payload=b"{}", qos=1, retain=False, job=job, seq=i
+        )
+        for i in range(30)
+    ]
+
+    async def main() -> list[bytes]:
+        ledger = Ledger(MemoryStore(), Clock(scale=3600))
+        broker = BrokerConfig.from_url(f"mqtt://127.0.0.1:{own_mosquitto.port}", protocol=protocol)
+        link = MqttLink(broker, worker_id=job, ledger=ledger, window=7)
+        received: list[bytes] = []
+        observer = aiomqtt.Client("127.0.0.1", own_mosquitto.port, identifier=f"{job}-observer")
+        async with observer, anyio.create_task_group() as tg:
+            await observer.subscribe(f"{PREFIX}/jobs/{job}/#", qos=1)
+            await tg.start(link.run)
+            with anyio.fail_after(10):
+                await link.ready()
+            with anyio.fail_after(30):
+                async with anyio.create_task_group() as calls:
+                    calls.start_soon(link.publish, progress[:150])
+                    await anyio.lowlevel.checkpoint()
+                    calls.start_soon(link.publish, [*progress[150:], snapshot])
+                await link.publish(unheard)
+                async for message in observer.messages:
+                    assert isinstance(message.payload, bytes)
+                    received.append(message.payload)
+                    if len(received) == len(progress) + 1:
+                        break
+            assert link.epoch == 1
+            await link.stop()
+            await link.closed.wait()
+        return received
+
+    received = anyio.run(main, backend="asyncio")
+    assert received == [m.payload for m in progress] + [b'{"epoch":1,"seq":241}']

@@ -175,3 +175,33 @@ def test_a_second_connection_sees_commits(db: SQLiteStore, path: Path) -> None:
         assert list(reader.load_jobs()) == ["a", "b", "z"]
     finally:
         reader.close()
+
+
+def test_ack_and_requeue_touch_exactly_the_given_entries(db: SQLiteStore) -> None:
+    """ack and requeue take ids in any order, with gaps and repeats: exactly those entries
+    change, and pending lists the rest oldest first."""
+    db.commit(Commit(messages=[message("a", seq) for seq in range(1, 11)]))
+    ids = [e.id for e in db.pending(100)]
+    db.ack([ids[6], ids[2], ids[3], ids[2], ids[4], ids[9]])
+    assert [e.id for e in db.pending(100)] == [ids[i] for i in (0, 1, 5, 7, 8)]
+    db.ack([ids[0], ids[1], ids[5], ids[7], ids[8]])
+    assert db.pending(100) == []
+    db.requeue([ids[8], ids[3], ids[4]])
+    assert [e.id for e in db.pending(100)] == [ids[3], ids[4], ids[8]]
+    db.ack([])
+    db.requeue([])
+    assert [e.message.seq for e in db.pending(100)] == [4, 5, 9]
+    assert len(list(db.history())) == 10
+
+
+def test_pending_after_reads_on_from_an_id(db: SQLiteStore) -> None:
+    """pending_after lists the unacknowledged entries above an id, oldest first, up to
+    the limit: the relay's read of the next batch while one is in flight."""
+    db.commit(Commit(messages=[message("a", seq) for seq in range(1, 8)]))
+    entries = db.pending(100)
+    ids = [e.id for e in entries]
+    db.ack([ids[4]])
+    assert db.pending_after(ids[1], 100) == [entries[i] for i in (2, 3, 5, 6)]
+    assert db.pending_after(ids[1], 2) == entries[2:4]
+    assert db.pending_after(ids[6], 100) == []
+    assert db.pending_after(0, 3) == db.pending(3) == entries[:3]
