@@ -11,10 +11,8 @@ retention sweeper, and the scripted customers calling the command handler in-pro
 :class:`~worker.sqlite_store.SQLiteStore` in a temporary directory (the durable outbox),
 its :class:`~worker.bus.OutboxRelay` publishing through the worker's own
 :class:`~worker.mqtt.MqttLink` to a Mosquitto the bench starts on a free loopback port.
-The runner wires its relay to an in-memory bus itself, so for the measured run the bench
-patches ``simulator.runner.OutboxRelay`` to make the same relay (a subclass that only
-notes when the final drain begins) with a sink whose ``publish`` is ``MqttLink.publish``:
-batches, pipelining and acknowledgements are the relay's own, unchanged. A
+The run's ``sink`` is the link (noting when the final drain begins): batches, pipelining
+and acknowledgements are the relay's own, unchanged. A
 ``mosquitto_sub -q 1`` in its own process writes a line per message it receives (receive
 time, topic, QoS); after the run every committed outbox message is matched against them by
 topic, so a lost or duplicated message shows (the batch in flight when the run stops is
@@ -98,17 +96,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import anyio
 import structlog
 
-import simulator.runner as runner_module
 from simulator.processes import Mosquitto
 from simulator.runner import RunResult, ScenarioRun
 from simulator.scenario import Scenario, load_scenario
 from worker.broker import BrokerConfig
-from worker.bus import OutboxRelay
 from worker.clock import Clock, format_duration, parse_duration, virtual_loop
 from worker.ledger import Ledger
 from worker.logs import configure_logging
@@ -540,40 +535,26 @@ async def _probe(late: list[tuple[float, float]]) -> None:
 
 
 class LinkBus:
-    """Stands in for the runner's ``MemoryBus``: its sink is the worker's MqttLink."""
+    """The run's status sink: the worker's MqttLink, counting what it publishes and noting
+    when the run's final drain begins (the first publish not made by the relay's own task:
+    the runner drains once more after its task group has stopped)."""
 
     def __init__(self, link: MqttLink) -> None:
         self.link = link
-        self.retained: dict[str, bytes] = {}
         self.published = 0
+        #: Unix time the final drain began (None: not yet).
+        self.final_drain: float | None = None
 
     async def ready(self) -> None:
         await self.link.ready()
 
-    def subscribe(self, callback: Callable[[StatusMessage], None]) -> None:
-        raise NotImplementedError("the bench's run has no in-process subscribers")
-
     async def publish(self, messages: Sequence[StatusMessage]) -> None:
-        await self.link.publish(messages)
-        self.published += len(messages)
-
-
-class NotingRelay(OutboxRelay):
-    """The runner's relay, unchanged, noting when the run's final drain begins: the first
-    :meth:`drain` not called by its own ``run`` task (the runner drains once its task
-    group has stopped)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        #: Unix time the final drain began (None: not yet).
-        self.final_drain: float | None = None
-
-    async def drain(self) -> int:
         if self.final_drain is None:
             task = asyncio.current_task()
             if task is None or task.get_name() != "worker.bus.OutboxRelay.run":
                 self.final_drain = time.time()
-        return await super().drain()
+        await self.link.publish(messages)
+        self.published += len(messages)
 
 
 class Subscriber:
@@ -794,17 +775,8 @@ def _run(
                 await link.ready()
             print(f"  reference: {len(reference_offsets):,} bare timers ...", flush=True)
             out["reference"] = await replay(reference_offsets)
-            run = ScenarioRun(scenario, store, speed=speed)
+            run = ScenarioRun(scenario, store, speed=speed, sink=bus)
             recorder.run = run
-            relays: list[NotingRelay] = []
-
-            def relay_to(sink: LinkBus) -> Callable[..., NotingRelay]:
-                def make(ledger: Ledger, _memory_bus: object, **kwargs: Any) -> NotingRelay:
-                    relays.append(NotingRelay(ledger, sink, **kwargs))
-                    return relays[-1]
-
-                return make
-
             probe: list[tuple[float, float]] = []
             print(f"  running at {speed:,.0f} through {broker.url} ...", flush=True)
             cpu, wall, unix = time.process_time(), time.perf_counter(), time.time()
@@ -813,7 +785,6 @@ def _run(
             async with anyio.create_task_group() as probing:
                 probing.start_soon(_probe, probe)
                 with (
-                    mock.patch.object(runner_module, "OutboxRelay", relay_to(bus)),
                     _wake_hook(recorder.on_wake),
                     pauses.installed(),
                     slow.installed() if settings.blocking is not None else contextlib.nullcontext(),
@@ -828,7 +799,7 @@ def _run(
             out["cpu"] = out["cpu_s"] / out["run_wall_s"]
             out["published"] = bus.published
             out["connects"] = link.connects
-            out["final_drain_unix"] = relays[0].final_drain if relays else None
+            out["final_drain_unix"] = bus.final_drain
             out["finished"] = result.finished
             out["sim_s"] = result.sim_seconds
             out["committed_topics"] = Counter(m.topic for m in result.history)

@@ -22,7 +22,7 @@ from anyio.abc import TaskGroup
 from simulator.customer import ActionResult, Customer, create_body, ship_body
 from simulator.faults import CLIENT_FAULTS, FaultRecord
 from simulator.scenario import Action, Scenario
-from worker.bus import MemoryBus, OutboxRelay
+from worker.bus import MemoryBus, OutboxRelay, StatusSink
 from worker.clock import Clock, virtual_loop
 from worker.commands import CommandHandler
 from worker.errors import ConfigError, ServiceError
@@ -86,7 +86,10 @@ class ScenarioRun:
         on_message: Callable[[StatusMessage], None] | None = None,
         on_action: Callable[[ActionResult], None] | None = None,
         on_fault: Callable[[FaultRecord], None] | None = None,
+        sink: StatusSink | None = None,
     ) -> None:
+        """``sink``: where status goes (an MQTT link, say) instead of the in-memory bus; the
+        result then has no retained map and ``on_message`` hears nothing."""
         self.scenario = scenario
         self.store = store
         self.seed = scenario.seed if seed is None else seed
@@ -94,6 +97,7 @@ class ScenarioRun:
         self.on_message = on_message
         self.on_action = on_action
         self.on_fault = on_fault
+        self.sink = sink
         self.results: dict[int, ActionResult] = {}
         self.secrets: set[str] = set()
         self._finished = anyio.Event()
@@ -140,7 +144,7 @@ class ScenarioRun:
         bus = MemoryBus(keep=False)  # the history comes from the store
         if self.on_message is not None:
             bus.subscribe(self.on_message)
-        relay = OutboxRelay(ledger, bus)
+        relay = OutboxRelay(ledger, self.sink or bus)
         wall = time.perf_counter()
         async with anyio.create_task_group() as tg:
             self._tg = tg
