@@ -26,6 +26,7 @@ from worker.bus import MemoryBus, OutboxRelay, StatusSink
 from worker.clock import Clock, virtual_loop
 from worker.commands import CommandHandler
 from worker.errors import ConfigError, ServiceError
+from worker.heap import long_lived_heap
 from worker.ledger import SIM_NOW, Ledger
 from worker.logs import sim_time
 from worker.pipeline import DatacenterPipeline
@@ -394,5 +395,6 @@ def run_scenario(
         on_fault=on_fault,
     )
     options: dict[str, Any] = {} if speed else {"loop_factory": virtual_loop}
-    result: RunResult = anyio.run(run.run, backend="asyncio", backend_options=options)
+    with long_lived_heap():
+        result: RunResult = anyio.run(run.run, backend="asyncio", backend_options=options)
     return result

@@ -25,6 +25,7 @@ from worker.clock import Clock
 from worker.commands import CommandHandler
 from worker.embedded import embedded_broker
 from worker.errors import DrivesimError
+from worker.heap import long_lived_heap
 from worker.ledger import SIM_NOW, Ledger
 from worker.logs import sim_time
 from worker.mqtt import MqttLink
@@ -177,7 +178,8 @@ def serve(settings: WorkerSettings, *, on_ready: Callable[[BrokerConfig], None])
             # worker.run returns once it has shut down; then the signal task is done too.
 
     try:
-        anyio.run(main, backend="asyncio")
+        with long_lived_heap():
+            anyio.run(main, backend="asyncio")
     except BaseExceptionGroup as group:
         # A refusal raised inside the task groups (a port in use, say) reads as itself.
         cause: BaseException = group
