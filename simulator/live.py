@@ -143,17 +143,24 @@ class LiveRun:
         seed: int | None = None,
         program: tuple[str, ...] = DRIVESIM,
         request_timeout: float = 3.0,
+        broker_config: str = "",
+        direct: bool = False,
         on_action: Callable[[ActionResult], None] | None = None,
         on_fault: Callable[[FaultRecord], None] | None = None,
         on_message: Callable[[StatusMessage], None] | None = None,
     ) -> None:
-        """``on_*`` are told each answer, fault and status message the observer hears."""
+        """``on_*`` are told each answer, fault and status message the observer hears;
+        ``broker_config`` is added to Mosquitto's config file; ``direct`` connects the
+        worker straight to the broker, not through the fault proxy (for measurements: the
+        network faults and ``broker-kill`` then no longer reach it)."""
         self.scenario = scenario
         self.workdir = workdir
         self.speed = speed
         self.seed = scenario.seed if seed is None else seed
         self.program = program
         self.request_timeout = request_timeout
+        self.broker_config = broker_config
+        self.direct = direct
         self.on_action = on_action
         self.on_fault = on_fault
         self.on_message = on_message
@@ -168,6 +175,8 @@ class LiveRun:
         self._jobs: dict[str, tuple[int, str] | None] = {}
         self._created: set[str] = set()
         self._finished = anyio.Event()
+        #: Set by :meth:`stop`: the run ends early, and does not count as finished.
+        self._stopped = False
         self.faults_by_index = {r.fault.index: r for r in self.faults}
         self._heals: dict[int, tuple[str, Callable[[], None]]] = {}
         self._busy: set[str] = set()
@@ -179,7 +188,7 @@ class LiveRun:
     async def run(self) -> LiveResult:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "broker").mkdir(exist_ok=True)
-        self.broker = Mosquitto(self.workdir / "broker")
+        self.broker = Mosquitto(self.workdir / "broker", extra_config=self.broker_config)
         self.broker.start()
         self.proxy = FaultProxy(self.broker.port)
         loop = asyncio.get_running_loop()
@@ -206,7 +215,7 @@ class LiveRun:
                     "--time-origin",
                     repr(origin),
                     "--broker",
-                    f"mqtt://127.0.0.1:{self.proxy.port}",
+                    f"mqtt://127.0.0.1:{self.broker.port if self.direct else self.proxy.port}",
                 ],
                 log=self.workdir / "worker.log",
                 db=db,
@@ -234,7 +243,7 @@ class LiveRun:
                 if self._kill_after_cancel is not None:
                     self._note(self._kill_after_cancel, skipped="no cancel was accepted after it")
                 self._check_finished()
-                finished = self._finished.is_set()
+                finished = self._finished.is_set() and not self._stopped
                 missing = {}
                 for done in self.results:
                     if done.do == "delete" and done.outcome == "ok":
@@ -283,6 +292,15 @@ class LiveRun:
         )
         epoch = self.scenario.epoch
         return LiveResult(result, History(history, epoch), History(observed, epoch))
+
+    def stop(self) -> None:
+        """End the run now, as if its ``until`` had come (it does not count as finished)."""
+        self._stopped = True
+        self._finished.set()
+
+    def alive_jobs(self) -> list[str]:
+        """The jobs the status stream shows alive now: seen, and not deleted since."""
+        return [job for job, seen in self._jobs.items() if seen is not None]
 
     # -- what the observer hears ---------------------------------------------------------
 

@@ -1,0 +1,628 @@
+"""Command latency under load: ``python -m bench.commands [--speed N] [--duration S]``.
+
+How long a customer waits for the answer to a cancel, sent over MQTT 5, while the worker
+runs ``configs/load-10k.toml`` in scaled real time. The load is a ``drivesim run --live``
+(:class:`LiveRun`: its own Mosquitto, the fault proxy, the worker as a child process, the
+observer, the scripted customers); the run is cut after ``--duration`` wall seconds of
+probing (load-10k in full takes hours at any speed where its customers keep up).
+
+The probe is a process of its own with its own MQTT 5 connection to the broker (not the
+scenario's customers, and not sharing their process, whose loop and threads are busy
+with the observer and the proxy). It sends ``--rate`` cancel requests a second, open
+loop (a slow answer does not hold up the next request), each to a job picked at random
+among those the status stream shows alive (the run hands it a fresh sample every
+second), and times request sent → reply received with ``time.perf_counter``. Every
+answer counts: 200 (accepted, or already requested), 409 (too late), 404 (deleted in
+the meantime); a request unanswered after ``--timeout`` counts as a timeout.
+
+The same invocation first probes an idle worker the same way, as the reference: the
+same scenario, worker and plumbing, but the customers only create ``--idle-jobs`` jobs
+at the start and do nothing else. Its figures read as a ratio: loaded / idle.
+
+Besides the latencies it prints what the load was: the speed, the status messages the
+observer received a second, how late the scripted customers' timed requests were
+answered (they keep up, or the run is not the scenario as written), the worker's CPU,
+and the cancels the probe got accepted (each one a real change of a job, so the load
+is a little lighter than the script's). Timings are wall-clock on a shared machine.
+
+``--profile DIR`` runs the worker under pyinstrument (session, text and HTML into DIR).
+Two experiments on Nagle's algorithm (small writes held back until the peer acknowledges
+the last one, which it may delay by up to 40 ms): ``--broker-nodelay`` sets Mosquitto's
+``set_tcp_nodelay``, ``--worker-nodelay`` runs a worker whose MQTT client sets
+``TCP_NODELAY`` on its socket (``make_client`` patched in the worker process only).
+``--worker-tree DIR`` runs the worker from another source tree (e.g. ``git archive HEAD``).
+``--direct`` connects the worker straight to Mosquitto instead of through the fault proxy
+(which lives in the bench's own process, sharing its GIL with the observer and the
+customers): the difference is what the harness adds.
+``--smoke``: a tiny scenario, a few seconds a phase (tests/bench/test_commands_smoke.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import random
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import structlog
+
+from bench.live import _percentile, _Sampler, _utilisation, _worker_log
+from simulator.client import JobsClient
+from simulator.live import LiveResult, LiveRun
+from simulator.processes import DRIVESIM
+from simulator.scenario import Scenario, load_scenario
+from worker.broker import BrokerConfig
+from worker.logs import configure_logging
+
+__all__ = ["main", "measure", "probe_stats"]
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- bench.commands: begin -->", "<!-- bench.commands: end -->"
+
+SCENARIO = "configs/load-10k.toml"
+#: load-10k's scripted customers keep up at this speed on a 2-vCPU machine (2026-11-25: at
+#: 48,000 and 64,000 they fell seconds behind in the first 30 s, and replies with them).
+SPEED = 32_000.0
+DURATION = 60.0
+RATE = 20.0
+IDLE_JOBS = 200
+TIMEOUT = 10.0
+#: The target: a cancel answered within this at the 99th percentile, under load.
+TARGET_P99_S = 0.050
+#: Names handed to the probe each second (a sample of the alive jobs).
+SAMPLE = 200
+
+#: --smoke: five jobs over two simulated hours that stay around (retention, expiry: 30 d).
+SMOKE_SCENARIO = """
+name = "commands-smoke"
+seed = 3
+until = "3d"
+live_speed = 20000
+
+[policy]
+retention = "30d"
+creating_expiry = "30d"
+
+[datacenter]
+locations = { "West US" = 2 }
+throughput_mb_s = 200
+checkpoint_interval = "30m"
+carrier_delay = "1h"
+return_delay = "1h"
+drive_size = "100GB"
+
+[workload]
+jobs = 5
+over = "2h"
+drives = [1, 2]
+ship_after = ["10m", "30m"]
+"""
+
+
+# -- the probe: a process of its own ---------------------------------------------------------
+
+
+async def _probe_main(
+    url: str, rate: float, reply_within: float, seed: int
+) -> list[dict[str, Any]]:
+    """Send ``rate`` cancels a second to names read from stdin (one JSON list a line,
+    each replacing the last) until stdin closes; every sample, in the order answered."""
+    names: list[str] = []
+    samples: list[dict[str, Any]] = []
+    rng = random.Random(seed)
+    stdin_closed = anyio.Event()
+
+    async def read_names() -> None:
+        async for line in anyio.wrap_file(sys.stdin):
+            with contextlib.suppress(ValueError):
+                names[:] = json.loads(line)
+        stdin_closed.set()
+
+    async with JobsClient(BrokerConfig.from_url(url), timeout=reply_within, prefer="5") as client:
+        if client.version != "5":
+            raise SystemExit("the broker did not take MQTT 5")
+        origin = time.perf_counter()
+        unix_origin = time.time()
+
+        async def cancel(job: str) -> None:
+            payload = json.dumps({"job": job}).encode()
+            sent = time.perf_counter()
+            try:
+                reply = await client.send("cancel", payload)
+            except TimeoutError:
+                samples.append(
+                    {
+                        "at": sent - origin,
+                        "latency": None,
+                        "status": 0,
+                        "answer": "timeout",
+                        "job": job,
+                    }
+                )
+                return
+            latency = time.perf_counter() - sent
+            status = int(reply.get("status", 0))
+            if reply.get("ok"):
+                answer = str((reply.get("result") or {}).get("answer", "ok"))
+            else:
+                answer = str((reply.get("error") or {}).get("code", "error"))
+            samples.append(
+                {
+                    "at": sent - origin,
+                    "unix": unix_origin + (sent - origin),
+                    "latency": latency,
+                    "status": status,
+                    "answer": answer,
+                    "job": job,
+                }
+            )
+
+        async with anyio.create_task_group() as readers:
+            readers.start_soon(read_names)
+            async with anyio.create_task_group() as requests:
+                period = 1.0 / rate
+                due = time.perf_counter()
+                while not stdin_closed.is_set():
+                    if names:
+                        requests.start_soon(cancel, rng.choice(names))
+                    due += period
+                    with anyio.move_on_after(max(0.0, due - time.perf_counter())):
+                        await stdin_closed.wait()
+            readers.cancel_scope.cancel()
+    return samples
+
+
+#: The worker, as a script: its source tree first on sys.path, optionally every MQTT client
+#: it makes setting TCP_NODELAY (aiomqtt's socket_options, set on the link's make_client).
+WORKER_SCRIPT = """\
+import sys
+sys.path.insert(0, {tree!r})
+if {nodelay!r}:
+    import socket
+    import worker.broker
+    import worker.mqtt
+    plain = worker.broker.make_client
+    def make_client(*args, **kwargs):
+        client = plain(*args, **kwargs)
+        client._socket_options = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+        return client
+    worker.mqtt.make_client = make_client
+from simulator.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def worker_program(
+    folder: Path, *, tree: Path | None, nodelay: bool, profile: Path | None
+) -> tuple[str, ...]:
+    """The command that runs ``drivesim`` for the live run: this tree's (or ``tree``'s),
+    with TCP_NODELAY on its MQTT socket, under pyinstrument writing HTML to ``profile``."""
+    if tree is None and not nodelay and profile is None:
+        return DRIVESIM
+    script = folder / "worker_main.py"
+    script.write_text(WORKER_SCRIPT.format(tree=str(tree or ROOT), nodelay=nodelay))
+    if profile is None:
+        return (sys.executable, str(script))
+    return (
+        *(sys.executable, "-m", "pyinstrument", "--renderer", "session", "--interval", "0.005"),
+        *("--outfile", str(profile), str(script)),
+    )
+
+
+def render_profile(session: Path) -> None:
+    """The saved pyinstrument session as text and HTML beside it."""
+    for renderer, suffix in (("text", ".txt"), ("html", ".html")):
+        subprocess.run(
+            [
+                *(sys.executable, "-m", "pyinstrument", "--load", str(session)),
+                *("--renderer", renderer, "--outfile", str(session.with_suffix(suffix))),
+            ],
+            check=False,
+        )
+
+
+def _run_probe_child(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.commands --probe-child")
+    parser.add_argument("--probe-child", action="store_true")
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--rate", type=float, required=True)
+    parser.add_argument("--timeout", type=float, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    configure_logging(level="error", fmt="json", stream=sys.stderr)
+    samples = anyio.run(_probe_main, args.url, args.rate, args.timeout, args.seed)
+    args.out.write_text(json.dumps(samples))
+
+
+# -- a phase: a live run with the probe alongside --------------------------------------------
+
+
+class _ProbedRun(LiveRun):
+    """A :class:`LiveRun` that ends when the probe is done (:meth:`stop`), not before: a
+    scenario whose jobs are all gone would otherwise take the broker down under it."""
+
+    def _check_finished(self) -> None:
+        pass
+
+
+def probe_stats(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """p50 / p99 / max of the answered samples (seconds), counts by status and answer."""
+    latencies = [float(s["latency"]) for s in samples if s["latency"] is not None]
+    return {
+        "count": len(samples),
+        "answered": len(latencies),
+        "timeouts": sum(1 for s in samples if s["latency"] is None),
+        "p50_s": _percentile(latencies, 0.5),
+        "p90_s": _percentile(latencies, 0.9),
+        "p99_s": _percentile(latencies, 0.99),
+        "max_s": max(latencies, default=float("nan")),
+        "mean_s": sum(latencies) / len(latencies) if latencies else float("nan"),
+        "by_status": dict(sorted(Counter(str(s["status"]) for s in samples).items())),
+        "by_answer": dict(sorted(Counter(str(s["answer"]) for s in samples).items())),
+    }
+
+
+def idle_scenario(scenario: Scenario, jobs: int) -> Scenario:
+    """``scenario`` whose customers only create the first ``jobs`` jobs, right at the start."""
+    creates = [a for a in scenario.actions if a.do == "create"]
+    creates.sort(key=lambda a: (a.at if a.at is not None else float("inf"), a.index))
+    keep = creates[:jobs]
+    actions = tuple(dataclasses.replace(a, at=float(i), when=None) for i, a in enumerate(keep))
+    names = {a.job for a in keep}
+    return dataclasses.replace(
+        scenario, actions=actions, jobs={k: v for k, v in scenario.jobs.items() if k in names}
+    )
+
+
+async def _phase(
+    live: LiveRun,
+    *,
+    rate: float,
+    duration: float,
+    reply_within: float,
+    seed: int,
+    scratch: Path,
+    min_alive: int,
+) -> tuple[LiveResult, list[dict[str, Any]], float]:
+    """Run ``live`` and, once the worker is up and ``min_alive`` jobs are, the probe for
+    ``duration`` s; then stop the run. Returns the run's outcome, the probe's samples and
+    the wall second (perf_counter) the probe started."""
+    outcome: list[LiveResult] = []
+    samples: list[dict[str, Any]] = []
+    started = [0.0]
+
+    async def probe() -> None:
+        try:
+            deadline = time.perf_counter() + 120
+            while getattr(live, "customer", None) is None or len(live.alive_jobs()) < min_alive:
+                if time.perf_counter() > deadline:
+                    raise RuntimeError("no jobs alive to probe after 120 s")
+                await anyio.sleep(0.05)
+            out = scratch / "probe.json"
+            errors = (scratch / "probe.err").open("wb")
+            command = [
+                *(sys.executable, "-m", "bench.commands", "--probe-child"),
+                *("--url", live.broker.url, "--rate", str(rate), "--timeout", str(reply_within)),
+                *("--out", str(out), "--seed", str(seed)),
+            ]
+            rng = random.Random(seed)
+            async with await anyio.open_process(
+                command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, cwd=ROOT
+            ) as process:
+                assert process.stdin is not None
+                started[0] = time.perf_counter()
+                end = started[0] + duration
+                while time.perf_counter() < end:
+                    alive = sorted(live.alive_jobs())
+                    picked = rng.sample(alive, min(SAMPLE, len(alive)))
+                    await process.stdin.send((json.dumps(picked) + "\n").encode())
+                    await anyio.sleep(min(1.0, max(0.0, end - time.perf_counter())))
+                await process.stdin.aclose()
+                with anyio.fail_after(reply_within + 30):
+                    code = await process.wait()
+            errors.close()
+            if code != 0:
+                raise RuntimeError(
+                    f"the probe exited with {code}: {(scratch / 'probe.err').read_text()[-2000:]}"
+                )
+            samples.extend(json.loads(out.read_text()))
+        finally:
+            live.stop()
+
+    async def run() -> None:
+        outcome.append(await live.run())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        tg.start_soon(probe)
+    return outcome[0], samples, started[0]
+
+
+def measure(
+    path: str,
+    *,
+    speed: float,
+    duration: float,
+    rate: float = RATE,
+    timeout: float = TIMEOUT,
+    idle: int | None = None,
+    seed: int = 1,
+    keep: Path | None = None,
+    profile: Path | None = None,
+    broker_nodelay: bool = False,
+    worker_nodelay: bool = False,
+    tree: Path | None = None,
+    direct: bool = False,
+) -> dict[str, Any]:
+    """One phase: ``path`` live at ``speed`` (or, with ``idle``, only its first ``idle``
+    creates), probed for ``duration`` s at ``rate`` cancels a second."""
+    scenario = load_scenario(path)
+    if idle is not None:
+        scenario = idle_scenario(scenario, idle)
+    label = "idle" if idle is not None else "load"
+    # The run ends when the probe is done; until is only a backstop.
+    scenario = dataclasses.replace(scenario, until=speed * (duration + 180.0))
+    with contextlib.ExitStack() as stack:
+        if keep is None:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="drivesim-bench-cmd-"))
+        else:
+            keep.mkdir(parents=True, exist_ok=True)
+            tmp = tempfile.mkdtemp(prefix=f"{label}-{speed:.0f}-", dir=keep)
+        workdir = Path(tmp)
+        if profile is not None:
+            profile.mkdir(parents=True, exist_ok=True)
+        program = worker_program(
+            workdir,
+            tree=tree,
+            nodelay=worker_nodelay,
+            profile=None if profile is None else profile / f"worker-{label}.pyisession",
+        )
+        live = _ProbedRun(
+            scenario,
+            workdir / "run",
+            speed=speed,
+            program=program,
+            broker_config="set_tcp_nodelay true\n" if broker_nodelay else "",
+            direct=direct,
+        )
+        sampler = _Sampler(live)
+        sampler.start()
+        try:
+            outcome, samples, probe_start = anyio.run(
+                lambda: _phase(
+                    live,
+                    rate=rate,
+                    duration=duration,
+                    reply_within=timeout,
+                    seed=seed,
+                    scratch=workdir,
+                    min_alive=1,
+                ),
+                backend="asyncio",
+            )
+        finally:
+            sampler.stop()
+        worker_log = _worker_log(workdir / "run" / "worker.log", scenario.epoch, speed)
+    if profile is not None and (profile / f"worker-{label}.pyisession").exists():
+        render_profile(profile / f"worker-{label}.pyisession")
+    result = outcome.run
+    wall = result.wall_seconds
+    observed = result.observed or 0
+    timed = {a.index: a.at for a in scenario.actions if a.at is not None}
+    answered = {r.index: r.at for r in live.results if r.index in timed}
+    late = [(at - timed[i]) / speed for i, at in answered.items()]
+    due = sum(1 for at in timed.values() if at <= result.sim_seconds)
+    cpu = _utilisation(sampler.samples, probe_start, probe_start + duration)
+    return {
+        "phase": label,
+        "scenario": path,
+        "broker_nodelay": broker_nodelay,
+        "worker_nodelay": worker_nodelay,
+        "worker_tree": None if tree is None else str(tree),
+        "direct": direct,
+        "speed": speed,
+        "rate": rate,
+        "duration_s": duration,
+        "probe": probe_stats(samples),
+        "samples": samples,
+        "wall_s": wall,
+        "sim_s": result.sim_seconds,
+        "observed": observed,
+        "observed_per_s": observed / wall if wall > 0 else 0.0,
+        "committed": len(result.history),
+        "jobs_created": sum(1 for r in live.results if r.do == "create" and r.ok),
+        "requests_due": due,
+        "requests_answered": len(late),
+        "request_late_p50_s": _percentile(late, 0.5),
+        "request_late_p99_s": _percentile(late, 0.99),
+        "worker_cpu": cpu.get("worker", 0.0),
+        "worker_cpu_peak": cpu.get("worker_peak", 0.0),
+        "broker_cpu": cpu.get("broker", 0.0),
+        "bench_cpu": cpu.get("bench", 0.0),
+        **{f"worker_{k}": v for k, v in worker_log.items()},
+    }
+
+
+# -- output ----------------------------------------------------------------------------------
+
+HEAD = (
+    "| phase | speed | probe s | cancels sent / answered / timeouts | p50 ms | p99 ms | max ms | "
+    "answers | status msg/s observed | customers' timed requests answered / due, late p99 s | "
+    "CPU worker (peak) / broker / bench |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"
+)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def setup(r: dict[str, Any]) -> str:
+    """The phase and what the experiments changed in it."""
+    said = [
+        *(["worker direct to broker"] if r.get("direct") else []),
+        *(["broker TCP_NODELAY"] if r.get("broker_nodelay") else []),
+        *(["worker TCP_NODELAY"] if r.get("worker_nodelay") else []),
+    ]
+    return str(r["phase"]) + (f" ({', '.join(said)})" if said else "")
+
+
+def row(r: dict[str, Any]) -> str:
+    p = r["probe"]
+    answers = ", ".join(f"{k} {v}" for k, v in p["by_answer"].items())
+    return (
+        f"| {setup(r)} | {r['speed']:,.0f} | {r['duration_s']:.0f} | "
+        f"{p['count']} / {p['answered']} / {p['timeouts']} | {_ms(p['p50_s'])} | "
+        f"{_ms(p['p99_s'])} | {_ms(p['max_s'])} | {answers} | {r['observed_per_s']:,.0f} | "
+        f"{r['requests_answered']} / {r['requests_due']}, {r['request_late_p99_s']:.2f} | "
+        f"{r['worker_cpu']:.0%} ({r['worker_cpu_peak']:.0%}) / {r['broker_cpu']:.0%} / "
+        f"{r['bench_cpu']:.0%} |"
+    )
+
+
+def verdict(report: dict[str, Any]) -> str:
+    load = report["load"]["probe"]
+    line = (
+        f"Under load, cancel p99 {_ms(load['p99_s'])} ms "
+        f"(target < {_ms(TARGET_P99_S)} ms: {'met' if report['target_met'] else 'MISSED'})"
+    )
+    idle = report.get("idle")
+    if idle is not None and idle["probe"]["answered"] and load["answered"]:
+        line += (
+            f"; loaded / idle: p50 ×{load['p50_s'] / idle['probe']['p50_s']:.1f}, "
+            f"p99 ×{load['p99_s'] / idle['probe']['p99_s']:.1f}"
+        )
+    return line + "."
+
+
+def table(report: dict[str, Any]) -> str:
+    runs = [r for r in (report.get("idle"), report["load"]) if r is not None]
+    lines = [
+        "## Command latency under load (`bench/commands.py`)",
+        "",
+        f"Command: `{report['command']}`. A separate MQTT 5 client (its own process and "
+        "connection) sends cancel requests at a steady rate to jobs the status stream shows "
+        "alive, and times request → reply. *load*: the worker runs `configs/load-10k.toml` "
+        "live (`drivesim run --live` machinery: Mosquitto, fault proxy, worker process, "
+        "observer, scripted customers) at the given speed, cut after the probe; *idle*: the "
+        "same, but the customers only create a few jobs at the start. Every answer counts "
+        "(200 accepted or already requested, 409 too late, 404 gone). *Customers' timed "
+        "requests*: the scenario's own requests answered, and how late (they keep up, or the "
+        "run is not the scenario as written). CPU over the probe, 100 % = one core; *bench*: "
+        "the process with the proxy, the observer and the customers (not the probe). "
+        "Wall-clock timings on a 2-vCPU machine.",
+        "",
+        HEAD,
+        *(row(r) for r in runs),
+        "",
+        verdict(report),
+    ]
+    return "\n".join(lines)
+
+
+def write_docs(path: Path, text: str) -> None:
+    current = path.read_text()
+    if BEGIN in current and END in current:
+        head, rest = current.split(BEGIN, 1)
+        current = head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1]
+    else:
+        current = current.rstrip() + "\n\n" + BEGIN + "\n" + text + "\n" + END + "\n"
+    path.write_text(current)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    given = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.commands", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("scenario", nargs="?", default=SCENARIO)
+    parser.add_argument("--speed", type=float, default=SPEED, help="simulated seconds a second")
+    parser.add_argument("--duration", type=float, help=f"probe seconds a phase ({DURATION:g})")
+    parser.add_argument("--rate", type=float, default=RATE, help="cancels a second")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds for a reply")
+    parser.add_argument("--idle-jobs", type=int, default=IDLE_JOBS, help="0: no idle phase")
+    parser.add_argument("--seed", type=int, default=1, help="of the probe's picks")
+    parser.add_argument("--json", type=Path, help="write every figure (and sample) here")
+    parser.add_argument("--keep", type=Path, help="keep each phase's workdir under this folder")
+    parser.add_argument("--profile", type=Path, help="run the worker under pyinstrument")
+    parser.add_argument("--broker-nodelay", action="store_true", help="Mosquitto: set_tcp_nodelay")
+    parser.add_argument("--worker-nodelay", action="store_true", help="worker socket: TCP_NODELAY")
+    parser.add_argument("--worker-tree", type=Path, help="run the worker from this source tree")
+    parser.add_argument(
+        "--direct", action="store_true", help="worker straight to the broker, not via the proxy"
+    )
+    parser.add_argument("--docs", action="store_true", help="write the table into the docs")
+    parser.add_argument("--smoke", action="store_true", help="a tiny scenario, seconds a phase")
+    args = parser.parse_args(given)
+    command = " ".join(
+        [".venv/bin/python -m bench.commands", *([shlex.join(given)] if given else [])]
+    )
+    saved = structlog.get_config()
+    configure_logging(level="error", fmt="json", stream=sys.stderr)
+    with contextlib.ExitStack() as stack:
+        path, speed = args.scenario, args.speed
+        duration = args.duration if args.duration is not None else DURATION
+        idle_jobs = args.idle_jobs
+        if args.smoke:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cmd-smoke-")))
+            path = str(folder / "smoke.toml")
+            Path(path).write_text(SMOKE_SCENARIO)
+            speed = 20_000.0 if "--speed" not in given else speed
+            duration = args.duration if args.duration is not None else 2.0
+            idle_jobs = min(idle_jobs, 2)
+        stack.callback(structlog.configure, **saved)
+        common: dict[str, Any] = {
+            "speed": speed,
+            "duration": duration,
+            "rate": args.rate,
+            "timeout": args.timeout,
+            "seed": args.seed,
+            "keep": args.keep,
+            "profile": args.profile,
+            "broker_nodelay": args.broker_nodelay,
+            "worker_nodelay": args.worker_nodelay,
+            "tree": args.worker_tree,
+            "direct": args.direct,
+        }
+        print(HEAD, flush=True)
+        idle = None
+        if idle_jobs > 0:
+            idle = measure(path, idle=idle_jobs, **common)
+            print(row(idle), flush=True)
+        load = measure(path, **common)
+        print(row(load), flush=True)
+    report: dict[str, Any] = {
+        "command": command,
+        "idle": idle,
+        "load": load,
+        "target_p99_s": TARGET_P99_S,
+        "target_met": bool(load["probe"]["p99_s"] < TARGET_P99_S),
+    }
+    text = table(report)
+    print()
+    print(text)
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    if args.docs:
+        write_docs(DOCS, text)
+    return report
+
+
+if __name__ == "__main__":
+    if "--probe-child" in sys.argv[1:]:
+        _run_probe_child(sys.argv[1:])
+        sys.exit(0)
+    main()
