@@ -145,7 +145,7 @@ class ScenarioRun:
         bus = MemoryBus(keep=False)  # the history comes from the store
         if self.on_message is not None:
             bus.subscribe(self.on_message)
-        relay = OutboxRelay(ledger, self.sink or bus)
+        relay = OutboxRelay(ledger, self.sink or bus, overlap=self.sink is not None)
         wall = time.perf_counter()
         async with anyio.create_task_group() as tg:
             self._tg = tg

@@ -36,15 +36,16 @@ class FlakySink:
         self.messages.extend(messages)
 
 
+@pytest.mark.parametrize("overlap", [True, False])
 async def test_drain_publishes_history_in_order_and_acks(
-    service: JobService, import_body: Body, ship_body: Body
+    service: JobService, import_body: Body, ship_body: Body, overlap: bool
 ) -> None:
     """drain sends every pending message in commit order and leaves nothing pending."""
     await service.create("a", import_body(2))
     await service.create("b", import_body(1))
     await service.update("a", ship_body())
     bus = MemoryBus()
-    relay = OutboxRelay(service.ledger, bus, batch=3)
+    relay = OutboxRelay(service.ledger, bus, batch=3, overlap=overlap)
     sent = await relay.drain()
     history = [e.message for e in service.ledger.store.history()]
     assert bus.messages == history
@@ -53,11 +54,14 @@ async def test_drain_publishes_history_in_order_and_acks(
     assert await relay.drain() == 0
 
 
-async def test_failed_publish_is_retried(service: JobService, import_body: Body) -> None:
+@pytest.mark.parametrize("overlap", [True, False])
+async def test_failed_publish_is_retried(
+    service: JobService, import_body: Body, overlap: bool
+) -> None:
     """A publish that fails leaves its messages pending; the next drain delivers them once."""
     await service.create("a", import_body(1))
     sink = FlakySink(failures=1)
-    relay = OutboxRelay(service.ledger, sink)
+    relay = OutboxRelay(service.ledger, sink, overlap=overlap)
     with pytest.raises(ConnectionError):
         await relay.drain()
     assert len(service.ledger.store.pending(100)) == len(list(service.ledger.store.history()))
@@ -220,3 +224,45 @@ async def test_a_connection_lost_with_two_batches_in_flight_loses_nothing(
     assert sink.messages == history
     assert sent == len(history)
     assert service.ledger.store.pending(100) == []
+
+
+async def test_a_batch_broken_off_in_turn_goes_again_from_where_it_stopped(
+    service: JobService, import_body: Body
+) -> None:
+    """overlap=False: what the sink acknowledged of a broken-off batch is not sent again."""
+    await service.create("a", import_body(3))
+    await service.create("b", import_body(3))
+    history = [e.message for e in service.ledger.store.history()]
+
+    class CutSink:
+        def __init__(self) -> None:
+            self.messages: list[StatusMessage] = []
+            self.cut = True
+
+        async def ready(self) -> None:
+            pass
+
+        async def publish(self, messages: Sequence[StatusMessage]) -> None:
+            if self.cut:
+                self.cut = False
+                self.messages.extend(messages[:2])
+                raise PublishError("connection lost", delivered=[0, 1])
+            self.messages.extend(messages)
+
+    sink = CutSink()
+    assert await OutboxRelay(service.ledger, sink, overlap=False).drain() == len(history)
+    assert sink.messages == history
+
+
+async def test_memory_bus_without_keep_holds_only_the_retained_map(
+    service: JobService, import_body: Body
+) -> None:
+    """keep=False: subscribers hear every message, ``messages`` stays empty."""
+    await service.create("a", import_body(2))
+    bus = MemoryBus(keep=False)
+    heard: list[StatusMessage] = []
+    bus.subscribe(heard.append)
+    await OutboxRelay(service.ledger, bus, overlap=False).drain()
+    assert heard == [e.message for e in service.ledger.store.history()]
+    assert bus.messages == []
+    assert "importexport/v1/jobs/a/state" in bus.retained
