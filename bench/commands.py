@@ -26,10 +26,10 @@ and the cancels the probe got accepted (each one a real change of a job, so the 
 is a little lighter than the script's). Timings are wall-clock on a shared machine.
 
 ``--profile DIR`` runs the worker under pyinstrument (session, text and HTML into DIR).
-Two experiments on Nagle's algorithm (small writes held back until the peer acknowledges
-the last one, which it may delay by up to 40 ms): ``--broker-nodelay`` sets Mosquitto's
-``set_tcp_nodelay``, ``--worker-nodelay`` runs a worker whose MQTT client sets
-``TCP_NODELAY`` on its socket (``make_client`` patched in the worker process only).
+(Nagle's algorithm held each small request and reply back until the peer acknowledged
+the last packet, which it may delay by 40 ms: p50 was 54 ms idle. The worker's MQTT
+client sets ``TCP_NODELAY`` and the bench's Mosquitto ``set_tcp_nodelay``, as
+docs/mosquitto/mosquitto.conf recommends.)
 ``--worker-tree DIR`` runs the worker from another source tree (e.g. ``git archive HEAD``).
 ``--direct`` connects the worker straight to Mosquitto instead of through the fault proxy
 (which lives in the bench's own process, sharing its GIL with the observer and the
@@ -184,35 +184,22 @@ async def _probe_main(
     return samples
 
 
-#: The worker, as a script: its source tree first on sys.path, optionally every MQTT client
-#: it makes setting TCP_NODELAY (aiomqtt's socket_options, set on the link's make_client).
+#: The worker, as a script: its source tree first on sys.path.
 WORKER_SCRIPT = """\
 import sys
 sys.path.insert(0, {tree!r})
-if {nodelay!r}:
-    import socket
-    import worker.broker
-    import worker.mqtt
-    plain = worker.broker.make_client
-    def make_client(*args, **kwargs):
-        client = plain(*args, **kwargs)
-        client._socket_options = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
-        return client
-    worker.mqtt.make_client = make_client
 from simulator.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
 
-def worker_program(
-    folder: Path, *, tree: Path | None, nodelay: bool, profile: Path | None
-) -> tuple[str, ...]:
+def worker_program(folder: Path, *, tree: Path | None, profile: Path | None) -> tuple[str, ...]:
     """The command that runs ``drivesim`` for the live run: this tree's (or ``tree``'s),
-    with TCP_NODELAY on its MQTT socket, under pyinstrument writing HTML to ``profile``."""
-    if tree is None and not nodelay and profile is None:
+    under pyinstrument writing a session to ``profile``."""
+    if tree is None and profile is None:
         return DRIVESIM
     script = folder / "worker_main.py"
-    script.write_text(WORKER_SCRIPT.format(tree=str(tree or ROOT), nodelay=nodelay))
+    script.write_text(WORKER_SCRIPT.format(tree=str(tree or ROOT)))
     if profile is None:
         return (sys.executable, str(script))
     return (
@@ -362,8 +349,6 @@ def measure(
     seed: int = 1,
     keep: Path | None = None,
     profile: Path | None = None,
-    broker_nodelay: bool = False,
-    worker_nodelay: bool = False,
     tree: Path | None = None,
     direct: bool = False,
 ) -> dict[str, Any]:
@@ -387,7 +372,6 @@ def measure(
         program = worker_program(
             workdir,
             tree=tree,
-            nodelay=worker_nodelay,
             profile=None if profile is None else profile / f"worker-{label}.pyisession",
         )
         live = _ProbedRun(
@@ -395,7 +379,6 @@ def measure(
             workdir / "run",
             speed=speed,
             program=program,
-            broker_config="set_tcp_nodelay true\n" if broker_nodelay else "",
             direct=direct,
         )
         sampler = _Sampler(live)
@@ -429,8 +412,6 @@ def measure(
     return {
         "phase": label,
         "scenario": path,
-        "broker_nodelay": broker_nodelay,
-        "worker_nodelay": worker_nodelay,
         "worker_tree": None if tree is None else str(tree),
         "direct": direct,
         "speed": speed,
@@ -474,8 +455,6 @@ def setup(r: dict[str, Any]) -> str:
     """The phase and what the experiments changed in it."""
     said = [
         *(["worker direct to broker"] if r.get("direct") else []),
-        *(["broker TCP_NODELAY"] if r.get("broker_nodelay") else []),
-        *(["worker TCP_NODELAY"] if r.get("worker_nodelay") else []),
     ]
     return str(r["phase"]) + (f" ({', '.join(said)})" if said else "")
 
@@ -558,8 +537,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", type=Path, help="write every figure (and sample) here")
     parser.add_argument("--keep", type=Path, help="keep each phase's workdir under this folder")
     parser.add_argument("--profile", type=Path, help="run the worker under pyinstrument")
-    parser.add_argument("--broker-nodelay", action="store_true", help="Mosquitto: set_tcp_nodelay")
-    parser.add_argument("--worker-nodelay", action="store_true", help="worker socket: TCP_NODELAY")
     parser.add_argument("--worker-tree", type=Path, help="run the worker from this source tree")
     parser.add_argument(
         "--direct", action="store_true", help="worker straight to the broker, not via the proxy"
@@ -592,8 +569,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "seed": args.seed,
             "keep": args.keep,
             "profile": args.profile,
-            "broker_nodelay": args.broker_nodelay,
-            "worker_nodelay": args.worker_nodelay,
             "tree": args.worker_tree,
             "direct": args.direct,
         }

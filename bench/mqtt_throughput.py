@@ -116,7 +116,7 @@ def run_once(
     """Broker, subscriber and publisher for one run of ``case``; everything stopped after."""
     workdir = scratch / f"{case.name}-{rep}"
     (workdir / "broker").mkdir(parents=True)
-    extra = BROKER_CONFIG + ("set_tcp_nodelay true\n" if args.broker_nodelay else "")
+    extra = BROKER_CONFIG
     broker = Mosquitto(workdir / "broker", extra_config=extra)
     timeout = 60 + args.messages / 500
     broker.start()
@@ -323,7 +323,6 @@ def section(
             *("--messages", str(args.messages), "--reps", str(args.reps)),
             *("--payload", str(args.payload)),
             *(["--protocol", args.protocol] if args.protocol != "5" else []),
-            *(["--broker-nodelay"] if args.broker_nodelay else []),
         ]
     )
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -339,8 +338,8 @@ def section(
         f"{args.payload} B as stored ({wire_bytes} B on the wire with the epoch field), "
         f"MQTT {args.protocol}.\n"
         "* **Broker:** mosquitto started by the script on a free 127.0.0.1 port with its own "
-        "config: `persistence false`, `max_queued_messages 0`, `max_inflight_messages 0`"
-        f"{', `set_tcp_nodelay true`' if args.broker_nodelay else ''}.\n"
+        "config: `persistence false`, `max_queued_messages 0`, `max_inflight_messages 0`, "
+        "`set_tcp_nodelay true`.\n"
         "* **Subscriber:** `mosquitto_sub -q 1` (C) in its own process, counted by "
         "`bench/mqtt_subscriber.py`, which checks every message arrived once "
         "(unique payloads; it listens 0.3 s more for duplicates). "
@@ -405,11 +404,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, default=DOCS, help="markdown file to update")
     parser.add_argument("--json", type=Path, help="also write every run as JSON here")
     parser.add_argument("--profile-dir", type=Path, help="cProfile each publisher's timed phase")
-    parser.add_argument(
-        "--broker-nodelay",
-        action="store_true",
-        help="diagnostic: mosquitto with set_tcp_nodelay true (no Nagle on its sockets)",
-    )
     args = parser.parse_args(argv)
     names = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in names if c not in CASES]

@@ -1,6 +1,6 @@
 """Where the drain's time goes: a timeline of OutboxRelay + MqttLink, batch by batch.
 
-``python -m bench.outbox_drain_probe [--messages N] [--batch B] [--broker-nodelay]``
+``python -m bench.outbox_drain_probe [--messages N] [--batch B]``
 
 Commits N snapshot messages into a SQLiteStore, starts a Mosquitto of its own (no
 subscriber: this looks at the publisher only), and drains the outbox through the real
@@ -216,11 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--payload", type=int, default=300)
     parser.add_argument("--batch", type=int, help="OutboxRelay batch (default: the relay's)")
-    parser.add_argument("--broker-nodelay", action="store_true", help="set_tcp_nodelay true")
     args = parser.parse_args(argv)
     configure_logging(level="warning", fmt="json", stream=sys.stderr)
     messages = make_messages(args.messages, args.payload)
-    extra = "max_inflight_messages 0\n" + ("set_tcp_nodelay true\n" if args.broker_nodelay else "")
+    extra = "max_inflight_messages 0\n"
     with tempfile.TemporaryDirectory(prefix="drivesim-probe-") as scratch:
         workdir = Path(scratch)
         (workdir / "broker").mkdir()

@@ -7,6 +7,7 @@ older brokers answer CONNACK 132, "unsupported protocol version").
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -117,6 +118,9 @@ def make_client(
         tls_context=config.tls_context(),
         tls_insecure=config.tls_insecure if config.tls else None,
         properties=properties,
+        # Requests and replies are small packets: Nagle's algorithm would hold each one
+        # back until the previous one is acknowledged (a delayed ACK: about 40 ms).
+        socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
     )
     # aiomqtt warns on every publish beyond ten pending ones; a window is intended here.
     client.pending_calls_threshold = 10 * max_inflight

@@ -131,4 +131,10 @@ def test_batches_beyond_the_window_arrive_whole_and_in_order(
         return received
 
     received = anyio.run(main, backend="asyncio")
-    assert received == [m.payload for m in progress] + [b'{"epoch":1,"seq":241}']
+    # MQTT orders messages of one QoS; a QoS 0 message may overtake QoS 1 ones the broker
+    # queues for the subscriber (its receive window is full), so each QoS is checked apart.
+    expected = [m.payload for m in progress] + [b'{"epoch":1,"seq":241}']
+    assert sorted(received) == sorted(expected)
+    qos0 = {m.payload for m in progress if m.qos == 0}
+    assert [p for p in received if p in qos0] == [p for p in expected if p in qos0]
+    assert [p for p in received if p not in qos0] == [p for p in expected if p not in qos0]
