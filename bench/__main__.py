@@ -33,12 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.load import write_docs
+from bench.docs import write_section
 
 __all__ = ["BENCHES", "Target", "main", "targets"]
 
 ROOT = Path(__file__).parents[1]
-BEGIN, END = "<!-- bench.suite: begin -->", "<!-- bench.suite: end -->"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps({"reports": reports, "failed": failed}, indent=1))
     if args.docs and not args.smoke and not args.only:
-        write_docs(BEGIN, END, table)
+        write_section("suite", table)
     if failed:
         print("failed: " + ", ".join(failed), file=sys.stderr)
         return 1

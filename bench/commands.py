@@ -57,6 +57,7 @@ from typing import Any
 import anyio
 import structlog
 
+from bench.docs import write_section
 from bench.live import _percentile, _Sampler, _utilisation, _worker_log
 from simulator.client import JobsClient
 from simulator.live import LiveResult, LiveRun
@@ -68,8 +69,6 @@ from worker.logs import configure_logging
 __all__ = ["main", "measure", "probe_stats"]
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- bench.commands: begin -->", "<!-- bench.commands: end -->"
 
 SCENARIO = "configs/load-10k.toml"
 #: load-10k's scripted customers keep up at this speed on a 2-vCPU machine (2026-11-25: at
@@ -512,16 +511,6 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_docs(path: Path, text: str) -> None:
-    current = path.read_text()
-    if BEGIN in current and END in current:
-        head, rest = current.split(BEGIN, 1)
-        current = head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip() + "\n\n" + BEGIN + "\n" + text + "\n" + END + "\n"
-    path.write_text(current)
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     given = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
@@ -592,7 +581,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
     if args.docs:
-        write_docs(DOCS, text)
+        write_section("commands", text)
     return report
 
 

@@ -56,6 +56,7 @@ from typing import Any
 import anyio
 import structlog
 
+from bench.docs import write_section
 from bench.mqtt_cases import CASES
 from simulator.history import History
 from simulator.live import LiveRun
@@ -69,8 +70,6 @@ from worker.status import StatusMessage
 __all__ = ["Plan", "main", "measure", "reference"]
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- bench.live: begin -->", "<!-- bench.live: end -->"
 
 #: Checks a run cut before its end cannot pass: jobs still open, actions never reached.
 CUT_EXEMPT = frozenset({"terminal-or-deleted", "scripted-expectations"})
@@ -580,16 +579,6 @@ def table(runs: list[dict[str, Any]], ref: dict[str, Any] | None, command: str) 
     return "\n".join(lines)
 
 
-def write_docs(path: Path, text: str) -> None:
-    current = path.read_text()
-    if BEGIN in current and END in current:
-        head, rest = current.split(BEGIN, 1)
-        current = head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip() + "\n\n" + BEGIN + "\n" + text + "\n" + END + "\n"
-    path.write_text(current)
-
-
 def plans(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[Plan]:
     until = None if args.until is None else parse_duration(args.until)
     if not args.scenarios:
@@ -657,7 +646,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
     if args.docs:
-        write_docs(DOCS, text)
+        write_section("live", text)
     return report
 
 

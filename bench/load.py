@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-DOCS = Path(__file__).parents[1] / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- bench.load: begin -->", "<!-- bench.load: end -->"
+from bench.docs import write_section
 
 CHILD = """
 import json, sys, time
@@ -154,19 +153,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     if args.docs and not args.smoke:
-        write_docs(BEGIN, END, table)
+        write_section("load", table)
     return report
-
-
-def write_docs(begin: str, end: str, section: str) -> None:
-    """Put ``section`` into docs/benchmarks.md between its markers (appended the first time)."""
-    text = DOCS.read_text()
-    if begin in text:
-        head, rest = text.split(begin, 1)
-        text = head + begin + "\n" + section + "\n" + end + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + begin + "\n" + section + "\n" + end + "\n"
-    DOCS.write_text(text)
 
 
 if __name__ == "__main__":

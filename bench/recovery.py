@@ -56,11 +56,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.docs import write_section
+
 __all__ = ["TrialResult", "build_db", "main", "run", "scenario_text"]
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- bench.recovery: begin -->", "<!-- bench.recovery: end -->"
 TARGET = 2.0
 PROBE = "bench/recovery-probe"
 _EPOCH = re.compile(r'^\{"epoch":(\d+),')
@@ -567,16 +567,6 @@ def table(report: dict[str, Any], command: str) -> str:
     )
 
 
-def write_docs(section: str) -> None:
-    text = DOCS.read_text()
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + BEGIN + "\n" + section + "\n" + END + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + BEGIN + "\n" + section + "\n" + END + "\n"
-    DOCS.write_text(text)
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=10_000, help="jobs in flight (10,000)")
@@ -616,7 +606,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if args.docs:
-        write_docs(section)
+        write_section("recovery", section)
     return report
 
 

@@ -100,6 +100,7 @@ from typing import Any
 import anyio
 import structlog
 
+from bench.docs import write_section
 from simulator.processes import Mosquitto
 from simulator.runner import RunResult, ScenarioRun
 from simulator.scenario import Scenario, load_scenario
@@ -116,8 +117,6 @@ from worker.store import Commit, MemoryStore
 __all__ = ["Calibration", "Recorder", "main", "measure", "percentile"]
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- bench.schedule: begin -->", "<!-- bench.schedule: end -->"
 
 DEFAULT_SCENARIO = "configs/load-10k.toml"
 #: load-10k's datacenter is full (about 2,200 messages every six simulated hours) from
@@ -980,16 +979,6 @@ def _blocking_lines(r: dict[str, Any]) -> list[str]:
     ]
 
 
-def write_docs(path: Path, text: str) -> None:
-    current = path.read_text()
-    if BEGIN in current and END in current:
-        head, rest = current.split(BEGIN, 1)
-        current = head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip() + "\n\n" + BEGIN + "\n" + text + "\n" + END + "\n"
-    path.write_text(current)
-
-
 def _machine() -> str:
     def version(command: list[str]) -> str:
         try:
@@ -1088,7 +1077,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
     if args.docs:
-        write_docs(DOCS, text)
+        write_section("schedule", text)
     return report
 
 
