@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import anyio
 import anyio.lowlevel
@@ -193,7 +193,7 @@ class OutboxRelay:
                     # Still under way, so the connection has not dropped since (the sink
                     # fails every batch it holds when it does): read on from the last entry
                     # handed over, and queue the next batch behind this one.
-                    entries = self._pending_after(flight.entries[-1].id)
+                    entries = self.ledger.store.pending_after(flight.entries[-1].id, self.batch)
                     if entries:
                         flights.append(self._start(tg, entries))
                 await flight.done.wait()
@@ -254,13 +254,6 @@ class OutboxRelay:
         log.info("outbox batch interrupted", delivered=len(delivered), error=str(error))
         return len(delivered)
 
-    def _pending_after(self, after: int) -> list[OutboxEntry]:
-        """Up to ``batch`` pending entries with ids above ``after``, oldest first."""
-        store = self.ledger.store
-        if isinstance(store, _Seekable):
-            return store.pending_after(after, self.batch)
-        return [e for e in store.pending(2 * self.batch) if e.id > after][: self.batch]
-
     async def _announce_all(self) -> int:
         clock = self.ledger.clock
         messages = [
@@ -278,13 +271,6 @@ class OutboxRelay:
         self._reannounce = False
         log.info("every job announced again", messages=len(messages))
         return len(messages)
-
-
-@runtime_checkable
-class _Seekable(Protocol):
-    """A store that reads pending entries from a given id on (the SQLite store does)."""
-
-    def pending_after(self, after: int, limit: int) -> list[OutboxEntry]: ...
 
 
 class _Flight:

@@ -67,23 +67,14 @@ class Clock:
 
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` of simulated time."""
-        if Clock.wake_hook is not None:
-            now = self.now()
-            await self._sleep_noted(seconds, now + max(0.0, seconds))
-            return
-        if self._origin is None:
-            self.now()  # bind to the loop first, so the time slept counts
-        await anyio.sleep(max(0.0, seconds) / self.scale)
+        await self._sleep(seconds, self.now() + max(0.0, seconds))  # now() binds the loop
 
     async def sleep_until(self, when: float) -> None:
         """Wait until simulated time ``when`` (at once if it has passed)."""
-        if Clock.wake_hook is not None:
-            await self._sleep_noted(when - self.now(), when)
-            return
-        await self.sleep(when - self.now())
+        await self._sleep(when - self.now(), when)
 
-    async def _sleep_noted(self, seconds: float, due: float) -> None:
-        """:meth:`sleep` that tells :attr:`wake_hook` when it woke against ``due`` (a time
+    async def _sleep(self, seconds: float, due: float) -> None:
+        """Sleep, then tell :attr:`wake_hook` when the timer due at ``due`` woke (a time
         that had passed already counts from then: the step was late before it slept)."""
         await anyio.sleep(max(0.0, seconds) / self.scale)
         hook = Clock.wake_hook

@@ -64,15 +64,15 @@ class DatacenterPipeline:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             active = [r for r in self.ledger if r.state in ACTIVE]
-            self._to_resume = sum(len(r.drives_in(DriveState.TRANSFERRING)) for r in active)
-            if self._to_resume == 0:
+            transfers = sum(len(r.drives_in(DriveState.TRANSFERRING)) for r in active)
+            self._to_resume = transfers
+            if transfers == 0:
                 self._resumed.set()
             for record in active:
                 self._start(record.name)
             self.ledger.watch(self._on_change)
             task_status.started()
             await self._resumed.wait()  # every job stepped, every transfer holds its bay again
-            transfers = sum(len(r.drives_in(DriveState.TRANSFERRING)) for r in active)
             log.info("jobs resumed", jobs=len(active), transfers=transfers)
             await anyio.sleep_forever()
 

@@ -124,11 +124,7 @@ class SQLiteStore:
                 "WHERE acked = 0 AND id > ? ORDER BY id LIMIT ?",
                 (after, limit),
             ).fetchall()
-        entry, message = OutboxEntry, StatusMessage
-        return [
-            entry(id_, message(topic=t, payload=bytes(p), qos=q, retain=r != 0, job=j, seq=n))
-            for id_, j, n, t, p, q, r in rows
-        ]
+        return [_entry(row) for row in rows]
 
     def ack(self, ids: Sequence[int]) -> None:
         self._mark(ids, acked=True)
@@ -185,8 +181,6 @@ def _runs(ids: Sequence[int]) -> list[tuple[int, int]]:
     if not ids:
         return []
     ordered = sorted(set(ids))
-    if ordered[-1] - ordered[0] + 1 == len(ordered):
-        return [(ordered[0], ordered[-1])]
     runs = []
     first = last = ordered[0]
     for i in ordered[1:]:

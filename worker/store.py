@@ -49,6 +49,10 @@ class JobStore(Protocol):
         """Up to ``limit`` unacknowledged outbox entries, oldest first."""
         ...
 
+    def pending_after(self, after: int, limit: int) -> list[OutboxEntry]:
+        """Up to ``limit`` unacknowledged entries with ids above ``after``, oldest first."""
+        ...
+
     def ack(self, ids: Sequence[int]) -> None:
         """Mark outbox entries as delivered."""
         ...
@@ -99,9 +103,12 @@ class MemoryStore:
         self._meta.update(commit.meta)
 
     def pending(self, limit: int) -> list[OutboxEntry]:
+        return self.pending_after(-1, limit)
+
+    def pending_after(self, after: int, limit: int) -> list[OutboxEntry]:
         entries = []
         base = self._base
-        for i in range(self._cursor - base, len(self._outbox)):
+        for i in range(max(self._cursor, after + 1) - base, len(self._outbox)):
             if not self._acked[i]:
                 entries.append(OutboxEntry(base + i, self._outbox[i]))
                 if len(entries) >= limit:
