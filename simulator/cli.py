@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import sys
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
     from simulator.history import History
     from simulator.runner import RunResult
     from simulator.scenario import Scenario
+    from worker.http_server import HttpServer
 
 __all__ = ["main"]
 
@@ -200,7 +200,7 @@ def _worker(args: argparse.Namespace, console: Console) -> int:
             settings, http=dataclasses.replace(settings.http, https=True)
         )
 
-    def ready(broker: BrokerConfig) -> None:
+    def ready(broker: BrokerConfig, http: HttpServer | None) -> None:
         console.print(
             f"worker [bold]{settings.worker_id}[/bold] serving on {broker.url} "
             f"({settings.speed:g} simulated seconds a second, store {settings.db})"
@@ -209,25 +209,15 @@ def _worker(args: argparse.Namespace, console: Console) -> int:
             f"watch it: mosquitto_sub -h {broker.host} -p {broker.port} "
             f"-t '{PREFIX}/#' -v    or: drivesim watch --broker {broker.url}"
         )
-        if settings.http is not None:
-            console.print(f"Azure REST API (Microsoft.ImportExport) on {settings.http.url}")
-            if settings.http.cert_file is not None:
+        if http is not None:
+            console.print(f"Azure REST API (Microsoft.ImportExport) on {http.url}")
+            if http.cert_file is not None:
                 console.print(
-                    f"its TLS certificate (trust it in clients): {settings.http.cert_file}",
+                    f"its TLS certificate (trust it in clients): {http.cert_file}",
                     soft_wrap=True,
                 )
 
-    with contextlib.ExitStack() as stack:
-        tls = settings.http
-        if tls is not None and tls.https and tls.cert_file is None:
-            # Generated here rather than by the server, so that the path can be printed.
-            directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="drivesim-https-"))
-            from worker.http_server import self_signed_certificate
-
-            cert, key = self_signed_certificate(Path(directory), tls.host)
-            tls = dataclasses.replace(tls, cert_file=str(cert), key_file=str(key))
-            settings = dataclasses.replace(settings, http=tls)
-        serve(settings, on_ready=ready)
+    serve(settings, on_ready=ready)
     return EXIT_OK
 
 

@@ -143,8 +143,13 @@ async def _broker(settings: WorkerSettings) -> AsyncIterator[BrokerConfig]:
             yield config
 
 
-def serve(settings: WorkerSettings, *, on_ready: Callable[[BrokerConfig], None]) -> None:
-    """Run a worker until SIGINT or SIGTERM; ``on_ready`` is told the broker it serves on."""
+def serve(
+    settings: WorkerSettings,
+    *,
+    on_ready: Callable[[BrokerConfig, HttpServer | None], None],
+) -> None:
+    """Run a worker until SIGINT or SIGTERM; ``on_ready`` is told the broker it serves on,
+    and the Azure REST API's server when there is one (its URL, its certificate)."""
     log.info("worker starting", worker=settings.worker_id, db=str(settings.db))
 
     async def main() -> None:
@@ -171,9 +176,7 @@ def serve(settings: WorkerSettings, *, on_ready: Callable[[BrokerConfig], None])
                 if collecting:
                     gc.freeze()
                     gc.enable()
-            if worker.http is not None:
-                log.info("azure rest api serving", url=worker.http.url)
-            on_ready(broker)
+            on_ready(broker, worker.http)
             await worker.stop.wait()
             # worker.run returns once it has shut down; then the signal task is done too.
 

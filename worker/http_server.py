@@ -15,6 +15,7 @@ azure-core SDK line refuses bearer tokens over plain http; point it at the certi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import ipaddress
 import shutil
@@ -129,8 +130,7 @@ class HttpServer:
     def url(self) -> str:
         assert self.address is not None, "not running"
         host, port = self.address
-        scheme = "https" if self.config.https else "http"
-        return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+        return dataclasses.replace(self.config, host=host, port=port).url
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         generated: Path | None = None
