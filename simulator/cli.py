@@ -28,8 +28,10 @@ from worker.status import PREFIX
 # the reports and the timeline it does not use.
 if TYPE_CHECKING:
     from simulator.history import History
+    from simulator.progress import RunProgress
     from simulator.runner import RunResult
     from simulator.scenario import Scenario
+    from simulator.timeline import Timeline
     from worker.http_server import HttpServer
 
 __all__ = ["main"]
@@ -224,7 +226,6 @@ def _worker(args: argparse.Namespace, console: Console) -> int:
 def _run(args: argparse.Namespace, console: Console) -> int:
     from simulator.history import History
     from simulator.invariants import check_run
-    from simulator.progress import RunProgress
     from simulator.report import build_report
     from simulator.runner import run_scenario
     from simulator.timeline import Timeline
@@ -244,17 +245,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             store = SQLiteStore(args.db or Path(tmp) / "run.db")
         try:
             timeline = Timeline(console, scenario.epoch)
-            quiet = args.quiet
-            errors = Console(stderr=True, highlight=False)
-            with RunProgress(errors, scenario.epoch, jobs=len(scenario.jobs)) as progress:
+            with _progress(scenario) as progress:
                 result = run_scenario(
                     scenario,
                     store,
                     speed=args.speed,
                     seed=args.seed,
-                    on_message=progress.on_message if quiet else timeline.on_message,
-                    on_action=None if quiet else timeline.on_action,
-                    on_fault=progress.on_fault if quiet else timeline.on_fault,
+                    **_observers(args.quiet, progress, timeline),
                 )
         finally:
             store.close()
@@ -267,7 +264,6 @@ def _run_live(args: argparse.Namespace, console: Console, scenario: Scenario) ->
     import anyio
 
     from simulator.live import LiveResult, LiveRun
-    from simulator.progress import RunProgress
     from simulator.timeline import Timeline
 
     if args.virtual or args.db:
@@ -278,23 +274,40 @@ def _run_live(args: argparse.Namespace, console: Console, scenario: Scenario) ->
         f"live run of [bold]{scenario.name}[/bold]: {speed:g} simulated seconds a second, "
         f"{len(scenario.faults)} faults planned"
     )
-    quiet = args.quiet
-    errors = Console(stderr=True, highlight=False)
     with (
         tempfile.TemporaryDirectory(prefix="drivesim-live-") as tmp,
-        RunProgress(errors, scenario.epoch, jobs=len(scenario.jobs)) as progress,
+        _progress(scenario) as progress,
     ):
         live = LiveRun(
             scenario,
             args.workdir or Path(tmp),
             speed=speed,
             seed=args.seed,
-            on_action=None if quiet else timeline.on_action,
-            on_fault=progress.on_fault if quiet else timeline.on_fault,
-            on_message=progress.on_message if quiet else timeline.on_message,
+            **_observers(args.quiet, progress, timeline),
         )
         outcome: LiveResult = anyio.run(live.run, backend="asyncio")
     return _finish(args, console, outcome.report(), outcome.stored, outcome.run)
+
+
+def _progress(scenario: Scenario) -> RunProgress:
+    """The progress line on stderr (shown with --quiet, in place of the timeline)."""
+    from simulator.progress import RunProgress
+
+    return RunProgress(
+        Console(stderr=True, highlight=False), scenario.epoch, jobs=len(scenario.jobs)
+    )
+
+
+def _observers(quiet: bool, progress: RunProgress, timeline: Timeline) -> dict[str, Any]:
+    """What hears a run's messages, answered actions and faults: the timeline, or with
+    ``quiet`` the progress line."""
+    if quiet:
+        return {"on_message": progress.on_message, "on_action": None, "on_fault": progress.on_fault}
+    return {
+        "on_message": timeline.on_message,
+        "on_action": timeline.on_action,
+        "on_fault": timeline.on_fault,
+    }
 
 
 def _finish(

@@ -8,7 +8,6 @@ drained stays in the store and goes out on the next start.
 
 from __future__ import annotations
 
-import gc
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
@@ -25,7 +24,7 @@ from worker.clock import Clock
 from worker.commands import CommandHandler
 from worker.embedded import embedded_broker
 from worker.errors import DrivesimError
-from worker.heap import long_lived_heap
+from worker.heap import long_lived_heap, pause_for_start_up
 from worker.ledger import SIM_NOW, Ledger
 from worker.logs import sim_time
 from worker.mqtt import MqttLink
@@ -153,12 +152,8 @@ def serve(
     log.info("worker starting", worker=settings.worker_id, db=str(settings.db))
 
     async def main() -> None:
-        # Start-up allocates the whole store (a record per job) and a task per active job:
-        # with the collector on, that triggers full collections over an ever larger heap
-        # (with 10,000 jobs most of the pipeline's start). It stays off until the datacenter
-        # runs; then what is alive is long-lived, and frozen out of future collections.
-        collecting = gc.isenabled()
-        gc.disable()
+        # With 10,000 jobs, full collections were most of the pipeline's start.
+        resume_collector = pause_for_start_up()
         async with _broker(settings) as broker, anyio.create_task_group() as tg:
             worker = Worker(settings, broker)
 
@@ -173,9 +168,7 @@ def serve(
             try:
                 await tg.start(worker.run)
             finally:
-                if collecting:
-                    gc.freeze()
-                    gc.enable()
+                resume_collector()
             on_ready(broker, worker.http)
             await worker.stop.wait()
             # worker.run returns once it has shut down; then the signal task is done too.

@@ -258,10 +258,12 @@ def settle(record: JobRecord, now: float) -> list[Event]:
     Drives still waiting when a cancel was accepted are skipped; they go back unread. The
     step waits for drives still on their way, cancel or not: they go back too.
     """
-    if record.state not in (J.RECEIVED, J.TRANSFERRING) or record.drives_in(D.TRANSFERRING):
+    if record.state not in (J.RECEIVED, J.TRANSFERRING):
         return []
-    if record.drives_in(D.SPECIFIED):
-        return []  # a late drive is still on its way: it must be received to go back
+    # A drive still copying, or a late drive still on its way (it must be received to go
+    # back): the step is not over.
+    if record.drives_in(D.TRANSFERRING, D.SPECIFIED):
+        return []
     waiting = record.drives_in(D.RECEIVED)
     if waiting and not record.cancel_requested:
         return []

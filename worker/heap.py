@@ -11,10 +11,10 @@ counting, as they die anyway, and collect the rare cycles later.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["THRESHOLDS", "long_lived_heap"]
+__all__ = ["THRESHOLDS", "long_lived_heap", "pause_for_start_up"]
 
 #: Young collections every 50,000 net allocations; a full one every 200 young ones at most.
 THRESHOLDS = (50_000, 20, 10)
@@ -29,3 +29,19 @@ def long_lived_heap() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*previous)
+
+
+def pause_for_start_up() -> Callable[[], None]:
+    """Turn the collector off while a start-up allocates what will live long (a record per
+    job, a task per active job): collecting then would only walk an ever larger heap.
+    Returns the call that ends the pause: it freezes what is alive out of future
+    collections and turns the collector back on (if it was on)."""
+    collecting = gc.isenabled()
+    gc.disable()
+
+    def resume() -> None:
+        if collecting:
+            gc.freeze()
+            gc.enable()
+
+    return resume

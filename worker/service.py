@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import enum
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -116,10 +117,11 @@ class JobService:
                 raise ValidationError(
                     f"Unknown state '{state}'; one of {', '.join(JobState)}.", target="$filter"
                 ) from None
-        jobs = [r.job for r in self.ledger if wanted is None or r.state is wanted]
         if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
             raise ValidationError("$skiptoken is invalid.", target="$skiptoken")
-        return [_copy(job) for job in jobs[skip : skip + (top or MAX_TOP)]]
+        # Stops at the page's last job: a page (or a probe with top=1) does not copy them all.
+        matching = (r.job for r in self.ledger if wanted is None or r.state is wanted)
+        return [_copy(job) for job in itertools.islice(matching, skip, skip + (top or MAX_TOP))]
 
     async def list_bitlocker_keys(self, name: str) -> builtins.list[DriveBitLockerKey]:
         """The only way BitLocker keys leave the worker."""

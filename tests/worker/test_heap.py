@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from worker.heap import THRESHOLDS, long_lived_heap
+from worker.heap import THRESHOLDS, long_lived_heap, pause_for_start_up
 
 
 def test_thresholds_hold_inside_and_come_back_after() -> None:
@@ -30,3 +30,18 @@ def test_cycles_are_still_collected() -> None:
         cycle.append(cycle)
         del cycle
         assert gc.collect() >= 1
+
+
+def test_start_up_pause_freezes_what_it_allocated_and_turns_the_collector_back_on() -> None:
+    assert gc.isenabled()
+    resume = pause_for_start_up()
+    try:
+        assert not gc.isenabled()
+        kept = [[i] for i in range(1000)]
+    finally:
+        resume()
+    try:
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= len(kept)
+    finally:
+        gc.unfreeze()

@@ -29,7 +29,7 @@ import httpx
 import pytest
 
 from simulator.processes import Mosquitto, WorkerProcess, free_port
-from tests.worker.test_http import JOBS, RG, SUB, VERSION, _put_body, _url, _worker
+from tests.worker.test_http import ACCOUNT, JOBS, RG, SUB, VERSION, _put_body, _url, _worker
 from worker.app import Worker
 from worker.errors import ConfigError
 from worker.http_server import self_signed_certificate
@@ -132,13 +132,10 @@ def sdk_1_0_0b2(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _client(script: str, sdk: Path) -> Callable[[Worker], dict[str, Any]]:
     """Run ``script`` with the 1.0.0b2 SDK against the worker; its last line of JSON."""
-    account = (
-        f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/a"
-    )
 
     def flow(worker: Worker) -> dict[str, Any]:
         done = subprocess.run(
-            [sys.executable, "-c", script, _url(worker), _cert(worker), SUB, RG, account],
+            [sys.executable, "-c", script, _url(worker), _cert(worker), SUB, RG, ACCOUNT],
             capture_output=True,
             text=True,
             timeout=60,
