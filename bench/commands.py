@@ -57,8 +57,16 @@ from typing import Any
 import anyio
 import structlog
 
-from bench.docs import write_section
-from bench.live import _percentile, _Sampler, _utilisation, _worker_log
+from bench.docs import finish
+from bench.live import (
+    _percentile,
+    _Sampler,
+    _utilisation,
+    _worker_log,
+    cpu_figures,
+    run_workdir,
+    timed_requests,
+)
 from simulator.client import JobsClient
 from simulator.live import LiveResult, LiveRun
 from simulator.processes import DRIVESIM
@@ -281,9 +289,8 @@ async def _phase(
     reply_within: float,
     seed: int,
     scratch: Path,
-    min_alive: int,
 ) -> tuple[LiveResult, list[dict[str, Any]], float]:
-    """Run ``live`` and, once the worker is up and ``min_alive`` jobs are, the probe for
+    """Run ``live`` and, once the worker is up and a job is alive, the probe for
     ``duration`` s; then stop the run. Returns the run's outcome, the probe's samples and
     the wall second (perf_counter) the probe started."""
     outcome: list[LiveResult] = []
@@ -293,7 +300,7 @@ async def _phase(
     async def probe() -> None:
         try:
             deadline = time.perf_counter() + 120
-            while getattr(live, "customer", None) is None or len(live.alive_jobs()) < min_alive:
+            while getattr(live, "customer", None) is None or not live.alive_jobs():
                 if time.perf_counter() > deadline:
                     raise RuntimeError("no jobs alive to probe after 120 s")
                 await anyio.sleep(0.05)
@@ -360,12 +367,7 @@ def measure(
     # The run ends when the probe is done; until is only a backstop.
     scenario = dataclasses.replace(scenario, until=speed * (duration + 180.0))
     with contextlib.ExitStack() as stack:
-        if keep is None:
-            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="drivesim-bench-cmd-"))
-        else:
-            keep.mkdir(parents=True, exist_ok=True)
-            tmp = tempfile.mkdtemp(prefix=f"{label}-{speed:.0f}-", dir=keep)
-        workdir = Path(tmp)
+        workdir = run_workdir(stack, keep, "drivesim-bench-cmd-", f"{label}-{speed:.0f}-")
         if profile is not None:
             profile.mkdir(parents=True, exist_ok=True)
         program = worker_program(
@@ -391,7 +393,6 @@ def measure(
                     reply_within=timeout,
                     seed=seed,
                     scratch=workdir,
-                    min_alive=1,
                 ),
                 backend="asyncio",
             )
@@ -403,10 +404,7 @@ def measure(
     result = outcome.run
     wall = result.wall_seconds
     observed = result.observed or 0
-    timed = {a.index: a.at for a in scenario.actions if a.at is not None}
-    answered = {r.index: r.at for r in live.results if r.index in timed}
-    late = [(at - timed[i]) / speed for i, at in answered.items()]
-    due = sum(1 for at in timed.values() if at <= result.sim_seconds)
+    late, due = timed_requests(scenario, live.results, speed, result.sim_seconds)
     cpu = _utilisation(sampler.samples, probe_start, probe_start + duration)
     return {
         "phase": label,
@@ -428,10 +426,7 @@ def measure(
         "requests_answered": len(late),
         "request_late_p50_s": _percentile(late, 0.5),
         "request_late_p99_s": _percentile(late, 0.99),
-        "worker_cpu": cpu.get("worker", 0.0),
-        "worker_cpu_peak": cpu.get("worker_peak", 0.0),
-        "broker_cpu": cpu.get("broker", 0.0),
-        "bench_cpu": cpu.get("bench", 0.0),
+        **cpu_figures(cpu),
         **{f"worker_{k}": v for k, v in worker_log.items()},
     }
 
@@ -452,10 +447,7 @@ def _ms(seconds: float) -> str:
 
 def setup(r: dict[str, Any]) -> str:
     """The phase and what the experiments changed in it."""
-    said = [
-        *(["worker direct to broker"] if r.get("direct") else []),
-    ]
-    return str(r["phase"]) + (f" ({', '.join(said)})" if said else "")
+    return str(r["phase"]) + (" (worker direct to broker)" if r.get("direct") else "")
 
 
 def row(r: dict[str, Any]) -> str:
@@ -575,13 +567,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "target_p99_s": TARGET_P99_S,
         "target_met": bool(load["probe"]["p99_s"] < TARGET_P99_S),
     }
-    text = table(report)
-    print()
-    print(text)
-    if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
-    if args.docs:
-        write_section("commands", text)
+    finish("commands", table(report), report, json_path=args.json, docs=args.docs)
     return report
 
 

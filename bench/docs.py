@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
-__all__ = ["DOCS", "markers", "write_section"]
+__all__ = ["DOCS", "finish", "markers", "write_section"]
 
 DOCS = Path(__file__).parents[1] / "docs" / "benchmarks.md"
 
@@ -24,3 +26,24 @@ def write_section(name: str, section: str, path: Path = DOCS) -> None:
     else:
         text = text.rstrip() + "\n\n" + begin + "\n" + section + "\n" + end + "\n"
     path.write_text(text)
+
+
+def finish(
+    name: str,
+    text: str,
+    report: Any,
+    *,
+    json_path: Path | None,
+    docs: bool,
+    echo: str | None = "\n",
+    indent: int = 1,
+) -> None:
+    """A benchmark's last steps: print ``text`` (its table) after ``echo``, unless that is
+    None; write ``report`` to ``json_path`` as JSON, if given; with ``docs``, put ``text``
+    in benchmark ``name``'s section of the docs."""
+    if echo is not None:
+        print(echo + text)
+    if json_path is not None:
+        json_path.write_text(json.dumps(report, indent=indent) + "\n", encoding="utf-8")
+    if docs:
+        write_section(name, text)

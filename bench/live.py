@@ -56,8 +56,9 @@ from typing import Any
 import anyio
 import structlog
 
-from bench.docs import write_section
+from bench.docs import finish
 from bench.mqtt_cases import CASES
+from simulator.customer import ActionResult
 from simulator.history import History
 from simulator.live import LiveRun
 from simulator.scenario import Scenario, load_scenario
@@ -160,24 +161,16 @@ class _TimedRun(LiveRun):
         self.arrivals: list[float] = []
         #: Simulated seconds from a job snapshot's commit (its simTime) to its arrival here.
         self.delivery: list[float] = []
-        #: Messages that came after the run had closed its task group (a cut run).
-        self.after_end = 0
 
     def _heard(self, topic: str, payload: bytes) -> None:
         self.arrivals.append(time.perf_counter())
-        if payload and topic.endswith("/state") and "/drives/" not in topic:
-            iso = json.loads(payload).get("simTime")
-            if isinstance(iso, str):
-                sent = (datetime.fromisoformat(iso) - self.scenario.epoch).total_seconds()
-                self.delivery.append(self.clock.now() - sent)
-        try:
-            super()._heard(topic, payload)
-        except RuntimeError as exc:
-            # A cut run: a job entered a state an action waits for after the run's task
-            # group closed, and LiveRun tries to schedule that action anyway.
-            if "task group is not active" not in str(exc):
-                raise
-            self.after_end += 1
+        super()._heard(topic, payload)
+
+    def _snapshot(self, job: str, body: dict[str, Any]) -> None:
+        iso = body.get("simTime")
+        if isinstance(iso, str):
+            sent = (datetime.fromisoformat(iso) - self.scenario.epoch).total_seconds()
+            self.delivery.append(self.clock.now() - sent)
 
 
 class _Sampler(threading.Thread):
@@ -252,6 +245,36 @@ def _busiest(times: Sequence[float], window: float = 1.0) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
+
+
+def run_workdir(stack: contextlib.ExitStack, keep: Path | None, temp: str, kept: str) -> Path:
+    """A run's workdir: a temporary one (prefix ``temp``) that ``stack`` removes, or with
+    ``keep`` a folder of its own (prefix ``kept``) under ``keep``, left in place."""
+    if keep is None:
+        return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=temp)))
+    keep.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=kept, dir=keep))
+
+
+def timed_requests(
+    scenario: Scenario, results: Sequence[ActionResult], speed: float, sim_seconds: float
+) -> tuple[list[float], int]:
+    """The scenario's scripted requests at a fixed simulated time: how late each answered
+    one was answered (wall s), and how many were due by ``sim_seconds``."""
+    timed = {a.index: a.at for a in scenario.actions if a.at is not None}
+    answered = {r.index: r.at for r in results if r.index in timed}
+    late = [(at - timed[i]) / speed for i, at in answered.items()]
+    return late, sum(1 for at in timed.values() if at <= sim_seconds)
+
+
+def cpu_figures(cpu: dict[str, float]) -> dict[str, float]:
+    """:func:`_utilisation`'s shares under the report's keys."""
+    return {
+        "worker_cpu": cpu.get("worker", 0.0),
+        "worker_cpu_peak": cpu.get("worker_peak", 0.0),
+        "broker_cpu": cpu.get("broker", 0.0),
+        "bench_cpu": cpu.get("bench", 0.0),
+    }
 
 
 def _utilisation(
@@ -348,11 +371,8 @@ def measure(
     scenario = full if plan.until is None else dataclasses.replace(full, until=plan.until)
     speed = plan.speed or auto_speed(scenario, budget)
     with contextlib.ExitStack() as stack:
-        if keep is None:
-            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="drivesim-bench-live-"))
-        else:
-            tmp = tempfile.mkdtemp(prefix=f"{scenario.name}-{speed:.0f}-", dir=keep)
-        live = _TimedRun(scenario, Path(tmp), speed=speed, seed=seed)
+        tmp = run_workdir(stack, keep, "drivesim-bench-live-", f"{scenario.name}-{speed:.0f}-")
+        live = _TimedRun(scenario, tmp, speed=speed, seed=seed)
         sampler = _Sampler(live)
         sampler.start()
         started = time.perf_counter()
@@ -361,7 +381,7 @@ def measure(
         finally:
             sampler.stop()
         total = time.perf_counter() - started
-        worker_log = _worker_log(Path(tmp) / "worker.log", scenario.epoch, speed)
+        worker_log = _worker_log(tmp / "worker.log", scenario.epoch, speed)
     result = outcome.run
     history = outcome.stored
     checks = outcome.checks()
@@ -376,11 +396,7 @@ def measure(
             result.history, scenario.epoch, scenario.datacenter.checkpoint_interval
         )
     ]
-    # Scripted requests at a fixed simulated time: answered how late (wall s)?
-    timed = {a.index: a.at for a in scenario.actions if a.at is not None}
-    answered = {r.index: r.at for r in live.results if r.index in timed}
-    requests = [(at - timed[i]) / speed for i, at in answered.items()]
-    due = sum(1 for at in timed.values() if at <= result.sim_seconds)
+    requests, due = timed_requests(scenario, live.results, speed, result.sim_seconds)
     arrivals = sorted(live.arrivals)
     cpu = _utilisation(sampler.samples, arrivals[0], arrivals[-1]) if arrivals else {}
     finish_late = (
@@ -421,14 +437,10 @@ def measure(
         "requests_answered": len(requests),
         "request_late_p50_s": _percentile(requests, 0.5),
         "request_late_p99_s": _percentile(requests, 0.99),
-        "heard_after_end": live.after_end,
         "delivery_p50_s": _percentile(live.delivery, 0.5) / speed,
         "delivery_p99_s": _percentile(live.delivery, 0.99) / speed,
         "finish_late_s": finish_late,
-        "worker_cpu": cpu.get("worker", 0.0),
-        "worker_cpu_peak": cpu.get("worker_peak", 0.0),
-        "broker_cpu": cpu.get("broker", 0.0),
-        "bench_cpu": cpu.get("bench", 0.0),
+        **cpu_figures(cpu),
         "worker_peak_rss_mib": sampler.peak_rss_kib / 1024,
         **{f"worker_{k}": v for k, v in worker_log.items()},
         "worker_starts": result.starts,
@@ -640,13 +652,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "runs": runs,
         "ok": all(r["invariants_ok"] for r in runs),
     }
-    text = table(runs, ref, command)
-    print()
-    print(text)
-    if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
-    if args.docs:
-        write_section("live", text)
+    finish("live", table(runs, ref, command), report, json_path=args.json, docs=args.docs)
     return report
 
 

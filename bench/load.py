@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.docs import write_section
+from bench.docs import finish
 
 CHILD = """
 import json, sys, time
@@ -150,10 +150,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ]
     )
     report = {"runs": runs, "table": table}
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
-    if args.docs and not args.smoke:
-        write_section("load", table)
+    finish(
+        "load",
+        table,
+        report,
+        json_path=args.json or None,
+        docs=args.docs and not args.smoke,
+        echo=None,
+        indent=2,
+    )
     return report
 
 

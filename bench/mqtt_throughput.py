@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.docs import write_section
+from bench.live import _proc_cpu
 from bench.messages import make_messages, wire_payload
 from bench.mqtt_cases import CASES, FIRST_EPOCH
 from simulator.processes import Mosquitto, find_mosquitto
@@ -41,8 +43,6 @@ __all__ = ["Case", "Run", "main"]
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
-BEGIN = "<!-- bench.mqtt_throughput: begin (generated; re-running the benchmark replaces it) -->"
-END = "<!-- bench.mqtt_throughput: end -->"
 #: Mosquitto as in the lab baseline: no per-client queue or in-flight cap.
 BROKER_CONFIG = "max_inflight_messages 0\n"
 REFERENCES = ("aiomqtt", "paho")
@@ -97,13 +97,10 @@ class Run:
         return self.published / span if span > 0 else 0.0
 
 
-def _proc_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process, from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _broker_cpu(pid: int) -> float:
+    """User + system CPU seconds of the broker (0 when /proc has it no more)."""
+    cpu = _proc_cpu(pid)
+    return 0.0 if cpu is None else cpu
 
 
 def _python(module: str, *args: str) -> list[str]:
@@ -116,8 +113,7 @@ def run_once(
     """Broker, subscriber and publisher for one run of ``case``; everything stopped after."""
     workdir = scratch / f"{case.name}-{rep}"
     (workdir / "broker").mkdir(parents=True)
-    extra = BROKER_CONFIG
-    broker = Mosquitto(workdir / "broker", extra_config=extra)
+    broker = Mosquitto(workdir / "broker", extra_config=BROKER_CONFIG)
     timeout = 60 + args.messages / 500
     broker.start()
     assert broker.process is not None
@@ -137,7 +133,7 @@ def run_once(
         first = sub.stdout.readline().strip()
         if first != "READY":
             raise RuntimeError(f"the subscriber did not get ready: {first!r}")
-        broker_cpu = _proc_cpu(broker.process.pid)
+        broker_cpu = _broker_cpu(broker.process.pid)
         result_file = workdir / "result.json"
         command = _python(
             "bench.mqtt_cases",
@@ -150,7 +146,7 @@ def run_once(
         publisher = subprocess.run(command, cwd=ROOT, timeout=timeout, check=False)
         received = json.loads(sub.stdout.readline() or "{}")
         sub.wait(timeout=30)
-        broker_cpu = _proc_cpu(broker.process.pid) - broker_cpu
+        broker_cpu = _broker_cpu(broker.process.pid) - broker_cpu
         if publisher.returncode != 0 or not result_file.exists():
             published: dict[str, float] = {}
             error: str | None = f"publisher exited with {publisher.returncode}"
@@ -328,7 +324,6 @@ def section(
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     facts_line = ", ".join(f"{k} {v}" for k, v in facts.items())
     return (
-        f"{BEGIN}\n"
         "## MQTT status throughput, end to end (`bench/mqtt_throughput.py`)\n\n"
         f"Run {when}, {elapsed:.0f} s in all: `{command}`\n\n"
         f"* **Machine:** {facts_line}.\n"
@@ -355,8 +350,7 @@ def section(
         "repetition. *PUBACK msg/s*: messages ÷ (last PUBACK − start), the publisher's view. "
         "*Publisher CPU*: user + system CPU of the publisher process over the timed phase "
         "(for `drivesim-live` this includes the commits). *Broker CPU* is read from "
-        "`/proc` for the whole run.\n"
-        f"{END}\n"
+        "`/proc` for the whole run."
     )
 
 
@@ -372,16 +366,12 @@ between rows, or into absolute rates from another machine.
 
 
 def write_docs(path: Path, text: str) -> None:
-    """Put the generated section into ``path``, replacing an earlier one."""
-    current = path.read_text() if path.exists() else HEADER
-    if BEGIN in current and END in current:
-        before, rest = current.split(BEGIN, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
-        new = before + text + ("\n" + after if after else "")
-    else:
-        new = current.rstrip("\n") + "\n\n" + text
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new)
+    """Put the generated section into ``path``, replacing an earlier one (a new file starts
+    with :data:`HEADER`)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(HEADER)
+    write_section("mqtt_throughput", text, path)
 
 
 # -- main ------------------------------------------------------------------------------------

@@ -56,7 +56,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.docs import write_section
+from bench.docs import finish
+from bench.mqtt_subscriber import sub_command, wait_subscribed
 
 __all__ = ["TrialResult", "build_db", "main", "run", "scenario_text"]
 
@@ -185,25 +186,12 @@ class Subscriber:
     ``(receive time, topic, epoch)`` of each snapshot (epoch None for an empty payload)."""
 
     def __init__(self, port: int) -> None:
-        from simulator.processes import find_mosquitto
         from worker.status import PREFIX
 
-        tool = shutil.which("mosquitto_sub") or str(Path(find_mosquitto()).parent / "mosquitto_sub")
-        common = ["-h", "127.0.0.1", "-p", str(port), "-q", "1", "-V", "mqttv311"]
+        topics = [f"{PREFIX}/jobs/+/state", f"{PREFIX}/jobs/+/drives/+/state", PROBE]
         self.port = port
         self.process = subprocess.Popen(
-            [
-                tool,
-                *common,
-                "-t",
-                f"{PREFIX}/jobs/+/state",
-                "-t",
-                f"{PREFIX}/jobs/+/drives/+/state",
-                "-t",
-                PROBE,
-                "-F",
-                "%U %t %p",
-            ],
+            sub_command(port, topics, "%U %t %p", version="mqttv311"),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
@@ -211,12 +199,9 @@ class Subscriber:
         self._probed = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        deadline = time.monotonic() + 10
-        while not self._probed.wait(0.1):
-            if time.monotonic() > deadline:
-                raise RuntimeError("mosquitto_sub did not subscribe in time")
-            pub = tool.replace("mosquitto_sub", "mosquitto_pub")
-            subprocess.run([pub, *common, "-t", PROBE, "-m", "probe"], check=False)
+        wait_subscribed(
+            lambda: self._probed.wait(0.1), port, PROBE, version="mqttv311", interval=0.0
+        )
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -284,18 +269,30 @@ class TrialResult:
         }
 
 
-def _read_log(path: Path, offset: int) -> list[dict[str, Any]]:
-    with path.open("rb") as log:
-        log.seek(offset)
-        lines = log.read().splitlines()
-    events = []
-    for line in lines:
-        if line.startswith(b"{"):
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                continue
-    return events
+class LogTail:
+    """The worker log's JSON events from ``offset`` (default: its end now) on, read as the
+    worker writes them: each :meth:`read` parses only the lines completed since the last."""
+
+    def __init__(self, path: Path, offset: int | None = None) -> None:
+        self.path = path
+        self.offset = path.stat().st_size if offset is None else offset
+        self.events: list[dict[str, Any]] = []
+        self._partial = b""
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every event from the start offset, the new ones parsed and appended."""
+        with self.path.open("rb") as log:
+            log.seek(self.offset)
+            data = log.read()
+        self.offset += len(data)
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        for line in lines:
+            if line.startswith(b"{"):
+                try:
+                    self.events.append(json.loads(line))
+                except ValueError:
+                    continue
+        return self.events
 
 
 def _stamp(event: dict[str, Any]) -> float:
@@ -314,6 +311,8 @@ class Bench:
         self.subscriber = Subscriber(self.broker.port)
         self.log = workdir / "worker.log"
         self.log.write_bytes(b"")
+        #: The log of the latest :meth:`start`.
+        self.tail = LogTail(self.log)
         self.db = db
         self.worker = WorkerProcess(
             ["--scenario", str(scenario), "--speed", repr(speed), "--broker", self.broker.url],
@@ -326,28 +325,29 @@ class Bench:
         self.subscriber.close()
         self.broker.stop()
 
-    def start(self, timeout: float, expected: StoreState) -> tuple[float, int, list[str]]:
+    def start(self, timeout: float, expected: StoreState) -> tuple[float, list[str]]:
         """Spawn the worker and wait until it resumed and re-announced every job; the spawn
-        time, the log offset of this start, and what went wrong (empty: nothing)."""
-        offset = self.log.stat().st_size
+        time and what went wrong (empty: nothing). :attr:`tail` reads the log of this start."""
+        self.tail = LogTail(self.log)
         mark = len(self.subscriber.seen)
         spawned = time.time()
         self.worker.start()
         deadline = time.monotonic() + timeout
         while True:
-            events = {e["event"] for e in _read_log(self.log, offset)}
+            events = {e["event"] for e in self.tail.read()}
             if {"jobs resumed", "every job announced again"} <= events:
-                epoch = self._epoch(offset)
+                epoch = self._epoch()
                 if epoch is not None and len(self._announced(mark, epoch)) >= len(expected.jobs):
-                    return spawned, offset, []
+                    return spawned, []
             if not self.worker.running:
-                return spawned, offset, ["the worker exited: " + self.log.read_text()[-2000:]]
+                return spawned, ["the worker exited: " + self.log.read_text()[-2000:]]
             if time.monotonic() > deadline:
-                return spawned, offset, [f"not resumed and re-announced within {timeout:g} s"]
+                return spawned, [f"not resumed and re-announced within {timeout:g} s"]
             time.sleep(0.02)
 
-    def _epoch(self, offset: int) -> int | None:
-        for event in _read_log(self.log, offset):
+    def _epoch(self) -> int | None:
+        """The epoch the worker of this start connected with (None: not yet)."""
+        for event in self.tail.events:
             if event["event"] == "connected to broker":
                 return int(event["epoch"])
         return None
@@ -365,10 +365,9 @@ class Bench:
             drives=expected.drives,
         )
         mark = len(self.subscriber.seen)
-        spawned, offset, problems = self.start(timeout, expected)
+        spawned, problems = self.start(timeout, expected)
         result.problems += problems
-        log = _read_log(self.log, offset)
-        for event in log:
+        for event in self.tail.read():
             name = event["event"]
             if name in MILESTONES and name not in result.events:
                 result.events[name] = _stamp(event) - spawned
@@ -380,7 +379,7 @@ class Bench:
             elif name == "transfer resumed from checkpoint":
                 result.transfers_logged += 1
         result.resumed = result.events.get("jobs resumed")
-        epoch = self._epoch(offset)
+        epoch = self._epoch()
         firsts: dict[str, float] = {}
         for stamp, topic, e in self.subscriber.seen[mark:]:
             if e == epoch and topic not in firsts:
@@ -417,9 +416,9 @@ class Bench:
 
     def run_for(self, seconds: float) -> int:
         """Let the worker run; the job changes it committed meanwhile."""
-        offset = self.log.stat().st_size
+        tail = LogTail(self.log)
         time.sleep(seconds)
-        return sum(1 for e in _read_log(self.log, offset) if e["event"] == "job changed")
+        return sum(1 for e in tail.read() if e["event"] == "job changed")
 
     def kill(self) -> None:
         assert self.worker.process is not None
@@ -462,7 +461,7 @@ def run(
     results: list[TrialResult] = []
     first: list[str] = []
     try:
-        _, _, first = bench.start(timeout, initial)
+        _, first = bench.start(timeout, initial)
         changes = bench.run_for(run_for)
         for trial in range(1, trials + 1):
             bench.kill()
@@ -602,11 +601,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for trial in report["trials"]:
         print(json.dumps(trial), flush=True)
     section = table(report, command.strip())
-    print(section)
-    if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    if args.docs:
-        write_section("recovery", section)
+    finish("recovery", section, report, json_path=args.json, docs=args.docs, echo="", indent=2)
     return report
 
 

@@ -83,7 +83,6 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
-import json
 import math
 import os
 import shlex
@@ -100,7 +99,10 @@ from typing import Any
 import anyio
 import structlog
 
-from bench.docs import write_section
+from bench.docs import finish
+from bench.live import _busiest, _proc_cpu
+from bench.mqtt_subscriber import sub_command, wait_subscribed
+from bench.mqtt_throughput import machine
 from simulator.processes import Mosquitto
 from simulator.runner import RunResult, ScenarioRun
 from simulator.scenario import Scenario, load_scenario
@@ -112,7 +114,7 @@ from worker.mqtt import MqttLink
 from worker.retention import deletion_due
 from worker.sqlite_store import SQLiteStore
 from worker.status import PREFIX, StatusMessage
-from worker.store import Commit, MemoryStore
+from worker.store import Commit, MemoryStore, OutboxEntry
 
 __all__ = ["Calibration", "Recorder", "main", "measure", "percentile"]
 
@@ -206,8 +208,7 @@ class Recorder:
     for the task's next commit, which is kept as ``(due, late)`` too.
     """
 
-    def __init__(self, *, sweep_interval: float | None = None) -> None:
-        self.sweep_interval = sweep_interval
+    def __init__(self) -> None:
         self.wakes: list[tuple[float, float]] = []
         self.commits: list[tuple[float, float]] = []
         self.other_wakes = 0
@@ -216,7 +217,6 @@ class Recorder:
         self._due_at: dict[asyncio.Task[Any], tuple[float, float]] = {}
         #: The measured run, once made (its clock and ledger, for the sweeper's deletions).
         self.run: ScenarioRun | None = None
-        self.retention = self.expiry = 0.0
 
     def on_wake(self, clock: Clock, due: float, woke: float) -> None:
         task = asyncio.current_task()
@@ -241,24 +241,23 @@ class Recorder:
         elif (
             commit.delete
             and self.run is not None
-            and self.sweep_interval
             and task.get_name().startswith("worker.retention.")
         ):
             self._sweeper_commit(commit, self.run)
 
     def _sweeper_commit(self, commit: Commit, run: ScenarioRun) -> None:
         # The deleted record is still the ledger's: the ledger swaps after the commit.
-        assert self.sweep_interval is not None
+        policy = run.scenario.policy
         clock = run.clock
         now = clock.now()
         for name in commit.delete:
             record = run.ledger.get(name)
             if record is None:
                 continue
-            due = deletion_due(record, retention=self.retention, expiry=self.expiry)
+            due = deletion_due(record, retention=policy.retention, expiry=policy.creating_expiry)
             if due is None:
                 continue
-            tick = math.ceil(due / self.sweep_interval) * self.sweep_interval
+            tick = math.ceil(due / policy.sweep_interval) * policy.sweep_interval
             self.commits.append((tick, max(0.0, now - tick) / clock.scale))
 
 
@@ -297,9 +296,6 @@ class TimedSQLiteStore(SQLiteStore):
         super().__init__(path)
         self.recorder = recorder
         self.timings = timings
-        self._active: list[str] = []
-        for name, key in (("pending", "pending"), ("pending_after", "pending"), ("ack", "ack")):
-            self._timed(name, key)
 
     def commit(self, commit: Commit) -> None:
         started, used = time.perf_counter(), time.thread_time()
@@ -311,30 +307,24 @@ class TimedSQLiteStore(SQLiteStore):
         timings.backlog_max = max(timings.backlog_max, timings.committed - timings.rows["ack"])
         self.recorder.on_commit(commit)
 
-    def _timed(self, name: str, key: str) -> None:
-        """Time the store's ``name`` method (if it has one) under ``key``: reading a relay
-        batch (``pending``, and ``pending_after`` where the relay reads ahead) or
-        acknowledging one."""
-        method = getattr(self, name, None)
-        if method is None:
-            return
-        timings, active = self.timings, self._active
+    def pending_after(self, after: int, limit: int) -> list[OutboxEntry]:
+        """Read a relay batch, timed under ``pending`` (``pending`` reads through this)."""
+        started, used = time.perf_counter(), time.thread_time()
+        result = super().pending_after(after, limit)
+        timings = self.timings
+        timings.calls["pending"].append(time.perf_counter() - started)
+        timings.cpu["pending"].append(time.thread_time() - used)
+        timings.rows["pending"] += len(result)
+        return result
 
-        def timed(*args: Any) -> Any:
-            if active:  # one timed method calling another (pending -> pending_after)
-                return method(*args)
-            active.append(name)
-            started, used = time.perf_counter(), time.thread_time()
-            try:
-                result = method(*args)
-            finally:
-                active.pop()
-            timings.calls[key].append(time.perf_counter() - started)
-            timings.cpu[key].append(time.thread_time() - used)
-            timings.rows[key] += len(result if key == "pending" else args[0])
-            return result
-
-        setattr(self, name, timed)
+    def ack(self, ids: Sequence[int]) -> None:
+        """Acknowledge a relay batch, timed under ``ack``."""
+        started, used = time.perf_counter(), time.thread_time()
+        super().ack(ids)
+        timings = self.timings
+        timings.calls["ack"].append(time.perf_counter() - started)
+        timings.cpu["ack"].append(time.thread_time() - used)
+        timings.rows["ack"] += len(ids)
 
 
 class GcPauses:
@@ -565,24 +555,20 @@ class Subscriber:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        common = ["-h", "127.0.0.1", "-p", str(self.broker.port), "-q", "1", "-V", "mqttv5"]
+        port = self.broker.port
         with self.path.open("wb") as out:
             self.process = subprocess.Popen(
-                ["mosquitto_sub", *common, "-t", SUBSCRIPTION, "-t", PROBE_TOPIC, "-F", FORMAT],
+                sub_command(port, [SUBSCRIPTION, PROBE_TOPIC], FORMAT),
                 stdout=out,
                 stderr=subprocess.DEVNULL,
             )
-        deadline = time.monotonic() + CONNECT_TIMEOUT
-        while PROBE_TOPIC.encode() not in self.path.read_bytes():
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError("mosquitto_sub did not subscribe in time")
-            subprocess.run(
-                ["mosquitto_pub", *common, "-t", PROBE_TOPIC, "-m", "probe"],
-                check=False,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            time.sleep(0.05)
+        wait_subscribed(
+            lambda: PROBE_TOPIC.encode() in self.path.read_bytes(),
+            port,
+            PROBE_TOPIC,
+            process=self.process,
+            timeout=CONNECT_TIMEOUT,
+        )
 
     def lines(self) -> list[tuple[float, str, int]]:
         """``(receive unix time, topic, qos)`` of every status message received so far."""
@@ -613,12 +599,6 @@ def _run_delay() -> float:
         return int(Path("/proc/self/schedstat").read_text().split()[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return math.nan
-
-
-def _proc_cpu(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- the measured run ------------------------------------------------------------------------------
@@ -682,7 +662,8 @@ def measure(settings: Settings) -> dict[str, Any]:
             lines = subscriber.lines()
         finally:
             subscriber.stop()
-            broker_cpu = _proc_cpu(broker.process.pid) if broker.process else math.nan
+            cpu = _proc_cpu(broker.process.pid) if broker.process else None
+            broker_cpu = math.nan if cpu is None else cpu
             broker.stop()
 
     received = Counter(topic for _, topic, _ in lines)
@@ -736,16 +717,6 @@ def measure(settings: Settings) -> dict[str, Any]:
     return report
 
 
-def _busiest(times: Sequence[float]) -> int:
-    """The most of ``times`` (sorted) inside any one second."""
-    best, lo = 0, 0
-    for hi, value in enumerate(times):
-        while value - times[lo] > 1.0:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
-
-
 def _run(
     settings: Settings,
     speed: float,
@@ -754,9 +725,7 @@ def _run(
     workdir: Path,
 ) -> dict[str, Any]:
     scenario = settings.scenario
-    recorder = Recorder(sweep_interval=scenario.policy.sweep_interval)
-    recorder.retention = scenario.policy.retention
-    recorder.expiry = scenario.policy.creating_expiry
+    recorder = Recorder()
     timings = StoreTimings()
     pauses = GcPauses()
     slow = SlowCallbacks(settings.blocking or 0.0)
@@ -980,18 +949,7 @@ def _blocking_lines(r: dict[str, Any]) -> list[str]:
 
 
 def _machine() -> str:
-    def version(command: list[str]) -> str:
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=5)
-        except OSError:
-            return "?"
-        return (done.stdout or done.stderr).strip().splitlines()[0] if done else "?"
-
-    mosquitto = version(["/usr/sbin/mosquitto", "-h"]).removeprefix("mosquitto version ")
-    return (
-        f"nproc {os.cpu_count()}, python {sys.version.split()[0]}, mosquitto {mosquitto}, "
-        f"sqlite {__import__('sqlite3').sqlite_version}"
-    )
+    return ", ".join(f"{key} {value}" for key, value in machine().items())
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -1071,13 +1029,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "reference_seconds": reference_seconds,
         "run": run,
     }
-    text = table(report)
-    print()
-    print(text)
-    if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
-    if args.docs:
-        write_section("schedule", text)
+    finish("schedule", table(report), report, json_path=args.json, docs=args.docs)
     return report
 
 

@@ -48,7 +48,6 @@ class _Job:
     package_lost: bool
     drives: dict[str, DrivePlan]
     state: JobState = J.CREATING
-    touched_at: float = 0.0
     ended_at: float | None = None
     cancel_requested: bool = False
     cancelled: simpy.Event | None = None
@@ -96,7 +95,6 @@ class _Model:
 
     def _set_state(self, job: _Job, new: JobState) -> None:
         job.state = new
-        job.touched_at = self.env.now
         if new in states.TERMINAL:
             job.ended_at = self.env.now
             outcome = (
@@ -165,7 +163,6 @@ class _Model:
             return_delay=plan.return_delay,
             package_lost=plan.package_lost,
             drives=drives,
-            touched_at=now,
             cancelled=self.env.event(),
             when=list(self.when.get(name, ())),
         )

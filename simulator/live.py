@@ -143,23 +143,20 @@ class LiveRun:
         seed: int | None = None,
         program: tuple[str, ...] = DRIVESIM,
         request_timeout: float = 3.0,
-        broker_config: str = "",
         direct: bool = False,
         on_action: Callable[[ActionResult], None] | None = None,
         on_fault: Callable[[FaultRecord], None] | None = None,
         on_message: Callable[[StatusMessage], None] | None = None,
     ) -> None:
         """``on_*`` are told each answer, fault and status message the observer hears;
-        ``broker_config`` is added to Mosquitto's config file; ``direct`` connects the
-        worker straight to the broker, not through the fault proxy (for measurements: the
-        network faults and ``broker-kill`` then no longer reach it)."""
+        ``direct`` connects the worker straight to the broker, not through the fault proxy
+        (for measurements: the network faults and ``broker-kill`` then no longer reach it)."""
         self.scenario = scenario
         self.workdir = workdir
         self.speed = speed
         self.seed = scenario.seed if seed is None else seed
         self.program = program
         self.request_timeout = request_timeout
-        self.broker_config = broker_config
         self.direct = direct
         self.on_action = on_action
         self.on_fault = on_fault
@@ -188,7 +185,7 @@ class LiveRun:
     async def run(self) -> LiveResult:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "broker").mkdir(exist_ok=True)
-        self.broker = Mosquitto(self.workdir / "broker", extra_config=self.broker_config)
+        self.broker = Mosquitto(self.workdir / "broker")
         self.broker.start()
         self.proxy = FaultProxy(self.broker.port)
         loop = asyncio.get_running_loop()
@@ -322,6 +319,7 @@ class LiveRun:
             self._check_finished()
             return
         body = json.loads(payload)
+        self._snapshot(job, body)
         seq, state = int(body["seq"]), body["properties"]["state"]
         known = self._jobs.get(job)
         if known is not None and seq <= known[0]:
@@ -334,6 +332,10 @@ class LiveRun:
             if action.when == state:
                 self._waiting[job].remove(action)
                 self._later(action, entered + action.after)
+
+    def _snapshot(self, job: str, body: dict[str, Any]) -> None:
+        """Told every job snapshot the observer hears (replays and duplicates included),
+        parsed; a hook for subclasses, it does nothing here."""
 
     def _check_finished(self) -> None:
         if self._open or not self._created:

@@ -20,6 +20,11 @@ CONFIGS = Path(__file__).parents[2] / "configs"
 Runner = Callable[..., tuple[RunResult, dict[str, Any]]]
 
 
+def failed_invariants(report: dict[str, Any]) -> dict[str, list[str]]:
+    """The report's failed invariants: their violations by name."""
+    return {i["name"]: i["violations"] for i in report["invariants"] if not i["ok"]}
+
+
 def run_to_report(scenario: Scenario, **kwargs: Any) -> tuple[RunResult, dict[str, Any]]:
     result = run_scenario(scenario, kwargs.pop("store", None) or MemoryStore(), **kwargs)
     history = History(result.history, scenario.epoch)

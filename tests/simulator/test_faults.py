@@ -13,9 +13,8 @@ from simulator.faults import CLIENT_FAULTS, FaultRecord, suspects
 from simulator.history import History
 from simulator.report import without_wall_clock
 from simulator.scenario import load_scenario, parse_scenario
+from tests.simulator.conftest import Runner
 from worker.errors import ConfigError
-
-Runner = Any
 
 BASE: dict[str, Any] = {"name": "plan", "seed": 3}
 

@@ -13,8 +13,7 @@ import pytest
 
 from simulator.live import LiveResult, LiveRun
 from simulator.scenario import load_scenario
-
-CONFIGS = Path(__file__).parents[2] / "configs"
+from tests.simulator.conftest import CONFIGS, failed_invariants
 
 
 def _live(
@@ -33,10 +32,6 @@ def _live(
     return report
 
 
-def _failing(report: dict[str, Any]) -> dict[str, list[str]]:
-    return {i["name"]: i["violations"] for i in report["invariants"] if not i["ok"]}
-
-
 def _struck(report: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [f for f in report["faults"] if f["kind"] == kind and f["at"] is not None]
 
@@ -44,7 +39,7 @@ def _struck(report: dict[str, Any], kind: str) -> list[dict[str, Any]]:
 @pytest.mark.slow
 def test_chaos_broker(tmp_path: Path) -> None:
     report = _live("chaos-broker", tmp_path)
-    assert _failing(report) == {}
+    assert failed_invariants(report) == {}
     assert report["finished"]
     for kind in ("broker-kill", "broker-pause", "net-latency", "net-bandwidth", "net-blackhole"):
         (fault, *_) = _struck(report, kind)
@@ -59,7 +54,7 @@ def test_chaos_broker(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_chaos_worker_crash(tmp_path: Path) -> None:
     report = _live("chaos-worker-crash", tmp_path)
-    assert _failing(report) == {}
+    assert failed_invariants(report) == {}
     assert report["finished"]
     assert report["starts"] >= 3  # the first start and at least two restarts
     sometimes = report["sometimes"]
@@ -71,7 +66,7 @@ def test_chaos_worker_crash(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_chaos_everything(tmp_path: Path) -> None:
     report = _live("chaos-everything", tmp_path)
-    assert _failing(report) == {}
+    assert failed_invariants(report) == {}
     assert report["finished"]
     kinds = {f["kind"] for f in report["faults"] if f["at"] is not None}
     assert {"broker-kill", "worker-kill", "cancel-storm", "garbage-commands"} <= kinds
@@ -90,7 +85,7 @@ def test_load_small_live_for_its_first_twelve_days(tmp_path: Path) -> None:
     holds, from the store and from the observer."""
     report = _live("load-small", tmp_path, until=12 * 86400, speed=64_000)
     cut_short = {"terminal-or-deleted", "scripted-expectations"}  # the run stops early
-    assert {k: v for k, v in _failing(report).items() if k not in cut_short} == {}
+    assert {k: v for k, v in failed_invariants(report).items() if k not in cut_short} == {}
     assert report["jobs"]["created"] >= 250
     assert report["cancel"]["accepted"] >= 10
     assert report["messages"]["published"] > 10_000

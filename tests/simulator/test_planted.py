@@ -18,6 +18,7 @@ import pytest
 from simulator.live import LiveResult, LiveRun
 from simulator.processes import DRIVESIM
 from simulator.scenario import load_scenario
+from tests.simulator.conftest import failed_invariants
 from tests.simulator.planted import DROP_SEQ
 
 pytestmark = pytest.mark.slow
@@ -138,17 +139,13 @@ def _importable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
 
 
-def _failing(report: dict[str, Any]) -> dict[str, list[str]]:
-    return {i["name"]: i["violations"] for i in report["invariants"] if not i["ok"]}
-
-
 def _passing(report: dict[str, Any]) -> set[str]:
     return {i["name"] for i in report["invariants"] if i["ok"]}
 
 
 def test_control_run_passes_every_invariant(tmp_path: Path) -> None:
     report = _live(tmp_path, DRIVESIM)
-    assert _failing(report) == {}
+    assert failed_invariants(report) == {}
     assert report["ok"] is True
     assert report["finished"] is True
     # The scenario does what the planted runs rely on: a cancel mid-transfer, drives skipped.
@@ -159,7 +156,7 @@ def test_control_run_passes_every_invariant(tmp_path: Path) -> None:
 
 def test_dropped_status_message_is_caught(tmp_path: Path) -> None:
     report = _live(tmp_path, _planted("drop-status"))
-    assert _failing(report) == {
+    assert failed_invariants(report) == {
         "observed/every-change": [f"alpha: the observer never received seq {DROP_SEQ}"],
         "observed/seq-without-gaps": [f"alpha: seq {DROP_SEQ - 1} followed by {DROP_SEQ + 1}"],
     }
@@ -172,7 +169,7 @@ def test_dropped_status_message_is_caught(tmp_path: Path) -> None:
 
 def test_start_after_cancel_is_caught(tmp_path: Path) -> None:
     report = _live(tmp_path, _planted("start-after-cancel"))
-    failing = _failing(report)
+    failing = failed_invariants(report)
     assert set(failing) == {"no-start-after-cancel", "observed/no-start-after-cancel"}
     for name in failing:
         violations = failing[name]
