@@ -187,7 +187,8 @@ class _Model:
         return math.ceil(due / interval) * interval
 
     def _expire(self, job: _Job) -> Process:
-        yield self.env.timeout(self._on_grid(job.created_at + self.policy.creating_expiry))
+        due = self._on_grid(job.created_at + self.policy.creating_expiry)
+        yield self.env.timeout(max(0.0, due - self.env.now))
         if not job.deleted and job.state is J.CREATING:
             self._delete(job)
 
