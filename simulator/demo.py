@@ -38,7 +38,7 @@ from worker.model import JobState
 from worker.states import CancelWindow
 from worker.status import PREFIX, StatusMessage
 
-__all__ = ["add_demo_parser", "play_virtual", "run_demo"]
+__all__ = ["add_demo_parser", "play_virtual", "run_demo", "run_virtual"]
 
 EXIT_OK, EXIT_INVARIANT = 0, 1
 #: Redraws of the live view a second.
@@ -129,6 +129,27 @@ def _picture(path: Path | None, outcomes: list[DemoOutcome], console: Console) -
         console.print(f"picture: {path}")
 
 
+def run_virtual(
+    options: StoryOptions,
+    *,
+    on_message: Callable[[StatusMessage], None] | None = None,
+    on_action: Callable[[ActionResult], None] | None = None,
+    on_ended: Callable[[float], None] | None = None,
+) -> RunResult:
+    """The story in virtual time (both phases)."""
+    story = StoryRun(
+        demo_scenario(options),
+        None,
+        on_message or (lambda _: None),
+        on_action or (lambda _: None),
+        on_ended,
+    )
+    result: RunResult = anyio.run(
+        story.run, backend="asyncio", backend_options={"loop_factory": virtual_loop}
+    )
+    return result
+
+
 def play_virtual(
     options: StoryOptions,
     *,
@@ -137,14 +158,7 @@ def play_virtual(
     on_ended: Callable[[float], None] | None = None,
 ) -> DemoOutcome:
     """The story in virtual time (both phases), and its figures."""
-    story = StoryRun(
-        demo_scenario(options),
-        None,
-        on_message or (lambda _: None),
-        on_action or (lambda _: None),
-        on_ended,
-    )
-    result = anyio.run(story.run, backend="asyncio", backend_options={"loop_factory": virtual_loop})
+    result = run_virtual(options, on_message=on_message, on_action=on_action, on_ended=on_ended)
     return outcome_of(result, options)
 
 

@@ -164,8 +164,3 @@ class Board:
         elif kind == "jobDeleted":
             job.deleted_at = when
             job.state = "(deleted)"
-
-    @property
-    def ended(self) -> bool:
-        """Every job of the story has ended (Completed or Closed), or is gone."""
-        return all(j.ended_at is not None or j.deleted_at is not None for j in self.jobs.values())

@@ -46,7 +46,6 @@ class BrokerMirror:
         on_published: Callable[[StatusMessage], None] | None = None,
         worker_id: str = "demo",
     ) -> None:
-        self.broker = broker
         self.on_published = on_published
         self.link = MqttLink(broker, worker_id=worker_id, ledger=Ledger(MemoryStore(), Clock()))
         self._queue: deque[StatusMessage] = deque()

@@ -12,13 +12,11 @@ from simulator.customer import ActionResult
 from simulator.demo_story import MAIN, OTHER, StoryOptions
 from simulator.history import History, Incarnation
 from simulator.invariants import CheckResult, check_run
+from simulator.report import after_cancel
 from simulator.runner import RunResult
 from worker.clock import format_duration
-from worker.model import DriveState
 
 __all__ = ["DemoOutcome", "DriveFate", "at", "outcome_of", "size"]
-
-FINISHED = frozenset({DriveState.COMPLETED, DriveState.COMPLETED_MORE_INFO})
 
 
 def at(seconds: float) -> str:
@@ -78,6 +76,8 @@ class DemoOutcome:
     invariants: tuple[CheckResult, ...] = field(default=())
     #: The whole stream, read back (the picture draws its bands from it).
     history: History | None = field(default=None, repr=False, compare=False)
+    #: The story's two jobs as read back: the cancelled one, then the other customer's.
+    lives: tuple[Incarnation, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def finished_after(self) -> list[str]:
@@ -116,22 +116,14 @@ def _request(run: RunResult, job: str, do: str) -> ActionResult:
 def _drives(life: Incarnation, sizes: dict[str, int]) -> tuple[DriveFate, ...]:
     cancel = life.cancel
     at_cancel: dict[str, int] = {} if cancel is None else cancel.data.get("bytesAtCancel", {})
-    flying = set() if cancel is None else set(cancel.data.get("drivesInFlight", []))
-    copied: dict[str, int] = {}
-    for snap in life.drives:
-        copied[snap.drive] = max(copied.get(snap.drive, 0), snap.bytes)
-    finished = {
-        str(e.data["driveId"])
-        for e in life.events_of("driveStateChanged")
-        if cancel is not None and e.seq > cancel.seq and e.data.get("to") in FINISHED
-    }
+    copied, finished = after_cancel(life)
     skipped = {str(e.data["driveId"]) for e in life.events_of("driveSkipped")}
     return tuple(
         DriveFate(
             drive=drive,
             size=total,
             copied=copied.get(drive, 0),
-            at_cancel=at_cancel.get(drive) if drive in flying else None,
+            at_cancel=at_cancel.get(drive),
             finished_after_cancel=drive in finished,
             skipped=drive in skipped,
         )
@@ -145,17 +137,7 @@ def outcome_of(run: RunResult, options: StoryOptions) -> DemoOutcome:
     life, other = _life(history, MAIN), _life(history, OTHER)
     spec = run.scenario.jobs[MAIN]
     sizes = {d.id: spec.plans[d.id].size_bytes for d in spec.drives}
-    cancel = life.cancel
-    effect = None
-    if cancel is not None:
-        effect = next(
-            (
-                e
-                for e in life.events_of("stateChanged")
-                if e.seq >= cancel.seq and e.data.get("to") in ("Packaging", "Completed")
-            ),
-            None,
-        )
+    cancel, effect = life.cancel, life.cancel_effect
     ended = next(e for e in life.events_of("stateChanged") if "outcome" in e.data)
     last = life.snapshots[-1]
     return DemoOutcome(
@@ -178,4 +160,5 @@ def outcome_of(run: RunResult, options: StoryOptions) -> DemoOutcome:
         other_deleted_at=None if other.deleted is None else other.deleted.time,
         invariants=tuple(check_run(run, history)),
         history=history,
+        lives=(life, other),
     )

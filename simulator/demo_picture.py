@@ -17,7 +17,7 @@ from pathlib import Path
 
 from simulator.demo_narration import window_text
 from simulator.demo_outcome import DemoOutcome, at, size
-from simulator.demo_story import MAIN, OTHER
+from simulator.demo_story import MAIN
 from simulator.history import Incarnation
 from simulator.html_report import CSS, drive_bands, job_bands
 from simulator.svg import escape as _e
@@ -36,8 +36,9 @@ EXTRA_CSS = """
 .demo h2{margin-bottom:2px}.demo .sub{margin-bottom:6px}
 svg .band-label{fill:#0f172a;font-size:10.5px}svg .band-label.light{fill:#fff}
 svg .lane-name{font-weight:600}svg .drive-name{fill:#475569;font-size:10.5px}
-svg .after{fill:#0e4a5c}svg .skip{fill:#d1d5db}svg .skip-back{fill:#e5e7eb}
-svg .keep{fill:#dcfce7}svg .keep-other{fill:#f1f5f9}
+.after{fill:#0e4a5c;background:#0e4a5c}.skip{fill:#d1d5db;background:#d1d5db}
+svg .skip-back{fill:#e5e7eb}.keep{fill:#dcfce7;background:#dcfce7}
+svg .keep-other{fill:#f1f5f9}
 svg .ask{stroke:#1e3a8a;stroke-width:2;stroke-dasharray:5 3}
 svg .ask-late{stroke:#b91c1c;stroke-width:2;stroke-dasharray:5 3}
 svg .effect{stroke:#a16207;stroke-width:2.5}
@@ -46,8 +47,6 @@ svg .late-t{fill:#b91c1c}svg .effect-t{fill:#a16207}svg .del-t{fill:#111827}
 svg .no{fill:#b91c1c;stroke:#fff;stroke-width:1}svg .del{fill:#111827}
 svg .brk{stroke:#94a3b8;stroke-width:1.5;fill:none}
 ul.notes{margin:6px 0 0 0;padding-left:4px;list-style:none}ul.notes li{margin:2px 0}
-.key{display:inline-block;width:14px;height:10px;border-radius:2px;margin-right:4px;
-vertical-align:-1px}
 """
 
 
@@ -197,15 +196,10 @@ def _axis_marks(axis: _Axis, bottom: float) -> list[str]:
     return parts
 
 
-def _lives(outcome: DemoOutcome) -> list[Incarnation]:
-    history = outcome.history
-    assert history is not None, "an outcome read from a run"
-    return [next(life for life in history.incarnations if life.job == job) for job in (MAIN, OTHER)]
-
-
 def _axis(outcomes: Sequence[DemoOutcome]) -> _Axis:
     """One scale for every timeline of the page, so side by side they compare."""
-    lives = [life for outcome in outcomes for life in _lives(outcome)]
+    assert all(o.lives for o in outcomes), "outcomes read from a run"
+    lives = [life for outcome in outcomes for life in outcome.lives]
     ended = [
         e.time for life in lives for e in life.events_of("stateChanged") if "outcome" in e.data
     ]
@@ -215,7 +209,7 @@ def _axis(outcomes: Sequence[DemoOutcome]) -> _Axis:
 
 
 def _svg(outcome: DemoOutcome, axis: _Axis) -> str:
-    lives = _lives(outcome)
+    lives = outcome.lives
     end = axis.end
     y = TOP
     rows: list[str] = []
@@ -348,11 +342,7 @@ def _legend() -> str:
         ("d-ShippedBack", "shipped back"),
         ("keep", "kept 90 days (retention)"),
     ]
-    colours = {"after": "#0e4a5c", "skip": "#d1d5db", "keep": "#dcfce7"}
-    spans = []
-    for cls, text in keys:
-        style = f' style="background:{colours[cls]}"' if cls in colours else ""
-        spans.append(f'<span><span class="key {cls}"{style}></span>{_e(text)}</span>')
+    spans = [f'<span><span class="sw {cls}"></span>{_e(text)}</span>' for cls, text in keys]
     return f'<div class="legend">{"".join(spans)}</div>'
 
 

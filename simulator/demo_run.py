@@ -34,8 +34,6 @@ __all__ = ["StoryRun"]
 
 log = structlog.get_logger("drivesim.demo")
 
-_ENDED = frozenset(str(s) for s in TERMINAL)
-
 
 @dataclass(slots=True)
 class StoryRun:
@@ -51,7 +49,8 @@ class StoryRun:
     _current: ScenarioRun | None = None
     _last_seq: dict[str, int] = field(default_factory=dict)
     _states: dict[str, str] = field(default_factory=dict)
-    _stop: anyio.CancelScope | None = None
+    #: Set by :meth:`run` before phase one starts (and so before :meth:`_paced` runs).
+    _stop: anyio.CancelScope = field(init=False)
     _ended_at: float = 0.0
 
     async def run(self) -> RunResult:
@@ -112,9 +111,8 @@ class StoryRun:
             if body is not None:
                 self._states[message.job] = body["properties"]["state"]
                 if set(self._states) == set(self.scenario.jobs) and all(
-                    state in _ENDED for state in self._states.values()
+                    state in TERMINAL for state in self._states.values()
                 ):
                     ended = datetime.fromisoformat(body["simTime"]) - self.scenario.epoch
                     self._ended_at = ended.total_seconds()
-                    if self._stop is not None:
-                        self._stop.cancel()
+                    self._stop.cancel()

@@ -15,6 +15,8 @@ from rich.table import Table
 from simulator.customer import ActionResult
 from simulator.demo_narration import window_text
 from simulator.demo_outcome import DemoOutcome, at, size
+from worker.model import JobState
+from worker.states import CANCEL_WINDOWS
 
 __all__ = ["compare_rows", "print_compare", "print_summary"]
 
@@ -98,8 +100,10 @@ def _short(result: ActionResult) -> str:
 
 
 def _window(outcome: DemoOutcome) -> str:
-    states = window_text(outcome.options.policy).split(", ")
-    return "before Packaging" if "Transferring" in states else ", ".join(states)
+    policy = outcome.options.policy
+    if JobState.TRANSFERRING in CANCEL_WINDOWS[policy]:
+        return "before Packaging"
+    return window_text(policy)
 
 
 def compare_rows(outcome: DemoOutcome) -> list[tuple[str, str]]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from worker.states import AFTER_COPY
 from worker.status import PREFIX, StatusMessage, decode_payload
 
 __all__ = ["DriveSnapshot", "EventRecord", "History", "Incarnation", "JobSnapshot"]
@@ -70,6 +71,22 @@ class Incarnation:
         found = self.events_of("cancelRequested")
         return found[0] if found else None
 
+    @property
+    def cancel_effect(self) -> EventRecord | None:
+        """The move that carried out the accepted cancel: the first into a state that ends
+        the copy step (Packaging, Completed, Closed) from the cancel on; None without one."""
+        cancel = self.cancel
+        if cancel is None:
+            return None
+        return next(
+            (
+                e
+                for e in self.events_of("stateChanged")
+                if e.seq >= cancel.seq and e.data.get("to") in AFTER_COPY
+            ),
+            None,
+        )
+
 
 class History:
     """Every incarnation of every job in a run, plus the raw seq order per job."""
@@ -77,7 +94,7 @@ class History:
     def __init__(self, messages: Iterable[StatusMessage], epoch: datetime) -> None:
         self.epoch = epoch
         self.incarnations: list[Incarnation] = []
-        #: Per job, the seq of each job snapshot in the order they came.
+        #: Per job, the seq of each job snapshot and of each deletion, in the order they came.
         self.seqs: dict[str, list[int]] = {}
         self.messages = 0
         current: dict[str, Incarnation] = {}

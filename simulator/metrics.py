@@ -26,6 +26,7 @@ from typing import Any
 from simulator.history import History, Incarnation
 from simulator.runner import RunResult
 from worker.model import DriveState, JobState
+from worker.states import AFTER_COPY
 
 __all__ = [
     "WALL_CLOCK_FIELDS",
@@ -57,8 +58,6 @@ ACTIVE = frozenset(
         JobState.PACKAGING.value,
     }
 )
-#: Job states that end the copy step: drives still waiting then never start.
-AFTER_COPY = frozenset({JobState.PACKAGING.value, *TERMINAL})
 UNKNOWN_LOCATION = "(unknown)"
 DAY = 86_400.0
 
@@ -275,9 +274,13 @@ def bay_use(run: RunResult, history: History, stages: DriveStages) -> dict[str, 
     }
 
 
-def measure(run: RunResult, history: History) -> dict[str, Any]:
-    """The report's measured sections: ``latency``, ``throughput`` and ``bays``."""
-    stages = drive_stages(history, job_locations(run))
+def measure(run: RunResult, history: History, stages: DriveStages | None = None) -> dict[str, Any]:
+    """The report's measured sections: ``latency``, ``throughput`` and ``bays``.
+
+    ``stages``: the run's :func:`drive_stages`, if the caller has them already.
+    """
+    if stages is None:
+        stages = drive_stages(history, job_locations(run))
     return {
         "latency": latency(history, stages),
         "throughput": throughput(run, history),

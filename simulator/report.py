@@ -6,15 +6,37 @@ from collections import Counter
 from typing import Any
 
 from simulator.faults import CLIENT_FAULTS
-from simulator.history import History
+from simulator.history import History, Incarnation
 from simulator.invariants import CheckResult
-from simulator.metrics import WALL_CLOCK_FIELDS, drive_stages, job_locations, measure
+from simulator.metrics import (
+    WALL_CLOCK_FIELDS,
+    DriveStages,
+    drive_stages,
+    job_locations,
+    measure,
+)
 from simulator.runner import RunResult
 from worker.model import DriveState
 
-__all__ = ["build_report", "cancel_figures", "without_wall_clock"]
+__all__ = ["FINISHED", "after_cancel", "build_report", "cancel_figures", "without_wall_clock"]
 
 FINISHED = (DriveState.COMPLETED, DriveState.COMPLETED_MORE_INFO)
+
+
+def after_cancel(life: Incarnation) -> tuple[dict[str, int], list[str]]:
+    """What ran on after ``life``'s accepted cancel: the bytes each drive had copied in the
+    end (its largest count), and the drive of each move into Completed or CompletedMoreInfo
+    after the cancel (none without a cancel)."""
+    cancel = life.cancel
+    copied: dict[str, int] = {}
+    for drive in life.drives:
+        copied[drive.drive] = max(copied.get(drive.drive, 0), drive.bytes)
+    finished = [
+        str(e.data["driveId"])
+        for e in life.events_of("driveStateChanged")
+        if cancel is not None and e.seq > cancel.seq and e.data.get("to") in FINISHED
+    ]
+    return copied, finished
 
 
 def cancel_figures(run: RunResult, history: History) -> dict[str, int]:
@@ -28,12 +50,8 @@ def cancel_figures(run: RunResult, history: History) -> dict[str, int]:
         accepted += 1
         skipped += len(life.events_of("driveSkipped"))
         at_cancel: dict[str, int] = cancel.data.get("bytesAtCancel", {})
-        final: dict[str, int] = {}
-        for drive in life.drives:
-            final[drive.drive] = max(final.get(drive.drive, 0), drive.bytes)
-        for event in life.events_of("driveStateChanged"):
-            if event.seq > cancel.seq and event.data.get("to") in FINISHED:
-                after_drives += 1
+        final, finished = after_cancel(life)
+        after_drives += len(finished)
         for drive_id, copied in at_cancel.items():
             after_bytes += max(0, final.get(drive_id, copied) - copied)
     return {
@@ -47,7 +65,9 @@ def cancel_figures(run: RunResult, history: History) -> dict[str, int]:
     }
 
 
-def sometimes(run: RunResult, history: History) -> dict[str, int]:
+def sometimes(
+    run: RunResult, history: History, stages: DriveStages | None = None
+) -> dict[str, int]:
     """How often each interesting path ran: proof that a run exercised what it should.
 
     Not invariants: zero is allowed, but a chaos or teaching scenario that never took a
@@ -66,14 +86,16 @@ def sometimes(run: RunResult, history: History) -> dict[str, int]:
             counts["job closed with errors"] += 1
         if life.deleted is not None:
             counts[f"job deleted ({life.deleted.data.get('reason')})"] += 1
+        # The first snapshot past Creating and Shipping: the package had arrived.
+        package_in = min(
+            (s.seq for s in life.snapshots if s.state not in ("Creating", "Shipping")),
+            default=None,
+        )
         for event in life.events_of("driveStateChanged"):
             if (
                 event.data.get("from") == DriveState.SPECIFIED
-                and life.snapshots
-                and any(
-                    s.state != "Shipping" and s.seq < event.seq and s.state != "Creating"
-                    for s in life.snapshots
-                )
+                and package_in is not None
+                and package_in < event.seq
             ):
                 counts["drive arrived after its package"] += 1
             if event.data.get("to") == DriveState.NEVER_RECEIVED:
@@ -83,24 +105,25 @@ def sometimes(run: RunResult, history: History) -> dict[str, int]:
     for action in run.actions:
         if action.outcome == "rejected-too-late":
             counts["cancel rejected as too late"] += 1
-    counts.update(_fault_paths(run, history))
+    counts.update(_fault_paths(run, history, stages))
     return dict(sorted(counts.items()))
 
 
-_DONE = frozenset({"Packaging", "Completed", "Closed"})
-
-
-def _fault_paths(run: RunResult, history: History) -> Counter[str]:
+def _fault_paths(
+    run: RunResult, history: History, stages: DriveStages | None = None
+) -> Counter[str]:
     """Which faults hit what they were meant to: transfers under way, a cancel not yet
     carried out."""
     counts: Counter[str] = Counter()
-    transfers = drive_stages(history, job_locations(run)).transfers
-    # A cancel takes effect when the job leaves the copy step: nothing more will start.
+    if stages is None:
+        stages = drive_stages(history, job_locations(run))
+    transfers = stages.transfers
+    # When each accepted cancel was asked and when it took effect (the job left the copy
+    # step: nothing more will start).
     effects = [
-        (cancel.time, next((e.time for e in moves if e.seq >= cancel.seq), None))
+        (cancel.time, effect.time)
         for life in history.incarnations
-        if (cancel := life.cancel) is not None
-        for moves in [[e for e in life.events_of("stateChanged") if e.data.get("to") in _DONE]]
+        if (cancel := life.cancel) is not None and (effect := life.cancel_effect) is not None
     ]
     for record in run.faults:
         if record.struck is None or record.fault.kind in CLIENT_FAULTS:
@@ -113,7 +136,7 @@ def _fault_paths(run: RunResult, history: History) -> Counter[str]:
             )
             counts[f"{target} during a transfer"] += 1
         if record.fault.kind == "worker-kill" and any(
-            asked <= start and effect is not None and effect > start for asked, effect in effects
+            asked <= start < effect for asked, effect in effects
         ):
             counts["worker crash between a cancel and its effect"] += 1
     return counts
@@ -127,6 +150,7 @@ def build_report(run: RunResult, history: History, checks: list[CheckResult]) ->
         str(life.deleted.data.get("reason")) for life in history.incarnations if life.deleted
     )
     topics = Counter(m.topic.rsplit("/", 1)[-1] for m in run.history)
+    stages = drive_stages(history, job_locations(run))
     return {
         "scenario": run.scenario.name,
         "file": run.scenario.path,
@@ -152,14 +176,14 @@ def build_report(run: RunResult, history: History, checks: list[CheckResult]) ->
             "byKind": dict(sorted(topics.items())),
             "observed": run.observed,
         },
-        **measure(run, history),
+        **measure(run, history, stages),
         "faults": [f.to_json() for f in run.faults],
         "actions": [a.to_json() for a in run.actions],
         "invariants": [
             {"name": c.name, "description": c.description, "ok": c.ok, "violations": c.violations}
             for c in checks
         ],
-        "sometimes": sometimes(run, history),
+        "sometimes": sometimes(run, history, stages),
         "ok": all(c.ok for c in checks),
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-__all__ = ["png_pixels"]
+__all__ = ["png_pixels", "screenshot_colours"]
 
 
 def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
@@ -49,3 +49,17 @@ def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
         rows.append(bytes(line))
         prev = line
     return width, height, [bytes(r[i] for i in range(len(r)) if i % channels < 3) for r in rows]
+
+
+def screenshot_colours(png: bytes, size: tuple[int, int]) -> tuple[list[bytes], set[bytes]]:
+    """The RGB pixels of a screenshot of ``size`` (width, height) and its colours, having
+    checked that it is not blank: many colours, and more than 2% of it inked."""
+    assert struct.unpack(">II", png[16:24]) == size
+    width, height, rows = png_pixels(png)
+    pixels = [row[i : i + 3] for row in rows for i in range(0, len(row), 3)]
+    assert len(pixels) == width * height
+    colours = set(pixels)
+    inked = sum(1 for p in pixels if min(p) < 235)
+    assert len(colours) > 50, f"a blank screenshot: {len(colours)} colours"
+    assert inked > 0.02 * len(pixels), f"a blank screenshot: {inked} inked pixels"
+    return pixels, colours

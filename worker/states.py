@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from worker.model import DriveState, JobState
 
 __all__ = [
+    "AFTER_COPY",
     "CANCEL_WINDOWS",
     "DELETABLE",
     "DRIVE_TRANSITIONS",
@@ -69,6 +70,10 @@ DRIVE_TRANSITIONS: Mapping[DriveState, frozenset[DriveState]] = {
 
 #: States a job never leaves (it can only be deleted from them).
 TERMINAL: frozenset[JobState] = frozenset({J.COMPLETED, J.CLOSED})
+
+#: States that end the copy step: drives still waiting then never start, and an accepted
+#: cancel has taken effect once the job enters one.
+AFTER_COPY: frozenset[JobState] = frozenset({J.PACKAGING, *TERMINAL})
 
 #: States in which the customer may delete a job (Jobs_Delete: "Creating or Completed").
 DELETABLE: frozenset[JobState] = frozenset({J.CREATING, J.COMPLETED})

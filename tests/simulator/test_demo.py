@@ -8,19 +8,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
-import anyio
 import pytest
 
 from simulator.cli import main
-from simulator.demo import play_virtual
+from simulator.demo import play_virtual, run_virtual
 from simulator.demo_outcome import DemoOutcome, at, outcome_of
 from simulator.demo_picture import render_picture, write_picture
-from simulator.demo_run import StoryRun
 from simulator.demo_story import CANCEL_STATES, MAIN, OTHER, StoryOptions, demo_scenario
 from simulator.history import History
 from simulator.html_report import ChromiumMissing, dump_dom, screenshot
@@ -29,8 +26,7 @@ from simulator.observer import Observer
 from simulator.processes import Mosquitto
 from simulator.report import cancel_figures
 from simulator.runner import RunResult, run_scenario
-from tests.pictures import png_pixels
-from worker.clock import virtual_loop
+from tests.pictures import screenshot_colours
 from worker.model import JobState
 from worker.states import CANCEL_WINDOWS, CancelWindow
 from worker.status import PREFIX
@@ -40,17 +36,9 @@ DAY = 86_400.0
 ROOT = Path(__file__).parents[2]
 
 
-def _story(options: StoryOptions) -> RunResult:
-    story = StoryRun(demo_scenario(options), None, lambda _: None, lambda _: None)
-    result: RunResult = anyio.run(
-        story.run, backend="asyncio", backend_options={"loop_factory": virtual_loop}
-    )
-    return result
-
-
 @pytest.fixture(scope="module")
 def default() -> tuple[RunResult, DemoOutcome]:
-    result = _story(StoryOptions())
+    result = run_virtual(StoryOptions())
     return result, outcome_of(result, StoryOptions())
 
 
@@ -69,7 +57,8 @@ def test_the_default_story_cancels_mid_transfer(default: tuple[RunResult, DemoOu
     assert all(d.copied == d.size for d in outcome.drives if d.drive in in_flight)
     assert all(d.copied == 0 for d in outcome.drives if d.skipped)
     assert outcome.bytes_after > 0
-    figures = cancel_figures(result, History(result.history, result.scenario.epoch))
+    assert outcome.history is not None
+    figures = cancel_figures(result, outcome.history)
     assert figures["bytesAfterCancel"] == outcome.bytes_after
     assert figures["drivesSkipped"] == len(outcome.skipped)
     assert figures["drivesFinishedAfterCancel"] == len(outcome.finished_after)
@@ -255,14 +244,7 @@ def test_the_picture_renders_in_chromium(
         screenshot(html_path, png_path, width=1400, height=900, timeout=120)
     except ChromiumMissing as exc:
         pytest.fail(f"{exc}. Run `make test`: it installs chromium before the suite.")
-    data = png_path.read_bytes()
-    assert struct.unpack(">II", data[16:24]) == (1400, 900)
-    width, height, rows = png_pixels(data)
-    pixels = [row[i : i + 3] for row in rows for i in range(0, len(row), 3)]
-    assert len(pixels) == width * height
-    colours = set(pixels)
-    assert len(colours) > 50, f"a blank screenshot: {len(colours)} colours"
-    assert sum(1 for p in pixels if min(p) < 235) > 0.02 * len(pixels)
+    _, colours = screenshot_colours(png_path.read_bytes(), (1400, 900))
     assert bytes((0x0E, 0x4A, 0x5C)) in colours  # bytes copied after the request
     assert bytes((0xD1, 0xD5, 0xDB)) in colours  # skipped drives
 
