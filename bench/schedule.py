@@ -30,19 +30,19 @@ seconds busier). The run itself starts at simulated 0 (an empty datacenter fills
 the warm-up before ``--from``) and only steps due inside the window are reported.
 
 **Lateness.** While the measured run lasts, :attr:`worker.clock.Clock.wake_hook` is set
-(unset it costs one attribute read per sleep): every :meth:`~worker.clock.Clock.sleep` and
-:meth:`~worker.clock.Clock.sleep_until` that ends reports ``(due, woke)`` in simulated
-seconds, in the task that slept. Only the worker's own timers count, told apart by task
-name (the pipeline's tasks are ``job <name>`` and ``worker.pipeline...``; the scripted
-customers' are ``simulator.runner...``): a package's arrival, each transfer checkpoint
-and drive finish, a late drive's arrival, the return shipment. Two figures per step, in
-wall milliseconds:
+(unset it costs one attribute read per timer): every :meth:`~worker.clock.Clock.call_at`
+timer that fires and every :meth:`~worker.clock.Clock.sleep` that ends reports ``(due,
+woke)`` in simulated seconds. Only the worker's own timers count: the pipeline's, which
+are :meth:`~worker.clock.Clock.call_at` callbacks outside any task, and the tasks named
+after functions of the ``worker`` package (the scripted customers' tasks are
+``simulator.runner...``): a package's arrival, each transfer checkpoint and drive finish,
+a late drive's arrival, the return shipment. Two figures per step, in wall milliseconds:
 
-* *wake*: ``(woke - due) / speed``, the loop time at which the task resumed after its
-  timer, against the loop time its simulated due time maps to;
+* *wake*: ``(woke - due) / speed``, the loop time at which the timer's callback ran (or
+  its task resumed), against the loop time its simulated due time maps to;
 * *commit*: from that same due moment to the end of the SQLite commit of the change the
   step makes (the bench's store subclass notes the time after ``COMMIT``, in the same
-  task): what a consumer of the store would see. The retention sweeper waits on its own
+  callback or task): what a consumer of the store would see. The retention sweeper waits on its own
   grid of ticks, not on the clock's sleeps: each deletion it commits counts here against
   its tick (``ceil(due / sweep_interval) * sweep_interval``; earlier, after a wake-up,
   counts as 0).
@@ -192,9 +192,13 @@ def _summary(seconds: Sequence[float]) -> dict[str, float]:
 
 
 def _is_worker_task(name: str) -> bool:
-    """The worker's own tasks: a job's (``job <name>``) and those anyio names after
-    functions of the ``worker`` package (drives, the sweeper); customers run elsewhere."""
-    return name.startswith("job ") or name.startswith("worker.")
+    """The worker's own tasks: those anyio names after functions of the ``worker`` package
+    (the sweeper); customers run elsewhere."""
+    return name.startswith("worker.")
+
+
+#: Where a timer's due moment waits for its commit when the timer is a callback, not a task.
+_TIMER = "timer"
 
 
 # -- recording ---------------------------------------------------------------------------------
@@ -214,13 +218,13 @@ class Recorder:
         self.other_wakes = 0
         #: (loop time, simulated time, scale) read at the first wake: maps one to the other.
         self.anchor: tuple[float, float, float] | None = None
-        self._due_at: dict[asyncio.Task[Any], tuple[float, float]] = {}
+        self._due_at: dict[asyncio.Task[Any] | str, tuple[float, float]] = {}
         #: The measured run, once made (its clock and ledger, for the sweeper's deletions).
         self.run: ScenarioRun | None = None
 
     def on_wake(self, clock: Clock, due: float, woke: float) -> None:
         task = asyncio.current_task()
-        if task is None or not _is_worker_task(task.get_name()):
+        if task is not None and not _is_worker_task(task.get_name()):
             self.other_wakes += 1
             return
         late = (woke - due) / clock.scale
@@ -228,19 +232,18 @@ class Recorder:
         if self.anchor is None:
             self.anchor = (loop_now, woke, clock.scale)
         self.wakes.append((due, late))
-        self._due_at[task] = (due, loop_now - late)
+        self._due_at[task or _TIMER] = (due, loop_now - late)
 
     def on_commit(self, commit: Commit) -> None:
         task = asyncio.current_task()
-        if task is None:
-            return
-        pending = self._due_at.pop(task, None)
+        pending = self._due_at.pop(task or _TIMER, None)
         if pending is not None:
             due, due_loop = pending
             self.commits.append((due, asyncio.get_running_loop().time() - due_loop))
         elif (
             commit.delete
             and self.run is not None
+            and task is not None
             and task.get_name().startswith("worker.retention.")
         ):
             self._sweeper_commit(commit, self.run)
@@ -417,8 +420,10 @@ def _describe(handle: asyncio.Handle) -> str:
     callback = getattr(handle, "_callback", None)
     owner = getattr(callback, "__self__", None)
     if isinstance(owner, asyncio.Task):
-        name = owner.get_name()
-        return "task " + ("job …" if name.startswith("job ") else name)
+        return "task " + owner.get_name()
+    step = handle._args[0] if getattr(handle, "_args", None) else None  # the pipeline's _call
+    if callable(step):
+        return getattr(step, "__qualname__", repr(step))[:100]
     return repr(callback)[:100]
 
 
@@ -911,7 +916,7 @@ def table(report: dict[str, Any]) -> str:
             "on a free loopback port, `mosquitto_sub -q 1` counting in its own process. The "
             "speed makes the measured window ask for the rate on average (from a virtual-time "
             "run of the same scenario); the run starts at simulated 0 and only steps due in "
-            "the window count. *Wake late*: loop time a worker timer's task resumed minus the "
+            "the window count. *Wake late*: loop time a worker timer's callback ran minus the "
             "loop time its simulated due time maps to (arrivals, checkpoints, drive finishes, "
             "returns); *commit late*: from that due moment to the end of the SQLite commit of "
             "the change (and retention deletions against their sweep tick). *Reference*: a "

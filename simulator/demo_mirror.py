@@ -16,20 +16,20 @@ from collections import deque
 from collections.abc import Callable
 
 import anyio
-import structlog
 from anyio.abc import TaskStatus
 
 from worker.broker import BrokerConfig
 from worker.clock import Clock
 from worker.errors import PublishError
 from worker.ledger import Ledger
+from worker.logs import get_logger
 from worker.mqtt import MqttLink
 from worker.status import StatusMessage
 from worker.store import MemoryStore
 
 __all__ = ["BrokerMirror"]
 
-log = structlog.get_logger("drivesim.demo")
+log = get_logger("drivesim.demo")
 
 BATCH = 200
 #: Seconds a clean disconnect may take.

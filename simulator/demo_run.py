@@ -19,20 +19,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import anyio
-import structlog
 
 from simulator.customer import ActionResult
 from simulator.runner import RunResult, ScenarioRun
 from simulator.scenario import Scenario
 from worker.clock import Clock, virtual_loop
-from worker.logs import sim_time
+from worker.logs import get_logger, sim_time
 from worker.states import TERMINAL
 from worker.status import StatusMessage, decode_payload
 from worker.store import MemoryStore
 
 __all__ = ["StoryRun"]
 
-log = structlog.get_logger("drivesim.demo")
+log = get_logger("drivesim.demo")
 
 
 @dataclass(slots=True)

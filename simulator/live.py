@@ -48,13 +48,13 @@ from worker.broker import BrokerConfig
 from worker.clock import Clock
 from worker.errors import DrivesimError
 from worker.ledger import Ledger
-from worker.logs import sim_time
+from worker.logs import get_logger, sim_time
 from worker.sqlite_store import SQLiteStore
 from worker.status import StatusMessage
 
 __all__ = ["LiveResult", "LiveRun"]
 
-log = structlog.get_logger("drivesim.live")
+log = get_logger("drivesim.live")
 
 
 @dataclass(slots=True)

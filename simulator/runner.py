@@ -28,7 +28,7 @@ from worker.commands import CommandHandler
 from worker.errors import ConfigError, ServiceError
 from worker.heap import long_lived_heap
 from worker.ledger import SIM_NOW, Ledger
-from worker.logs import sim_time
+from worker.logs import get_logger, sim_time
 from worker.pipeline import DatacenterPipeline
 from worker.plan import Planner
 from worker.record import JobRecord
@@ -39,7 +39,7 @@ from worker.store import JobStore
 
 __all__ = ["RunResult", "ScenarioRun", "run_scenario"]
 
-log = structlog.get_logger("drivesim.runner")
+log = get_logger("drivesim.runner")
 
 #: Wall-clock seconds a timer of a scaled-real-time run may fire late without blame.
 SCHEDULING_SLACK = 0.05

@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import anyio
-import structlog
 from anyio.abc import TaskStatus
 
 from worker.broker import BrokerConfig
@@ -26,7 +25,7 @@ from worker.embedded import embedded_broker
 from worker.errors import DrivesimError
 from worker.heap import long_lived_heap, pause_for_start_up
 from worker.ledger import SIM_NOW, Ledger
-from worker.logs import sim_time
+from worker.logs import get_logger, sim_time
 from worker.mqtt import MqttLink
 from worker.pipeline import DatacenterPipeline
 from worker.plan import Planner
@@ -40,7 +39,7 @@ if TYPE_CHECKING:  # the REST API (starlette, uvicorn) is imported only when it 
 
 __all__ = ["Worker", "serve"]
 
-log = structlog.get_logger("drivesim.worker")
+log = get_logger("drivesim.worker")
 
 
 class Worker:

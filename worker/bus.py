@@ -14,17 +14,17 @@ from typing import Protocol
 
 import anyio
 import anyio.lowlevel
-import structlog
 from anyio.abc import TaskGroup, TaskStatus
 
 from worker.errors import PublishError
 from worker.ledger import Ledger
+from worker.logs import get_logger
 from worker.status import StatusMessage, snapshot_messages
 from worker.store import OutboxEntry
 
 __all__ = ["MemoryBus", "OutboxRelay", "StatusSink"]
 
-log = structlog.get_logger("drivesim.outbox")
+log = get_logger("drivesim.outbox")
 
 
 class StatusSink(Protocol):

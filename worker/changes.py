@@ -8,6 +8,8 @@ legal transition.
 
 from __future__ import annotations
 
+import msgspec
+
 from worker import states
 from worker.errors import InvalidJobState
 from worker.model import DriveState, DriveStatus, JobState, PackageInformation
@@ -83,7 +85,9 @@ def ship(record: JobRecord, now: float, *, lost_package_after: float) -> list[Ev
     set_state(record, J.SHIPPING, now, events)
     props = record.job.properties
     if props.delivery_package is not None and props.delivery_package.drive_count is None:
-        props.delivery_package.drive_count = len(record.drives)
+        props.delivery_package = msgspec.structs.replace(
+            props.delivery_package, drive_count=len(record.drives)
+        )
     sim = record.sim
     sim.due_at = now + (lost_package_after if sim.package_lost else sim.carrier_delay)
     return events

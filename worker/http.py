@@ -41,7 +41,6 @@ from importlib import resources
 from typing import Any
 
 import msgspec
-import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -56,12 +55,13 @@ from worker.errors import (
     ServiceUnavailable,
     ValidationError,
 )
+from worker.logs import get_logger
 from worker.model import to_builtins
 from worker.service import DATACENTER_ADDRESS, MAX_TOP, JobService
 
 __all__ = ["API_VERSIONS", "ArmApi", "openapi_document"]
 
-log = structlog.get_logger("drivesim.http")
+log = get_logger("drivesim.http")
 
 API_VERSIONS = ("2016-11-01", "2020-08-01", "2021-01-01")
 PROVIDER = "Microsoft.ImportExport"

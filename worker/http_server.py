@@ -25,17 +25,17 @@ from collections.abc import Generator
 from pathlib import Path
 
 import anyio
-import structlog
 import uvicorn
 from anyio.abc import TaskStatus
 from starlette.types import ASGIApp
 
 from worker.errors import DrivesimError
+from worker.logs import get_logger
 from worker.settings import HttpConfig
 
 __all__ = ["HttpServer", "self_signed_certificate"]
 
-log = structlog.get_logger("drivesim.http")
+log = get_logger("drivesim.http")
 
 
 def self_signed_certificate(directory: Path, host: str) -> tuple[Path, Path]:

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 
 import anyio
-import structlog
 
 from worker.clock import Clock
+from worker.logs import get_logger
 from worker.record import JobRecord, clone
 from worker.status import Event, build_messages
 from worker.store import Commit, JobStore
@@ -32,7 +32,7 @@ Change = Callable[[JobRecord], list[Event]]
 SIM_NOW = "sim_now"
 LAST_SEQ = "lastseq/"
 
-log = structlog.get_logger("drivesim.ledger")
+log = get_logger("drivesim.ledger")
 
 
 class Ledger:
@@ -57,6 +57,9 @@ class Ledger:
 
     def watch(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def unwatch(self, listener: Listener) -> None:
+        self._listeners.remove(listener)
 
     def create(
         self, record: JobRecord, events: list[Event], meta: Mapping[str, bytes] | None = None

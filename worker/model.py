@@ -15,6 +15,7 @@ import msgspec
 
 __all__ = [
     "ArmStruct",
+    "ArmValue",
     "BlobList",
     "DeliveryPackage",
     "DriveBitLockerKey",
@@ -78,12 +79,34 @@ class JobType(enum.StrEnum):
 
 
 class ArmStruct(
-    msgspec.Struct, rename="camel", omit_defaults=True, forbid_unknown_fields=True, kw_only=True
+    msgspec.Struct,
+    rename="camel",
+    omit_defaults=True,
+    forbid_unknown_fields=True,
+    kw_only=True,
+    gc=False,
 ):
-    """Base of the ARM shapes: camelCase on the wire, unknown fields rejected."""
+    """Base of the ARM shapes: camelCase on the wire, unknown fields rejected.
+
+    They hold no reference cycles, so the garbage collector need not track them (a
+    simulation holds tens of thousands of jobs).
+    """
 
 
-class ReturnAddress(ArmStruct, kw_only=True):
+class ArmValue(
+    msgspec.Struct,
+    rename="camel",
+    omit_defaults=True,
+    forbid_unknown_fields=True,
+    kw_only=True,
+    gc=False,
+    frozen=True,
+):
+    """An ARM shape no change modifies in place (an address, a package): frozen, so a
+    changed record can share it with the committed one (:func:`worker.record.clone`)."""
+
+
+class ReturnAddress(ArmValue, kw_only=True, frozen=True):
     recipient_name: str
     street_address1: str
     street_address2: str | None = None
@@ -95,12 +118,12 @@ class ReturnAddress(ArmStruct, kw_only=True):
     email: str
 
 
-class ReturnShipping(ArmStruct, kw_only=True):
+class ReturnShipping(ArmValue, kw_only=True, frozen=True):
     carrier_name: str
     carrier_account_number: str
 
 
-class ShippingInformation(ArmStruct, kw_only=True):
+class ShippingInformation(ArmValue, kw_only=True, frozen=True):
     recipient_name: str | None = None
     street_address1: str | None = None
     street_address2: str | None = None
@@ -118,7 +141,7 @@ Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 DriveCount = Annotated[int, msgspec.Meta(ge=0, le=1000)]
 
 
-class DeliveryPackage(ArmStruct, kw_only=True):
+class DeliveryPackage(ArmValue, kw_only=True, frozen=True):
     """The package the customer ships to the datacenter (``deliveryPackage``)."""
 
     carrier_name: str
@@ -127,7 +150,7 @@ class DeliveryPackage(ArmStruct, kw_only=True):
     ship_date: str | None = None
 
 
-class PackageInformation(ArmStruct, kw_only=True):
+class PackageInformation(ArmValue, kw_only=True, frozen=True):
     """The package the datacenter ships back (``returnPackage``)."""
 
     carrier_name: str
@@ -151,24 +174,24 @@ class DriveStatus(ArmStruct, kw_only=True):
     bytes_succeeded: Int64 | None = None
 
 
-class BlobList(ArmStruct, kw_only=True):
+class BlobList(ArmValue, kw_only=True, frozen=True):
     blob_path: list[str] | None = None
     blob_path_prefix: list[str] | None = None
 
 
-class Export(ArmStruct, kw_only=True):
+class Export(ArmValue, kw_only=True, frozen=True):
     blob_list: BlobList | None = None
     blob_list_blob_path: str | None = None
 
 
-class EncryptionKey(ArmStruct, kw_only=True):
+class EncryptionKey(ArmValue, kw_only=True, frozen=True):
     #: None on input means MicrosoftManaged; the service always sets it.
     kek_type: Literal["MicrosoftManaged", "CustomerManaged"] | None = None
     kek_url: str | None = None
     kek_vault_resource_id: str | None = msgspec.field(default=None, name="kekVaultResourceID")
 
 
-class Identity(ArmStruct, kw_only=True):
+class Identity(ArmValue, kw_only=True, frozen=True):
     type: Literal["None", "SystemAssigned", "UserAssigned"]
     principal_id: str | None = None
     tenant_id: str | None = None

@@ -41,6 +41,7 @@ from worker.broker import BrokerConfig, Version, connected, make_client, mqtt_pr
 from worker.commands import CommandHandler, Reply
 from worker.errors import PublishError
 from worker.ledger import Ledger
+from worker.logs import get_logger
 from worker.status import PREFIX, StatusMessage
 
 __all__ = ["COMMAND_FILTER", "Backoff", "MqttLink", "worker_status_topic"]
@@ -54,7 +55,7 @@ PUBACK_TIMEOUT = 30.0
 #: What the PUBACK fast path in :meth:`MqttLink._attach` relies on in paho's client.
 _PAHO_INTERNALS = frozenset({"_in_packet", "_out_messages", "_inflight_messages"})
 
-log = structlog.get_logger("drivesim.mqtt")
+log = get_logger("drivesim.mqtt")
 
 
 def worker_status_topic(worker_id: str) -> str:

@@ -1,33 +1,42 @@
 """The datacenter: packages arrive, bays copy drives, drives go back.
 
-One task per active job walks it through Shipping → Received → Transferring → Packaging →
-Completed/Closed, sleeping on the simulated clock between steps. Each drive of a job in
-the copy step waits for a bay of the job's location, then copies in checkpointed steps.
+The pipeline is timers on the simulated clock, not a task per job or drive: an active job
+has at most one timer for its next step (its package's arrival, its drives' return), and
+each drive in a bay one for its next checkpoint or its end. Every step is a commit through
+the ledger. What comes next is read from the committed record, whoever committed it: the
+pipeline watches the ledger, so a job a customer ships, or a cancel that leaves nothing
+to copy, is taken up exactly as the pipeline's own changes are.
 
-Best-effort cancel: an accepted cancel cancels the scope in which the job's drives *wait*
-for a bay. Transfers run outside that scope, so a drive already copying is never
-interrupted by a cancel; it finishes, bounded only by its own deadline. Whether a drive
-starts at all is decided by :func:`worker.changes.start_drive`, committed in the same
-loop step as the bay was granted: a cancel committed first means the drive is skipped,
-a start committed first means it runs on. There is no third outcome.
+Each location's bays are a count and a queue of the drives waiting for one, first come
+first served. Best-effort cancel: a bay that comes free goes to the next waiting drive,
+and whether that drive starts is decided by :func:`worker.changes.start_drive`, committed
+in the same callback as the bay is granted: a cancel committed first means the drive is
+skipped and the bay goes on to the next, a start committed first means it runs on. There
+is no third outcome. A drive already copying is never interrupted by a cancel; it
+finishes, bounded only by its own deadline.
 
-Everything the job tasks need to resume is in the store: due times, each drive's last
-checkpoint. A restarted worker picks every job up where its record says it was.
+Everything needed to resume is in the store: due times, each drive's last checkpoint. A
+restarted worker puts every interrupted transfer back in a bay first, then takes every
+job up where its record says it was.
 """
 
 from __future__ import annotations
 
-import functools
+import asyncio
+import contextvars
 import math
+from collections import deque
+from collections.abc import Callable
 
 import anyio
 import structlog
-from anyio.abc import TaskGroup, TaskStatus
+from anyio.abc import TaskStatus
 
 from worker import changes
 from worker.clock import Clock
 from worker.errors import InvalidJobState
 from worker.ledger import Ledger
+from worker.logs import get_logger
 from worker.model import DriveState, JobState, JobType
 from worker.record import JobRecord
 from worker.service import JobService
@@ -36,9 +45,62 @@ from worker.status import Event
 __all__ = ["DatacenterPipeline"]
 
 J = JobState
+D = DriveState
 ACTIVE = frozenset({J.SHIPPING, J.RECEIVED, J.TRANSFERRING, J.PACKAGING})
+#: The copy step: Received until a bay takes the first drive, then Transferring.
+COPYING = frozenset({J.RECEIVED, J.TRANSFERRING})
 
-log = structlog.get_logger("drivesim.pipeline")
+log = get_logger("drivesim.pipeline")
+
+
+def _step_of(state: JobState) -> JobState:
+    """The step a state belongs to: Received and Transferring are both the copy step."""
+    return J.RECEIVED if state is J.TRANSFERRING else state
+
+
+class _Bays:
+    """The bays of one location: how many are free, and the drives waiting for one."""
+
+    __slots__ = ("free", "waiting")
+
+    def __init__(self, count: int) -> None:
+        self.free = count
+        #: (job, drive, resumed): a resumed transfer was copying before a restart.
+        self.waiting: deque[tuple[str, str, bool]] = deque()
+
+
+class _Transfer:
+    """A drive in a bay, copying in checkpointed steps towards its target."""
+
+    __slots__ = (
+        "bays",
+        "context",
+        "copied",
+        "cut",
+        "deadline",
+        "drive_id",
+        "fails",
+        "last",
+        "name",
+        "rate",
+        "target",
+        "timer",
+    )
+
+    def __init__(self, name: str, drive_id: str, bays: _Bays, context: contextvars.Context):
+        self.name = name
+        self.drive_id = drive_id
+        self.bays = bays
+        self.context = context
+        self.rate = 0.0
+        self.target = 0
+        self.copied = 0
+        self.deadline = 0.0
+        self.fails = False
+        #: The step under way ends the copy (``last``) or is cut off by the deadline.
+        self.last = False
+        self.cut = False
+        self.timer: asyncio.TimerHandle | None = None
 
 
 class DatacenterPipeline:
@@ -49,74 +111,130 @@ class DatacenterPipeline:
         self.ledger: Ledger = service.ledger
         self.clock: Clock = service.ledger.clock
         self.datacenter = service.datacenter
-        self._bays = {
-            name: anyio.CapacityLimiter(bays) for name, bays in self.datacenter.locations.items()
-        }
-        #: The scopes in which each job's drives wait for a bay; a cancel cancels them.
-        self._waiting: dict[str, set[anyio.CancelScope]] = {}
-        self._running: set[str] = set()
-        self._tg: TaskGroup | None = None
-        self._resumed = anyio.Event()
-        self._to_resume = 0
+        self._bays = {name: _Bays(n) for name, n in self.datacenter.locations.items()}
+        #: The step each active job's next move is arranged for.
+        self._steps: dict[str, JobState] = {}
+        #: Jobs whose next move is to be arranged once the current commit is over.
+        self._soon: set[str] = set()
+        #: Each job's timer (arrival, return) and each drive's (late arrival, transfer).
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._late: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._transfers: dict[tuple[str, str], _Transfer] = {}
+        #: Each job's log context (``job`` bound), in which its timers run.
+        self._contexts: dict[str, contextvars.Context] = {}
+        self._base = contextvars.Context()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._failure: Exception | None = None
+        self._failed = anyio.Event()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Resume every active job, then take on each job that ships, until cancelled."""
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
+        self._loop = asyncio.get_running_loop()
+        self._base = contextvars.copy_context()
+        self.ledger.watch(self._on_change)
+        try:
             active = [r for r in self.ledger if r.state in ACTIVE]
-            transfers = sum(len(r.drives_in(DriveState.TRANSFERRING)) for r in active)
-            self._to_resume = transfers
-            if transfers == 0:
-                self._resumed.set()
+            # Interrupted transfers first: they get their bays back before any new drive.
+            resumed = 0
             for record in active:
-                self._start(record.name)
-            self.ledger.watch(self._on_change)
+                for drive in record.drives_in(D.TRANSFERRING):
+                    self._take_bay(record.name, drive.drive_id, resumed=True)
+                    resumed += 1
+            for record in active:
+                self._context(record.name).run(self._call, self._advance, record.name)
+            self._raise_failure()
             task_status.started()
-            await self._resumed.wait()  # every job stepped, every transfer holds its bay again
-            log.info("jobs resumed", jobs=len(active), transfers=transfers)
-            await anyio.sleep_forever()
+            log.info("jobs resumed", jobs=len(active), transfers=resumed)
+            await self._failed.wait()
+            self._raise_failure()
+        finally:
+            self.ledger.unwatch(self._on_change)
+            for timer in [
+                *self._timers.values(),
+                *self._late.values(),
+                *(t.timer for t in self._transfers.values() if t.timer is not None),
+            ]:
+                timer.cancel()
+
+    # -- scheduling ----------------------------------------------------------------------
 
     def _on_change(self, before: JobRecord | None, after: JobRecord | None) -> None:
-        if after is None:
-            return
-        if after.state in ACTIVE and after.name not in self._running:
-            self._start(after.name)
-        if after.cancel_requested and not (before and before.cancel_requested):
-            for scope in self._waiting.get(after.name, ()):
-                scope.cancel()
-
-    def _start(self, name: str) -> None:
-        assert self._tg is not None
-        self._running.add(name)
-        self._tg.start_soon(self._job, name, name=f"job {name}")
-
-    async def _job(self, name: str) -> None:
-        with structlog.contextvars.bound_contextvars(job=name):
-            try:
-                while (record := self.ledger.get(name)) is not None:
-                    state = record.state
-                    if state is J.SHIPPING:
-                        await self._arrive(record)
-                    elif state in (J.RECEIVED, J.TRANSFERRING):
-                        await self._copy(record)
-                    elif state is J.PACKAGING:
-                        await self._return(record)
-                    else:
-                        return
-                    after = self.ledger.get(name)
-                    if (
-                        after is not None
-                        and after.state is state
-                        and after.sim.seq == record.sim.seq
-                    ):
-                        raise AssertionError(f"job {name} made no progress in {state}")
-            finally:
-                self._running.discard(name)
-
-    async def _arrive(self, record: JobRecord) -> None:
-        assert record.sim.due_at is not None
-        await self.clock.sleep_until(record.sim.due_at)
+        """Arrange a job's next move when it enters a step, after the commit is over."""
+        record = after or before
+        assert record is not None
         name = record.name
+        if after is None or after.state not in ACTIVE:
+            self._forget(name)
+        elif self._steps.get(name) is not _step_of(after.state) and name not in self._soon:
+            self._soon.add(name)
+            assert self._loop is not None
+            self._loop.call_soon(self._call, self._advance, name, context=self._context(name))
+
+    def _advance(self, name: str) -> None:
+        self._soon.discard(name)
+        record = self.ledger.get(name)
+        if record is None or record.state not in ACTIVE:
+            self._forget(name)
+            return
+        step = _step_of(record.state)
+        if self._steps.get(name) is step:
+            return
+        self._steps[name] = step
+        if step is J.SHIPPING:
+            self._timers[name] = self._at(record, self._arrive)
+        elif step is J.PACKAGING:
+            self._timers[name] = self._at(record, self._return)
+        else:
+            self._copy(record)
+
+    def _at(self, record: JobRecord, step: Callable[[str], None]) -> asyncio.TimerHandle:
+        """The job's timer for ``step``, due when its record says."""
+        assert record.sim.due_at is not None
+        name = record.name
+        return self.clock.call_at(
+            record.sim.due_at, self._call, step, name, context=self._context(name)
+        )
+
+    def _call(self, step: Callable[..., None], *args: object) -> None:
+        """Run a step; the first one to fail stops the pipeline with its error."""
+        if self._failure is not None:
+            return
+        try:
+            step(*args)
+        except Exception as exc:
+            self._failure = exc
+            self._failed.set()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _context(self, name: str) -> contextvars.Context:
+        context = self._contexts.get(name)
+        if context is None:
+            context = self._contexts[name] = self._base.copy()
+            context.run(structlog.contextvars.bind_contextvars, job=name)
+        return context
+
+    def _drive_context(self, name: str, drive_id: str) -> contextvars.Context:
+        context = self._context(name).copy()
+        context.run(structlog.contextvars.bind_contextvars, drive=drive_id)
+        return context
+
+    def _forget(self, name: str) -> None:
+        """The job left the datacenter: nothing of it is scheduled any more."""
+        self._steps.pop(name, None)
+        self._contexts.pop(name, None)
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+
+    # -- the steps -----------------------------------------------------------------------
+
+    def _arrive(self, name: str) -> None:
+        del self._timers[name]
+        record = self.ledger.get(name)
+        assert record is not None
         now = self.clock.now()
         if record.sim.package_lost:
             self.ledger.update(name, lambda r: changes.lose_package(r, now))
@@ -134,126 +252,142 @@ class DatacenterPipeline:
         else:
             self.ledger.update(name, lambda r: changes.receive(r, now))
 
-    async def _copy(self, record: JobRecord) -> None:
+    def _copy(self, record: JobRecord) -> None:
+        """The copy step begins: every drive that came waits for a bay, late ones are due."""
         name = record.name
         record = self.ledger.update(name, lambda r: changes.settle(r, self.clock.now()))
-        if record.state not in (J.RECEIVED, J.TRANSFERRING):
-            return
-        bays = self._bays[record.job.location]
-        self._waiting[name] = set()
-        try:
-            async with anyio.create_task_group() as tg:
-                for drive in record.drives_in(DriveState.TRANSFERRING):
-                    tg.start_soon(self._resume_drive, name, drive.drive_id, bays)
-                for drive in record.drives_in(DriveState.RECEIVED):
-                    tg.start_soon(self._drive, name, drive.drive_id, bays)
-                for drive in record.drives_in(DriveState.SPECIFIED):
-                    tg.start_soon(self._late_drive, name, drive.drive_id, bays)
-        finally:
-            del self._waiting[name]
-        self.ledger.update(name, lambda r: changes.settle(r, self.clock.now()))
+        if record.state not in COPYING:
+            return  # nothing to copy: the ledger's listener takes it on to Packaging
+        if not record.cancel_requested:
+            for drive in record.drives_in(D.RECEIVED):
+                self._take_bay(name, drive.drive_id)
+        for drive in record.drives_in(D.SPECIFIED):
+            arrives_at = record.sim.drives[drive.drive_id].arrives_at
+            assert arrives_at is not None
+            self._late[name, drive.drive_id] = self.clock.call_at(
+                arrives_at,
+                self._call,
+                self._late_drive,
+                name,
+                drive.drive_id,
+                context=self._drive_context(name, drive.drive_id),
+            )
 
-    async def _drive(self, name: str, drive_id: str, bays: anyio.CapacityLimiter) -> None:
-        with structlog.contextvars.bound_contextvars(drive=drive_id):
-            granted = False
-            waiting = anyio.CancelScope()
-            record = self.ledger.get(name)
-            if record is None or record.cancel_requested:
-                waiting.cancel()
-            self._waiting[name].add(waiting)
-            with waiting:
-                await self._resumed.wait()
-                await bays.acquire()
-                granted = True
-            self._waiting[name].discard(waiting)
-            if not granted:
-                log.info("drive skipped: cancel requested while it waited for a bay")
-                return
-            try:
-                try:
-                    self.ledger.update(
-                        name, lambda r: changes.start_drive(r, drive_id, self.clock.now())
-                    )
-                except InvalidJobState:
-                    log.info("drive not started: cancel requested as the bay came free")
-                    return
-                await self._transfer(name, drive_id)
-            finally:
-                bays.release()
-
-    async def _late_drive(self, name: str, drive_id: str, bays: anyio.CapacityLimiter) -> None:
+    def _late_drive(self, name: str, drive_id: str) -> None:
         """A drive that comes after its package: received when it arrives, then copied
         (or skipped, after a cancel) like the others."""
+        del self._late[name, drive_id]
+        now = self.clock.now()
+        record = self.ledger.update(name, lambda r: changes.receive_late_drive(r, drive_id, now))
+        log.info("late drive received")
+        if record.cancel_requested:
+            self.ledger.update(name, lambda r: changes.settle(r, self.clock.now()))
+        else:
+            self._take_bay(name, drive_id)
+
+    def _take_bay(self, name: str, drive_id: str, *, resumed: bool = False) -> None:
+        """A free bay of the job's location, or a place in the queue for one."""
         record = self.ledger.get(name)
         assert record is not None
-        arrives_at = record.sim.drives[drive_id].arrives_at
-        assert arrives_at is not None
-        await self.clock.sleep_until(arrives_at)
-        with structlog.contextvars.bound_contextvars(drive=drive_id):
+        bays = self._bays[record.job.location]
+        if bays.free > 0:
+            bays.free -= 1
+            if not self._start(bays, name, drive_id, resumed=resumed):
+                self._release(bays)
+        else:
+            bays.waiting.append((name, drive_id, resumed))
+
+    def _release(self, bays: _Bays) -> None:
+        """A bay came free: the next waiting drive that may start takes it."""
+        while bays.waiting:
+            name, drive_id, resumed = bays.waiting.popleft()
+            if self._start(bays, name, drive_id, resumed=resumed):
+                return
+        bays.free += 1
+
+    def _start(self, bays: _Bays, name: str, drive_id: str, *, resumed: bool) -> bool:
+        """Start (or resume) copying a drive in a bay just granted; False if it may not."""
+        context = self._drive_context(name, drive_id)
+        started: bool = context.run(self._begin, bays, name, drive_id, resumed, context)
+        return started
+
+    def _begin(
+        self, bays: _Bays, name: str, drive_id: str, resumed: bool, context: contextvars.Context
+    ) -> bool:
+        if resumed:
+            log.info("transfer resumed from checkpoint")
+        else:
             now = self.clock.now()
-            self.ledger.update(name, lambda r: changes.receive_late_drive(r, drive_id, now))
-            log.info("late drive received")
-        await self._drive(name, drive_id, bays)
-
-    async def _resume_drive(self, name: str, drive_id: str, bays: anyio.CapacityLimiter) -> None:
-        with structlog.contextvars.bound_contextvars(drive=drive_id):
-            await bays.acquire()
-            self._to_resume -= 1
-            if self._to_resume <= 0:
-                self._resumed.set()
             try:
-                log.info("transfer resumed from checkpoint")
-                await self._transfer(name, drive_id)
-            finally:
-                bays.release()
-
-    async def _transfer(self, name: str, drive_id: str) -> None:
-        """Copy one drive in checkpointed steps; finish it, with errors if its plan says so."""
+                self.ledger.update(name, lambda r: changes.start_drive(r, drive_id, now))
+            except InvalidJobState:
+                log.info("drive not started: cancel requested before its bay came free")
+                return False
         record = self.ledger.get(name)
         assert record is not None
         sim = record.sim.drives[drive_id]
         plan = sim.plan
         assert sim.started_at is not None
         dc = self.datacenter
-        rate = dc.throughput * plan.speed
+        transfer = _Transfer(name, drive_id, bays, context)
+        transfer.rate = dc.throughput * plan.speed
         nominal = plan.size_bytes / dc.throughput
-        deadline = sim.started_at + max(
+        transfer.deadline = sim.started_at + max(
             nominal * dc.transfer_deadline_factor, dc.checkpoint_interval
         )
-        fails = plan.fails_at is not None
-        target = (
+        transfer.fails = plan.fails_at is not None
+        transfer.target = (
             math.floor(plan.size_bytes * plan.fails_at)
             if plan.fails_at is not None
             else plan.size_bytes
         )
-        copied = record.drive(drive_id).bytes_succeeded or 0
-        clock = self.clock
-        with anyio.move_on_after(clock.loop_delay(deadline - clock.now())) as timer:
-            while copied < target:
-                left = (target - copied) / rate
-                if left <= dc.checkpoint_interval:
-                    await clock.sleep(left)
-                    copied = target
-                else:
-                    await clock.sleep(dc.checkpoint_interval)
-                    copied += int(dc.checkpoint_interval * rate)
-                    step = functools.partial(changes.checkpoint, drive_id=drive_id, copied=copied)
-                    self.ledger.update(name, step)
+        transfer.copied = record.drive(drive_id).bytes_succeeded or 0
+        self._transfers[name, drive_id] = transfer
+        self._schedule(transfer)
+        return True
+
+    def _schedule(self, transfer: _Transfer) -> None:
+        """The timer of the transfer's next step: a checkpoint, the end, or the deadline."""
+        interval = self.datacenter.checkpoint_interval
+        now = self.clock.now()
+        left = max(0, transfer.target - transfer.copied) / transfer.rate
+        transfer.last = left <= interval
+        end = now + (left if transfer.last else interval)
+        # A step that would end at or after the deadline is cut off by it.
+        transfer.cut = end >= transfer.deadline
+        transfer.timer = self.clock.call_at(
+            min(end, transfer.deadline),
+            self._call,
+            self._step,
+            transfer,
+            context=transfer.context,
+        )
+
+    def _step(self, transfer: _Transfer) -> None:
+        name, drive_id = transfer.name, transfer.drive_id
+        if not transfer.cut and not transfer.last:
+            transfer.copied += int(self.datacenter.checkpoint_interval * transfer.rate)
+            copied = transfer.copied
+            self.ledger.update(name, lambda r: changes.checkpoint(r, drive_id, copied))
+            self._schedule(transfer)
+            return
         error = None
-        if timer.cancelled_caught:
+        if transfer.cut:
             error = "the transfer exceeded its deadline"
-        elif fails:
-            error = "read errors on the drive; see the error log"
-        now = clock.now()
+        else:
+            transfer.copied = transfer.target
+            if transfer.fails:
+                error = "read errors on the drive; see the error log"
+        copied, now = transfer.copied, self.clock.now()
         self.ledger.update(
             name, lambda r: changes.finish_drive(r, drive_id, now, copied=copied, error=error)
         )
         log.info("transfer finished", copied=copied, error=error)
+        del self._transfers[name, drive_id]
+        self._release(transfer.bays)
 
-    async def _return(self, record: JobRecord) -> None:
-        assert record.sim.due_at is not None
-        await self.clock.sleep_until(record.sim.due_at)
-        name = record.name
+    def _return(self, name: str) -> None:
+        del self._timers[name]
         rng = self.service.planner.rng("return", name)
         tracking = f"{rng.randrange(10**11, 10**12)}"
         now = self.clock.now()

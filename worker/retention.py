@@ -15,6 +15,7 @@ import anyio
 import structlog
 from anyio.abc import TaskStatus
 
+from worker.logs import get_logger
 from worker.model import JobState
 from worker.record import JobRecord
 from worker.service import DeleteReason, JobService
@@ -22,7 +23,7 @@ from worker.states import TERMINAL
 
 __all__ = ["RetentionSweeper", "deletion_due"]
 
-log = structlog.get_logger("drivesim.retention")
+log = get_logger("drivesim.retention")
 
 
 def deletion_due(record: JobRecord, *, retention: float, expiry: float) -> float | None:

@@ -34,7 +34,7 @@ from worker.model import (
     ShippingInformation,
 )
 from worker.plan import PlanHints, Planner
-from worker.record import DriveSim, JobRecord, JobSim
+from worker.record import DriveSim, JobRecord, JobSim, copy_job
 from worker.requests import check_name, parse_put, parse_update
 from worker.states import CancelAnswer, Command
 from worker.status import Event
@@ -96,7 +96,7 @@ class JobService:
     # -- queries -------------------------------------------------------------------------
 
     async def get(self, name: str) -> JobResponse:
-        return _copy(self._record(name).job)
+        return copy_job(self._record(name).job)
 
     async def list(
         self, *, top: int | None = None, state: str | None = None, skip: int = 0
@@ -121,7 +121,7 @@ class JobService:
             raise ValidationError("$skiptoken is invalid.", target="$skiptoken")
         # Stops at the page's last job: a page (or a probe with top=1) does not copy them all.
         matching = (r.job for r in self.ledger if wanted is None or r.state is wanted)
-        return [_copy(job) for job in itertools.islice(matching, skip, skip + (top or MAX_TOP))]
+        return [copy_job(job) for job in itertools.islice(matching, skip, skip + (top or MAX_TOP))]
 
     async def list_bitlocker_keys(self, name: str) -> builtins.list[DriveBitLockerKey]:
         """The only way BitLocker keys leave the worker."""
@@ -206,7 +206,7 @@ class JobService:
             [Event(event, {"jobType": str(props.job_type), "drives": len(drives)})],
             meta,
         )
-        return CreateResult(job=_copy(record.job), created=existing is None)
+        return CreateResult(job=copy_job(record.job), created=existing is None)
 
     async def update(
         self,
@@ -282,7 +282,7 @@ class JobService:
                 events += changes.settle(rec, now)
             return events
 
-        return _copy(self.ledger.update(name, change, meta).job)
+        return copy_job(self.ledger.update(name, change, meta).job)
 
     async def cancel(self, name: str, *, meta: Mapping[str, bytes] | None = None) -> CancelResult:
         """PATCH ``cancelRequested=true``, with the answer spelt out."""
@@ -369,15 +369,6 @@ class JobService:
                     f"deliveryPackage.driveCount must be 1 to {self.policy.max_drives}.",
                     target="properties.deliveryPackage.driveCount",
                 )
-
-
-_job_encoder = msgspec.msgpack.Encoder()
-_job_decoder = msgspec.msgpack.Decoder(JobResponse)
-
-
-def _copy(job: JobResponse) -> JobResponse:
-    """A caller's own copy: changing it must not change the committed job."""
-    return _job_decoder.decode(_job_encoder.encode(job))
 
 
 _UPDATE_FIELDS = {

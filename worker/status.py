@@ -76,39 +76,64 @@ def build_messages(
     record = after or before
     assert record is not None
     name = record.name
+    base = f"{PREFIX}/jobs/{name}/"
     messages: list[StatusMessage] = []
-
-    def add(topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
-        messages.append(
-            StatusMessage(topic=topic, payload=payload, qos=qos, retain=retain, job=name, seq=seq)
-        )
+    add = messages.append
+    # The members every payload of this change ends with, encoded once.
+    stamp = b',"seq":%d,"simTime":"%b"' % (seq, sim_time.encode())
+    about = b',"job":' + _json.encode(name) + stamp + b"}"
 
     if after is None:
-        add(job_topic(name, "state"), b"", retain=True)
+        add(StatusMessage(topic=base + "state", payload=b"", qos=1, retain=True, job=name, seq=seq))
         for drive in record.drives:
-            add(drive_topic(name, drive.drive_id), b"", retain=True)
+            add(_cleared(base, drive.drive_id, name, seq))
     else:
-        add(job_topic(name, "state"), _snapshot(after, seq, sim_time), retain=True)
-        old = {d.drive_id: d for d in before.drives} if before else {}
+        add(
+            StatusMessage(
+                topic=base + "state",
+                payload=_snapshot(after, stamp),
+                qos=1,
+                retain=True,
+                job=name,
+                seq=seq,
+            )
+        )
+        old = {d.drive_id: d for d in before.drives} if before is not None else {}
+        kept = 0
         for drive in after.drives:
-            if old.get(drive.drive_id) != drive:
-                tail = b',"job":%b,"seq":%d,"simTime":"%b"}' % (
-                    _json.encode(name),
-                    seq,
-                    sim_time.encode(),
+            previous = old.get(drive.drive_id)
+            if previous is not None:
+                kept += 1
+            if previous != drive:
+                add(
+                    StatusMessage(
+                        topic=f"{base}drives/{drive.drive_id}/state",
+                        payload=_extend(drive, about),
+                        qos=1,
+                        retain=True,
+                        job=name,
+                        seq=seq,
+                    )
                 )
-                add(drive_topic(name, drive.drive_id), _extend(drive, tail), retain=True)
-        kept = {d.drive_id for d in after.drives}
-        for drive_id in sorted(old.keys() - kept):  # a replaced drive list: clear dropped ones
-            add(drive_topic(name, drive_id), b"", retain=True)
+        if kept < len(old):  # a replaced drive list: clear the dropped drives
+            dropped = old.keys() - {d.drive_id for d in after.drives}
+            for drive_id in sorted(dropped):
+                add(_cleared(base, drive_id, name, seq))
 
     for index, event in enumerate(events):
         if event.type == "driveProgress":
-            body = dict(event.data, job=name, seq=seq, simTime=sim_time)
-            add(job_topic(name, "progress"), _json.encode(body), qos=0)
+            topic, payload, qos = base + "progress", _extend(event.data, about), 0
         else:
-            add(job_topic(name, "events"), _cloudevent(name, seq, index, sim_time, event))
+            topic, qos = base + "events", 1
+            payload = _cloudevent(name, seq, index, sim_time, event)
+        add(StatusMessage(topic=topic, payload=payload, qos=qos, retain=False, job=name, seq=seq))
     return messages
+
+
+def _cleared(base: str, drive_id: str, job: str, seq: int) -> StatusMessage:
+    return StatusMessage(
+        topic=f"{base}drives/{drive_id}/state", payload=b"", qos=1, retain=True, job=job, seq=seq
+    )
 
 
 def snapshot_messages(record: JobRecord, *, sim_time: str) -> list[StatusMessage]:
@@ -116,35 +141,43 @@ def snapshot_messages(record: JobRecord, *, sim_time: str) -> list[StatusMessage
     return build_messages(None, record, [], seq=record.sim.seq, sim_time=sim_time)
 
 
-def _snapshot(record: JobRecord, seq: int, sim_time: str) -> bytes:
-    tail = b',"seq":%d,"simTime":"%b"' % (seq, sim_time.encode())
+def _snapshot(record: JobRecord, stamp: bytes) -> bytes:
     if record.sim.outcome is not None:
-        tail += b',"outcome":' + _json.encode(record.sim.outcome)
-    return _extend(record.job, tail + b"}")
+        return _extend(record.job, stamp + b',"outcome":' + _json.encode(record.sim.outcome) + b"}")
+    return _extend(record.job, stamp + b"}")
 
 
-def _extend(struct: msgspec.Struct, tail: bytes) -> bytes:
-    """The JSON object of ``struct`` with more members: ``tail`` is ``,"key":value...}``.
+def _extend(value: msgspec.Struct | Mapping[str, Any], tail: bytes) -> bytes:
+    """The JSON object of ``value`` with more members: ``tail`` is ``,"key":value...}``.
 
     Encoding the struct straight to bytes and splicing costs a third of building the dict.
     """
-    head = _json.encode(struct)
+    head = _json.encode(value)
     return head[:-1] + tail if head != b"{}" else b"{" + tail[1:]
 
 
+_EVENT_HEAD = b'{"specversion":"1.0","id":'
+_EVENT_SOURCE = b',"source":' + _json.encode(SOURCE) + b',"type":'
+_EVENT_DATA = b',"datacontenttype":"application/json","data":'
+
+
 def _cloudevent(job: str, seq: int, index: int, sim_time: str, event: Event) -> bytes:
-    return _json.encode(
-        {
-            "specversion": "1.0",
-            # Unique per event: a change may raise several events of one type.
-            "id": f"{job}:{seq}:{index}",
-            "source": SOURCE,
-            "type": EVENT_TYPE_PREFIX + event.type,
-            "subject": job,
-            "time": sim_time,
-            "datacontenttype": "application/json",
-            "data": dict(event.data, seq=seq),
-        }
+    """A CloudEvents 1.0 structured JSON event, its id unique per event (a change may
+    raise several events of one type)."""
+    return b"".join(
+        (
+            _EVENT_HEAD,
+            _json.encode(f"{job}:{seq}:{index}"),
+            _EVENT_SOURCE,
+            _json.encode(EVENT_TYPE_PREFIX + event.type),
+            b',"subject":',
+            _json.encode(job),
+            b',"time":',
+            _json.encode(sim_time),
+            _EVENT_DATA,
+            _extend(event.data, b',"seq":%d}' % seq),
+            b"}",
+        )
     )
 
 
