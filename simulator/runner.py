@@ -145,7 +145,7 @@ class ScenarioRun:
         bus = MemoryBus(keep=False)  # the history comes from the store
         if self.on_message is not None:
             bus.subscribe(self.on_message)
-        relay = OutboxRelay(ledger, self.sink or bus, overlap=self.sink is not None)
+        relay = OutboxRelay(ledger, self.sink or bus)
         wall = time.perf_counter()
         async with anyio.create_task_group() as tg:
             self._tg = tg
@@ -254,7 +254,7 @@ class ScenarioRun:
             await self._perform(action)
 
     def _on_change(self, before: JobRecord | None, after: JobRecord | None) -> None:
-        if after is not None:
+        if after is not None and (before is None or before.keys != after.keys):
             self.secrets.update(after.keys.values())
         self._trigger(before, after)
         self._check_finished()

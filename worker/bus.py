@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import anyio
 import anyio.lowlevel
@@ -22,7 +22,7 @@ from worker.logs import get_logger
 from worker.status import StatusMessage, snapshot_messages
 from worker.store import OutboxEntry
 
-__all__ = ["MemoryBus", "OutboxRelay", "StatusSink"]
+__all__ = ["ImmediateSink", "MemoryBus", "OutboxRelay", "StatusSink"]
 
 log = get_logger("drivesim.outbox")
 
@@ -40,6 +40,16 @@ class StatusSink(Protocol):
         Raise :class:`~worker.errors.PublishError` naming the delivered ones if only some
         made it (or none, when the sink is not ready).
         """
+        ...
+
+
+@runtime_checkable
+class ImmediateSink(StatusSink, Protocol):
+    """A sink that takes messages at once and cannot fail (one in memory): the relay hands
+    it each commit's messages as the commit ends, with no task, wake-up or await."""
+
+    def deliver(self, messages: Sequence[StatusMessage]) -> None:
+        """Take ``messages``, in order."""
         ...
 
 
@@ -64,6 +74,9 @@ class MemoryBus:
         self._subscribers.append(callback)
 
     async def publish(self, messages: Sequence[StatusMessage]) -> None:
+        self.deliver(messages)
+
+    def deliver(self, messages: Sequence[StatusMessage]) -> None:
         if self._keep:
             self.messages.extend(messages)
         for message in messages:
@@ -87,7 +100,12 @@ class OutboxRelay:
     ``overlap``: hand the next batch over while the sink still awaits acknowledgements of
     the current one (see :meth:`drain`). A sink that holds a batch as soon as it is given,
     such as :class:`MemoryBus`, has nothing to overlap: ``overlap=False`` sends batches in
-    turn, without a task per batch (a quarter of a virtual-time run's CPU otherwise).
+    turn, without a task per batch.
+
+    An :class:`ImmediateSink` (the :class:`MemoryBus`) is not drained by a task at all:
+    the running relay delivers each commit's messages as the commit ends, in the same
+    call. A virtual-time run commits a change every few microseconds; a task woken per
+    commit cost more than the commit.
     """
 
     def __init__(
@@ -106,6 +124,8 @@ class OutboxRelay:
         self.overlap = overlap
         self._recent: deque[tuple[float, list[int]]] = deque()
         self._reannounce = False
+        self._immediate = sink if isinstance(sink, ImmediateSink) else None
+        self._delivering = False
 
     def connected(self) -> None:
         """The sink (re)connected: once the backlog is out, announce every job again.
@@ -136,10 +156,46 @@ class OutboxRelay:
             log.info("outbox tail requeued after a lost connection", messages=len(ids))
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        if self._immediate is not None:
+            hook = self._on_outbox
+            self.ledger.on_outbox(hook)
+            try:
+                self._deliver_pending()
+                task_status.started()
+                await anyio.sleep_forever()
+            finally:
+                self.ledger.off_outbox(hook)
         task_status.started()
         while True:
             await self.drain()
             await self.ledger.wait_for_outbox()
+
+    def _on_outbox(self) -> None:
+        self._deliver_pending()
+
+    def _deliver_pending(self) -> int:
+        """Everything pending, and the snapshots if asked for, into the immediate sink."""
+        sink = self._immediate
+        assert sink is not None
+        if self._delivering:  # a subscriber's commit: the loop below takes its messages
+            return 0
+        self._delivering = True
+        try:
+            sent = 0
+            store = self.ledger.store
+            while entries := store.pending(self.batch):
+                sink.deliver([e.message for e in entries])
+                self._ack([e.id for e in entries])
+                sent += len(entries)
+            if self._reannounce:
+                messages = self._snapshots()
+                sink.deliver(messages)
+                self._reannounce = False
+                sent += len(messages)
+                log.info("every job announced again", messages=len(messages))
+            return sent
+        finally:
+            self._delivering = False
 
     async def drain(self) -> int:
         """Deliver everything pending now; returns how many messages went out.
@@ -150,6 +206,8 @@ class OutboxRelay:
         delayed TCP ACK, at the end of every batch). Each batch is acknowledged as soon as
         the sink took it.
         """
+        if self._immediate is not None:
+            return self._deliver_pending()
         sent = await (self._drain_overlapped() if self.overlap else self._drain_in_turn())
         if self._reannounce:
             sent += await self._announce_all()
@@ -254,15 +312,18 @@ class OutboxRelay:
         log.info("outbox batch interrupted", delivered=len(delivered), error=str(error))
         return len(delivered)
 
-    async def _announce_all(self) -> int:
+    def _snapshots(self) -> list[StatusMessage]:
         clock = self.ledger.clock
-        messages = [
+        return [
             message
             for record in self.ledger
             for message in snapshot_messages(
                 record, sim_time=clock.isoformat(record.sim.changed_at)
             )
         ]
+
+    async def _announce_all(self) -> int:
+        messages = self._snapshots()
         for start in range(0, len(messages), self.batch):
             try:
                 await self.sink.publish(messages[start : start + self.batch])

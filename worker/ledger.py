@@ -12,6 +12,7 @@ Every change, from a customer request or from the datacenter, goes through
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping
 
 import anyio
@@ -44,6 +45,7 @@ class Ledger:
         self._jobs = store.load_jobs()
         self._listeners: list[Listener] = []
         self._outbox_ready = anyio.Event()
+        self._outbox_hooks: list[Callable[[], None]] = []
 
     def get(self, name: str) -> JobRecord | None:
         """The committed record of ``name``; never mutate it."""
@@ -100,9 +102,22 @@ class Ledger:
         """Commit metadata alone (for example, that a scripted action ran)."""
         self.store.commit(Commit(meta={**meta, SIM_NOW: self._now_bytes()}))
 
+    def on_outbox(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` whenever messages become pending: right after each commit that adds
+        some (before the listeners hear of the change), and on :meth:`wake_outbox`."""
+        self._outbox_hooks.append(hook)
+
+    def off_outbox(self, hook: Callable[[], None]) -> None:
+        self._outbox_hooks.remove(hook)
+
     def wake_outbox(self) -> None:
         """Wake the outbox relay: entries became pending without a commit (a requeue)."""
+        self._outbox_pending()
+
+    def _outbox_pending(self) -> None:
         self._outbox_ready.set()
+        for hook in self._outbox_hooks:
+            hook()
 
     async def wait_for_outbox(self) -> None:
         """Return once a commit has added messages since the last call."""
@@ -128,25 +143,27 @@ class Ledger:
             after.sim.changed_at = now
         sim_time = self.clock.isoformat(now)
         messages = build_messages(before, after, events, seq=seq, sim_time=sim_time)
+        stamp = repr(now).encode()
         self.store.commit(
             Commit(
                 put=[after] if after is not None else (),
                 delete=[record.name] if after is None else (),
                 messages=messages,
-                meta={**(meta or {}), SIM_NOW: self._now_bytes()},
+                meta={**meta, SIM_NOW: stamp} if meta else {SIM_NOW: stamp},
             )
         )
         if after is None:
             del self._jobs[record.name]
         else:
             self._jobs[record.name] = after
-        log.info(
-            "job changed",
-            job=record.name,
-            seq=seq,
-            state=None if after is None else str(after.state),
-            events=[e.type for e in events],
-        )
-        self._outbox_ready.set()
+        if log.is_enabled_for(logging.INFO):
+            log.info(
+                "job changed",
+                job=record.name,
+                seq=seq,
+                state=None if after is None else str(after.state),
+                events=[e.type for e in events],
+            )
+        self._outbox_pending()
         for listener in self._listeners:
             listener(before, after)

@@ -95,6 +95,11 @@ class Logger:
             self._key = (processors, wrapper)
         return bound
 
+    def is_enabled_for(self, level: int) -> bool:
+        """Whether an event at ``level`` would be logged: to skip building costly fields."""
+        enabled: bool = self._logger().is_enabled_for(level)
+        return enabled
+
     # Properties, so that a call passes its arguments once: ``log.info(...)`` calls the
     # bound logger's own method.
     @property

@@ -13,7 +13,6 @@ A deleted job clears its retained topics with empty retained payloads.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -37,15 +36,14 @@ _json = msgspec.json.Encoder()
 _json_decode = msgspec.json.Decoder()
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(msgspec.Struct, frozen=True):
     """A domain event of one change: ``stateChanged``, ``cancelRequested``, ``jobDeleted``..."""
 
     type: str
-    data: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
 
-class StatusMessage(msgspec.Struct, frozen=True, kw_only=True):
+class StatusMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One message waiting in the outbox; ``payload`` is the exact bytes to publish."""
 
     topic: str

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import msgspec
+
 from worker.record import JobRecord, clone
 from worker.status import StatusMessage
 
@@ -28,8 +30,7 @@ class Commit:
     meta: Mapping[str, bytes] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxEntry:
+class OutboxEntry(msgspec.Struct, frozen=True, gc=False):
     id: int
     message: StatusMessage
 
@@ -54,7 +55,7 @@ class JobStore(Protocol):
         ...
 
     def ack(self, ids: Sequence[int]) -> None:
-        """Mark outbox entries as delivered."""
+        """Mark outbox entries (distinct ids) as delivered."""
         ...
 
     def requeue(self, ids: Sequence[int]) -> None:
@@ -99,7 +100,7 @@ class MemoryStore:
         for name in commit.delete:
             self._jobs.pop(name, None)
         self._outbox.extend(commit.messages)
-        self._acked.extend(False for _ in commit.messages)
+        self._acked.extend([False] * len(commit.messages))
         self._meta.update(commit.meta)
 
     def pending(self, limit: int) -> list[OutboxEntry]:
@@ -116,10 +117,17 @@ class MemoryStore:
         return entries
 
     def ack(self, ids: Sequence[int]) -> None:
+        if not ids:
+            return
         base = self._base
-        for i in ids:
-            self._acked[i - base] = True
         cursor = self._cursor - base
+        n = len(ids)
+        if ids[0] == base + cursor and ids[-1] == ids[0] + n - 1:  # the oldest, in order
+            self._acked[cursor : cursor + n] = [True] * n
+            cursor += n
+        else:
+            for i in ids:
+                self._acked[i - base] = True
         while cursor < len(self._acked) and self._acked[cursor]:
             cursor += 1
         self._cursor = base + cursor
