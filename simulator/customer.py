@@ -18,7 +18,7 @@ import anyio
 from simulator.faults import Fault
 from simulator.scenario import Action, JobSpec, Scenario
 from worker.clock import Clock
-from worker.plan import Planner
+from worker.plan import Planner, bitlocker_key
 
 __all__ = ["ActionResult", "Customer", "Send", "create_body", "ship_body"]
 
@@ -81,7 +81,7 @@ def create_body(spec: JobSpec, planner: Planner) -> dict[str, Any]:
         props["driveList"] = [
             {
                 "driveId": drive.id,
-                "bitLockerKey": "-".join(f"{rng.randrange(10**6):06d}" for _ in range(8)),
+                "bitLockerKey": bitlocker_key(rng),
                 "manifestFile": f"\\{drive.id}.manifest",
                 "manifestHash": f"{rng.getrandbits(128):032X}",
             }

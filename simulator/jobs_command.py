@@ -13,6 +13,7 @@ from rich.table import Table
 
 from simulator.client import CommandFailed, JobsClient
 from worker.broker import BrokerConfig
+from worker.plan import bitlocker_key
 
 __all__ = ["add_jobs_parser", "run_jobs"]
 
@@ -76,7 +77,7 @@ def _create_request(args: argparse.Namespace) -> dict[str, Any]:
         props["driveList"] = [
             {
                 "driveId": f"{rng.getrandbits(32):08X}",
-                "bitLockerKey": "-".join(f"{rng.randrange(10**6):06d}" for _ in range(8)),
+                "bitLockerKey": bitlocker_key(rng),
             }
             for _ in range(args.drives)
         ]

@@ -8,6 +8,7 @@ performs no action twice.
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import time
@@ -16,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import msgspec
 import structlog
-from anyio.abc import TaskGroup
 
 from simulator.customer import ActionResult, Customer, create_body, ship_body
 from simulator.faults import CLIENT_FAULTS, FaultRecord
@@ -40,6 +41,8 @@ from worker.store import JobStore
 __all__ = ["RunResult", "ScenarioRun", "run_scenario"]
 
 log = get_logger("drivesim.runner")
+
+_json = msgspec.json.Encoder()
 
 #: Wall-clock seconds a timer of a scaled-real-time run may fire late without blame.
 SCHEDULING_SLACK = 0.05
@@ -102,10 +105,12 @@ class ScenarioRun:
         self.results: dict[int, ActionResult] = {}
         self.secrets: set[str] = set()
         self._finished = anyio.Event()
-        self._tg: TaskGroup | None = None
         #: Actions not yet answered, and the ``when`` ones of each job not yet scheduled.
         self._open: set[int] = set()
         self._waiting: dict[str, list[Action]] = {}
+        #: Actions scheduled and not yet performed, by due time: one task performs them all.
+        self._due: list[tuple[float, int, Action]] = []
+        self._due_changed = anyio.Event()
         self.faults = [FaultRecord(f) for f in scenario.faults]
 
     async def run(self) -> RunResult:
@@ -148,7 +153,6 @@ class ScenarioRun:
         relay = OutboxRelay(ledger, self.sink or bus)
         wall = time.perf_counter()
         async with anyio.create_task_group() as tg:
-            self._tg = tg
             await tg.start(relay.run)
             relay.connected()  # a resumed run's bus starts empty: announce every job again
             await tg.start(DatacenterPipeline(self.service).run)
@@ -157,7 +161,7 @@ class ScenarioRun:
             for record in ledger:
                 self._trigger(None, record)
             self._check_finished()
-            tg.start_soon(self._timed_actions)
+            tg.start_soon(self._perform_due)
             tg.start_soon(self._fault_plan)
             with anyio.move_on_after(clock.loop_delay(scenario.until - clock.now())):
                 await self._finished.wait()
@@ -245,13 +249,26 @@ class ScenarioRun:
             if action.when is not None:
                 self._waiting.setdefault(action.job, []).append(action)
 
-    async def _timed_actions(self) -> None:
-        pending = (self.scenario.actions[i] for i in self._open)
-        timed = sorted((a for a in pending if a.at is not None), key=lambda a: (a.at, a.index))
-        for action in timed:
-            assert action.at is not None
-            await self.clock.sleep_until(action.at)
-            await self._perform(action)
+    async def _perform_due(self) -> None:
+        """Perform each action when it is due: the timed ones, and each ``when`` one once
+        its job entered the state (:meth:`_schedule`), in due time then script order."""
+        for index in self._open:
+            action = self.scenario.actions[index]
+            if action.at is not None:
+                self._schedule(action, action.at)
+        clock = self.clock
+        while True:
+            due = self._due[0][0] if self._due else math.inf
+            self._due_changed = changed = anyio.Event()
+            delay = clock.loop_delay(due - clock.now())
+            if delay > 0:
+                with anyio.move_on_after(delay):
+                    await changed.wait()
+            # Woken by an earlier action: what is due by now. Else the one waited for is due,
+            # even if the clock reads a rounding error short of it.
+            horizon = clock.now() if changed.is_set() else max(due, clock.now())
+            while self._due and self._due[0][0] <= horizon:
+                await self._perform(heapq.heappop(self._due)[2])
 
     def _on_change(self, before: JobRecord | None, after: JobRecord | None) -> None:
         if after is not None and (before is None or before.keys != after.keys):
@@ -277,13 +294,10 @@ class ScenarioRun:
                 self._schedule(action, after.sim.state_entered_at + action.after)
 
     def _schedule(self, action: Action, when: float) -> None:
-        assert self._tg is not None
-
-        async def later() -> None:
-            await self.clock.sleep_until(when)
-            await self._perform(action)
-
-        self._tg.start_soon(later)
+        entry = (when, action.index, action)
+        if not self._due or entry[:2] < self._due[0][:2]:
+            self._due_changed.set()
+        heapq.heappush(self._due, entry)
 
     def _check_finished(self) -> None:
         if not self._open and len(self.ledger) == 0:
@@ -292,7 +306,7 @@ class ScenarioRun:
     async def _perform(self, action: Action) -> None:
         spec = self.scenario.jobs[action.job]
         service = self.service
-        applied = {action.key: json.dumps({"at": self.clock.now()}).encode()}
+        applied = {action.key: _json.encode({"at": self.clock.now()})}
         if self.customer.duplicates > 0:  # a duplicate-commands fault: the copy goes first
             self.customer.duplicates -= 1
             copy = self.customer.number()
@@ -350,9 +364,9 @@ class ScenarioRun:
         self._open.discard(action.index)
         self.ledger.note(
             {
-                action.key: json.dumps(
+                action.key: _json.encode(
                     {"at": result.at, "outcome": outcome, "detail": detail, "state": state}
-                ).encode()
+                )
             }
         )
         if self.on_action is not None:

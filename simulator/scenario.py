@@ -7,6 +7,7 @@ file, the key and what was expected, and nothing runs until the whole file is va
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,7 +131,7 @@ class JobSpec:
     name: str
     type: Literal["Import", "Export"]
     location: str
-    drives: tuple[DriveFile, ...]
+    drives: Sequence[DriveFile]
     plans: dict[str, DrivePlan]
     export_size: int | None
     export_drives: int

@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, overload
 
 from simulator.scenario import Action, ActionKind, DriveFile, JobSpec
 from worker.config import DAY, Range
@@ -106,7 +107,7 @@ def expand(
         name = f"job-{i:06d}"
         export = rng.random() < workload.export_share
         count = rng.randint(*workload.drives)
-        drives = () if export else tuple(DriveFile(id=f"J{i:06d}D{k}") for k in range(count))
+        drives = _Drives(i, 0 if export else count)
         jobs.append(
             JobSpec(
                 name=name,
@@ -132,6 +133,41 @@ def expand(
         if rng.random() < workload.delete_finished:
             act(name, "delete", when=JobState.COMPLETED, after=_draw(rng, workload.delete_after))
     return jobs, actions
+
+
+class _Drives(Sequence[DriveFile]):
+    """A workload job's drive files, made when asked for: held for every job of a large
+    workload, they would be half of its memory (64 MiB for load-100k)."""
+
+    __slots__ = ("_count", "_job")
+
+    def __init__(self, job: int, count: int) -> None:
+        self._job = job
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> DriveFile: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[DriveFile, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> DriveFile | tuple[DriveFile, ...]:
+        if isinstance(index, slice):
+            return tuple(self[k] for k in range(self._count)[index])
+        k = range(self._count)[index]  # IndexError out of range, negative indices count back
+        return DriveFile(id=f"J{self._job:06d}D{k}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
 
 
 def _draw(rng: random.Random, span: Range) -> float:

@@ -384,6 +384,7 @@ class DatacenterPipeline:
         )
         log.info("transfer finished", copied=copied, error=error)
         del self._transfers[name, drive_id]
+        transfer.timer = None  # it holds the transfer: leave no cycle for the collector
         self._release(transfer.bays)
 
     def _return(self, name: str) -> None:

@@ -18,7 +18,7 @@ from worker.config import DatacenterConfig
 from worker.model import JobType
 from worker.record import DrivePlan
 
-__all__ = ["JobPlan", "PlanHints", "Planner"]
+__all__ = ["JobPlan", "PlanHints", "Planner", "bitlocker_key"]
 
 T = TypeVar("T")
 
@@ -116,9 +116,15 @@ class Planner:
         drives = []
         for _ in range(count):
             serial = f"{rng.getrandbits(32):08X}"
-            key = "-".join(f"{rng.randrange(1_000_000):06d}" for _ in range(8))
+            key = bitlocker_key(rng)
             drives.append((serial, key))
         return drives
+
+
+def bitlocker_key(rng: random.Random) -> str:
+    """A BitLocker recovery key as the service shows them: eight groups of six digits."""
+    digits = f"{rng.randrange(10**48):048d}"
+    return "-".join([digits[i : i + 6] for i in range(0, 48, 6)])
 
 
 def _draw(rng: random.Random, low: float, high: float) -> float:
