@@ -260,13 +260,12 @@ class ScenarioRun:
         while True:
             due = self._due[0][0] if self._due else math.inf
             self._due_changed = changed = anyio.Event()
-            delay = clock.loop_delay(due - clock.now())
-            if delay > 0:
-                with anyio.move_on_after(delay):
-                    await changed.wait()
             # Woken by an earlier action: what is due by now. Else the one waited for is due,
             # even if the clock reads a rounding error short of it.
-            horizon = clock.now() if changed.is_set() else max(due, clock.now())
+            if due > clock.now() and await clock.wait_until(due, changed):
+                horizon = clock.now()
+            else:
+                horizon = max(due, clock.now())
             while self._due and self._due[0][0] <= horizon:
                 await self._perform(heapq.heappop(self._due)[2])
 

@@ -8,6 +8,8 @@ least once, in ``seq`` order per job.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
@@ -103,9 +105,11 @@ class OutboxRelay:
     turn, without a task per batch.
 
     An :class:`ImmediateSink` (the :class:`MemoryBus`) is not drained by a task at all:
-    the running relay delivers each commit's messages as the commit ends, in the same
-    call. A virtual-time run commits a change every few microseconds; a task woken per
-    commit cost more than the commit.
+    the running relay delivers the messages of a burst of commits in one loop callback,
+    right after the step that made them (a virtual-time run commits a change every few
+    microseconds; a task woken per commit cost more than the commit). Never inside a
+    commit: the step that committed finishes first (a scripted action records its answer
+    before anyone sees its effect, so a worker killed by someone who saw it loses nothing).
     """
 
     def __init__(
@@ -125,7 +129,7 @@ class OutboxRelay:
         self._recent: deque[tuple[float, list[int]]] = deque()
         self._reannounce = False
         self._immediate = sink if isinstance(sink, ImmediateSink) else None
-        self._delivering = False
+        self._scheduled = False
 
     def connected(self) -> None:
         """The sink (re)connected: once the backlog is out, announce every job again.
@@ -157,7 +161,14 @@ class OutboxRelay:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         if self._immediate is not None:
-            hook = self._on_outbox
+            loop = asyncio.get_running_loop()
+            context = contextvars.copy_context()  # the relay's own: no job bound
+
+            def hook() -> None:
+                if not self._scheduled:
+                    self._scheduled = True
+                    loop.call_soon(self._deliver_scheduled, context=context)
+
             self.ledger.on_outbox(hook)
             try:
                 self._deliver_pending()
@@ -170,32 +181,27 @@ class OutboxRelay:
             await self.drain()
             await self.ledger.wait_for_outbox()
 
-    def _on_outbox(self) -> None:
+    def _deliver_scheduled(self) -> None:
+        self._scheduled = False
         self._deliver_pending()
 
     def _deliver_pending(self) -> int:
         """Everything pending, and the snapshots if asked for, into the immediate sink."""
         sink = self._immediate
         assert sink is not None
-        if self._delivering:  # a subscriber's commit: the loop below takes its messages
-            return 0
-        self._delivering = True
-        try:
-            sent = 0
-            store = self.ledger.store
-            while entries := store.pending(self.batch):
-                sink.deliver([e.message for e in entries])
-                self._ack([e.id for e in entries])
-                sent += len(entries)
-            if self._reannounce:
-                messages = self._snapshots()
-                sink.deliver(messages)
-                self._reannounce = False
-                sent += len(messages)
-                log.info("every job announced again", messages=len(messages))
-            return sent
-        finally:
-            self._delivering = False
+        sent = 0
+        store = self.ledger.store
+        while entries := store.pending(self.batch):  # a subscriber's commits included
+            sink.deliver([e.message for e in entries])
+            self._ack([e.id for e in entries])
+            sent += len(entries)
+        if self._reannounce:
+            messages = self._snapshots()
+            sink.deliver(messages)
+            self._reannounce = False
+            sent += len(messages)
+            log.info("every job announced again", messages=len(messages))
+        return sent
 
     async def drain(self) -> int:
         """Deliver everything pending now; returns how many messages went out.

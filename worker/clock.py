@@ -82,6 +82,17 @@ class Clock:
         """Wait until simulated time ``when`` (at once if it has passed)."""
         await self._sleep(when - self.now(), when)
 
+    async def wait_until(self, when: float, event: anyio.Event) -> bool:
+        """Wait until simulated time ``when`` or until ``event`` is set, whichever comes
+        first; True if the event did. A wake at ``when`` is a timer's, told to the hook."""
+        with anyio.move_on_after(self.loop_delay(when - self.now())):
+            await event.wait()
+            return True
+        hook = Clock.wake_hook
+        if hook is not None:
+            hook(self, when, self.now())
+        return False
+
     async def _sleep(self, seconds: float, due: float) -> None:
         """Sleep, then tell :attr:`wake_hook` when the timer due at ``due`` woke (a time
         that had passed already counts from then: the step was late before it slept)."""

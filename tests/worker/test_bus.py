@@ -109,6 +109,30 @@ async def test_relay_runs_until_cancelled(service: JobService, import_body: Body
     assert bus.retained == {}
 
 
+async def test_running_relay_delivers_after_the_step_that_committed(
+    service: JobService, import_body: Body
+) -> None:
+    """Commits made in one step reach an in-memory bus together, once the step yields:
+    what the step did after its commit (recording an answer) is never outrun by a
+    subscriber that saw the commit."""
+    bus = MemoryBus()
+    seen_at: list[int] = []
+    step: list[int] = [0]
+    bus.subscribe(lambda m: seen_at.append(step[0]))
+    async with anyio.create_task_group() as tg:
+        await tg.start(OutboxRelay(service.ledger, bus).run)
+        await service.create("a", import_body(1))
+        step[0] = 1  # the step goes on after its commit
+        await service.create("b", import_body(1))
+        step[0] = 2
+        assert seen_at == []  # nothing delivered inside the step
+        await anyio.lowlevel.checkpoint()
+        assert seen_at
+        assert set(seen_at) == {2}
+        tg.cancel_scope.cancel()
+    assert bus.messages == [e.message for e in service.ledger.store.history()]
+
+
 class DroppingSink:
     """A sink whose connection drops in the middle of its first batch, after the broker
     acknowledged ``acked`` messages of it: the relay is told the connection was lost (as

@@ -217,3 +217,31 @@ def test_wake_hook_hears_every_timer_that_ends() -> None:
         (10.0, 2 * HOUR),
         (2 * HOUR + 1.0, 2 * HOUR + 1.0),
     ]
+
+
+def test_wait_until_ends_at_the_time_or_at_the_event() -> None:
+    """wait_until returns False at the time (a timer's wake, told to the hook) and True as
+    soon as the event is set (not a timer's: the hook hears nothing)."""
+    heard: list[tuple[float, float]] = []
+    answers: list[tuple[bool, float]] = []
+
+    async def main() -> None:
+        clock = Clock()
+        Clock.wake_hook = lambda c, due, woke: heard.append((due, woke))
+        answers.append((await clock.wait_until(HOUR, anyio.Event()), clock.now()))
+        event = anyio.Event()
+        async with anyio.create_task_group() as tg:
+
+            async def set_later() -> None:
+                await clock.sleep_until(HOUR + 60.0)
+                event.set()
+
+            tg.start_soon(set_later)
+            answers.append((await clock.wait_until(DAY, event), clock.now()))
+
+    try:
+        run_virtual(main)
+    finally:
+        Clock.wake_hook = None
+    assert answers == [(False, HOUR), (True, HOUR + 60.0)]
+    assert heard == [(HOUR, HOUR), (HOUR + 60.0, HOUR + 60.0)]  # the second: set_later's
