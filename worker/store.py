@@ -107,9 +107,13 @@ class MemoryStore:
         return self.pending_after(-1, limit)
 
     def pending_after(self, after: int, limit: int) -> list[OutboxEntry]:
-        entries = []
         base = self._base
-        for i in range(max(self._cursor, after + 1) - base, len(self._outbox)):
+        start = max(self._cursor, after + 1) - base
+        end = min(len(self._outbox), start + limit)
+        if True not in self._acked[start:end]:  # the usual case: none acknowledged out of turn
+            return list(map(OutboxEntry, range(base + start, base + end), self._outbox[start:end]))
+        entries = []
+        for i in range(start, len(self._outbox)):
             if not self._acked[i]:
                 entries.append(OutboxEntry(base + i, self._outbox[i]))
                 if len(entries) >= limit:
