@@ -47,8 +47,8 @@ class StatusSink(Protocol):
 
 @runtime_checkable
 class ImmediateSink(StatusSink, Protocol):
-    """A sink that takes messages at once and cannot fail (one in memory): the relay hands
-    it each commit's messages as the commit ends, with no task, wake-up or await."""
+    """A sink that takes messages at once and cannot fail (one in memory): the running
+    relay hands it each burst of commits from one loop callback, with no task or await."""
 
     def deliver(self, messages: Sequence[StatusMessage]) -> None:
         """Take ``messages``, in order."""
