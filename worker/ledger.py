@@ -100,7 +100,7 @@ class Ledger:
 
     def note(self, meta: Mapping[str, bytes]) -> None:
         """Commit metadata alone (for example, that a scripted action ran)."""
-        self.store.commit(Commit(meta={**meta, SIM_NOW: self._now_bytes()}))
+        self.store.commit(Commit(meta={**meta, SIM_NOW: _stamp(self.clock.now())}))
 
     def on_outbox(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` whenever messages become pending: right after each commit that adds
@@ -124,9 +124,6 @@ class Ledger:
         await self._outbox_ready.wait()
         self._outbox_ready = anyio.Event()
 
-    def _now_bytes(self) -> bytes:
-        return repr(self.clock.now()).encode()
-
     def _commit(
         self,
         before: JobRecord | None,
@@ -143,7 +140,7 @@ class Ledger:
             after.sim.changed_at = now
         sim_time = self.clock.isoformat(now)
         messages = build_messages(before, after, events, seq=seq, sim_time=sim_time)
-        stamp = repr(now).encode()
+        stamp = _stamp(now)
         self.store.commit(
             Commit(
                 put=[after] if after is not None else (),
@@ -167,3 +164,8 @@ class Ledger:
         self._outbox_pending()
         for listener in self._listeners:
             listener(before, after)
+
+
+def _stamp(now: float) -> bytes:
+    """Simulated time as stored under :data:`SIM_NOW`: exact, and read back by float()."""
+    return repr(now).encode()

@@ -93,6 +93,8 @@ class ArmStruct(
     """
 
 
+# Not a subclass of ArmStruct: mypy refuses a frozen struct under a mutable one, so the
+# options are spelt out again.
 class ArmValue(
     msgspec.Struct,
     rename="camel",

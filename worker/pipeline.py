@@ -87,16 +87,28 @@ class _Transfer:
         "timer",
     )
 
-    def __init__(self, name: str, drive_id: str, bays: _Bays, context: contextvars.Context):
+    def __init__(
+        self,
+        name: str,
+        drive_id: str,
+        bays: _Bays,
+        context: contextvars.Context,
+        *,
+        rate: float,
+        target: int,
+        copied: int,
+        deadline: float,
+        fails: bool,
+    ) -> None:
         self.name = name
         self.drive_id = drive_id
         self.bays = bays
         self.context = context
-        self.rate = 0.0
-        self.target = 0
-        self.copied = 0
-        self.deadline = 0.0
-        self.fails = False
+        self.rate = rate
+        self.target = target
+        self.copied = copied
+        self.deadline = deadline
+        self.fails = fails
         #: The step under way ends the copy (``last``) or is cut off by the deadline.
         self.last = False
         self.cut = False
@@ -281,7 +293,7 @@ class DatacenterPipeline:
         record = self.ledger.update(name, lambda r: changes.receive_late_drive(r, drive_id, now))
         log.info("late drive received")
         if record.cancel_requested:
-            self.ledger.update(name, lambda r: changes.settle(r, self.clock.now()))
+            self.ledger.update(name, lambda r: changes.settle(r, now))
         else:
             self._take_bay(name, drive_id)
 
@@ -329,19 +341,23 @@ class DatacenterPipeline:
         plan = sim.plan
         assert sim.started_at is not None
         dc = self.datacenter
-        transfer = _Transfer(name, drive_id, bays, context)
-        transfer.rate = dc.throughput * plan.speed
         nominal = plan.size_bytes / dc.throughput
-        transfer.deadline = sim.started_at + max(
-            nominal * dc.transfer_deadline_factor, dc.checkpoint_interval
+        transfer = _Transfer(
+            name,
+            drive_id,
+            bays,
+            context,
+            rate=dc.throughput * plan.speed,
+            target=(
+                math.floor(plan.size_bytes * plan.fails_at)
+                if plan.fails_at is not None
+                else plan.size_bytes
+            ),
+            copied=record.drive(drive_id).bytes_succeeded or 0,
+            deadline=sim.started_at
+            + max(nominal * dc.transfer_deadline_factor, dc.checkpoint_interval),
+            fails=plan.fails_at is not None,
         )
-        transfer.fails = plan.fails_at is not None
-        transfer.target = (
-            math.floor(plan.size_bytes * plan.fails_at)
-            if plan.fails_at is not None
-            else plan.size_bytes
-        )
-        transfer.copied = record.drive(drive_id).bytes_succeeded or 0
         self._transfers[name, drive_id] = transfer
         self._schedule(transfer)
         return True

@@ -113,29 +113,22 @@ _decoder = msgspec.msgpack.Decoder(JobRecord)
 def clone(record: JobRecord) -> JobRecord:
     """A copy to change without touching the committed original.
 
-    What a change may modify in place is copied: the record, the job and its properties,
-    each drive's status and simulation state, the keys. The rest is shared: frozen
-    structs (addresses, packages, plans), strings and numbers. A fifth of a deep copy's
-    cost, and a committed record and its successor share most of their memory.
+    What a change may modify in place is copied: the record, the job (:func:`copy_job`),
+    each drive's simulation state, the keys. The rest is shared: frozen structs
+    (addresses, packages, plans), strings and numbers. A fifth of a deep copy's cost, and
+    a committed record and its successor share most of their memory.
     """
-    job = record.job
-    props = job.properties
-    drives = props.drive_list
     sim = record.sim
     return JobRecord(
-        job=replace(
-            job,
-            properties=replace(
-                props, drive_list=None if drives is None else [replace(d) for d in drives]
-            ),
-        ),
+        job=copy_job(record.job),
         keys=dict(record.keys),
         sim=replace(sim, drives={k: replace(d) for k, d in sim.drives.items()}),
     )
 
 
 def copy_job(job: JobResponse) -> JobResponse:
-    """A caller's own copy of a job: changing it does not change the committed one."""
+    """A copy of a job whose tags, properties and drive statuses are its own: changing it
+    does not change the committed one."""
     props = job.properties
     drives = props.drive_list
     return replace(
