@@ -52,7 +52,7 @@ FINISHED_KEY = "run/finished"
 STARTS_KEY = "run/starts"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class RunResult:
     scenario: Scenario
     seed: int
@@ -75,6 +75,15 @@ class RunResult:
     #: Simulated seconds a scheduled step may run late: none in virtual time; in scaled
     #: real time, what :data:`SCHEDULING_SLACK` of wall-clock delay amounts to.
     slack: float = 0.0
+
+    def __repr__(self) -> str:
+        # Counts, not contents (see Scenario.__repr__).
+        return (
+            f"RunResult(scenario={self.scenario.name!r}, seed={self.seed}, "
+            f"clock_kind={self.clock_kind!r}, sim_seconds={self.sim_seconds}, "
+            f"finished={self.finished}, starts={self.starts}, jobs={len(self.jobs)}, "
+            f"actions={len(self.actions)}, history={len(self.history)})"
+        )
 
 
 class ScenarioRun:

@@ -174,7 +174,7 @@ class Action:
         return f"{self.do} {self.job} at {self.at:g}s"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Scenario:
     name: str
     description: str
@@ -189,6 +189,14 @@ class Scenario:
     actions: tuple[Action, ...] = field(default=())
     #: The fault plan, sorted by time.
     faults: tuple[Fault, ...] = field(default=())
+
+    def __repr__(self) -> str:
+        # Counts, not contents: the repr of 100,000 jobs and their actions is hundreds of
+        # megabytes (asyncio builds one of a finished run's result as it closes the loop).
+        return (
+            f"Scenario(name={self.name!r}, path={self.path!r}, seed={self.seed}, "
+            f"jobs={len(self.jobs)}, actions={len(self.actions)}, faults={len(self.faults)})"
+        )
 
     def for_worker(self, settings: WorkerSettings, *, seed: int | None = None) -> WorkerSettings:
         """``settings`` with this scenario's datacenter, rules, epoch, seed and pinned fates."""

@@ -129,3 +129,15 @@ def test_bad_sizes_are_refused(text: str) -> None:
     """Anything but a number with a decimal unit is refused."""
     with pytest.raises(ValueError, match="size"):
         parse_size(text)
+
+
+def test_a_scenario_repr_counts_its_jobs_instead_of_listing_them() -> None:
+    """The repr of a 10,000-job scenario names it and counts its parts in one short line
+    (asyncio reprs a finished run's result as it closes the loop: a listing of every job
+    cost hundreds of megabytes at load-100k)."""
+    scenario = load_scenario(CONFIGS / "load-10k.toml")
+    text = repr(scenario)
+    assert text.startswith("Scenario(name='load-10k', ")
+    assert "jobs=10000, " in text
+    assert f"actions={len(scenario.actions)}, " in text
+    assert len(text) < 200

@@ -208,3 +208,13 @@ def test_a_late_drive_is_received_after_its_package_and_waited_for(tmp_path: Pat
     assert report["cancel"]["drivesSkipped"] == 2
     assert entered("cancelled", "Packaging") == moves("cancelled", "C1")[0][0]
     assert report["sometimes"]["drive arrived after its package"] == 2
+
+
+def test_a_run_result_repr_counts_instead_of_listing(run_config: Runner) -> None:
+    """A run's result reprs as one short line of counts, not its history and jobs."""
+    result, _ = run_config("cancel-mid-transfer")
+    text = repr(result)
+    assert text.startswith("RunResult(scenario='cancel-mid-transfer', ")
+    assert f"history={len(result.history)})" in text
+    assert f"actions={len(result.actions)}, " in text
+    assert len(text) < 300
