@@ -436,8 +436,8 @@ def measure(
 HEAD = (
     "| phase | speed | probe s | cancels sent / answered / timeouts | p50 ms | p99 ms | max ms | "
     "answers | status msg/s observed | customers' timed requests answered / due, late p99 s | "
-    "CPU worker (peak) / broker / bench |\n"
-    "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"
+    "CPU worker (peak) / broker / bench | worker waited for a CPU / machine steal |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"
 )
 
 
@@ -459,7 +459,7 @@ def row(r: dict[str, Any]) -> str:
         f"{_ms(p['p99_s'])} | {_ms(p['max_s'])} | {answers} | {r['observed_per_s']:,.0f} | "
         f"{r['requests_answered']} / {r['requests_due']}, {r['request_late_p99_s']:.2f} | "
         f"{r['worker_cpu']:.0%} ({r['worker_cpu_peak']:.0%}) / {r['broker_cpu']:.0%} / "
-        f"{r['bench_cpu']:.0%} |"
+        f"{r['bench_cpu']:.0%} | {r['worker_waited']:.0%} / {r['steal']:.0%} |"
     )
 
 
@@ -493,7 +493,9 @@ def table(report: dict[str, Any]) -> str:
         "requests*: the scenario's own requests answered, and how late (they keep up, or the "
         "run is not the scenario as written). CPU over the probe, 100 % = one core; *bench*: "
         "the process with the proxy, the observer and the customers (not the probe). "
-        "Wall-clock timings on a 2-vCPU machine.",
+        "*Worker waited for a CPU*: share of the probe its loop thread was runnable but not "
+        "running (`/proc/PID/schedstat`); *machine steal*: CPU the hypervisor gave other "
+        "guests (`/proc/stat`), 100 % = one core. Wall-clock timings on a 2-vCPU machine.",
         "",
         HEAD,
         *(row(r) for r in runs),

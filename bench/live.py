@@ -173,19 +173,28 @@ class _TimedRun(LiveRun):
             self.delivery.append(self.clock.now() - sent)
 
 
+#: What :class:`_Sampler` reads: (perf_counter, then the running totals of _SHARES).
+Sample = tuple[float, float, float, float, float, float]
+_SHARES = ("worker", "broker", "bench", "worker_waited", "steal")
+
+
 class _Sampler(threading.Thread):
-    """Every ``interval`` s: CPU seconds of the worker, the broker and this process, and the
-    worker's VmHWM, read from /proc (restarted processes add up by pid)."""
+    """Every ``interval`` s: CPU seconds of the worker, the broker and this process, the
+    seconds the worker's loop thread waited, runnable, for a CPU, the machine's steal
+    (what the hypervisor gave other guests), and the worker's VmHWM, read from /proc
+    (restarted processes add up by pid)."""
 
     def __init__(self, live: LiveRun, interval: float = 0.1) -> None:
         super().__init__(daemon=True)
         self.live = live
         self.interval = interval
         self.done = threading.Event()
-        #: (perf_counter, worker CPU s, broker CPU s, this process CPU s)
-        self.samples: list[tuple[float, float, float, float]] = []
+        #: (perf_counter, worker CPU s, broker CPU s, this process CPU s, worker waited s,
+        #: machine steal s)
+        self.samples: list[Sample] = []
         self.peak_rss_kib = 0
         self._cpu: dict[str, dict[int, float]] = {"worker": {}, "broker": {}}
+        self._waited: dict[int, float] = {}
 
     def _pid(self, name: str) -> int | None:
         owner = getattr(self.live, name, None)
@@ -200,6 +209,8 @@ class _Sampler(threading.Thread):
                 self._cpu[name][pid] = cpu
                 if name == "worker":
                     self.peak_rss_kib = max(self.peak_rss_kib, _vm_hwm_kib(pid))
+                    if (waited := _run_delay(pid)) is not None:
+                        self._waited[pid] = waited
         own = os.times()
         self.samples.append(
             (
@@ -207,6 +218,8 @@ class _Sampler(threading.Thread):
                 sum(self._cpu["worker"].values()),
                 sum(self._cpu["broker"].values()),
                 own.user + own.system,
+                sum(self._waited.values()),
+                _steal(),
             )
         )
 
@@ -225,6 +238,23 @@ def _proc_cpu(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _run_delay(pid: int) -> float | None:
+    """Seconds the main thread of ``pid`` has waited, runnable, for a CPU (schedstat)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _steal() -> float:
+    """CPU seconds the hypervisor has given other guests, all CPUs (/proc/stat's steal)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _vm_hwm_kib(pid: int) -> int:
@@ -274,20 +304,21 @@ def cpu_figures(cpu: dict[str, float]) -> dict[str, float]:
         "worker_cpu_peak": cpu.get("worker_peak", 0.0),
         "broker_cpu": cpu.get("broker", 0.0),
         "bench_cpu": cpu.get("bench", 0.0),
+        "worker_waited": cpu.get("worker_waited", 0.0),
+        "steal": cpu.get("steal", 0.0),
     }
 
 
-def _utilisation(
-    samples: Sequence[tuple[float, float, float, float]], start: float, end: float
-) -> dict[str, float]:
-    """Mean CPU share (1.0 = one core) of each process over [start, end], and the busiest
-    one-second stretch of the worker."""
+def _utilisation(samples: Sequence[Sample], start: float, end: float) -> dict[str, float]:
+    """Mean CPU share (1.0 = one core) of each process over [start, end], the busiest
+    one-second stretch of the worker, the share of the time the worker waited for a CPU,
+    and the machine's steal (1.0 = one core)."""
     inside = [s for s in samples if start - 0.15 <= s[0] <= end + 0.15]
-    out = {"worker": 0.0, "broker": 0.0, "bench": 0.0, "worker_peak": 0.0}
+    out = dict.fromkeys(_SHARES, 0.0) | {"worker_peak": 0.0}
     if len(inside) < 2:
         return out
     span = inside[-1][0] - inside[0][0]
-    for i, name in enumerate(("worker", "broker", "bench"), start=1):
+    for i, name in enumerate(_SHARES, start=1):
         out[name] = (inside[-1][i] - inside[0][i]) / span
     j = 0
     for s in inside:

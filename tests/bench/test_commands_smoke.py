@@ -44,6 +44,11 @@ def test_commands_bench_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         assert run["wall_s"] > 0
         assert run["worker_commands_failed"] == 0
         assert run["worker_commands"] >= probe["count"]
+        assert run["worker_cpu"] > 0  # the worker was sampled over the probe
+        # Shares of the probe's wall time, read from /proc: a wait or a steal is never
+        # more than the time there was (two CPUs: steal is at most 2.0 cores).
+        assert 0.0 <= run["worker_waited"] <= 1.0
+        assert 0.0 <= run["steal"] <= 2.0
     assert report["idle"]["probe"]["by_answer"].get("accepted", 0) > 0
     assert isinstance(report["target_met"], bool)
 
