@@ -27,6 +27,7 @@ def test_commands_bench_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     for phase in ("idle", "load"):
         run = report[phase]
         assert run["phase"] == phase
+        assert run["direct"]  # the worker straight to the broker unless --proxy
         probe = run["probe"]
         # A steady rate over the probe's seconds: some cancels went out and every one
         # was answered, with one of the answers a cancel can get.
