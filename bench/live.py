@@ -189,8 +189,6 @@ class _Sampler(threading.Thread):
         self.live = live
         self.interval = interval
         self.done = threading.Event()
-        #: (perf_counter, worker CPU s, broker CPU s, this process CPU s, worker waited s,
-        #: machine steal s)
         self.samples: list[Sample] = []
         self.peak_rss_kib = 0
         self._cpu: dict[str, dict[int, float]] = {"worker": {}, "broker": {}}

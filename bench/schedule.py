@@ -100,7 +100,7 @@ import anyio
 import structlog
 
 from bench.docs import finish
-from bench.live import _busiest, _proc_cpu
+from bench.live import _busiest, _proc_cpu, _run_delay
 from bench.mqtt_subscriber import sub_command, wait_subscribed
 from bench.mqtt_throughput import machine
 from simulator.processes import Mosquitto
@@ -597,13 +597,11 @@ class Subscriber:
             self.process.wait(timeout=10)
 
 
-def _run_delay() -> float:
+def _own_run_delay() -> float:
     """Seconds this process's main thread (the loop's) has waited, runnable, for a CPU:
-    what other processes on the machine took from it (``/proc/self/schedstat``)."""
-    try:
-        return int(Path("/proc/self/schedstat").read_text().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return math.nan
+    what other processes on the machine took from it."""
+    waited = _run_delay(os.getpid())
+    return math.nan if waited is None else waited
 
 
 # -- the measured run ------------------------------------------------------------------------------
@@ -753,7 +751,7 @@ def _run(
             probe: list[tuple[float, float]] = []
             print(f"  running at {speed:,.0f} through {broker.url} ...", flush=True)
             cpu, wall, unix = time.process_time(), time.perf_counter(), time.time()
-            waited = _run_delay()
+            waited = _own_run_delay()
             loop_t0 = anyio.current_time()
             async with anyio.create_task_group() as probing:
                 probing.start_soon(_probe, probe)
@@ -765,7 +763,7 @@ def _run(
                     result = await run.run()
                 probing.cancel_scope.cancel()
             out["run_wall_s"] = time.perf_counter() - wall
-            out["cpu_wait_s"] = _run_delay() - waited
+            out["cpu_wait_s"] = _own_run_delay() - waited
             out["gc_tracked_end"] = len(gc.get_objects())
             out["gc_frozen"] = gc.get_freeze_count()
             out["cpu_s"] = time.process_time() - cpu
