@@ -449,7 +449,7 @@ def _ms(seconds: float) -> str:
 
 def setup(r: dict[str, Any]) -> str:
     """The phase and what the experiments changed in it."""
-    return str(r["phase"]) + ("" if r.get("direct", True) else " (through the fault proxy)")
+    return str(r["phase"]) + ("" if r["direct"] else " (through the fault proxy)")
 
 
 def row(r: dict[str, Any]) -> str:

@@ -88,18 +88,14 @@ class Clock:
         with anyio.move_on_after(self.loop_delay(when - self.now())):
             await event.wait()
             return True
-        hook = Clock.wake_hook
-        if hook is not None:
-            hook(self, when, self.now())
+        self._tell_hook(when)
         return False
 
     async def _sleep(self, seconds: float, due: float) -> None:
         """Sleep, then tell :attr:`wake_hook` when the timer due at ``due`` woke (a time
         that had passed already counts from then: the step was late before it slept)."""
-        await anyio.sleep(max(0.0, seconds) / self.scale)
-        hook = Clock.wake_hook
-        if hook is not None:
-            hook(self, due, self.now())
+        await anyio.sleep(self.loop_delay(seconds))
+        self._tell_hook(due)
 
     def call_at(
         self,
@@ -115,7 +111,7 @@ class Clock:
         cost several times the step itself. The handle's ``cancel()`` unschedules it.
         """
         loop = asyncio.get_running_loop()
-        delay = max(0.0, when - self.now()) / self.scale
+        delay = max(0.0, when - self.now()) / self.scale  # loop_delay(), inline: a hot path
         if Clock.wake_hook is not None:
             return loop.call_at(
                 loop.time() + delay, self._woke, when, callback, args, context=context
@@ -123,10 +119,14 @@ class Clock:
         return loop.call_at(loop.time() + delay, callback, *args, context=context)
 
     def _woke(self, due: float, callback: Callable[..., object], args: tuple[object, ...]) -> None:
+        self._tell_hook(due)
+        callback(*args)
+
+    def _tell_hook(self, due: float) -> None:
+        """Tell :attr:`wake_hook`, if set, that the timer due at ``due`` woke now."""
         hook = Clock.wake_hook
         if hook is not None:
             hook(self, due, self.now())
-        callback(*args)
 
     def loop_delay(self, seconds: float) -> float:
         """The loop-clock seconds that ``seconds`` of simulated time take."""
