@@ -147,7 +147,8 @@ def serve(
     on_ready: Callable[[BrokerConfig, HttpServer | None], None],
 ) -> None:
     """Run a worker until SIGINT or SIGTERM; ``on_ready`` is told the broker it serves on,
-    and the Azure REST API's server when there is one (its URL, its certificate)."""
+    and the Azure REST API's server when there is one (its URL, its certificate). On the
+    embedded broker it is told once the worker is subscribed to commands there."""
     log.info("worker starting", worker=settings.worker_id, db=str(settings.db))
 
     async def main() -> None:
@@ -168,6 +169,11 @@ def serve(
                 await tg.start(worker.run)
             finally:
                 resume_collector()
+            if settings.broker is None and worker.link is not None:
+                # Our own broker, in this loop: the link is subscribed within milliseconds,
+                # and a command sent on seeing "serving on" must find it there. (An outside
+                # broker may be down; the worker serves HTTP and keeps its outbox meanwhile.)
+                await worker.link.ready()
             on_ready(broker, worker.http)
             await worker.stop.wait()
             # worker.run returns once it has shut down; then the signal task is done too.

@@ -54,12 +54,15 @@ def _wait_for(log: Path, pattern: str, timeout: float = 30) -> re.Match[str]:
 
 def test_a_worker_without_a_broker_serves_on_an_embedded_one(tmp_path: Path) -> None:
     """No --broker: the worker starts amqtt on 127.0.0.1, says where, and answers commands
-    there; a second worker pointed at it asks for MQTT 5 and falls back to 3.1.1."""
+    there from the moment it says so; a second worker pointed at it asks for MQTT 5 and falls back to 3.1.1."""
     first, first_log = _worker(tmp_path, "embedded")
     second = None
     try:
         url = _wait_for(first_log, r"serving on (mqtt://127\.0\.0\.1:\d+)")[1]
-        assert "mosquitto_sub -h 127.0.0.1" in first_log.read_text()
+        text = first_log.read_text()
+        assert "mosquitto_sub -h 127.0.0.1" in text
+        # Said only once subscribed: a command sent on reading it is not dropped.
+        assert text.index('"connected to broker"') < text.index("serving on")
         broker = BrokerConfig.from_url(url)
 
         async def ask() -> tuple[int, str]:
