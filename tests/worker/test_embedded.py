@@ -54,7 +54,8 @@ def _wait_for(log: Path, pattern: str, timeout: float = 30) -> re.Match[str]:
 
 def test_a_worker_without_a_broker_serves_on_an_embedded_one(tmp_path: Path) -> None:
     """No --broker: the worker starts amqtt on 127.0.0.1, says where, and answers commands
-    there from the moment it says so; a second worker pointed at it asks for MQTT 5 and falls back to 3.1.1."""
+    there from the moment it says so; a second worker pointed at it asks for MQTT 5 and
+    falls back to 3.1.1."""
     first, first_log = _worker(tmp_path, "embedded")
     second = None
     try:
