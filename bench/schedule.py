@@ -99,6 +99,7 @@ from typing import Any
 import anyio
 import structlog
 
+from bench.disk_load import disk_load
 from bench.docs import finish
 from bench.live import _busiest, _proc_cpu, _run_delay
 from bench.mqtt_subscriber import sub_command, wait_subscribed
@@ -620,6 +621,8 @@ class Settings:
     keep: Path | None = None
     #: Note loop callbacks longer than this many wall seconds (None: do not time them).
     blocking: float | None = None
+    #: Keep the disk busy next to the store during the run (:mod:`bench.disk_load`).
+    disk_load: bool = False
 
 
 def measure(settings: Settings) -> dict[str, Any]:
@@ -659,7 +662,9 @@ def measure(settings: Settings) -> dict[str, Any]:
         subscriber = Subscriber(broker, workdir / "received.txt")
         try:
             subscriber.start()
-            run = _run(settings, speed, reference_offsets, broker, workdir)
+            with disk_load(workdir) if settings.disk_load else contextlib.nullcontext() as load:
+                run = _run(settings, speed, reference_offsets, broker, workdir)
+            run["disk_load_mib"] = None if load is None else load.synced_mib
             committed: Counter[str] = run.pop("committed_topics")
             subscriber.wait_for(sum(committed.values()), SETTLE_TIMEOUT)
             lines = subscriber.lines()
@@ -923,7 +928,8 @@ def table(report: dict[str, Any]) -> str:
             "the run. *Loop probe*: a 10 ms timer in the window. *Achieved*: messages "
             "received by the subscriber within the window's wall interval, per second. CPU: "
             "100 % = one core. *Waited for a CPU*: share of the run the loop's thread was "
-            "runnable but not running (`/proc/self/schedstat`): other processes on the machine.",
+            "runnable but not running (`/proc/self/schedstat`): other processes on the machine."
+            + _disk_load_line(r),
             "",
             HEAD,
             row(r),
@@ -931,6 +937,16 @@ def table(report: dict[str, Any]) -> str:
             details(r),
             *_blocking_lines(r),
         ]
+    )
+
+
+def _disk_load_line(r: dict[str, Any]) -> str:
+    synced = r.get("disk_load_mib")
+    if synced is None:
+        return ""
+    return (
+        f" **Under disk load** (`--disk-load`): a child process wrote and synced {synced:,} "
+        "MiB next to the store during the run."
     )
 
 
@@ -977,6 +993,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         metavar="MS",
         help="also note every loop callback longer than MS ms (a diagnosis; it costs a little)",
     )
+    parser.add_argument(
+        "--disk-load",
+        action="store_true",
+        help="keep the disk busy during the run: a child writing and syncing 256 MiB files",
+    )
     parser.add_argument("--keep", type=Path, help="keep the working directory here")
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--docs", action="store_true", help="write the table into the docs")
@@ -1017,6 +1038,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 profile=args.profile,
                 keep=args.keep,
                 blocking=None if args.blocking is None else args.blocking / 1000,
+                disk_load=args.disk_load,
             )
             load_before = os.getloadavg()[0]
             run = measure(settings)

@@ -52,6 +52,7 @@ def test_schedule_bench_smoke_reports_a_sane_run(
     assert run["store"]["commit"]["n"] >= run["committed"] // 10
     assert run["store"]["ack"]["rows"] == run["committed"]
     assert isinstance(run["blocking"], list)
+    assert run["disk_load_mib"] is None  # no --disk-load
 
 
 def test_schedule_bench_smoke_never_writes_the_docs() -> None:

@@ -1,0 +1,64 @@
+"""A neighbour that keeps the disk busy: a child process writing a file and syncing it,
+over and over, next to the store under test.
+
+Shared VMs sometimes make an ``fdatasync`` wait a tenth of a second or more; this makes
+such waits happen on demand, so that a change to what waits for the disk can be measured
+against the code before it under the same load.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DiskLoad", "disk_load"]
+
+#: The child: write ``sys.argv[2]`` MiB to ``sys.argv[1]``, fdatasync, start over; on
+#: SIGTERM (or its stdin closing) print the MiB it synced, and remove the file.
+_CHILD = """
+import os, signal, sys, threading
+path, mib = sys.argv[1], int(sys.argv[2])
+block, synced, stop = b"\\0" * (1 << 20), 0, threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+try:
+    while not stop.is_set():
+        with open(path, "wb") as out:
+            for _ in range(mib):
+                out.write(block)
+            out.flush()
+            os.fdatasync(out.fileno())
+        synced += mib
+finally:
+    print(synced, flush=True)
+    os.remove(path)
+"""
+
+
+@dataclass
+class DiskLoad:
+    """What the neighbour did: MiB written and synced while it ran."""
+
+    synced_mib: int = 0
+
+
+@contextmanager
+def disk_load(directory: Path, mib: int = 256) -> Iterator[DiskLoad]:
+    """Keep the disk under ``directory`` busy for the duration of the block."""
+    load = DiskLoad()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(directory / "disk-load.bin"), str(mib)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield load
+    finally:
+        child.terminate()
+        out, _ = child.communicate(timeout=60)
+        load.synced_mib = int(out.strip() or 0)

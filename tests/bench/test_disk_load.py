@@ -1,0 +1,25 @@
+"""bench/disk_load.py: the neighbour writes and syncs next to the store, then tidies up."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from bench.disk_load import disk_load
+from bench.schedule import _disk_load_line
+
+
+def test_the_neighbour_syncs_files_while_it_runs_and_removes_them(tmp_path: Path) -> None:
+    with disk_load(tmp_path, mib=2) as load:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "disk-load.bin").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)
+    assert load.synced_mib >= 2
+    assert load.synced_mib % 2 == 0  # whole files only: each counted once synced
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_under_disk_load_says_so_and_one_without_says_nothing() -> None:
+    assert "wrote and synced 1,024 MiB" in _disk_load_line({"disk_load_mib": 1024})
+    assert _disk_load_line({"disk_load_mib": None}) == ""
