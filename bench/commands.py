@@ -59,6 +59,7 @@ from typing import Any
 import anyio
 import structlog
 
+from bench.disk_load import disk_load, disk_load_sentence
 from bench.docs import finish
 from bench.live import (
     _percentile,
@@ -359,9 +360,11 @@ def measure(
     profile: Path | None = None,
     tree: Path | None = None,
     direct: bool = True,
+    disk: bool = False,
 ) -> dict[str, Any]:
     """One phase: ``path`` live at ``speed`` (or, with ``idle``, only its first ``idle``
-    creates), probed for ``duration`` s at ``rate`` cancels a second."""
+    creates), probed for ``duration`` s at ``rate`` cancels a second; ``disk``: with the
+    disk kept busy next to the worker's store (:mod:`bench.disk_load`)."""
     scenario = load_scenario(path)
     if idle is not None:
         scenario = idle_scenario(scenario, idle)
@@ -387,17 +390,18 @@ def measure(
         sampler = _Sampler(live)
         sampler.start()
         try:
-            outcome, samples, probe_start = anyio.run(
-                lambda: _phase(
-                    live,
-                    rate=rate,
-                    duration=duration,
-                    reply_within=timeout,
-                    seed=seed,
-                    scratch=workdir,
-                ),
-                backend="asyncio",
-            )
+            with disk_load(workdir) if disk else contextlib.nullcontext() as load:
+                outcome, samples, probe_start = anyio.run(
+                    lambda: _phase(
+                        live,
+                        rate=rate,
+                        duration=duration,
+                        reply_within=timeout,
+                        seed=seed,
+                        scratch=workdir,
+                    ),
+                    backend="asyncio",
+                )
         finally:
             sampler.stop()
         worker_log = _worker_log(workdir / "run" / "worker.log", scenario.epoch, speed)
@@ -412,6 +416,7 @@ def measure(
         "phase": label,
         "scenario": path,
         "worker_tree": None if tree is None else str(tree),
+        "disk_load_mib": None if load is None else load.synced_mib,
         "direct": direct,
         "speed": speed,
         "rate": rate,
@@ -498,7 +503,8 @@ def table(report: dict[str, Any]) -> str:
         "the process with the observer, the customers and any proxy (not the probe). "
         "*Worker waited for a CPU*: share of the probe its loop thread was runnable but not "
         "running (`/proc/PID/schedstat`); *machine steal*: CPU the hypervisor gave other "
-        "guests (`/proc/stat`), 100 % = one core. Wall-clock timings on a 2-vCPU machine.",
+        "guests (`/proc/stat`), 100 % = one core. Wall-clock timings on a 2-vCPU machine."
+        + "".join(disk_load_sentence(r.get("disk_load_mib")) for r in runs),
         "",
         HEAD,
         *(row(r) for r in runs),
@@ -526,6 +532,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--worker-tree", type=Path, help="run the worker from this source tree")
     parser.add_argument(
         "--proxy", action="store_true", help="the worker through the fault proxy to the broker"
+    )
+    parser.add_argument(
+        "--disk-load",
+        action="store_true",
+        help="keep the disk busy during each phase: a child writing and syncing 256 MiB files",
     )
     parser.add_argument("--docs", action="store_true", help="write the table into the docs")
     parser.add_argument("--smoke", action="store_true", help="a tiny scenario, seconds a phase")
@@ -557,6 +568,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "profile": args.profile,
             "tree": args.worker_tree,
             "direct": not args.proxy,
+            "disk": args.disk_load,
         }
         print(HEAD, flush=True)
         idle = None

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DiskLoad", "disk_load"]
+__all__ = ["DiskLoad", "disk_load", "disk_load_sentence"]
 
 #: The child: write ``sys.argv[2]`` MiB to ``sys.argv[1]``, fdatasync, start over; on
 #: SIGTERM (or its stdin closing) print the MiB it synced, and remove the file.
@@ -62,3 +62,13 @@ def disk_load(directory: Path, mib: int = 256) -> Iterator[DiskLoad]:
         child.terminate()
         out, _ = child.communicate(timeout=60)
         load.synced_mib = int(out.strip() or 0)
+
+
+def disk_load_sentence(synced_mib: int | None) -> str:
+    """What a report says of a run with ``--disk-load`` (``None``: a run without it)."""
+    if synced_mib is None:
+        return ""
+    return (
+        f" **Under disk load** (`--disk-load`): a child process wrote and synced "
+        f"{synced_mib:,} MiB next to the store during the run."
+    )

@@ -99,7 +99,7 @@ from typing import Any
 import anyio
 import structlog
 
-from bench.disk_load import disk_load
+from bench.disk_load import disk_load, disk_load_sentence
 from bench.docs import finish
 from bench.live import _busiest, _proc_cpu, _run_delay
 from bench.mqtt_subscriber import sub_command, wait_subscribed
@@ -929,7 +929,7 @@ def table(report: dict[str, Any]) -> str:
             "received by the subscriber within the window's wall interval, per second. CPU: "
             "100 % = one core. *Waited for a CPU*: share of the run the loop's thread was "
             "runnable but not running (`/proc/self/schedstat`): other processes on the machine."
-            + _disk_load_line(r),
+            + disk_load_sentence(r.get("disk_load_mib")),
             "",
             HEAD,
             row(r),
@@ -937,16 +937,6 @@ def table(report: dict[str, Any]) -> str:
             details(r),
             *_blocking_lines(r),
         ]
-    )
-
-
-def _disk_load_line(r: dict[str, Any]) -> str:
-    synced = r.get("disk_load_mib")
-    if synced is None:
-        return ""
-    return (
-        f" **Under disk load** (`--disk-load`): a child process wrote and synced {synced:,} "
-        "MiB next to the store during the run."
     )
 
 

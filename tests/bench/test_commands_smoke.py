@@ -17,17 +17,19 @@ ANSWERED = {"200", "404", "409"}
 @pytest.mark.slow
 def test_commands_bench_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "commands.json"
-    report = main(["--smoke", "--json", str(out)])
+    report = main(["--smoke", "--disk-load", "--json", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(report))
     printed = capsys.readouterr().out
     assert "## Command latency under load" in printed
     assert "| idle |" in printed
     assert "| load |" in printed
+    assert "**Under disk load** (`--disk-load`)" in printed
 
     for phase in ("idle", "load"):
         run = report[phase]
         assert run["phase"] == phase
         assert run["direct"]  # the worker straight to the broker unless --proxy
+        assert run["disk_load_mib"] >= 0  # the neighbour ran, and said what it synced
         probe = run["probe"]
         # A steady rate over the probe's seconds: some cancels went out and every one
         # was answered, with one of the answers a cancel can get.

@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bench.disk_load import disk_load
-from bench.schedule import _disk_load_line
+from bench.disk_load import disk_load, disk_load_sentence
 
 
 def test_the_neighbour_syncs_files_while_it_runs_and_removes_them(tmp_path: Path) -> None:
@@ -21,5 +20,5 @@ def test_the_neighbour_syncs_files_while_it_runs_and_removes_them(tmp_path: Path
 
 
 def test_a_run_under_disk_load_says_so_and_one_without_says_nothing() -> None:
-    assert "wrote and synced 1,024 MiB" in _disk_load_line({"disk_load_mib": 1024})
-    assert _disk_load_line({"disk_load_mib": None}) == ""
+    assert "wrote and synced 1,024 MiB" in disk_load_sentence(1024)
+    assert disk_load_sentence(None) == ""
