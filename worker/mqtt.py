@@ -426,17 +426,26 @@ class MqttLink:
                 queue.popleft()
 
     def _fail(self, batch: _Batch, error: str) -> None:
-        """End ``batch`` without waiting for the rest of its PUBACKs."""
+        """End ``batch`` without waiting for the rest of its PUBACKs. If some of it was
+        never handed to paho, the batches queued behind it fail too: their messages must
+        not reach the broker before that rest, which goes again, first, next round."""
         if batch.done.is_set():
             return
         batch.error = error
         batch.done.set()
+        behind: list[_Batch] = []
+        if batch.next < len(batch.messages):
+            with contextlib.suppress(ValueError):
+                at = self._queue.index(batch)
+                behind = list(self._queue)[at + 1 :]
         with contextlib.suppress(ValueError):
             self._queue.remove(batch)
         stale = [mid for mid, (owner, _) in self._mids.items() if owner is batch]
         for mid in stale:
             del self._mids[mid]
-        if self._queue:
+        for later in behind:
+            self._fail(later, f"an earlier batch ended unsent ({error})")
+        if self._queue and not behind:
             self._fill()
 
     def _detach(self) -> None:

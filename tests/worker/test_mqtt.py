@@ -138,3 +138,84 @@ def test_batches_beyond_the_window_arrive_whole_and_in_order(
     qos0 = {m.payload for m in progress if m.qos == 0}
     assert [p for p in received if p in qos0] == [p for p in expected if p in qos0]
     assert [p for p in received if p not in qos0] == [p for p in expected if p not in qos0]
+
+
+def test_a_batch_cut_short_takes_the_batches_behind_it_along(own_mosquitto: Mosquitto) -> None:
+    """Two publish calls queued, the first cancelled while most of it is still unsent (as
+    a stopping worker cancels its relay): the second fails as well, and none of its
+    messages reaches the broker ahead of the first call's unsent rest."""
+    job = "cut-short"
+
+    def batch(first: int) -> list[StatusMessage]:
+        return [
+            StatusMessage(
+                topic=f"{PREFIX}/jobs/{job}/progress",
+                payload=b'{"n":%d}' % i,
+                qos=1,
+                retain=False,
+                job=job,
+                seq=i,
+            )
+            for i in range(first, first + 100)
+        ]
+
+    first, second = batch(0), batch(100)
+
+    async def main() -> list[bytes]:
+        ledger = Ledger(MemoryStore(), Clock(scale=3600))
+        broker = BrokerConfig.from_url(f"mqtt://127.0.0.1:{own_mosquitto.port}")
+        link = MqttLink(broker, worker_id=job, ledger=ledger, window=5)
+        received: list[bytes] = []
+        observer = aiomqtt.Client("127.0.0.1", own_mosquitto.port, identifier=f"{job}-observer")
+        outcome: list[BaseException | None] = []
+
+        async def publish_second() -> None:
+            try:
+                await link.publish(second)
+                outcome.append(None)
+            except PublishError as exc:
+                outcome.append(exc)
+
+        last = anyio.Event()
+
+        async def collect() -> None:
+            async for message in observer.messages:
+                assert isinstance(message.payload, bytes)
+                received.append(message.payload)
+                if message.payload == b'{"n":1000}':
+                    last.set()
+
+        async with observer, anyio.create_task_group() as tg:
+            await observer.subscribe(f"{PREFIX}/jobs/{job}/#", qos=1)
+            await tg.start(link.run)
+            with anyio.fail_after(10):
+                await link.ready()
+            tg.start_soon(collect)
+            stopping = anyio.CancelScope()
+
+            async def publish_first() -> None:
+                with stopping:
+                    await link.publish(first)
+
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as calls:
+                    calls.start_soon(publish_first)
+                    await anyio.lowlevel.checkpoint()
+                    calls.start_soon(publish_second)
+                    await anyio.lowlevel.checkpoint()
+                    stopping.cancel()  # the first call only
+            with anyio.fail_after(10):
+                # What is in flight settles; then one more message marks the end.
+                await link.publish(batch(1000)[:1])
+                await last.wait()
+            await link.stop()
+            await link.closed.wait()
+            tg.cancel_scope.cancel()
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], PublishError)
+        return received
+
+    received = anyio.run(main, backend="asyncio")
+    heard = received[:-1]
+    assert heard == [m.payload for m in first[: len(heard)]]  # a prefix of the first call
+    assert len(heard) < len(first)
