@@ -390,7 +390,7 @@ def measure(
         sampler = _Sampler(live)
         sampler.start()
         try:
-            with disk_load(workdir) if disk else contextlib.nullcontext() as load:
+            with disk_load(workdir, enabled=disk) as load:
                 outcome, samples, probe_start = anyio.run(
                     lambda: _phase(
                         live,
@@ -416,7 +416,7 @@ def measure(
         "phase": label,
         "scenario": path,
         "worker_tree": None if tree is None else str(tree),
-        "disk_load_mib": None if load is None else load.synced_mib,
+        "disk_load_mib": load.reported_mib,
         "direct": direct,
         "speed": speed,
         "rate": rate,

@@ -43,13 +43,23 @@ finally:
 class DiskLoad:
     """What the neighbour did: MiB written and synced while it ran."""
 
+    ran: bool
     synced_mib: int = 0
+
+    @property
+    def reported_mib(self) -> int | None:
+        """:attr:`synced_mib` as a report holds it: ``None`` when no neighbour ran."""
+        return self.synced_mib if self.ran else None
 
 
 @contextmanager
-def disk_load(directory: Path, mib: int = 256) -> Iterator[DiskLoad]:
-    """Keep the disk under ``directory`` busy for the duration of the block."""
-    load = DiskLoad()
+def disk_load(directory: Path, mib: int = 256, *, enabled: bool = True) -> Iterator[DiskLoad]:
+    """Keep the disk under ``directory`` busy for the duration of the block (unless not
+    ``enabled``: then the block runs as it is)."""
+    load = DiskLoad(ran=enabled)
+    if not enabled:
+        yield load
+        return
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, str(directory / "disk-load.bin"), str(mib)],
         stdin=subprocess.PIPE,

@@ -662,9 +662,9 @@ def measure(settings: Settings) -> dict[str, Any]:
         subscriber = Subscriber(broker, workdir / "received.txt")
         try:
             subscriber.start()
-            with disk_load(workdir) if settings.disk_load else contextlib.nullcontext() as load:
+            with disk_load(workdir, enabled=settings.disk_load) as load:
                 run = _run(settings, speed, reference_offsets, broker, workdir)
-            run["disk_load_mib"] = None if load is None else load.synced_mib
+            run["disk_load_mib"] = load.reported_mib
             committed: Counter[str] = run.pop("committed_topics")
             subscriber.wait_for(sum(committed.values()), SETTLE_TIMEOUT)
             lines = subscriber.lines()

@@ -431,21 +431,22 @@ class MqttLink:
         not reach the broker before that rest, which goes again, first, next round."""
         if batch.done.is_set():
             return
-        batch.error = error
-        batch.done.set()
-        behind: list[_Batch] = []
-        if batch.next < len(batch.messages):
-            with contextlib.suppress(ValueError):
-                at = self._queue.index(batch)
-                behind = list(self._queue)[at + 1 :]
-        with contextlib.suppress(ValueError):
-            self._queue.remove(batch)
+        queue = self._queue
+        ended = [(batch, error)]
+        with contextlib.suppress(ValueError):  # queued: some of it not handed to paho yet
+            at = queue.index(batch)
+            # Those behind it were handed nothing: _fill finishes one batch before the next.
+            behind = f"an earlier batch ended unsent ({error})"
+            ended += [(later, behind) for later in list(queue)[at + 1 :]]
+            while len(queue) > at:
+                queue.pop()
         stale = [mid for mid, (owner, _) in self._mids.items() if owner is batch]
         for mid in stale:
             del self._mids[mid]
-        for later in behind:
-            self._fail(later, f"an earlier batch ended unsent ({error})")
-        if self._queue and not behind:
+        for each, why in ended:
+            each.error = why
+            each.done.set()
+        if queue:
             self._fill()
 
     def _detach(self) -> None:

@@ -67,15 +67,16 @@ class SQLiteStore:
     def __init__(self, path: str | Path, *, durable: bool = False) -> None:
         self.path = str(path)
         try:
+            synchronous = "FULL" if durable else "NORMAL"
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
             # An UPDATE over a range of ids collects the rows first: in memory, not in a
             # temporary file (which would write more than the WAL does).
             self._db.execute("PRAGMA temp_store=MEMORY")
             self._db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
             self._db.executescript(_SCHEMA)
-            self._checkpointer = _Checkpointer(self.path, durable=durable)
+            self._checkpointer = _Checkpointer(self.path, synchronous=synchronous)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the job store at {self.path}: {exc}") from exc
 
@@ -207,9 +208,10 @@ class _Checkpointer:
     after that starts the WAL over. The writer waits only for that small checkpoint.
     """
 
-    def __init__(self, path: str, *, durable: bool) -> None:
+    def __init__(self, path: str, *, synchronous: str) -> None:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        # Its syncs are the store's: the same mode as the writer's connection.
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._copied = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"checkpoint {path}", daemon=True)
