@@ -61,9 +61,9 @@ class _Link:
                     return
                 if (delay := due - time.monotonic()) > 0:
                     time.sleep(delay)
-                target.sendall(data)
-                if proxy.bandwidth:
+                if proxy.bandwidth:  # before: a chunk arrives once its bytes have crossed
                     time.sleep(len(data) / proxy.bandwidth)
+                target.sendall(data)
         except OSError:
             pass
         finally:
