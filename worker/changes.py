@@ -8,6 +8,8 @@ legal transition.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from worker import states
@@ -54,16 +56,18 @@ def set_state(record: JobRecord, new: JobState, now: float, events: list[Event])
 
 
 def set_drive_state(
-    record: JobRecord, drive: DriveStatus, new: DriveState, events: list[Event]
-) -> None:
+    record: JobRecord, drive: DriveStatus, new: DriveState, events: list[Event], **fields: Any
+) -> DriveStatus:
+    """Move the drive to ``new`` (a legal transition), with ``fields`` changed too, and
+    record the event; returns the drive's new status."""
     old = drive.state
     assert old is not None
     if not states.is_legal_drive_transition(old, new):
         raise AssertionError(f"illegal drive transition {old} -> {new} for {drive.drive_id}")
-    drive.state = new
     events.append(
         Event("driveStateChanged", {"driveId": drive.drive_id, "from": str(old), "to": str(new)})
     )
+    return record.set_drive(drive, state=new, **fields)
 
 
 def _refuse(record: JobRecord, command: Command, verdict: states.Verdict) -> InvalidJobState:
@@ -112,7 +116,7 @@ def cancel(record: JobRecord, now: float, window: states.CancelWindow) -> list[E
     sim.cancel_state = state
     in_flight = record.drives_in(D.TRANSFERRING)
     for drive in in_flight:
-        sim.drives[drive.drive_id].bytes_at_cancel = drive.bytes_succeeded or 0
+        record.set_drive_sim(drive.drive_id, bytes_at_cancel=drive.bytes_succeeded or 0)
     events = [
         Event(
             "cancelRequested",
@@ -137,7 +141,7 @@ def receive(record: JobRecord, now: float) -> list[Event]:
     for drive in record.drives_in(D.SPECIFIED):
         sim = record.sim.drives[drive.drive_id]
         if sim.plan.arrives and sim.plan.late_by > 0:
-            sim.arrives_at = now + sim.plan.late_by
+            record.set_drive_sim(drive.drive_id, arrives_at=now + sim.plan.late_by)
             continue
         set_drive_state(record, drive, D.RECEIVED if sim.plan.arrives else D.NEVER_RECEIVED, events)
     set_state(record, J.RECEIVED, now, events)
@@ -153,7 +157,7 @@ def receive_late_drive(record: JobRecord, drive_id: str, now: float) -> list[Eve
         )
     events: list[Event] = []
     set_drive_state(record, record.drive(drive_id), D.RECEIVED, events)
-    record.sim.drives[drive_id].arrives_at = None
+    record.set_drive_sim(drive_id, arrives_at=None)
     return events
 
 
@@ -194,13 +198,17 @@ def lose_package(record: JobRecord, now: float) -> list[Event]:
 def start_drive(record: JobRecord, drive_id: str, now: float) -> list[Event]:
     """A bay takes a drive: Received → Transferring (and the job, if it was Received)."""
     _require(record, Command.START_TRANSFER)
-    drive = record.drive(drive_id)
     events: list[Event] = []
-    set_drive_state(record, drive, D.TRANSFERRING, events)
-    drive.copy_status = "InProgress"
-    drive.bytes_succeeded = 0
-    drive.percent_complete = 0
-    record.sim.drives[drive_id].started_at = now
+    set_drive_state(
+        record,
+        record.drive(drive_id),
+        D.TRANSFERRING,
+        events,
+        copy_status="InProgress",
+        bytes_succeeded=0,
+        percent_complete=0,
+    )
+    record.set_drive_sim(drive_id, started_at=now)
     if record.state is J.RECEIVED:
         set_state(record, J.TRANSFERRING, now, events)
     return events
@@ -211,17 +219,13 @@ def checkpoint(record: JobRecord, drive_id: str, copied: int) -> list[Event]:
     drive = record.drive(drive_id)
     plan = record.sim.drives[drive_id].plan
     copied = max(copied, drive.bytes_succeeded or 0)
-    drive.bytes_succeeded = copied
-    drive.percent_complete = _percent(copied, plan.size_bytes)
+    percent = _percent(copied, plan.size_bytes)
+    record.set_drive(drive, bytes_succeeded=copied, percent_complete=percent)
     _update_job_percent(record)
     return [
         Event(
             "driveProgress",
-            {
-                "driveId": drive_id,
-                "bytesSucceeded": copied,
-                "percentComplete": drive.percent_complete,
-            },
+            {"driveId": drive_id, "bytesSucceeded": copied, "percentComplete": percent},
         )
     ]
 
@@ -238,19 +242,27 @@ def finish_drive(
     path = props.diagnostics_path or "waimportexport"
     stamp = f"{int(now)}"
     log_base = f"https://{account}.blob.core.windows.net/{path}/waies/{record.name}_{drive_id}_"
-    drive.bytes_succeeded = max(copied, drive.bytes_succeeded or 0)
-    drive.percent_complete = _percent(drive.bytes_succeeded, sim.plan.size_bytes)
-    if error is None:
-        set_drive_state(record, drive, D.COMPLETED, events)
-        drive.copy_status = "Completed"
-    else:
-        set_drive_state(record, drive, D.COMPLETED_MORE_INFO, events)
-        drive.copy_status = "CompletedWithErrors"
-        drive.error_log_uri = f"{log_base}{stamp}_error.xml"
-        events[-1] = Event(events[-1].type, {**events[-1].data, "error": error})
+    copied = max(copied, drive.bytes_succeeded or 0)
+    fields: dict[str, Any] = {
+        "bytes_succeeded": copied,
+        "percent_complete": _percent(copied, sim.plan.size_bytes),
+    }
     if props.log_level == "Verbose":
-        drive.verbose_log_uri = f"{log_base}{stamp}_verbose.xml"
-    sim.finished_at = now
+        fields["verbose_log_uri"] = f"{log_base}{stamp}_verbose.xml"
+    if error is None:
+        set_drive_state(record, drive, D.COMPLETED, events, copy_status="Completed", **fields)
+    else:
+        set_drive_state(
+            record,
+            drive,
+            D.COMPLETED_MORE_INFO,
+            events,
+            copy_status="CompletedWithErrors",
+            error_log_uri=f"{log_base}{stamp}_error.xml",
+            **fields,
+        )
+        events[-1] = Event(events[-1].type, {**events[-1].data, "error": error})
+    record.set_drive_sim(drive_id, finished_at=now)
     _update_job_percent(record)
     events.extend(settle(record, now))
     return events
@@ -273,7 +285,7 @@ def settle(record: JobRecord, now: float) -> list[Event]:
         return []
     events: list[Event] = []
     for drive in waiting:
-        record.sim.drives[drive.drive_id].skipped = True
+        record.set_drive_sim(drive.drive_id, skipped=True)
         events.append(Event("driveSkipped", {"driveId": drive.drive_id}))
     set_state(record, J.PACKAGING, now, events)
     record.sim.due_at = now + record.sim.return_delay

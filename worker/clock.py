@@ -41,7 +41,16 @@ class Clock:
     running loop on first use.
     """
 
-    __slots__ = ("_days", "_epoch_day", "_epoch_us", "_origin", "epoch", "scale", "start")
+    __slots__ = (
+        "_days",
+        "_epoch_day",
+        "_epoch_us",
+        "_last_iso",
+        "_origin",
+        "epoch",
+        "scale",
+        "start",
+    )
 
     #: Told of every :meth:`sleep` and :meth:`sleep_until` of every clock that ends
     #: normally (not cancelled), in the task that slept, before it goes on, and of every
@@ -66,6 +75,9 @@ class Clock:
         self._epoch_us = (epoch - self._epoch_day) // timedelta(microseconds=1)
         if epoch.utcoffset() == timedelta(0):
             self._days = {}
+        #: The last time formatted and its text: half of a run's commits share their
+        #: instant with the one before.
+        self._last_iso: tuple[float, str] = (math.nan, "")
 
     def now(self) -> float:
         """Simulated seconds since the epoch."""
@@ -139,11 +151,16 @@ class Clock:
     def isoformat(self, when: float | None = None) -> str:
         """ISO 8601 UTC with milliseconds, as ARM writes times (a fifth of datetime's cost:
         every status message carries one)."""
+        if when is None:
+            when = self.now()
+        last, text = self._last_iso
+        if when == last:
+            return text
         days = self._days
         if days is None:
             return self.timestamp(when).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         # Microseconds rounded half to even, as timedelta(seconds=...) rounds them.
-        micros = self._epoch_us + round((self.now() if when is None else when) * 1e6)
+        micros = self._epoch_us + round(when * 1e6)
         day, micros = divmod(micros, 86_400_000_000)
         date = days.get(day)
         if date is None:
@@ -152,7 +169,9 @@ class Clock:
         hours, millis = divmod(millis, 3_600_000)
         minutes, millis = divmod(millis, 60_000)
         seconds, millis = divmod(millis, 1000)
-        return f"{date}{hours:02}:{minutes:02}:{seconds:02}.{millis:03}Z"
+        text = f"{date}{hours:02}:{minutes:02}:{seconds:02}.{millis:03}Z"
+        self._last_iso = (when, text)
+        return text
 
 
 _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}

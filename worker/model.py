@@ -104,8 +104,9 @@ class ArmValue(
     gc=False,
     frozen=True,
 ):
-    """An ARM shape no change modifies in place (an address, a package): frozen, so a
-    changed record can share it with the committed one (:func:`worker.record.clone`)."""
+    """An ARM shape no change modifies in place (an address, a package, a drive's status):
+    frozen, so a changed record can share it with the committed one
+    (:func:`worker.record.clone`); a change replaces it instead."""
 
 
 class ReturnAddress(ArmValue, kw_only=True, frozen=True):
@@ -161,7 +162,7 @@ class PackageInformation(ArmValue, kw_only=True, frozen=True):
     ship_date: str
 
 
-class DriveStatus(ArmStruct, kw_only=True):
+class DriveStatus(ArmValue, kw_only=True, frozen=True):
     drive_id: str
     bit_locker_key: str | None = None
     manifest_file: str | None = None

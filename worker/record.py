@@ -8,7 +8,7 @@ deadlines, cancel figures) and never appears in an ARM response.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from msgspec.structs import replace
@@ -34,7 +34,9 @@ class DrivePlan(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen
     late_by: float = 0.0
 
 
-class DriveSim(msgspec.Struct, kw_only=True, gc=False):
+class DriveSim(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """A drive's simulation state; a change replaces it (:meth:`JobRecord.set_drive_sim`)."""
+
     plan: DrivePlan
     started_at: float | None = None
     finished_at: float | None = None
@@ -105,6 +107,22 @@ class JobRecord(msgspec.Struct, kw_only=True, gc=False):
     def drives_in(self, *states: DriveState) -> list[DriveStatus]:
         return [d for d in self.drives if d.state in states]
 
+    def set_drive(self, drive: DriveStatus, **fields: Any) -> DriveStatus:
+        """Replace ``drive``, one of this record's, with a copy whose ``fields`` are changed.
+
+        Drive statuses are frozen values: a clone shares the unchanged ones with the
+        committed record, and the status messages announce exactly the replaced ones.
+        """
+        drives = self.drives
+        drives[drives.index(drive)] = changed = replace(drive, **fields)
+        return changed
+
+    def set_drive_sim(self, drive_id: str, **fields: Any) -> DriveSim:
+        """Replace drive ``drive_id``'s simulation state with a copy, ``fields`` changed."""
+        drives = self.sim.drives
+        drives[drive_id] = changed = replace(drives[drive_id], **fields)
+        return changed
+
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(JobRecord)
@@ -114,29 +132,28 @@ def clone(record: JobRecord) -> JobRecord:
     """A copy to change without touching the committed original.
 
     What a change may modify in place is copied: the record, the job (:func:`copy_job`),
-    each drive's simulation state, the keys. The rest is shared: frozen structs
-    (addresses, packages, plans), strings and numbers. A fifth of a deep copy's cost, and
-    a committed record and its successor share most of their memory.
+    the simulation state and its map of drives, the keys. The rest is shared: frozen
+    structs (drive statuses and simulation states, addresses, packages, plans), strings
+    and numbers, which a change replaces instead (:meth:`JobRecord.set_drive`). A tenth of
+    a deep copy's cost, and a committed record and its successor share most of their memory.
     """
     sim = record.sim
     return JobRecord(
         job=copy_job(record.job),
         keys=dict(record.keys),
-        sim=replace(sim, drives={k: replace(d) for k, d in sim.drives.items()}),
+        sim=replace(sim, drives=dict(sim.drives)),
     )
 
 
 def copy_job(job: JobResponse) -> JobResponse:
-    """A copy of a job whose tags, properties and drive statuses are its own: changing it
-    does not change the committed one."""
+    """A copy of a job whose tags, properties and list of drives are its own: changing it
+    does not change the committed one (the drive statuses in the list are frozen)."""
     props = job.properties
     drives = props.drive_list
     return replace(
         job,
         tags=None if job.tags is None else dict(job.tags),
-        properties=replace(
-            props, drive_list=None if drives is None else [replace(d) for d in drives]
-        ),
+        properties=replace(props, drive_list=None if drives is None else list(drives)),
     )
 
 

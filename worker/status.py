@@ -102,7 +102,9 @@ def build_messages(
             previous = old.get(drive.drive_id)
             if previous is not None:
                 kept += 1
-            if previous != drive:
+            # Drive statuses are frozen and a change replaces those it changes: the
+            # same object is the same status, and only a replaced one is compared.
+            if previous is not drive and previous != drive:
                 add(
                     StatusMessage(
                         topic=f"{base}drives/{drive.drive_id}/state",

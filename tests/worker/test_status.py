@@ -64,9 +64,18 @@ def test_only_changed_drives_are_announced() -> None:
     """A change announces only the drives whose status differs from before."""
     before = record("D1", "D2", "D3")
     after = clone(before)
-    after.job.properties.drive_list[1].state = DriveState.RECEIVED  # type: ignore[index]
+    after.set_drive(after.drive("D2"), state=DriveState.RECEIVED)
     messages = build_messages(before, after, [], seq=5, sim_time=TIME)
     assert [m.topic for m in messages] == [f"{PREFIX}/state", f"{PREFIX}/drives/D2/state"]
+
+
+def test_a_drive_replaced_by_an_equal_status_is_not_announced() -> None:
+    """Only a drive whose status differs is announced, even if a change replaced it."""
+    before = record("D1", "D2", "D3")
+    after = clone(before)
+    after.set_drive(after.drive("D2"))
+    messages = build_messages(before, after, [], seq=5, sim_time=TIME)
+    assert [m.topic for m in messages] == [f"{PREFIX}/state"]
 
 
 def test_dropped_drives_are_cleared() -> None:
