@@ -141,6 +141,21 @@ def test_timestamps_and_isoformat() -> None:
     assert clock.isoformat(DAY + 1.2345) == "2026-01-06T08:00:01.234Z"
 
 
+def test_isoformat_of_an_instant_again_and_of_others_between() -> None:
+    """Formatting the instant formatted last gives the same text; any other, its own."""
+    clock = Clock(epoch=datetime(2026, 1, 5, 8, 0, tzinfo=UTC))
+    texts = [clock.isoformat(t) for t in (5.0, 5.0, DAY, 5.0, 5.0005, 5.0005)]
+    assert texts == [
+        "2026-01-05T08:00:05.000Z",
+        "2026-01-05T08:00:05.000Z",
+        "2026-01-06T08:00:00.000Z",
+        "2026-01-05T08:00:05.000Z",
+        "2026-01-05T08:00:05.000Z",  # 500 µs: the milliseconds round down, as datetime does
+        "2026-01-05T08:00:05.000Z",
+    ]
+    assert clock.isoformat(5.0015) == "2026-01-05T08:00:05.001Z"
+
+
 def test_loop_delay_is_never_negative() -> None:
     """loop_delay of a passed time is zero."""
     assert Clock(scale=2.0).loop_delay(-10.0) == 0.0
