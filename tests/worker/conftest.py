@@ -1,12 +1,12 @@
 """Shared fixtures of the worker tests: request bodies, stores, services, a virtual-time runner.
 
-Test modules take everything shared from fixtures (they never import this file), so the
-layout works without ``__init__.py`` files next to other test folders' conftests.
+Test modules take what is shared from fixtures, except the plain record factory
+:func:`record`, which they import as ``tests.worker.conftest``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,8 @@ from worker import (
     SQLiteStore,
     virtual_loop,
 )
-from worker.model import JobDetails, JobResponse, JobState
-from worker.record import JobRecord, JobSim, encode
+from worker.model import DriveState, DriveStatus, JobDetails, JobResponse, JobState
+from worker.record import DrivePlan, DriveSim, JobRecord, JobSim, encode
 
 ACCOUNT_ID = (
     "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg"
@@ -202,17 +202,32 @@ def run_datacenter() -> Callable[[JobService, Scenario], MemoryBus]:
     return _run_datacenter
 
 
-def record(name: str, state: JobState = JobState.CREATING, seq: int = 1) -> JobRecord:
-    """A bare record in ``state`` (with one key), for store tests."""
+def record(
+    name: str = "job1",
+    state: JobState = JobState.CREATING,
+    seq: int = 1,
+    *,
+    drives: Sequence[str] = (),
+    drive_state: DriveState = DriveState.SPECIFIED,
+    tags: dict[str, str] | None = None,
+) -> JobRecord:
+    """A bare record in ``state``: with ``drives`` in ``drive_state`` (a key and a plan
+    each), else with one key and no drive list."""
     return JobRecord(
         job=JobResponse(
             type="Microsoft.ImportExport/jobs",
             id=f"/jobs/{name}",
             name=name,
             location="West US",
-            properties=JobDetails(state=state),
+            tags=tags,
+            properties=JobDetails(
+                state=state,
+                drive_list=[DriveStatus(drive_id=d, state=drive_state) for d in drives]
+                if drives
+                else None,
+            ),
         ),
-        keys={"D1": "secret"},
+        keys={d: f"KEY-{d}" for d in drives} if drives else {"D1": "secret"},
         sim=JobSim(
             seq=seq,
             created_at=0.0,
@@ -220,5 +235,6 @@ def record(name: str, state: JobState = JobState.CREATING, seq: int = 1) -> JobR
             state_entered_at=0.0,
             carrier_delay=1.0,
             return_delay=2.0,
+            drives={d: DriveSim(plan=DrivePlan(size_bytes=10**12)) for d in drives},
         ),
     )

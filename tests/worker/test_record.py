@@ -4,33 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from worker.model import DriveState, DriveStatus, JobDetails, JobResponse, JobState
-from worker.record import DrivePlan, DriveSim, JobRecord, JobSim, clone
+from tests.worker import conftest
+from worker.model import DriveState, DriveStatus, JobState
+from worker.record import JobRecord, clone
 
 
 def record() -> JobRecord:
-    drives = ("D1", "D2", "D3")
-    return JobRecord(
-        job=JobResponse(
-            type="Microsoft.ImportExport/jobs",
-            id="/jobs/job1",
-            name="job1",
-            location="West US",
-            tags={"team": "a"},
-            properties=JobDetails(
-                state=JobState.RECEIVED,
-                drive_list=[DriveStatus(drive_id=d, state=DriveState.RECEIVED) for d in drives],
-            ),
-        ),
-        keys={d: f"KEY-{d}" for d in drives},
-        sim=JobSim(
-            created_at=0.0,
-            touched_at=0.0,
-            state_entered_at=0.0,
-            carrier_delay=1.0,
-            return_delay=1.0,
-            drives={d: DriveSim(plan=DrivePlan(size_bytes=10**12)) for d in drives},
-        ),
+    return conftest.record(
+        state=JobState.RECEIVED,
+        seq=0,
+        drives=("D1", "D2", "D3"),
+        drive_state=DriveState.RECEIVED,
+        tags={"team": "a"},
     )
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from worker.model import DriveState, DriveStatus, JobDetails, JobResponse, JobState
-from worker.record import JobRecord, JobSim, clone
+from tests.worker import conftest
+from worker.model import DriveState, JobState
+from worker.record import JobRecord, clone
 from worker.status import Event, build_messages, decode_payload
 
 PREFIX = "importexport/v1/jobs/job1"
@@ -11,26 +12,7 @@ TIME = "2026-01-05T08:00:00.000Z"
 
 
 def record(*drives: str, state: JobState = JobState.CREATING) -> JobRecord:
-    return JobRecord(
-        job=JobResponse(
-            type="Microsoft.ImportExport/jobs",
-            id="/jobs/job1",
-            name="job1",
-            location="West US",
-            properties=JobDetails(
-                state=state,
-                drive_list=[DriveStatus(drive_id=d, state=DriveState.SPECIFIED) for d in drives],
-            ),
-        ),
-        keys={d: f"KEY-{d}" for d in drives},
-        sim=JobSim(
-            created_at=0.0,
-            touched_at=0.0,
-            state_entered_at=0.0,
-            carrier_delay=1.0,
-            return_delay=1.0,
-        ),
-    )
+    return conftest.record(state=state, seq=0, drives=drives)
 
 
 def test_a_new_job_announces_snapshot_drives_then_events() -> None:
