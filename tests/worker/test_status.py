@@ -12,7 +12,7 @@ TIME = "2026-01-05T08:00:00.000Z"
 
 
 def record(*drives: str, state: JobState = JobState.CREATING) -> JobRecord:
-    return conftest.record(state=state, seq=0, drives=drives)
+    return conftest.record(state=state, drives=drives)
 
 
 def test_a_new_job_announces_snapshot_drives_then_events() -> None:
