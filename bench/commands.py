@@ -74,8 +74,8 @@ from simulator.client import JobsClient
 from simulator.live import LiveResult, LiveRun
 from simulator.processes import DRIVESIM
 from simulator.scenario import Scenario, load_scenario
-from worker.broker import BrokerConfig
 from worker.logs import configure_logging
+from worker.mqtt.broker import BrokerConfig
 
 __all__ = ["main", "measure", "probe_stats"]
 

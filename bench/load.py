@@ -26,7 +26,7 @@ import json, sys, time
 from simulator.runner import run_scenario
 from simulator.scenario import load_scenario
 from worker.logs import configure_logging
-from worker.store import MemoryStore
+from worker.memory_store import MemoryStore
 configure_logging(level="warning")  # as the CLI does: info events would cost more than the run
 scenario = load_scenario(sys.argv[1])
 counts = {"changes": 0, "messages": 0, "jobs": 0}

@@ -50,12 +50,12 @@ from simulator import runner
 from simulator.runner import ScenarioRun, run_scenario
 from simulator.scenario import load_scenario
 from worker import ledger
-from worker.bus import OutboxRelay
+from worker.relay import OutboxRelay
 from worker.logs import configure_logging
 from worker.pipeline import DatacenterPipeline
 from worker.retention import RetentionSweeper
 from worker.service import JobService
-from worker.store import MemoryStore
+from worker.memory_store import MemoryStore
 
 configure_logging(level="warning")
 scenario = load_scenario(sys.argv[1])
@@ -132,7 +132,7 @@ for name in ("create", "update", "cancel", "delete", "get", "list_bitlocker_keys
 patch(runner, "create_body", "customer requests")
 patch(runner, "ship_body", "customer requests")
 patch(ScenarioRun, "_on_change", "customer requests")
-patch(RetentionSweeper, "sweep", "retention", timed_async)
+patch(RetentionSweeper, "sweep", "retention")
 
 instrumented = run()
 print(json.dumps({"reference_wall": reference, "wall": instrumented,

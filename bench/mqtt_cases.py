@@ -48,12 +48,12 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from bench.messages import DEFAULT_JOBS, make_messages, wire_payload
-from worker.broker import BrokerConfig
-from worker.bus import OutboxRelay
 from worker.clock import Clock
 from worker.ledger import SIM_NOW, Ledger
 from worker.logs import configure_logging
-from worker.mqtt import MqttLink
+from worker.mqtt.broker import BrokerConfig
+from worker.mqtt.link import MqttLink
+from worker.relay import OutboxRelay
 from worker.sqlite_store import SQLiteStore
 from worker.status import StatusMessage
 from worker.store import Commit
@@ -128,7 +128,7 @@ async def _drivesim(args: argparse.Namespace, timer: Timer, *, live: bool) -> di
             _commit(store, clock, chunk)
         commit_s = time.perf_counter() - started
     config = BrokerConfig(host="127.0.0.1", port=args.port, protocol=args.protocol)
-    link = MqttLink(config, worker_id="bench", ledger=ledger, window=WINDOW)
+    link = MqttLink(config, worker_id="bench", meta=ledger, window=WINDOW)
     relay = OutboxRelay(ledger, link)
     sent = 0
     async with anyio.create_task_group() as tg:

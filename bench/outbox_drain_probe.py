@@ -4,7 +4,7 @@
 
 Commits N snapshot messages into a SQLiteStore, starts a Mosquitto of its own (no
 subscriber: this looks at the publisher only), and drains the outbox through the real
-:class:`~worker.bus.OutboxRelay` (its default batch unless ``--batch``) and
+:class:`~worker.relay.OutboxRelay` (its default batch unless ``--batch``) and
 :class:`~worker.mqtt.MqttLink` (window 100), with thin timing wrappers around
 ``store.pending``, ``store.ack`` and ``link.publish`` of this one store and link. It prints:
 
@@ -41,12 +41,12 @@ import anyio
 from bench.messages import make_messages
 from bench.mqtt_throughput import BROKER_CONFIG
 from simulator.processes import Mosquitto
-from worker.broker import BrokerConfig
-from worker.bus import OutboxRelay
 from worker.clock import Clock
 from worker.ledger import Ledger
 from worker.logs import configure_logging
-from worker.mqtt import MqttLink
+from worker.mqtt.broker import BrokerConfig
+from worker.mqtt.link import MqttLink
+from worker.relay import OutboxRelay
 from worker.sqlite_store import SQLiteStore
 from worker.status import StatusMessage
 from worker.store import Commit, OutboxEntry
@@ -105,7 +105,7 @@ async def _drain(
         store.commit(Commit(messages=messages[start : start + 3]))
     ledger = Ledger(store, Clock())
     link = MqttLink(
-        BrokerConfig(host="127.0.0.1", port=port, protocol="5"), worker_id="probe", ledger=ledger
+        BrokerConfig(host="127.0.0.1", port=port, protocol="5"), worker_id="probe", meta=ledger
     )
     pending_after = store.pending_after
     ack, publish = store.ack, link.publish

@@ -177,7 +177,7 @@ def read_store(db: Path) -> StoreState:
         name = str(record.state)
         state.states[name] = state.states.get(name, 0) + 1
         state.drives += len(record.sim.drives)
-        state.transferring += len(record.drives_in(DriveState.TRANSFERRING))
+        state.transferring += len(record.drives_in({DriveState.TRANSFERRING}))
     return state
 
 

@@ -9,7 +9,7 @@ path, and measures every timed step of the worker against its simulated due time
 runner's :class:`~simulator.runner.ScenarioRun` (ledger, job service, datacenter pipeline,
 retention sweeper, and the scripted customers calling the command handler in-process) on a
 :class:`~worker.sqlite_store.SQLiteStore` in a temporary directory (the durable outbox),
-its :class:`~worker.bus.OutboxRelay` publishing through the worker's own
+its :class:`~worker.relay.OutboxRelay` publishing through the worker's own
 :class:`~worker.mqtt.MqttLink` to a Mosquitto the bench starts on a free loopback port.
 The run's ``sink`` is the link (noting when the final drain begins): batches, pipelining
 and acknowledgements are the relay's own, unchanged. A
@@ -107,15 +107,16 @@ from bench.mqtt_throughput import machine
 from simulator.processes import Mosquitto
 from simulator.runner import RunResult, ScenarioRun
 from simulator.scenario import Scenario, load_scenario
-from worker.broker import BrokerConfig
 from worker.clock import Clock, format_duration, parse_duration, virtual_loop
-from worker.ledger import Ledger
 from worker.logs import configure_logging
-from worker.mqtt import MqttLink
+from worker.memory_store import MemoryStore
+from worker.metadata import MemoryMetadata
+from worker.mqtt.broker import BrokerConfig
+from worker.mqtt.link import MqttLink
 from worker.retention import deletion_due
 from worker.sqlite_store import SQLiteStore
 from worker.status import PREFIX, StatusMessage
-from worker.store import Commit, MemoryStore, OutboxEntry
+from worker.store import Commit, OutboxEntry
 
 __all__ = ["Calibration", "Recorder", "main", "measure", "percentile"]
 
@@ -258,7 +259,7 @@ class Recorder:
             record = run.ledger.get(name)
             if record is None:
                 continue
-            due = deletion_due(record, retention=policy.retention, expiry=policy.creating_expiry)
+            due = deletion_due(record, policy)
             if due is None:
                 continue
             tick = math.ceil(due / policy.sweep_interval) * policy.sweep_interval
@@ -546,7 +547,7 @@ class LinkBus:
     async def publish(self, messages: Sequence[StatusMessage]) -> None:
         if self.final_drain is None:
             task = asyncio.current_task()
-            if task is None or task.get_name() != "worker.bus.OutboxRelay.run":
+            if task is None or task.get_name() != "worker.relay.OutboxRelay.run":
                 self.final_drain = time.time()
         await self.link.publish(messages)
         self.published += len(messages)
@@ -743,7 +744,7 @@ def _run(
     async def main() -> None:
         config = BrokerConfig.from_url(broker.url)
         # The link keeps its bookkeeping (epoch, protocol) apart, as the demo's mirror does.
-        link = MqttLink(config, worker_id="bench-schedule", ledger=Ledger(MemoryStore(), Clock()))
+        link = MqttLink(config, worker_id="bench-schedule", meta=MemoryMetadata())
         bus = LinkBus(link)
         async with anyio.create_task_group() as tg:
             await tg.start(link.run)

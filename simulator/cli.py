@@ -17,9 +17,9 @@ from rich.markup import escape
 from simulator.demo import add_demo_parser, run_demo
 from simulator.jobs_command import DEFAULT_BROKER, add_jobs_parser, run_jobs
 from simulator.scenario import load_scenario
-from worker.broker import BrokerConfig
 from worker.errors import DrivesimError
 from worker.logs import configure_logging
+from worker.mqtt.broker import BrokerConfig
 from worker.settings import HttpConfig, load_worker_settings
 from worker.status import PREFIX
 
@@ -229,8 +229,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from simulator.report import build_report
     from simulator.runner import run_scenario
     from simulator.timeline import Timeline
+    from worker.memory_store import MemoryStore
     from worker.sqlite_store import SQLiteStore
-    from worker.store import JobStore, MemoryStore
+    from worker.store import JobStore
 
     scenario = load_scenario(args.scenario)
     if args.speed is not None and args.speed <= 0:

@@ -18,7 +18,7 @@ import anyio
 from anyio.abc import TaskGroup
 from paho.mqtt.packettypes import PacketTypes
 
-from worker.broker import BrokerConfig, Version, connected, make_client, mqtt_properties
+from worker.mqtt.broker import BrokerConfig, Version, connected, make_client, mqtt_properties
 from worker.status import PREFIX
 
 __all__ = ["CommandFailed", "JobsClient"]

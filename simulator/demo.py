@@ -30,11 +30,11 @@ from simulator.demo_story import CANCEL_STATES, DEFAULT_SPEED, StoryOptions, dem
 from simulator.demo_summary import print_compare, print_summary
 from simulator.demo_view import LiveView
 from simulator.runner import RunResult
-from worker.broker import BrokerConfig
 from worker.clock import virtual_loop
-from worker.embedded import embedded_broker
 from worker.errors import DrivesimError
 from worker.model import JobState
+from worker.mqtt.broker import BrokerConfig
+from worker.mqtt.embedded import embedded_broker
 from worker.states import CancelWindow
 from worker.status import PREFIX, StatusMessage
 

@@ -6,8 +6,7 @@ it produces to a :class:`~worker.mqtt.MqttLink`, the worker's own connection: th
 topics, QoS, retain flags and payloads, ``epoch`` in the retained snapshots, the worker's
 ``online``/``offline`` status (worker id ``demo``) with its Last Will, reconnects with
 backoff. Messages are sent in order, and again if a connection drops before the broker
-acknowledged them. The link keeps its own bookkeeping (epoch, protocol version) in a small
-in-memory store.
+acknowledged them. The link keeps its own bookkeeping (epoch, protocol version) in memory.
 """
 
 from __future__ import annotations
@@ -18,14 +17,12 @@ from collections.abc import Callable
 import anyio
 from anyio.abc import TaskStatus
 
-from worker.broker import BrokerConfig
-from worker.clock import Clock
 from worker.errors import PublishError
-from worker.ledger import Ledger
 from worker.logs import get_logger
-from worker.mqtt import MqttLink
+from worker.metadata import MemoryMetadata
+from worker.mqtt.broker import BrokerConfig
+from worker.mqtt.link import MqttLink
 from worker.status import StatusMessage
-from worker.store import MemoryStore
 
 __all__ = ["BrokerMirror"]
 
@@ -47,7 +44,7 @@ class BrokerMirror:
         worker_id: str = "demo",
     ) -> None:
         self.on_published = on_published
-        self.link = MqttLink(broker, worker_id=worker_id, ledger=Ledger(MemoryStore(), Clock()))
+        self.link = MqttLink(broker, worker_id=worker_id, meta=MemoryMetadata())
         self._queue: deque[StatusMessage] = deque()
         self._wake = anyio.Event()
         self._idle = anyio.Event()

@@ -25,9 +25,9 @@ from simulator.runner import RunResult, ScenarioRun
 from simulator.scenario import Scenario
 from worker.clock import Clock, virtual_loop
 from worker.logs import get_logger, sim_time
+from worker.memory_store import MemoryStore
 from worker.states import TERMINAL
 from worker.status import StatusMessage, decode_payload
-from worker.store import MemoryStore
 
 __all__ = ["StoryRun"]
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from simulator.client import CommandFailed, JobsClient
-from worker.broker import BrokerConfig
+from worker.mqtt.broker import BrokerConfig
 from worker.plan import bitlocker_key
 
 __all__ = ["add_jobs_parser", "run_jobs"]

@@ -44,11 +44,11 @@ from simulator.proxy import FaultProxy
 from simulator.report import build_report
 from simulator.runner import SCHEDULING_SLACK, RunResult
 from simulator.scenario import Action, Scenario
-from worker.broker import BrokerConfig
 from worker.clock import Clock
 from worker.errors import DrivesimError
 from worker.ledger import Ledger
 from worker.logs import get_logger, sim_time
+from worker.mqtt.broker import BrokerConfig
 from worker.sqlite_store import SQLiteStore
 from worker.status import StatusMessage
 

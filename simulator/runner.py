@@ -23,18 +23,16 @@ import structlog
 from simulator.customer import ActionResult, Customer, create_body, ship_body
 from simulator.faults import CLIENT_FAULTS, FaultRecord
 from simulator.scenario import Action, Scenario
-from worker.bus import MemoryBus, OutboxRelay, StatusSink
 from worker.clock import Clock, virtual_loop
-from worker.commands import CommandHandler
+from worker.datacenter import Datacenter
 from worker.errors import ConfigError, ServiceError
 from worker.heap import long_lived_heap
-from worker.ledger import SIM_NOW, Ledger
-from worker.logs import get_logger, sim_time
-from worker.pipeline import DatacenterPipeline
+from worker.ledger import stored_time
+from worker.logs import get_logger
+from worker.memory_bus import MemoryBus
 from worker.plan import Planner
 from worker.record import JobRecord
-from worker.retention import RetentionSweeper
-from worker.service import JobService
+from worker.sink import StatusSink
 from worker.status import StatusMessage
 from worker.store import JobStore
 
@@ -133,15 +131,16 @@ class ScenarioRun:
                 f"a database of scenario {scenario.name!r} with seed {self.seed}, "
                 f"but it holds {stored.decode()}",
             )
-        start = float(self.store.get_meta(SIM_NOW) or 0.0)
-        clock = Clock(epoch=scenario.epoch, scale=self.speed or 1.0, start=start)
-        sim_time.clock = clock
+        clock = Clock(epoch=scenario.epoch, scale=self.speed or 1.0, start=stored_time(self.store))
         self.clock = clock
-        ledger = Ledger(self.store, clock)
-        self.ledger = ledger
-        self.service = JobService(
-            ledger, Planner(scenario.datacenter, self.seed), policy=scenario.policy
+        datacenter = Datacenter(
+            self.store,
+            clock=clock,
+            planner=Planner(scenario.datacenter, self.seed),
+            policy=scenario.policy,
         )
+        ledger = self.ledger = datacenter.ledger
+        self.service = datacenter.service
         for record in ledger:
             self.secrets.update(record.keys.values())
         starts = int(self.store.get_meta(STARTS_KEY) or 0) + 1
@@ -149,7 +148,7 @@ class ScenarioRun:
         self._load_results()
         self._index_pending()
 
-        handler = CommandHandler(self.service)
+        handler = datacenter.commands
 
         async def send(op: str, payload: bytes) -> dict[str, Any]:
             reply: dict[str, Any] = json.loads((await handler.handle(op, payload)).to_json())
@@ -159,13 +158,12 @@ class ScenarioRun:
         bus = MemoryBus(keep=False)  # the history comes from the store
         if self.on_message is not None:
             bus.subscribe(self.on_message)
-        relay = OutboxRelay(ledger, self.sink or bus)
         wall = time.perf_counter()
-        async with anyio.create_task_group() as tg:
-            await tg.start(relay.run)
-            relay.connected()  # a resumed run's bus starts empty: announce every job again
-            await tg.start(DatacenterPipeline(self.service).run)
-            await tg.start(RetentionSweeper(self.service).run)
+        # A resumed run's bus starts empty: every job is announced again.
+        async with (
+            datacenter.running(self.sink or bus, announce=True),
+            anyio.create_task_group() as tg,
+        ):
             ledger.watch(self._on_change)
             for record in ledger:
                 self._trigger(None, record)
@@ -174,8 +172,8 @@ class ScenarioRun:
             tg.start_soon(self._fault_plan)
             with anyio.move_on_after(clock.loop_delay(scenario.until - clock.now())):
                 await self._finished.wait()
+            datacenter.halt()
             tg.cancel_scope.cancel()
-        await relay.drain()
         finished = self._finished.is_set()
         if finished:
             ledger.note({FINISHED_KEY: b"1"})

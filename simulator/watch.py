@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.text import Text
 
 from simulator.timeline import Timeline
-from worker.broker import BrokerConfig, Version, connected, make_client
+from worker.mqtt.broker import BrokerConfig, Version, connected, make_client
 from worker.status import PREFIX
 
 __all__ = ["watch"]

@@ -4,9 +4,9 @@ The public API: the job model, the pure state machine, the service and its error
 stores, the clock, the pipeline and the status bus.
 """
 
-from worker.bus import MemoryBus, OutboxRelay, StatusSink
 from worker.clock import Clock, virtual_loop
 from worker.config import DatacenterConfig, Policy, Range
+from worker.datacenter import Datacenter
 from worker.errors import (
     ConfigError,
     DrivesimError,
@@ -17,15 +17,19 @@ from worker.errors import (
     ValidationError,
 )
 from worker.ledger import Ledger
+from worker.memory_bus import MemoryBus
+from worker.memory_store import MemoryStore
 from worker.model import DriveState, JobResponse, JobState, JobType
 from worker.pipeline import DatacenterPipeline
 from worker.plan import PlanHints, Planner
+from worker.relay import OutboxRelay
 from worker.retention import RetentionSweeper
-from worker.service import CancelResult, CreateResult, DeleteReason, JobService
+from worker.service import CancelResult, CreateResult, JobService
+from worker.sink import StatusSink
 from worker.sqlite_store import SQLiteStore
 from worker.states import CancelAnswer, CancelWindow
 from worker.status import StatusMessage
-from worker.store import JobStore, MemoryStore
+from worker.store import JobStore
 
 __all__ = [
     "CancelAnswer",
@@ -34,9 +38,9 @@ __all__ = [
     "Clock",
     "ConfigError",
     "CreateResult",
+    "Datacenter",
     "DatacenterConfig",
     "DatacenterPipeline",
-    "DeleteReason",
     "DriveState",
     "DrivesimError",
     "InvalidJobState",

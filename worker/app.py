@@ -17,19 +17,16 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import TaskStatus
 
-from worker.broker import BrokerConfig
-from worker.bus import OutboxRelay
 from worker.clock import Clock
-from worker.commands import CommandHandler
-from worker.embedded import embedded_broker
+from worker.datacenter import Datacenter
 from worker.errors import DrivesimError
 from worker.heap import long_lived_heap, pause_for_start_up
-from worker.ledger import SIM_NOW, Ledger
-from worker.logs import get_logger, sim_time
-from worker.mqtt import MqttLink
-from worker.pipeline import DatacenterPipeline
+from worker.ledger import stored_time
+from worker.logs import get_logger
+from worker.mqtt.broker import BrokerConfig
+from worker.mqtt.embedded import embedded_broker
+from worker.mqtt.link import MqttLink
 from worker.plan import Planner
-from worker.retention import RetentionSweeper
 from worker.service import JobService
 from worker.settings import WorkerSettings
 from worker.sqlite_store import SQLiteStore
@@ -43,7 +40,8 @@ log = get_logger("drivesim.worker")
 
 
 class Worker:
-    """One datacenter worker: store, clock, service, pipeline, retention, MQTT link."""
+    """One datacenter worker: its datacenter over a SQLite store, served over MQTT (and
+    the Azure REST API when asked)."""
 
     def __init__(self, settings: WorkerSettings, broker: BrokerConfig) -> None:
         self.settings = settings
@@ -58,28 +56,26 @@ class Worker:
         settings = self.settings
         store = SQLiteStore(settings.db)
         try:
-            start = float(store.get_meta(SIM_NOW) or 0.0)
+            start = stored_time(store)
             if settings.time_origin is not None:
                 # The one wall-clock read: a shared origin keeps the worker's simulated time
                 # in step with whoever started it, across restarts.
                 start = max(start, (time.time() - settings.time_origin) * settings.speed)
-            clock = Clock(epoch=settings.epoch, scale=settings.speed, start=start)
-            sim_time.clock = clock
-            ledger = Ledger(store, clock)
-            log.info("store loaded", jobs=len(ledger), db=str(settings.db))
-            service = JobService(
-                ledger,
-                Planner(settings.datacenter, settings.seed, settings.pinned),
+            datacenter = Datacenter(
+                store,
+                clock=Clock(epoch=settings.epoch, scale=settings.speed, start=start),
+                planner=Planner(settings.datacenter, settings.seed, settings.pinned),
                 policy=settings.policy,
+                command_limit=settings.max_command_bytes,
             )
-            commands = CommandHandler(service, max_bytes=settings.max_command_bytes)
+            log.info("store loaded", jobs=len(datacenter.ledger), db=str(settings.db))
             link = MqttLink(
                 self.broker,
                 worker_id=settings.worker_id,
-                ledger=ledger,
+                meta=datacenter.ledger,
                 window=settings.window,
                 will_delay=settings.will_delay,
-                commands=commands,
+                commands=datacenter.commands,
             )
             api = http = None
             if settings.http is not None:
@@ -87,42 +83,34 @@ class Worker:
                 from worker.http_server import HttpServer
 
                 api = ArmApi(
-                    service, token=settings.http.token, max_body=settings.max_command_bytes
+                    datacenter.service,
+                    token=settings.http.token,
+                    max_body=settings.max_command_bytes,
                 )
                 http = HttpServer(api.app, settings.http, shutdown_timeout=settings.drain_timeout)
-            relay = OutboxRelay(ledger, link, replay_tail=settings.replay_tail)
-            link.on_connected = relay.connected
-            link.on_connection_lost = relay.connection_lost
-            self.service, self.link, self.http = service, link, http
+            self.service, self.link, self.http = datacenter.service, link, http
             async with anyio.create_task_group() as outer:
                 if http is not None:  # first: a port in use fails before MQTT connects
                     await outer.start(http.run)
-                await outer.start(link.run)
-                relaying = anyio.CancelScope()
-
-                async def relay_until_stopped() -> None:
-                    with relaying:
-                        await relay.run()
-
-                outer.start_soon(relay_until_stopped)
-                async with anyio.create_task_group() as datacenter:
-                    await datacenter.start(DatacenterPipeline(service).run)
-                    await datacenter.start(RetentionSweeper(service).run)
-                    log.info("worker running", worker=settings.worker_id, jobs=len(ledger))
+                async with datacenter.running(link, replay_tail=settings.replay_tail) as relay:
+                    link.on_connected = relay.connected
+                    link.on_connection_lost = relay.connection_lost
+                    await outer.start(link.run)
+                    log.info(
+                        "worker running", worker=settings.worker_id, jobs=len(datacenter.ledger)
+                    )
                     task_status.started()
                     await self.stop.wait()
                     if api is not None and http is not None:
                         api.close()
                         with anyio.move_on_after(settings.drain_timeout):
                             await http.stop()
-                    commands.close()
-                    datacenter.cancel_scope.cancel()
-                log.info("worker stopping: draining the outbox")
-                relaying.cancel()
-                with anyio.move_on_after(settings.drain_timeout) as drain:
-                    await relay.drain()
-                if drain.cancelled_caught:
-                    log.warning("outbox not drained in time; the rest goes out on next start")
+                    datacenter.halt()
+                    log.info("worker stopping: draining the outbox")
+                    with anyio.move_on_after(settings.drain_timeout) as draining:
+                        await datacenter.drain()
+                    if draining.cancelled_caught:
+                        log.warning("outbox not drained in time; the rest goes out on next start")
                 await link.stop()
                 with anyio.move_on_after(settings.drain_timeout):
                     await link.closed.wait()

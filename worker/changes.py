@@ -3,11 +3,15 @@
 These functions carry out what :mod:`worker.states` decides. They do no I/O and read no
 clock; :class:`~worker.ledger.Ledger` commits what they produce. Each moves the job's
 state at most once, so every committed snapshot differs from the previous one by one
-legal transition.
+legal transition. A datacenter step asks the state module itself, once, and refuses
+with :class:`~worker.errors.InvalidJobState` (then nothing happened); a customer's ship or
+cancel was judged by the service before the change, and the change carries out that
+verdict.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -16,24 +20,32 @@ from worker import states
 from worker.errors import InvalidJobState
 from worker.model import DriveState, DriveStatus, JobState, PackageInformation
 from worker.record import DrivePlan, DriveSim, JobRecord
-from worker.states import Command
+from worker.states import Command, Verdict
 from worker.status import Event
 
 __all__ = [
     "add_export_drives",
     "cancel",
     "checkpoint",
+    "delete",
     "finish_drive",
     "lose_package",
     "receive",
+    "receive_late_drive",
     "settle",
     "ship",
     "ship_back",
     "start_drive",
 ]
 
-J = JobState
 D = DriveState
+
+#: What a deletion's event says of who deleted the job.
+DELETE_REASONS: Mapping[Command, str] = {
+    Command.DELETE: "customer",
+    Command.EXPIRE: "expired",
+    Command.RETIRE: "retention",
+}
 
 
 def set_state(record: JobRecord, new: JobState, now: float, events: list[Event]) -> None:
@@ -47,10 +59,7 @@ def set_state(record: JobRecord, new: JobState, now: float, events: list[Event])
     data: dict[str, object] = {"from": str(old), "to": str(new)}
     if new in states.TERMINAL:
         record.sim.ended_at = now
-        # Closed wins: a cancelled job whose package was lost still ended with errors.
-        record.sim.outcome = (
-            "failed" if new is J.CLOSED else "cancelled" if record.cancel_requested else "succeeded"
-        )
+        record.sim.outcome = states.outcome(new, cancelled=record.cancel_requested)
         data["outcome"] = record.sim.outcome
     events.append(Event("stateChanged", data))
 
@@ -76,17 +85,33 @@ def _refuse(record: JobRecord, command: Command, verdict: states.Verdict) -> Inv
     )
 
 
-def _require(record: JobRecord, command: Command) -> states.Verdict:
-    verdict = states.decide(record.state, command, cancel_requested=record.cancel_requested)
-    if not verdict.allowed:
+def _require(record: JobRecord, command: Command, *, any_errors: bool = False) -> JobState:
+    """The state a datacenter step leads the job to, or its refusal."""
+    verdict = states.decide(
+        record.state, command, cancel_requested=record.cancel_requested, any_errors=any_errors
+    )
+    if not verdict.allowed or verdict.next_state is None:
         raise _refuse(record, command, verdict)
-    return verdict
+    return verdict.next_state
 
 
-def ship(record: JobRecord, now: float, *, lost_package_after: float) -> list[Event]:
-    """Creating → Shipping: the package is with the carrier; its arrival is scheduled."""
+def _move(record: JobRecord, new: JobState, now: float, events: list[Event]) -> None:
+    """Move the job to ``new`` unless it is there already (the command let it stay)."""
+    if new is not record.state:
+        set_state(record, new, now, events)
+
+
+def ship(
+    record: JobRecord, now: float, verdict: Verdict, *, lost_package_after: float
+) -> list[Event]:
+    """Carry out an accepted ship: Creating → Shipping, the package is with the carrier and
+    its arrival is scheduled. Already Shipping, the new tracking details are all there is
+    (fields of the same PATCH)."""
+    assert verdict.next_state is not None
+    if verdict.next_state is record.state:
+        return []
     events: list[Event] = []
-    set_state(record, J.SHIPPING, now, events)
+    set_state(record, verdict.next_state, now, events)
     props = record.job.properties
     if props.delivery_package is not None and props.delivery_package.drive_count is None:
         props.delivery_package = msgspec.structs.replace(
@@ -97,24 +122,18 @@ def ship(record: JobRecord, now: float, *, lost_package_after: float) -> list[Ev
     return events
 
 
-def cancel(record: JobRecord, now: float, window: states.CancelWindow) -> list[Event]:
-    """Record an accepted cancel; in Creating it also ends the job at once."""
-    verdict = states.decide_cancel(record.state, record.cancel_requested, window)
+def cancel(record: JobRecord, now: float, verdict: Verdict) -> list[Event]:
+    """Carry out a cancel verdict: record an accepted cancel (in Creating it also ends the
+    job at once); one already requested changes nothing."""
+    assert verdict.next_state is not None
     if verdict.cancel is not states.CancelAnswer.ACCEPTED:
-        if not verdict.allowed:
-            raise InvalidJobState(
-                f"Job '{record.name}' cannot be cancelled: {verdict.reason}.",
-                state=str(record.state),
-                code="CancelTooLate",
-                target="cancelRequested",
-            )
         return []
     sim = record.sim
     state = record.state
     record.job.properties.cancel_requested = True
     sim.cancel_requested_at = now
     sim.cancel_state = state
-    in_flight = record.drives_in(D.TRANSFERRING)
+    in_flight = record.drives_in(states.COPYING_DRIVES)
     for drive in in_flight:
         record.set_drive_sim(drive.drive_id, bytes_at_cancel=drive.bytes_succeeded or 0)
     events = [
@@ -123,41 +142,40 @@ def cancel(record: JobRecord, now: float, window: states.CancelWindow) -> list[E
             {
                 "state": str(state),
                 "drivesInFlight": [d.drive_id for d in in_flight],
-                "drivesNotStarted": [d.drive_id for d in record.drives_in(D.SPECIFIED, D.RECEIVED)],
+                "drivesNotStarted": [
+                    d.drive_id
+                    for d in record.drives_in(states.EXPECTED_DRIVES | states.WAITING_DRIVES)
+                ],
                 "bytesAtCancel": {d.drive_id: d.bytes_succeeded or 0 for d in in_flight},
             },
         )
     ]
-    if verdict.next_state is not None:
-        set_state(record, verdict.next_state, now, events)
+    _move(record, verdict.next_state, now, events)
     return events
 
 
 def receive(record: JobRecord, now: float) -> list[Event]:
     """Shipping → Received: drives in the package are Received, the others NeverReceived;
     a drive that comes on its own later stays Specified until it does."""
-    _require(record, Command.RECEIVE)
+    received = _require(record, Command.RECEIVE)
     events: list[Event] = []
-    for drive in record.drives_in(D.SPECIFIED):
+    for drive in record.drives_in(states.EXPECTED_DRIVES):
         sim = record.sim.drives[drive.drive_id]
         if sim.plan.arrives and sim.plan.late_by > 0:
             record.set_drive_sim(drive.drive_id, arrives_at=now + sim.plan.late_by)
             continue
         set_drive_state(record, drive, D.RECEIVED if sim.plan.arrives else D.NEVER_RECEIVED, events)
-    set_state(record, J.RECEIVED, now, events)
+    set_state(record, received, now, events)
     return events
 
 
 def receive_late_drive(record: JobRecord, drive_id: str, now: float) -> list[Event]:
     """A drive that came after its package: Specified → Received."""
-    if record.state not in (J.RECEIVED, J.TRANSFERRING):
-        raise InvalidJobState(
-            f"Job '{record.name}' is {record.state}: drive {drive_id} cannot be received.",
-            state=str(record.state),
-        )
+    after = _require(record, Command.RECEIVE_LATE_DRIVE)
     events: list[Event] = []
     set_drive_state(record, record.drive(drive_id), D.RECEIVED, events)
     record.set_drive_sim(drive_id, arrives_at=None)
+    _move(record, after, now, events)
     return events
 
 
@@ -187,17 +205,17 @@ def add_export_drives(
 
 def lose_package(record: JobRecord, now: float) -> list[Event]:
     """Shipping → Closed: the package never arrived; every drive is NeverReceived."""
-    _require(record, Command.LOSE_PACKAGE)
+    closed = _require(record, Command.LOSE_PACKAGE)
     events: list[Event] = []
     for drive in record.drives:
         set_drive_state(record, drive, D.NEVER_RECEIVED, events)
-    set_state(record, J.CLOSED, now, events)
+    set_state(record, closed, now, events)
     return events
 
 
 def start_drive(record: JobRecord, drive_id: str, now: float) -> list[Event]:
     """A bay takes a drive: Received → Transferring (and the job, if it was Received)."""
-    _require(record, Command.START_TRANSFER)
+    after = _require(record, Command.START_TRANSFER)
     events: list[Event] = []
     set_drive_state(
         record,
@@ -209,8 +227,7 @@ def start_drive(record: JobRecord, drive_id: str, now: float) -> list[Event]:
         percent_complete=0,
     )
     record.set_drive_sim(drive_id, started_at=now)
-    if record.state is J.RECEIVED:
-        set_state(record, J.TRANSFERRING, now, events)
+    _move(record, after, now, events)
     return events
 
 
@@ -274,20 +291,19 @@ def settle(record: JobRecord, now: float) -> list[Event]:
     Drives still waiting when a cancel was accepted are skipped; they go back unread. The
     step waits for drives still on their way, cancel or not: they go back too.
     """
-    if record.state not in (J.RECEIVED, J.TRANSFERRING):
+    verdict = states.decide(record.state, Command.FINISH_COPY)
+    if not verdict.allowed or verdict.next_state is None:
         return []
-    # A drive still copying, or a late drive still on its way (it must be received to go
-    # back): the step is not over.
-    if record.drives_in(D.TRANSFERRING, D.SPECIFIED):
-        return []
-    waiting = record.drives_in(D.RECEIVED)
-    if waiting and not record.cancel_requested:
+    if not states.copy_step_over(
+        (d.state for d in record.drives if d.state is not None),
+        cancel_requested=record.cancel_requested,
+    ):
         return []
     events: list[Event] = []
-    for drive in waiting:
+    for drive in record.drives_in(states.WAITING_DRIVES):
         record.set_drive_sim(drive.drive_id, skipped=True)
         events.append(Event("driveSkipped", {"driveId": drive.drive_id}))
-    set_state(record, J.PACKAGING, now, events)
+    set_state(record, verdict.next_state, now, events)
     record.sim.due_at = now + record.sim.return_delay
     return events
 
@@ -296,17 +312,11 @@ def ship_back(
     record: JobRecord, now: float, *, tracking_number: str, ship_date: str
 ) -> list[Event]:
     """Packaging → Completed or Closed: the drives are delivered back."""
-    any_errors = bool(record.drives_in(D.COMPLETED_MORE_INFO, D.NEVER_RECEIVED))
-    verdict = states.decide(
-        record.state,
-        Command.SHIP_BACK,
-        cancel_requested=record.cancel_requested,
-        any_errors=any_errors,
+    ended = _require(
+        record, Command.SHIP_BACK, any_errors=bool(record.drives_in(states.FAILED_DRIVES))
     )
-    if not verdict.allowed or verdict.next_state is None:
-        raise _refuse(record, Command.SHIP_BACK, verdict)
     events: list[Event] = []
-    returned = record.drives_in(D.RECEIVED, D.COMPLETED, D.COMPLETED_MORE_INFO)
+    returned = record.drives_in(states.RETURNED_DRIVES)
     for drive in returned:
         set_drive_state(record, drive, D.SHIPPED_BACK, events)
     props = record.job.properties
@@ -317,8 +327,21 @@ def ship_back(
         drive_count=len(returned),
         ship_date=ship_date,
     )
-    set_state(record, verdict.next_state, now, events)
+    set_state(record, ended, now, events)
     return events
+
+
+def delete(record: JobRecord, command: Command) -> list[Event]:
+    """The event of deleting the job by ``command`` (a customer's delete, expiry or
+    retention), or the refusal; :meth:`~worker.ledger.Ledger.delete` removes it."""
+    verdict = states.decide(record.state, command)
+    if not verdict.deletes:
+        raise InvalidJobState(
+            f"Job '{record.name}' cannot be deleted: {verdict.reason}.",
+            state=str(record.state),
+            code="DeleteNotAllowed",
+        )
+    return [Event("jobDeleted", {"reason": DELETE_REASONS[command], "state": str(record.state)})]
 
 
 def _percent(done: int, total: int) -> int:
@@ -328,7 +351,7 @@ def _percent(done: int, total: int) -> int:
 def _update_job_percent(record: JobRecord) -> None:
     total = done = 0
     for drive in record.drives:
-        if drive.state is D.NEVER_RECEIVED:
+        if drive.state is D.NEVER_RECEIVED:  # not in the datacenter: nothing to copy
             continue
         total += record.sim.drives[drive.drive_id].plan.size_bytes
         done += drive.bytes_succeeded or 0

@@ -142,6 +142,10 @@ class CommandHandler:
         it changes after its last drain would never be published."""
         self.closed = True
 
+    def open(self) -> None:
+        """Take requests again: the datacenter runs again."""
+        self.closed = False
+
     async def handle(self, op: str, payload: bytes) -> Reply:
         reply_to, correlation_id = _reply_address(payload, self.max_bytes)
         try:

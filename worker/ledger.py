@@ -23,13 +23,14 @@ from worker.record import JobRecord, clone
 from worker.status import Event, build_messages
 from worker.store import Commit, JobStore
 
-__all__ = ["Change", "Ledger", "Listener"]
+__all__ = ["SIM_NOW", "Change", "Ledger", "Listener", "stored_time"]
 
 #: Told ``(before, after)`` after every committed change; ``None`` means absent.
 Listener = Callable[[JobRecord | None, JobRecord | None], None]
 #: Applies a change to a clone of the record in place and returns its events.
 Change = Callable[[JobRecord], list[Event]]
 
+#: The metadata key under which every commit stores the simulated time.
 SIM_NOW = "sim_now"
 LAST_SEQ = "lastseq/"
 
@@ -46,6 +47,10 @@ class Ledger:
         self._listeners: list[Listener] = []
         self._outbox_ready = anyio.Event()
         self._outbox_hooks: list[Callable[[], None]] = []
+
+    def get_meta(self, key: str) -> bytes | None:
+        """Metadata committed under ``key`` (a :class:`~worker.metadata.Metadata`)."""
+        return self.store.get_meta(key)
 
     def get(self, name: str) -> JobRecord | None:
         """The committed record of ``name``; never mutate it."""
@@ -164,6 +169,11 @@ class Ledger:
         self._outbox_pending()
         for listener in self._listeners:
             listener(before, after)
+
+
+def stored_time(store: JobStore) -> float:
+    """The simulated time of the store's last commit: where a resumed run's clock starts."""
+    return float(store.get_meta(SIM_NOW) or 0.0)
 
 
 def _stamp(now: float) -> bytes:

@@ -27,35 +27,39 @@ import contextvars
 import math
 from collections import deque
 from collections.abc import Callable
+from typing import assert_never
 
 import anyio
 import structlog
 from anyio.abc import TaskStatus
 
-from worker import changes
-from worker.clock import Clock
+from worker import changes, states
+from worker.config import DatacenterConfig
 from worker.errors import InvalidJobState
 from worker.ledger import Ledger
 from worker.logs import get_logger
-from worker.model import DriveState, JobState, JobType
+from worker.model import JobType
+from worker.plan import Planner
 from worker.record import JobRecord
-from worker.service import JobService
+from worker.states import Step
 from worker.status import Event
 
 __all__ = ["DatacenterPipeline"]
 
-J = JobState
-D = DriveState
-ACTIVE = frozenset({J.SHIPPING, J.RECEIVED, J.TRANSFERRING, J.PACKAGING})
-#: The copy step: Received until a bay takes the first drive, then Transferring.
-COPYING = frozenset({J.RECEIVED, J.TRANSFERRING})
-
 log = get_logger("drivesim.pipeline")
 
 
-def _step_of(state: JobState) -> JobState:
-    """The step a state belongs to: Received and Transferring are both the copy step."""
-    return J.RECEIVED if state is J.TRANSFERRING else state
+def _datacenter_step(record: JobRecord) -> Step | None:
+    """The datacenter's step for the job, or None when it has nothing to do with it (the
+    job waits for its customer, or has ended)."""
+    step = states.step(record.state)
+    match step:
+        case Step.ARRIVAL | Step.COPY | Step.RETURN:
+            return step
+        case Step.CUSTOMER | Step.RETENTION:
+            return None
+        case _:
+            assert_never(step)
 
 
 class _Bays:
@@ -116,16 +120,18 @@ class _Transfer:
 
 
 class DatacenterPipeline:
-    """Runs every active job of the ledger through the datacenter."""
+    """Runs every job of the ledger that is in the datacenter through its steps: the
+    datacenter ``config`` says how many bays and how fast, the ``planner`` draws what
+    the datacenter makes up (an export's drives, a return's tracking number)."""
 
-    def __init__(self, service: JobService) -> None:
-        self.service = service
-        self.ledger: Ledger = service.ledger
-        self.clock: Clock = service.ledger.clock
-        self.datacenter = service.datacenter
-        self._bays = {name: _Bays(n) for name, n in self.datacenter.locations.items()}
+    def __init__(self, ledger: Ledger, config: DatacenterConfig, planner: Planner) -> None:
+        self.ledger = ledger
+        self.clock = ledger.clock
+        self.config = config
+        self.planner = planner
+        self._bays = {name: _Bays(n) for name, n in config.locations.items()}
         #: The step each active job's next move is arranged for.
-        self._steps: dict[str, JobState] = {}
+        self._steps: dict[str, Step] = {}
         #: Jobs whose next move is to be arranged once the current commit is over.
         self._soon: set[str] = set()
         #: Each job's timer (arrival, return) and each drive's (late arrival, transfer).
@@ -145,11 +151,11 @@ class DatacenterPipeline:
         self._base = contextvars.copy_context()
         self.ledger.watch(self._on_change)
         try:
-            active = [r for r in self.ledger if r.state in ACTIVE]
+            active = [r for r in self.ledger if _datacenter_step(r) is not None]
             # Interrupted transfers first: they get their bays back before any new drive.
             resumed = 0
             for record in active:
-                for drive in record.drives_in(D.TRANSFERRING):
+                for drive in record.drives_in(states.COPYING_DRIVES):
                     self._take_bay(record.name, drive.drive_id, resumed=True)
                     resumed += 1
             for record in active:
@@ -175,9 +181,10 @@ class DatacenterPipeline:
         record = after or before
         assert record is not None
         name = record.name
-        if after is None or after.state not in ACTIVE:
+        step = None if after is None else _datacenter_step(after)
+        if step is None:
             self._forget(name)
-        elif self._steps.get(name) is not _step_of(after.state) and name not in self._soon:
+        elif self._steps.get(name) is not step and name not in self._soon:
             self._soon.add(name)
             assert self._loop is not None
             self._loop.call_soon(self._call, self._advance, name, context=self._context(name))
@@ -185,19 +192,22 @@ class DatacenterPipeline:
     def _advance(self, name: str) -> None:
         self._soon.discard(name)
         record = self.ledger.get(name)
-        if record is None or record.state not in ACTIVE:
+        step = None if record is None else _datacenter_step(record)
+        if record is None or step is None:
             self._forget(name)
             return
-        step = _step_of(record.state)
         if self._steps.get(name) is step:
             return
         self._steps[name] = step
-        if step is J.SHIPPING:
-            self._timers[name] = self._at(record, self._arrive)
-        elif step is J.PACKAGING:
-            self._timers[name] = self._at(record, self._return)
-        else:
-            self._copy(record)
+        match step:
+            case Step.ARRIVAL:
+                self._timers[name] = self._at(record, self._arrive)
+            case Step.COPY:
+                self._copy(record)
+            case Step.RETURN:
+                self._timers[name] = self._at(record, self._return)
+            case _:
+                raise AssertionError(f"the pipeline has no {step} step")
 
     def _at(self, record: JobRecord, step: Callable[[str], None]) -> asyncio.TimerHandle:
         """The job's timer for ``step``, due when its record says."""
@@ -254,7 +264,7 @@ class DatacenterPipeline:
         if record.job.properties.job_type is JobType.EXPORT:
             package = record.job.properties.delivery_package
             count = 1 if package is None or package.drive_count is None else package.drive_count
-            drives = self.service.planner.export_drives(name, count)
+            drives = self.planner.export_drives(name, count)
             capacity = record.sim.export_drive_bytes
 
             def receive_export(r: JobRecord) -> list[Event]:
@@ -268,12 +278,12 @@ class DatacenterPipeline:
         """The copy step begins: every drive that came waits for a bay, late ones are due."""
         name = record.name
         record = self.ledger.update(name, lambda r: changes.settle(r, self.clock.now()))
-        if record.state not in COPYING:
+        if states.step(record.state) is not Step.COPY:
             return  # nothing to copy: the ledger's listener takes it on to Packaging
         if not record.cancel_requested:
-            for drive in record.drives_in(D.RECEIVED):
+            for drive in record.drives_in(states.WAITING_DRIVES):
                 self._take_bay(name, drive.drive_id)
-        for drive in record.drives_in(D.SPECIFIED):
+        for drive in record.drives_in(states.EXPECTED_DRIVES):
             arrives_at = record.sim.drives[drive.drive_id].arrives_at
             assert arrives_at is not None
             self._late[name, drive.drive_id] = self.clock.call_at(
@@ -340,7 +350,7 @@ class DatacenterPipeline:
         sim = record.sim.drives[drive_id]
         plan = sim.plan
         assert sim.started_at is not None
-        dc = self.datacenter
+        dc = self.config
         nominal = plan.size_bytes / dc.throughput
         transfer = _Transfer(
             name,
@@ -364,7 +374,7 @@ class DatacenterPipeline:
 
     def _schedule(self, transfer: _Transfer) -> None:
         """The timer of the transfer's next step: a checkpoint, the end, or the deadline."""
-        interval = self.datacenter.checkpoint_interval
+        interval = self.config.checkpoint_interval
         now = self.clock.now()
         left = max(0, transfer.target - transfer.copied) / transfer.rate
         transfer.last = left <= interval
@@ -382,7 +392,7 @@ class DatacenterPipeline:
     def _step(self, transfer: _Transfer) -> None:
         name, drive_id = transfer.name, transfer.drive_id
         if not transfer.cut and not transfer.last:
-            transfer.copied += int(self.datacenter.checkpoint_interval * transfer.rate)
+            transfer.copied += int(self.config.checkpoint_interval * transfer.rate)
             copied = transfer.copied
             self.ledger.update(name, lambda r: changes.checkpoint(r, drive_id, copied))
             self._schedule(transfer)
@@ -405,7 +415,7 @@ class DatacenterPipeline:
 
     def _return(self, name: str) -> None:
         del self._timers[name]
-        rng = self.service.planner.rng("return", name)
+        rng = self.planner.rng("return", name)
         tracking = f"{rng.randrange(10**11, 10**12)}"
         now = self.clock.now()
         ship_date = self.clock.isoformat(now)[:10]

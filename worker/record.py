@@ -8,16 +8,16 @@ deadlines, cancel figures) and never appears in an ARM response.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Collection
+from typing import Any
 
 import msgspec
 from msgspec.structs import replace
 
 from worker.model import DriveState, DriveStatus, JobResponse, JobState
+from worker.states import Outcome
 
-__all__ = ["DrivePlan", "DriveSim", "JobRecord", "JobSim", "Outcome", "clone", "copy_job"]
-
-Outcome = Literal["succeeded", "cancelled", "failed"]
+__all__ = ["DrivePlan", "DriveSim", "JobRecord", "JobSim", "clone", "copy_job"]
 
 
 class DrivePlan(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True, gc=False):
@@ -104,7 +104,8 @@ class JobRecord(msgspec.Struct, kw_only=True, gc=False):
                 return drive
         raise KeyError(drive_id)
 
-    def drives_in(self, *states: DriveState) -> list[DriveStatus]:
+    def drives_in(self, states: Collection[DriveState]) -> list[DriveStatus]:
+        """The drives in one of ``states``, in list order."""
         return [d for d in self.drives if d.state in states]
 
     def set_drive(self, drive: DriveStatus, **fields: Any) -> DriveStatus:

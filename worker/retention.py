@@ -15,48 +15,45 @@ import anyio
 import structlog
 from anyio.abc import TaskStatus
 
+from worker import changes, states
+from worker.config import Policy
+from worker.ledger import Ledger
 from worker.logs import get_logger
-from worker.model import JobState
 from worker.record import JobRecord
-from worker.service import DeleteReason, JobService
-from worker.states import TERMINAL
+from worker.states import Command
 
 __all__ = ["RetentionSweeper", "deletion_due"]
 
 log = get_logger("drivesim.retention")
 
 
-def deletion_due(record: JobRecord, *, retention: float, expiry: float) -> float | None:
+def deletion_due(record: JobRecord, policy: Policy) -> float | None:
     """When ``record`` is due for deletion, or None while it is in the datacenter."""
-    if record.state is JobState.CREATING:
-        return record.sim.touched_at + expiry
-    if record.state in TERMINAL:
-        assert record.sim.ended_at is not None
-        return record.sim.ended_at + retention
-    return None
+    match states.self_deletion(record.state):
+        case Command.EXPIRE:
+            return record.sim.touched_at + policy.creating_expiry
+        case Command.RETIRE:
+            assert record.sim.ended_at is not None
+            return record.sim.ended_at + policy.retention
+        case None:
+            return None
 
 
 class RetentionSweeper:
     """Deletes jobs whose retention or expiry has run out."""
 
-    def __init__(self, service: JobService) -> None:
-        self.service = service
-        self.ledger = service.ledger
-        self.clock = service.ledger.clock
-        self.policy = service.policy
+    def __init__(self, ledger: Ledger, policy: Policy) -> None:
+        self.ledger = ledger
+        self.clock = ledger.clock
+        self.policy = policy
         self._heap: list[tuple[float, str]] = []
         self._wake = anyio.Event()
-
-    def _due(self, record: JobRecord) -> float | None:
-        return deletion_due(
-            record, retention=self.policy.retention, expiry=self.policy.creating_expiry
-        )
 
     def _on_change(self, before: JobRecord | None, after: JobRecord | None) -> None:
         if after is None:
             return
-        due = self._due(after)
-        if due is not None and (before is None or self._due(before) != due):
+        due = deletion_due(after, self.policy)
+        if due is not None and (before is None or deletion_due(before, self.policy) != due):
             self._push(due, after.name)
 
     def _push(self, due: float, name: str) -> None:
@@ -66,7 +63,7 @@ class RetentionSweeper:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         for record in self.ledger:
-            due = self._due(record)
+            due = deletion_due(record, self.policy)
             if due is not None:
                 self._push(due, record.name)
         self.ledger.watch(self._on_change)
@@ -81,24 +78,22 @@ class RetentionSweeper:
             with anyio.move_on_after(delay):
                 await self._wake.wait()
             self._wake = anyio.Event()
-            await self.sweep()
+            self.sweep()
 
-    async def sweep(self) -> int:
+    def sweep(self) -> int:
         """Delete every job due by now; returns how many went."""
         now = self.clock.now()
         deleted = 0
         while self._heap and self._heap[0][0] <= now:
             due, name = heapq.heappop(self._heap)
             record = self.ledger.get(name)
-            if record is None or self._due(record) != due:
+            if record is None or deletion_due(record, self.policy) != due:
                 continue  # deleted meanwhile, or its due time moved: a newer entry stands
-            reason = (
-                DeleteReason.EXPIRED
-                if record.state is JobState.CREATING
-                else DeleteReason.RETENTION
-            )
+            command = states.self_deletion(record.state)
+            assert command is not None
+            events = changes.delete(record, command)
             with structlog.contextvars.bound_contextvars(job=name):
-                log.info("job deleted by retention", reason=str(reason))
-            await self.service.delete(name, reason=reason)
+                log.info("job deleted by retention", reason=events[0].data["reason"])
+            self.ledger.delete(name, events)
             deleted += 1
         return deleted

@@ -8,7 +8,6 @@ accepted one is committed (and so announced) before the call returns.
 from __future__ import annotations
 
 import builtins
-import enum
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,14 +31,16 @@ from worker.model import (
     JobState,
     JobType,
     ShippingInformation,
+    UpdateJobParameters,
+    UpdateJobProperties,
 )
 from worker.plan import PlanHints, Planner
 from worker.record import DriveSim, JobRecord, JobSim, copy_job
 from worker.requests import check_name, parse_put, parse_update
-from worker.states import CancelAnswer, Command
+from worker.states import CancelAnswer, Command, Verdict
 from worker.status import Event
 
-__all__ = ["CancelResult", "CreateResult", "DeleteReason", "JobService"]
+__all__ = ["CancelResult", "CreateResult", "JobService"]
 
 MAX_TOP = 100
 DATACENTER_ADDRESS = ShippingInformation(
@@ -54,12 +55,6 @@ DATACENTER_ADDRESS = ShippingInformation(
 )
 
 
-class DeleteReason(enum.StrEnum):
-    CUSTOMER = "customer"
-    EXPIRED = "expired"
-    RETENTION = "retention"
-
-
 @dataclass(frozen=True, slots=True)
 class CreateResult:
     job: JobResponse
@@ -72,6 +67,10 @@ class CancelResult:
     job: JobResponse
     #: The job's state when the request was judged (the job may have moved on since).
     state: JobState
+
+
+#: The PATCH a cancel request is.
+_CANCEL = UpdateJobParameters(properties=UpdateJobProperties(cancel_requested=True))
 
 
 class JobService:
@@ -147,13 +146,14 @@ class JobService:
             body, locations=self.datacenter.locations, max_drives=self.policy.max_drives
         )
         existing = self.ledger.get(name)
-        if existing is not None and existing.state is not JobState.CREATING:
-            raise InvalidJobState(
-                f"Job '{name}' exists in state {existing.state}; only a job in Creating can be "
-                "replaced.",
-                state=str(existing.state),
-                target="jobName",
-            )
+        if existing is not None:
+            verdict = states.decide(existing.state, Command.REPLACE)
+            if not verdict.allowed:
+                raise InvalidJobState(
+                    f"Job '{name}' exists: {verdict.reason}.",
+                    state=str(existing.state),
+                    target="jobName",
+                )
         now = self.ledger.clock.now()
         props = params.properties
         assert props.job_type is not None
@@ -161,7 +161,7 @@ class JobService:
         plan = self.planner.plan(name, props.job_type, [d.drive_id for d in drives], now, hints)
         details = msgspec.structs.replace(
             props,
-            state=JobState.CREATING,
+            state=states.INITIAL,
             cancel_requested=False,
             provisioning_state="Succeeded",
             shipping_information=DATACENTER_ADDRESS,
@@ -218,11 +218,34 @@ class JobService:
         """Jobs_Update (PATCH): change fields, ship (``state=Shipping``), or cancel."""
         record = self._record(name)
         params = parse_update(body, max_drives=self.policy.max_drives)
+        updated, _ = self._update(record, params, meta)
+        return copy_job(updated.job)
+
+    async def cancel(self, name: str, *, meta: Mapping[str, bytes] | None = None) -> CancelResult:
+        """PATCH ``cancelRequested=true``, with the answer spelt out."""
+        record = self._record(name)
+        updated, verdict = self._update(record, _CANCEL, meta)
+        assert verdict is not None
+        assert verdict.cancel is not None
+        return CancelResult(answer=verdict.cancel, job=copy_job(updated.job), state=record.state)
+
+    async def delete(self, name: str, *, meta: Mapping[str, bytes] | None = None) -> None:
+        """Jobs_Delete: only a job in Creating or Completed."""
+        record = self._record(name)
+        self.ledger.delete(name, changes.delete(record, Command.DELETE), meta)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _update(
+        self, record: JobRecord, params: UpdateJobParameters, meta: Mapping[str, bytes] | None
+    ) -> tuple[JobRecord, Verdict | None]:
+        """Judge a PATCH against the committed ``record``, then commit it; returns the
+        record as committed and the cancel verdict, if the PATCH asked to cancel."""
+        name = record.name
         props = params.properties
         fields = _fields_set(props)
         state = record.state
-        allowed = states.UPDATABLE_FIELDS[state]
-        refused = sorted(f for f in fields if f not in allowed)
+        refused = sorted(f for f in fields if f not in states.UPDATABLE_FIELDS[state])
         if refused:
             raise InvalidJobState(
                 f"Job '{name}' is in state {state}: {', '.join(refused)} can no longer change.",
@@ -233,20 +256,20 @@ class JobService:
             raise ValidationError(
                 "An export job takes no driveList.", target="properties.driveList"
             )
-        shipping = props is not None and props.state == "Shipping"
-        if shipping:
-            self._check_ship(record, props)
-        cancelling = props is not None and props.cancel_requested is True
-        if cancelling:
+        ship = None
+        if props is not None and props.state == "Shipping":
+            ship = self._judge_ship(record, props)
+        cancel = None
+        if props is not None and props.cancel_requested is True:
             # Shipping first, so a PATCH that ships and cancels is judged in Shipping.
-            after_ship = JobState.SHIPPING if shipping and state is JobState.CREATING else state
-            verdict = states.decide_cancel(
-                after_ship, record.cancel_requested, self.policy.cancel_window
+            judged = state if ship is None or ship.next_state is None else ship.next_state
+            cancel = states.decide_cancel(
+                judged, record.cancel_requested, self.policy.cancel_window
             )
-            if not verdict.allowed:
+            if not cancel.allowed:
                 raise InvalidJobState(
-                    f"Job '{name}' cannot be cancelled: {verdict.reason}.",
-                    state=str(after_ship),
+                    f"Job '{name}' cannot be cancelled: {cancel.reason}.",
+                    state=str(judged),
                     code="CancelTooLate",
                     target="properties.cancelRequested",
                 )
@@ -268,56 +291,21 @@ class JobService:
             if fields:
                 _apply_fields(rec, props, new_plans)
                 events.append(Event("jobUpdated", {"fields": sorted(fields)}))
-            if rec.state is JobState.CREATING and (fields or params.tags is not None):
-                # An update that changes something restarts the 14-day expiry; a PATCH that
-                # changes nothing (``state: ""``, ``cancelRequested: false``) is a no-op.
+            if (fields or params.tags is not None) and states.restarts_expiry(rec.state):
+                # A PATCH that changes nothing (``state: ""``, ``cancelRequested: false``)
+                # is a no-op and restarts nothing.
                 rec.sim.touched_at = now
-            if shipping and rec.state is JobState.CREATING:
+            if ship is not None:
                 events += changes.ship(
-                    rec, now, lost_package_after=self.datacenter.lost_package_after
+                    rec, now, ship, lost_package_after=self.datacenter.lost_package_after
                 )
-            if cancelling:
-                events += changes.cancel(rec, now, self.policy.cancel_window)
-            if cancelling or shipping:
+            if cancel is not None:
+                events += changes.cancel(rec, now, cancel)
+            if cancel is not None or ship is not None:
                 events += changes.settle(rec, now)
             return events
 
-        return copy_job(self.ledger.update(name, change, meta).job)
-
-    async def cancel(self, name: str, *, meta: Mapping[str, bytes] | None = None) -> CancelResult:
-        """PATCH ``cancelRequested=true``, with the answer spelt out."""
-        before = self._record(name)
-        already, state = before.cancel_requested, before.state
-        job = await self.update(name, {"properties": {"cancelRequested": True}}, meta=meta)
-        answer = CancelAnswer.ALREADY_REQUESTED if already else CancelAnswer.ACCEPTED
-        return CancelResult(answer=answer, job=job, state=state)
-
-    async def delete(
-        self,
-        name: str,
-        *,
-        reason: DeleteReason = DeleteReason.CUSTOMER,
-        meta: Mapping[str, bytes] | None = None,
-    ) -> None:
-        """Jobs_Delete for customers (Creating or Completed only); also expiry and retention."""
-        record = self._record(name)
-        command = {
-            DeleteReason.CUSTOMER: Command.DELETE,
-            DeleteReason.EXPIRED: Command.EXPIRE,
-            DeleteReason.RETENTION: Command.RETIRE,
-        }[reason]
-        verdict = states.decide(record.state, command)
-        if not verdict.allowed:
-            raise InvalidJobState(
-                f"Job '{name}' cannot be deleted: {verdict.reason}.",
-                state=str(record.state),
-                code="DeleteNotAllowed",
-            )
-        self.ledger.delete(
-            name, [Event("jobDeleted", {"reason": str(reason), "state": str(record.state)})], meta
-        )
-
-    # -- helpers -------------------------------------------------------------------------
+        return self.ledger.update(name, change, meta), cancel
 
     def _record(self, name: str) -> JobRecord:
         record = self.ledger.get(name) if isinstance(name, str) else None
@@ -335,7 +323,9 @@ class JobService:
             f"/providers/Microsoft.ImportExport/jobs/{name}"
         )
 
-    def _check_ship(self, record: JobRecord, props: Any) -> None:
+    def _judge_ship(self, record: JobRecord, props: UpdateJobProperties) -> Verdict:
+        """The verdict on moving the job to Shipping, with what shipping needs given now or
+        earlier; raises the refusal."""
         verdict = states.decide(record.state, Command.SHIP)
         if not verdict.allowed:
             raise InvalidJobState(
@@ -369,6 +359,7 @@ class JobService:
                     f"deliveryPackage.driveCount must be 1 to {self.policy.max_drives}.",
                     target="properties.deliveryPackage.driveCount",
                 )
+        return verdict
 
 
 _UPDATE_FIELDS = {

@@ -17,10 +17,10 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
-from worker.broker import BrokerConfig
 from worker.clock import DEFAULT_EPOCH, parse_duration
 from worker.config import DatacenterConfig, Policy, Range
 from worker.errors import ConfigError
+from worker.mqtt.broker import BrokerConfig
 from worker.plan import PlanHints
 from worker.requests import NAME
 from worker.states import CancelWindow

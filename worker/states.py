@@ -1,8 +1,12 @@
-"""The job and drive state machine: tables and small pure functions.
+"""The job and drive state machine: every rule, as tables, and the verdicts read from them.
 
-Everything that decides whether a job or drive may move lives here. No I/O, no clock,
-no logging: callers pass the facts in and get a verdict out. The same tables are what the
-invariant checker replays a status stream against.
+Everything that decides whether a job or a drive may move, what the datacenter does with
+a job in each state and what a customer may still ask lives in this module, and only here
+(h11's rule for its own state machine). No I/O, no clock, no logging: callers pass the
+facts in and get a verdict out. The same tables are what the invariant checker replays a
+status stream against. The tables are checked against each other when the module is
+imported (:func:`check_tables`), so a state added to :class:`~worker.model.JobState`
+without its rules fails at once.
 
 Choices where the public sources are silent (see ``docs/lifecycle.md``):
 
@@ -21,33 +25,104 @@ Choices where the public sources are silent (see ``docs/lifecycle.md``):
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from worker.model import DriveState, JobState
 
 __all__ = [
     "AFTER_COPY",
     "CANCEL_WINDOWS",
+    "COPYING_DRIVES",
     "DELETABLE",
     "DRIVE_TRANSITIONS",
+    "EXPECTED_DRIVES",
+    "FAILED_DRIVES",
+    "GONE",
+    "INITIAL",
     "JOB_TRANSITIONS",
+    "REFUSED_AFTER_CANCEL",
+    "RETURNED_DRIVES",
+    "RULES",
+    "STEPS",
     "TERMINAL",
     "UPDATABLE_FIELDS",
+    "WAITING_DRIVES",
     "CancelAnswer",
     "CancelWindow",
     "Command",
+    "InvalidDefinition",
+    "Outcome",
+    "Step",
     "Verdict",
+    "check_tables",
+    "copy_step_over",
     "decide",
     "decide_cancel",
     "final_state",
     "is_legal_drive_transition",
     "is_legal_job_transition",
+    "outcome",
+    "restarts_expiry",
+    "self_deletion",
+    "step",
 ]
 
 J = JobState
 D = DriveState
 
+
+class Command(enum.StrEnum):
+    """Everything that can happen to a job, from the customer or the datacenter."""
+
+    # the customer
+    REPLACE = "replace"
+    SHIP = "ship"
+    CANCEL = "cancel"
+    DELETE = "delete"
+    # the datacenter
+    RECEIVE = "receive"
+    LOSE_PACKAGE = "lose-package"
+    RECEIVE_LATE_DRIVE = "receive-late-drive"
+    START_TRANSFER = "start-transfer"
+    FINISH_COPY = "finish-copy"
+    SHIP_BACK = "ship-back"
+    EXPIRE = "expire"
+    RETIRE = "retire"
+
+
+class Step(enum.Enum):
+    """What the datacenter does with a job in a state."""
+
+    #: Nothing: the job waits for its customer (to ship it, or until it expires).
+    CUSTOMER = "customer"
+    #: The package is with the carrier: it arrives, or is lost, when it is due.
+    ARRIVAL = "arrival"
+    #: The drives are received, wait for a bay and are copied.
+    COPY = "copy"
+    #: The drives are packed and delivered back when they are due.
+    RETURN = "return"
+    #: Nothing: the job has ended and waits for retention to delete it.
+    RETENTION = "retention"
+
+
+class _Gone(enum.Enum):
+    GONE = "gone"
+
+
+#: Where a deleting command leads: the job is removed, with its retained status.
+GONE: Literal[_Gone.GONE] = _Gone.GONE
+
+C = Command
+S = Step
+
+# -- The tables: check them against Microsoft's state table (docs/lifecycle.md) ------------
+
+#: The state Put Job creates a job in.
+INITIAL: JobState = J.CREATING
+
+#: The documented job transitions (staying put is not a transition).
 JOB_TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
     J.CREATING: frozenset({J.SHIPPING, J.COMPLETED}),
     J.SHIPPING: frozenset({J.RECEIVED, J.CLOSED}),
@@ -58,28 +133,76 @@ JOB_TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
     J.CLOSED: frozenset(),
 }
 
-DRIVE_TRANSITIONS: Mapping[DriveState, frozenset[DriveState]] = {
-    D.SPECIFIED: frozenset({D.RECEIVED, D.NEVER_RECEIVED}),
-    D.RECEIVED: frozenset({D.TRANSFERRING, D.SHIPPED_BACK}),
-    D.NEVER_RECEIVED: frozenset({D.RECEIVED}),
-    D.TRANSFERRING: frozenset({D.COMPLETED, D.COMPLETED_MORE_INFO}),
-    D.COMPLETED: frozenset({D.SHIPPED_BACK}),
-    D.COMPLETED_MORE_INFO: frozenset({D.SHIPPED_BACK}),
-    D.SHIPPED_BACK: frozenset(),
+#: What the datacenter does with a job in each state.
+STEPS: Mapping[JobState, Step] = {
+    J.CREATING: S.CUSTOMER,
+    J.SHIPPING: S.ARRIVAL,
+    J.RECEIVED: S.COPY,
+    J.TRANSFERRING: S.COPY,
+    J.PACKAGING: S.RETURN,
+    J.COMPLETED: S.RETENTION,
+    J.CLOSED: S.RETENTION,
 }
 
-#: States a job never leaves (it can only be deleted from them).
-TERMINAL: frozenset[JobState] = frozenset({J.COMPLETED, J.CLOSED})
+#: What each command does in each state: the state the job is in afterwards (its own
+#: state if it stays), or :data:`GONE`. A command missing from a state's row is refused.
+#: Ship-back ends ``Closed`` instead when a drive failed (:func:`final_state`); a cancel
+#: is refused outside the policy's window (:data:`CANCEL_WINDOWS`).
+RULES: Mapping[JobState, Mapping[Command, JobState | Literal[_Gone.GONE]]] = {
+    J.CREATING: {
+        C.REPLACE: J.CREATING,
+        C.SHIP: J.SHIPPING,
+        C.CANCEL: J.COMPLETED,  # nothing shipped: done at once
+        C.DELETE: GONE,
+        C.EXPIRE: GONE,
+    },
+    J.SHIPPING: {
+        C.SHIP: J.SHIPPING,  # new tracking details
+        C.CANCEL: J.SHIPPING,
+        C.RECEIVE: J.RECEIVED,
+        C.LOSE_PACKAGE: J.CLOSED,
+    },
+    J.RECEIVED: {
+        C.CANCEL: J.RECEIVED,
+        C.RECEIVE_LATE_DRIVE: J.RECEIVED,
+        C.START_TRANSFER: J.TRANSFERRING,
+        C.FINISH_COPY: J.PACKAGING,
+    },
+    J.TRANSFERRING: {
+        C.CANCEL: J.TRANSFERRING,
+        C.RECEIVE_LATE_DRIVE: J.TRANSFERRING,
+        C.START_TRANSFER: J.TRANSFERRING,
+        C.FINISH_COPY: J.PACKAGING,
+    },
+    J.PACKAGING: {C.SHIP_BACK: J.COMPLETED},
+    J.COMPLETED: {C.DELETE: GONE, C.RETIRE: GONE},
+    J.CLOSED: {C.RETIRE: GONE},
+}
 
-#: States that end the copy step: drives still waiting then never start, and an accepted
-#: cancel has taken effect once the job enters one.
-AFTER_COPY: frozenset[JobState] = frozenset({J.PACKAGING, *TERMINAL})
+#: What an accepted cancel refuses from then on: best effort, so nothing new starts.
+REFUSED_AFTER_CANCEL: frozenset[Command] = frozenset({C.START_TRANSFER})
 
-#: States in which the customer may delete a job (Jobs_Delete: "Creating or Completed").
-DELETABLE: frozenset[JobState] = frozenset({J.CREATING, J.COMPLETED})
+
+class CancelWindow(enum.StrEnum):
+    """When a cancel request is still honoured: the three documented generations."""
+
+    #: Classic REST docs: "before it is in the Packaging state" (the default).
+    BEFORE_PACKAGING = "before-packaging"
+    #: Service FAQ: "when its status is Creating or Shipping".
+    CREATING_OR_SHIPPING = "creating-or-shipping"
+    #: Portal docs: "You can only cancel a job while it's in Creating state".
+    CREATING_ONLY = "creating-only"
+
+
+#: The states each window accepts a cancel in.
+CANCEL_WINDOWS: Mapping[CancelWindow, frozenset[JobState]] = {
+    CancelWindow.BEFORE_PACKAGING: frozenset({J.CREATING, J.SHIPPING, J.RECEIVED, J.TRANSFERRING}),
+    CancelWindow.CREATING_OR_SHIPPING: frozenset({J.CREATING, J.SHIPPING}),
+    CancelWindow.CREATING_ONLY: frozenset({J.CREATING}),
+}
 
 #: Fields a PATCH may change, by state. ``state`` and ``cancelRequested`` have rules of
-#: their own; ``tags`` may change in any state.
+#: their own (ship and cancel); ``tags`` may change in any state.
 UPDATABLE_FIELDS: Mapping[JobState, frozenset[str]] = {
     J.CREATING: frozenset(
         {
@@ -101,23 +224,44 @@ UPDATABLE_FIELDS: Mapping[JobState, frozenset[str]] = {
     J.CLOSED: frozenset(),
 }
 
-
-class CancelWindow(enum.StrEnum):
-    """When a cancel request is still honoured: the three documented generations."""
-
-    #: Classic REST docs: "before it is in the Packaging state" (the default).
-    BEFORE_PACKAGING = "before-packaging"
-    #: Service FAQ: "when its status is Creating or Shipping".
-    CREATING_OR_SHIPPING = "creating-or-shipping"
-    #: Portal docs: "You can only cancel a job while it's in Creating state".
-    CREATING_ONLY = "creating-only"
-
-
-CANCEL_WINDOWS: Mapping[CancelWindow, frozenset[JobState]] = {
-    CancelWindow.BEFORE_PACKAGING: frozenset({J.CREATING, J.SHIPPING, J.RECEIVED, J.TRANSFERRING}),
-    CancelWindow.CREATING_OR_SHIPPING: frozenset({J.CREATING, J.SHIPPING}),
-    CancelWindow.CREATING_ONLY: frozenset({J.CREATING}),
+#: The documented drive transitions: a skipped drive goes back from Received; a drive
+#: that was never received may still turn up.
+DRIVE_TRANSITIONS: Mapping[DriveState, frozenset[DriveState]] = {
+    D.SPECIFIED: frozenset({D.RECEIVED, D.NEVER_RECEIVED}),
+    D.RECEIVED: frozenset({D.TRANSFERRING, D.SHIPPED_BACK}),
+    D.NEVER_RECEIVED: frozenset({D.RECEIVED}),
+    D.TRANSFERRING: frozenset({D.COMPLETED, D.COMPLETED_MORE_INFO}),
+    D.COMPLETED: frozenset({D.SHIPPED_BACK}),
+    D.COMPLETED_MORE_INFO: frozenset({D.SHIPPED_BACK}),
+    D.SHIPPED_BACK: frozenset(),
 }
+
+#: Drives in a bay: a cancel lets them finish.
+COPYING_DRIVES: frozenset[DriveState] = frozenset({D.TRANSFERRING})
+#: Drives received and waiting for a bay: after a cancel they never start.
+WAITING_DRIVES: frozenset[DriveState] = frozenset({D.RECEIVED})
+#: Drives not received yet: once the package is in, the late ones still on their way.
+EXPECTED_DRIVES: frozenset[DriveState] = frozenset({D.SPECIFIED})
+#: Drives the datacenter holds at the end, and ships back.
+RETURNED_DRIVES: frozenset[DriveState] = frozenset({D.RECEIVED, D.COMPLETED, D.COMPLETED_MORE_INFO})
+#: Drives that close an uncancelled job instead of completing it.
+FAILED_DRIVES: frozenset[DriveState] = frozenset({D.COMPLETED_MORE_INFO, D.NEVER_RECEIVED})
+
+# -- Read from the tables --------------------------------------------------------------
+
+#: States a job never leaves (it can only be deleted from them).
+TERMINAL: frozenset[JobState] = frozenset(s for s, step in STEPS.items() if step is S.RETENTION)
+
+#: States past the copy step: drives still waiting then never start, and an accepted
+#: cancel has taken effect once the job enters one.
+AFTER_COPY: frozenset[JobState] = frozenset(
+    s for s, step in STEPS.items() if step in (S.RETURN, S.RETENTION)
+)
+
+#: States in which the customer may delete a job (Jobs_Delete: "Creating or Completed").
+DELETABLE: frozenset[JobState] = frozenset(s for s, row in RULES.items() if C.DELETE in row)
+
+Outcome = Literal["succeeded", "cancelled", "failed"]
 
 
 class CancelAnswer(enum.StrEnum):
@@ -128,32 +272,21 @@ class CancelAnswer(enum.StrEnum):
     TOO_LATE = "rejected-too-late"
 
 
-class Command(enum.StrEnum):
-    """Everything that can happen to a job, from the customer or the datacenter."""
-
-    # customer
-    SHIP = "ship"
-    CANCEL = "cancel"
-    DELETE = "delete"
-    # datacenter
-    RECEIVE = "receive"
-    LOSE_PACKAGE = "lose-package"
-    START_TRANSFER = "start-transfer"
-    FINISH_COPY = "finish-copy"
-    SHIP_BACK = "ship-back"
-    EXPIRE = "expire"
-    RETIRE = "retire"
-
-
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """What a command does in a state: allowed or not, the next state, and why not."""
+    """What a command does in a state: allowed or not, the state the job is in afterwards
+    (its own if it stays; None if refused or deleted), and why not."""
 
     allowed: bool
     next_state: JobState | None = None
     deletes: bool = False
     reason: str = ""
     cancel: CancelAnswer | None = None
+
+
+def step(state: JobState) -> Step:
+    """What the datacenter does with a job in ``state``."""
+    return STEPS[state]
 
 
 def is_legal_job_transition(old: JobState, new: JobState) -> bool:
@@ -169,10 +302,10 @@ def is_legal_drive_transition(old: DriveState, new: DriveState) -> bool:
 def decide_cancel(state: JobState, cancel_requested: bool, window: CancelWindow) -> Verdict:
     """Answer a cancel request: accepted, already requested, or too late naming the state."""
     if cancel_requested:
-        return Verdict(True, cancel=CancelAnswer.ALREADY_REQUESTED)
+        return Verdict(True, next_state=state, cancel=CancelAnswer.ALREADY_REQUESTED)
     if state in CANCEL_WINDOWS[window]:
-        # Nothing has shipped yet: the job is done at once.
-        next_state = J.COMPLETED if state is J.CREATING else None
+        next_state = RULES[state][C.CANCEL]
+        assert next_state is not GONE
         return Verdict(True, next_state=next_state, cancel=CancelAnswer.ACCEPTED)
     return Verdict(
         False,
@@ -188,8 +321,12 @@ def final_state(*, cancelled: bool, any_errors: bool) -> JobState:
     return J.CLOSED if any_errors else J.COMPLETED
 
 
-def _refuse(state: JobState, what: str) -> Verdict:
-    return Verdict(False, reason=f"cannot {what} a job in state {state}")
+def outcome(state: JobState, *, cancelled: bool) -> Outcome:
+    """How a job that ended in ``state`` went. Closed wins: a cancelled job whose package
+    was lost still ended with errors."""
+    if state is J.CLOSED:
+        return "failed"
+    return "cancelled" if cancelled else "succeeded"
 
 
 def decide(
@@ -205,67 +342,123 @@ def decide(
     ``cancel_requested`` and ``any_errors`` are the two facts beyond the state that
     change an answer: a requested cancel stops new transfers and decides the final state.
     """
-    match command:
-        case Command.CANCEL:
-            return decide_cancel(state, cancel_requested, window)
-        case Command.SHIP:
-            if state is J.SHIPPING:
-                return Verdict(True)  # already shipping: tracking details may change
-            if state is J.CREATING:
-                return Verdict(True, next_state=J.SHIPPING)
-            return _refuse(state, "ship")
-        case Command.DELETE:
-            if state in DELETABLE:
-                return Verdict(True, deletes=True)
+    if command is C.CANCEL:
+        return decide_cancel(state, cancel_requested, window)
+    next_state = RULES[state].get(command)
+    if next_state is None:
+        if command is C.DELETE:
             return Verdict(
                 False, reason=f"only jobs in Creating or Completed can be deleted; it is {state}"
             )
-        case Command.RECEIVE:
-            if state is J.SHIPPING:
-                return Verdict(True, next_state=J.RECEIVED)
-            return _refuse(state, "receive")
-        case Command.LOSE_PACKAGE:
-            if state is J.SHIPPING:
-                return Verdict(True, next_state=J.CLOSED)
-            return _refuse(state, "close for a lost package")
-        case Command.START_TRANSFER:
-            if cancel_requested:
-                return Verdict(False, reason="cancel requested: no new drive starts")
-            if state in (J.RECEIVED, J.TRANSFERRING):
-                return Verdict(True, next_state=J.TRANSFERRING)
-            return _refuse(state, "start a transfer of")
-        case Command.FINISH_COPY:
-            if state in (J.RECEIVED, J.TRANSFERRING):
-                return Verdict(True, next_state=J.PACKAGING)
-            return _refuse(state, "finish copying")
-        case Command.SHIP_BACK:
-            if state is J.PACKAGING:
-                nxt = final_state(cancelled=cancel_requested, any_errors=any_errors)
-                return Verdict(True, next_state=nxt)
-            return _refuse(state, "ship back")
-        case Command.EXPIRE:
-            if state is J.CREATING:
-                return Verdict(True, deletes=True)
-            return _refuse(state, "expire")
-        case Command.RETIRE:
-            if state in TERMINAL:
-                return Verdict(True, deletes=True)
-            return _refuse(state, "retire")
+        return Verdict(False, reason=f"cannot {_ACTIONS[command]} a job in state {state}")
+    if cancel_requested and command in REFUSED_AFTER_CANCEL:
+        return Verdict(False, reason="cancel requested: nothing new starts")
+    if next_state is GONE:
+        return Verdict(True, deletes=True)
+    if command is C.SHIP_BACK:
+        next_state = final_state(cancelled=cancel_requested, any_errors=any_errors)
+    return Verdict(True, next_state=next_state)
 
 
-def _check_tables() -> None:
-    """Every state is reachable from the start and every non-terminal state can move on."""
-    reachable = {J.CREATING}
-    frontier = [J.CREATING]
+#: How a refusal names each command.
+_ACTIONS: Mapping[Command, str] = {
+    C.REPLACE: "replace",
+    C.SHIP: "ship",
+    C.CANCEL: "cancel",
+    C.DELETE: "delete",
+    C.RECEIVE: "receive",
+    C.LOSE_PACKAGE: "close for a lost package",
+    C.RECEIVE_LATE_DRIVE: "receive a late drive of",
+    C.START_TRANSFER: "start a transfer of",
+    C.FINISH_COPY: "finish copying",
+    C.SHIP_BACK: "ship back",
+    C.EXPIRE: "expire",
+    C.RETIRE: "retire",
+}
+
+
+def copy_step_over(drives: Iterable[DriveState], *, cancel_requested: bool) -> bool:
+    """Whether the copy step is over: no drive copies or is still expected, and none waits
+    for a bay, unless a cancel means those never start. A late drive is waited for even
+    after a cancel: it must be received to be shipped back."""
+    states = set(drives)
+    if states & (COPYING_DRIVES | EXPECTED_DRIVES):
+        return False
+    return cancel_requested or not states & WAITING_DRIVES
+
+
+def restarts_expiry(state: JobState) -> bool:
+    """Whether an update that changes something restarts the job's expiry: in the states
+    where a job expires (Creating: "keeps it Creating and resets the 2-week timer")."""
+    return C.EXPIRE in RULES[state]
+
+
+def self_deletion(state: JobState) -> Literal[Command.EXPIRE, Command.RETIRE] | None:
+    """How the service deletes a job in ``state`` by itself: it expires (counted from its
+    last update) or is retired (counted from its end); None while it is in the datacenter."""
+    row = RULES[state]
+    if C.EXPIRE in row:
+        return C.EXPIRE
+    if C.RETIRE in row:
+        return C.RETIRE
+    return None
+
+
+class InvalidDefinition(AssertionError):
+    """The tables contradict each other (raised when the module is imported)."""
+
+
+def check_tables(
+    *,
+    transitions: Mapping[JobState, Collection[JobState]] = JOB_TRANSITIONS,
+    steps: Mapping[JobState, Step] = STEPS,
+    rules: Mapping[JobState, Mapping[Command, JobState | Literal[_Gone.GONE]]] = RULES,
+    windows: Mapping[CancelWindow, Collection[JobState]] = CANCEL_WINDOWS,
+    updatable: Mapping[JobState, Collection[str]] = UPDATABLE_FIELDS,
+    drives: Mapping[DriveState, Collection[DriveState]] = DRIVE_TRANSITIONS,
+) -> None:
+    """Raise :class:`InvalidDefinition` unless the tables agree: every state has its row in
+    each table, every state is reachable, a state is terminal iff it has no way out, every
+    command leads along a documented transition, every documented transition is made by a
+    command, and every cancel window lies inside the states a cancel is possible in."""
+
+    def require(condition: bool, problem: str) -> None:
+        if not condition:
+            raise InvalidDefinition(problem)
+
+    everyone = set(JobState)
+    for name, table in (
+        ("JOB_TRANSITIONS", transitions),
+        ("STEPS", steps),
+        ("RULES", rules),
+        ("UPDATABLE_FIELDS", updatable),
+    ):
+        missing = everyone - set(table)
+        require(not missing, f"{name} has no row for {', '.join(sorted(missing))}")
+    require(set(drives) == set(DriveState), "DRIVE_TRANSITIONS has no row for every drive state")
+    reachable, frontier = {INITIAL}, [INITIAL]
     while frontier:
-        for nxt in JOB_TRANSITIONS[frontier.pop()]:
+        for nxt in transitions[frontier.pop()]:
             if nxt not in reachable:
                 reachable.add(nxt)
                 frontier.append(nxt)
-    assert reachable == set(JobState), f"unreachable job states: {set(JobState) - reachable}"
-    for state, targets in JOB_TRANSITIONS.items():
-        assert bool(targets) != (state in TERMINAL), f"{state}: terminal iff no way out"
-    assert set(DRIVE_TRANSITIONS) == set(DriveState)
+    require(reachable == everyone, f"unreachable job states: {everyone - reachable}")
+    made: set[tuple[JobState, JobState]] = set()
+    for state, row in rules.items():
+        terminal = steps[state] is S.RETENTION
+        require(terminal != bool(transitions[state]), f"{state}: terminal iff no way out")
+        for command, target in row.items():
+            if target is GONE:
+                continue
+            ends = {J.COMPLETED, J.CLOSED} if command is C.SHIP_BACK else {target}
+            for end in ends - {state}:
+                require(end in transitions[state], f"{command} in {state}: {state} -> {end}")
+                made.add((state, end))
+    documented = {(old, new) for old, targets in transitions.items() for new in targets}
+    require(made == documented, f"transitions no command makes: {sorted(documented - made)}")
+    cancellable = {s for s, row in rules.items() if C.CANCEL in row}
+    for window, accepted in windows.items():
+        require(set(accepted) <= cancellable, f"window {window} accepts a cancel RULES refuses")
 
 
-_check_tables()
+check_tables()

@@ -19,7 +19,7 @@ from bench.simpy_reference import run_reference
 from simulator.history import History
 from simulator.runner import run_scenario
 from simulator.scenario import load_scenario
-from worker.store import MemoryStore
+from worker.memory_store import MemoryStore
 
 LOAD_SMALL = str(Path(__file__).parents[2] / "configs" / "load-small.toml")
 

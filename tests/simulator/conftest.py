@@ -13,7 +13,7 @@ from simulator.invariants import check_run
 from simulator.report import build_report
 from simulator.runner import RunResult, run_scenario
 from simulator.scenario import Scenario, load_scenario
-from worker.store import MemoryStore
+from worker.memory_store import MemoryStore
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 

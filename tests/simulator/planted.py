@@ -35,7 +35,7 @@ from typing import Any, TypeVar, cast
 from simulator.cli import main
 from worker import changes
 from worker.errors import PublishError
-from worker.mqtt import MqttLink
+from worker.mqtt.link import MqttLink
 from worker.record import JobRecord
 from worker.status import PREFIX, Event, StatusMessage
 

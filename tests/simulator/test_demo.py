@@ -27,10 +27,10 @@ from simulator.processes import Mosquitto
 from simulator.report import cancel_figures
 from simulator.runner import RunResult, run_scenario
 from tests.pictures import screenshot_colours
+from worker.memory_store import MemoryStore
 from worker.model import JobState
 from worker.states import CANCEL_WINDOWS, CancelWindow
 from worker.status import PREFIX
-from worker.store import MemoryStore
 
 DAY = 86_400.0
 ROOT = Path(__file__).parents[2]

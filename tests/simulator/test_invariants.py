@@ -17,8 +17,8 @@ from simulator.history import History
 from simulator.invariants import check_run
 from simulator.runner import RunResult, run_scenario
 from simulator.scenario import load_scenario, parse_scenario
+from worker.memory_store import MemoryStore
 from worker.status import StatusMessage
-from worker.store import MemoryStore
 
 CONFIG = Path(__file__).parents[2] / "configs" / "cancel-mid-transfer.toml"
 

@@ -10,7 +10,7 @@ from simulator.progress import RunProgress
 from simulator.runner import run_scenario
 from simulator.scenario import parse_scenario
 from worker.clock import DEFAULT_EPOCH
-from worker.store import MemoryStore
+from worker.memory_store import MemoryStore
 
 SCENARIO = {
     "name": "p",

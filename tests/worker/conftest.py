@@ -6,8 +6,7 @@ Test modules take what is shared from fixtures, except the plain record factory
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +15,14 @@ import pytest
 
 from worker import (
     Clock,
+    Datacenter,
     DatacenterConfig,
-    DatacenterPipeline,
     JobService,
     JobStore,
-    Ledger,
     MemoryBus,
     MemoryStore,
-    OutboxRelay,
     Planner,
     Policy,
-    RetentionSweeper,
     SQLiteStore,
     virtual_loop,
 )
@@ -124,29 +120,40 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
     job_store.close()
 
 
-def _make_service(
+def _make_datacenter(
     store: JobStore | None = None,
     *,
     datacenter: DatacenterConfig | None = None,
     policy: Policy | None = None,
     seed: int = 7,
     clock: Clock | None = None,
-) -> JobService:
-    ledger = Ledger(store if store is not None else MemoryStore(), clock or Clock())
-    planner = Planner(datacenter or DatacenterConfig(), seed=seed)
-    return JobService(ledger, planner, policy=policy)
+) -> Datacenter:
+    return Datacenter(
+        store if store is not None else MemoryStore(),
+        clock=clock or Clock(),
+        planner=Planner(datacenter or DatacenterConfig(), seed=seed),
+        policy=policy,
+    )
+
+
+@pytest.fixture
+def make_datacenter() -> Callable[..., Datacenter]:
+    """``make_datacenter(store=None, *, datacenter=None, policy=None, seed=7, clock=None)``:
+    a datacenter, not running, over the store (default: a new in-memory one)."""
+    return _make_datacenter
 
 
 @pytest.fixture
 def make_service() -> Callable[..., JobService]:
-    """``make_service(store=None, *, datacenter=None, policy=None, seed=7, clock=None)``."""
-    return _make_service
+    """``make_service(...)``: the service of ``make_datacenter(...)``, for tests that never
+    run the datacenter."""
+    return lambda *args, **kwargs: _make_datacenter(*args, **kwargs).service
 
 
 @pytest.fixture
 def service(store: JobStore) -> JobService:
     """A service with the default datacenter and policy over the parametrized store."""
-    return _make_service(store)
+    return _make_datacenter(store).service
 
 
 def _contents(subject: JobService | JobStore) -> object:
@@ -170,35 +177,25 @@ def contents() -> Callable[[JobService | JobStore], object]:
     return _contents
 
 
-@asynccontextmanager
-async def _running(service: JobService, bus: MemoryBus) -> AsyncIterator[None]:
-    async with anyio.create_task_group() as tg:
-        await tg.start(OutboxRelay(service.ledger, bus).run)
-        await tg.start(DatacenterPipeline(service).run)
-        await tg.start(RetentionSweeper(service).run)
-        yield
-        tg.cancel_scope.cancel()
-
-
-def _run_datacenter(service: JobService, scenario: Scenario) -> MemoryBus:
+def _run_datacenter(datacenter: Datacenter, scenario: Scenario) -> MemoryBus:
     bus = MemoryBus()
 
     async def main() -> None:
         # Bind the clock to the loop's start, so simulated time is loop time from here on
         # (the clock binds on its first now(); see test_clock for sleeps before that).
-        service.ledger.clock.now()
-        async with _running(service, bus):
+        datacenter.clock.now()
+        async with datacenter.running(bus):
             await scenario(bus)
-        await OutboxRelay(service.ledger, bus).drain()
 
     anyio.run(main, backend="asyncio", backend_options={"loop_factory": virtual_loop})
     return bus
 
 
 @pytest.fixture
-def run_datacenter() -> Callable[[JobService, Scenario], MemoryBus]:
-    """``run_datacenter(service, scenario)``: run ``scenario(bus)`` in virtual time while the
-    real pipeline, retention sweeper and outbox relay run; returns the bus afterwards."""
+def run_datacenter() -> Callable[[Datacenter, Scenario], MemoryBus]:
+    """``run_datacenter(datacenter, scenario)``: run ``scenario(bus)`` in virtual time while
+    the datacenter runs (its pipeline, retention sweeper and outbox relay); returns the bus
+    afterwards, with everything committed delivered."""
     return _run_datacenter
 
 

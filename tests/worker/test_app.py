@@ -18,8 +18,8 @@ from simulator.observer import Observer, Received
 from simulator.processes import Mosquitto, WorkerProcess
 from simulator.proxy import FaultProxy
 from tests.worker_process import worker_process
-from worker.broker import BrokerConfig
 from worker.model import to_builtins
+from worker.mqtt.broker import BrokerConfig
 from worker.sqlite_store import SQLiteStore
 from worker.status import PREFIX
 

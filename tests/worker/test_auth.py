@@ -16,17 +16,17 @@ import pytest
 from simulator.client import JobsClient
 from simulator.observer import Observer
 from simulator.processes import Mosquitto
-from worker.broker import BrokerConfig
-from worker.bus import OutboxRelay
 from worker.clock import Clock
 from worker.commands import CommandHandler
 from worker.config import DatacenterConfig
 from worker.ledger import Ledger
-from worker.mqtt import MqttLink
+from worker.memory_store import MemoryStore
+from worker.mqtt.broker import BrokerConfig
+from worker.mqtt.link import MqttLink
 from worker.plan import Planner
+from worker.relay import OutboxRelay
 from worker.service import JobService
 from worker.status import PREFIX
-from worker.store import MemoryStore
 
 DOCS = Path(__file__).parents[2] / "docs" / "mosquitto"
 USERS = {"drivesim-worker": "worker-secret", "operator": "operator-secret", "watcher": "w"}
@@ -64,7 +64,7 @@ def test_the_acl_separates_worker_and_clients(secured: Mosquitto) -> None:
         link = MqttLink(
             _config(secured, "drivesim-worker"),
             worker_id="secure",
-            ledger=ledger,
+            meta=ledger,
             commands=CommandHandler(service),
         )
         relay = OutboxRelay(ledger, link)

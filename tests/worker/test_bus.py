@@ -9,8 +9,9 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from worker.bus import MemoryBus, OutboxRelay
 from worker.errors import PublishError
+from worker.memory_bus import MemoryBus
+from worker.relay import OutboxRelay
 from worker.service import JobService
 from worker.status import StatusMessage
 

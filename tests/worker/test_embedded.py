@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 
 from simulator.client import JobsClient
-from worker.broker import BrokerConfig
+from worker.mqtt.broker import BrokerConfig
 
 EXPORT = {
     "location": "West US",

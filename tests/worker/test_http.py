@@ -23,8 +23,8 @@ from msrest.authentication import BasicTokenAuthentication
 from simulator.client import JobsClient
 from simulator.processes import Mosquitto, WorkerProcess, free_port
 from worker.app import Worker
-from worker.broker import BrokerConfig
 from worker.errors import ConfigError
+from worker.mqtt.broker import BrokerConfig
 from worker.settings import HttpConfig, load_worker_settings
 from worker.status import PREFIX
 

@@ -30,20 +30,20 @@ from simulator.runner import RunResult, run_scenario
 from simulator.scenario import load_scenario
 from worker import (
     Clock,
+    Datacenter,
     DatacenterConfig,
-    DatacenterPipeline,
-    JobService,
     JobState,
     Ledger,
     MemoryStore,
-    OutboxRelay,
+    PlanHints,
     Planner,
     Range,
 )
-from worker.broker import BrokerConfig
-from worker.commands import OPERATIONS, CommandHandler
+from worker.commands import OPERATIONS
 from worker.config import GB, HOUR
-from worker.mqtt import MqttLink, _with_epoch
+from worker.mqtt.broker import BrokerConfig
+from worker.mqtt.link import MqttLink
+from worker.mqtt.publisher import with_epoch
 from worker.status import PREFIX
 
 ROOT = Path(__file__).parents[2]
@@ -271,7 +271,7 @@ def test_every_message_of_a_shipped_scenario_matches_its_topics_schema(
     assert result.history
     kinds: Counter[str] = Counter()
     for message in result.history:
-        wire = _with_epoch(message, 1)  # the epoch MqttLink adds to retained snapshots
+        wire = with_epoch(message, 1)  # the epoch MqttLink adds to retained snapshots
         channel, params, key, value = contract.check(message.topic, wire)
         assert (message.qos, message.retain) == (channel.qos, channel.retain), message.topic
         assert _job_of(params) == message.job
@@ -332,7 +332,7 @@ def _wire(run: RunResult, predicate: Callable[[str, Json], bool]) -> Json:
     MqttLink would publish it."""
     for message in run.history:
         if message.payload and predicate(message.topic, json.loads(message.payload)):
-            return json.loads(_with_epoch(message, 1))
+            return json.loads(with_epoch(message, 1))
     raise AssertionError("no such message")
 
 
@@ -507,9 +507,13 @@ async def test_live_worker_messages_match_the_contract(
     """Through Mosquitto, every status, event, liveness, request and reply matches the contract."""
     broker = BrokerConfig.from_url(own_mosquitto.url)
     store = MemoryStore()
-    ledger = Ledger(store, Clock(scale=SCALE))
-    service = JobService(ledger, Planner(DATACENTER, seed=5))
-    handler = CommandHandler(service, max_bytes=MAX_BYTES)
+    # alpha's package is ten simulated hours (a second) on its way: it is still Shipping
+    # when its delete is refused.
+    planner = Planner(DATACENTER, seed=5, pinned={"alpha": PlanHints(carrier_delay=10 * HOUR)})
+    datacenter = Datacenter(
+        store, clock=Clock(scale=SCALE), planner=planner, command_limit=MAX_BYTES
+    )
+    ledger = datacenter.ledger
     worker_id = f"schemas-{uuid.uuid4().hex[:8]}"
     received: list[aiomqtt.Message] = []
     sent: dict[str, Sent] = {}
@@ -532,31 +536,23 @@ async def test_live_worker_messages_match_the_contract(
         identifier="schemas-observer",
         protocol=aiomqtt.ProtocolVersion.V5,
     )
-    async with observer, anyio.create_task_group() as tg:
+    v5 = JobsClient(BrokerConfig.from_url(own_mosquitto.url, protocol="5"))
+    v311 = JobsClient(BrokerConfig.from_url(own_mosquitto.url, protocol="3.1.1"))
+    async with observer, anyio.create_task_group() as tg, v5, v311:
         await observer.subscribe(f"{PREFIX}/#", qos=1)
         tg.start_soon(collect, observer)
+        assert (v5.version, v311.version) == ("5", "3.1.1")
+        ask, ask311 = Requester(v5, sent), Requester(v311, sent)
 
-        # First connection: epoch 1. The datacenter does not run yet, so a shipped job waits.
-        link = MqttLink(broker, worker_id=worker_id, ledger=ledger, commands=handler)
-        relaying = anyio.CancelScope()
-
-        async def relay(sink: MqttLink, scope: anyio.CancelScope) -> None:
-            with scope:
-                await OutboxRelay(ledger, sink).run()
-
+        # First connection: epoch 1.
+        link = MqttLink(broker, worker_id=worker_id, meta=ledger, commands=datacenter.commands)
         await tg.start(link.run)
-        tg.start_soon(relay, link, relaying)
-        await link.ready()
-        assert link.epoch == 1
-        epochs.update(alpha=1, bravo=1)
+        async with datacenter.running(link):
+            await link.ready()
+            assert link.epoch == 1
+            epochs.update(alpha=1, bravo=1)
 
-        v5 = JobsClient(BrokerConfig.from_url(own_mosquitto.url, protocol="5"))
-        v311 = JobsClient(BrokerConfig.from_url(own_mosquitto.url, protocol="3.1.1"))
-        async with v5, v311:
-            assert (v5.version, v311.version) == ("5", "3.1.1")
-            ask, ask311 = Requester(v5, sent), Requester(v311, sent)
-
-            # alpha: created, replaced, read, updated, keys listed, shipped.
+            # alpha: created, replaced, read, updated, keys listed, shipped, not deletable.
             await ask("create", {"job": "alpha", "body": import_body(2)}, status=201)
             await ask("create", {"job": "alpha", "body": import_body(2)}, status=200)
             await ask("get", {"job": "alpha"}, status=200)
@@ -571,6 +567,7 @@ async def test_live_worker_messages_match_the_contract(
             assert len(keys["result"]["value"]) == 2
             package = ship_body()["properties"]["deliveryPackage"]
             await ask("ship", {"job": "alpha", "deliveryPackage": package}, status=200)
+            await ask("delete", {"job": "alpha"}, status=409, code="DeleteNotAllowed")
 
             # bravo: created, cancelled in Creating (so Completed at once), refused, deleted.
             await ask311("create", {"job": "bravo", "body": import_body(1)}, status=201)
@@ -622,13 +619,9 @@ async def test_live_worker_messages_match_the_contract(
             await ask("create", {"job": "delta", "body": big}, status=413, code="PayloadTooLarge")
             await ask("get", {"job": "nope"}, status=404, code="ResourceNotFound")
             await ask311("get", {"job": "nope"}, status=404, code="ResourceNotFound")
-            await ask("delete", {"job": "alpha"}, status=409, code="DeleteNotAllowed")
 
             # The datacenter takes alpha through Received, Transferring, Packaging, Completed.
-            async with anyio.create_task_group() as datacenter:
-                await datacenter.start(DatacenterPipeline(service).run)
-                await _until(lambda: _ended(ledger, "alpha"))
-                datacenter.cancel_scope.cancel()
+            await _until(lambda: _ended(ledger, "alpha"))
             record = ledger.get("alpha")
             assert record is not None
             assert record.state is JobState.COMPLETED
@@ -637,23 +630,20 @@ async def test_live_worker_messages_match_the_contract(
             await ask("get", {"job": "alpha"}, status=404, code="ResourceNotFound")
             await drained()
 
-            # A clean stop, then a new connection: epoch 2.
-            await link.stop()
-            await link.closed.wait()
-            relaying.cancel()
-            link = MqttLink(broker, worker_id=worker_id, ledger=ledger, commands=handler)
-            relaying = anyio.CancelScope()
-            await tg.start(link.run)
-            tg.start_soon(relay, link, relaying)
+        # A clean stop, then a new connection: epoch 2.
+        await link.stop()
+        await link.closed.wait()
+        link = MqttLink(broker, worker_id=worker_id, meta=ledger, commands=datacenter.commands)
+        await tg.start(link.run)
+        async with datacenter.running(link):
             await link.ready()
             assert link.epoch == 2
             epochs["charlie"] = 2
             await ask("create", {"job": "charlie", "body": import_body(1)}, status=201)
             await drained()
-            await link.stop()
-            await link.closed.wait()
-            relaying.cancel()
-            will = link._will(link.version)
+        await link.stop()
+        await link.closed.wait()
+        will = link.liveness.will(link.version, link.epoch)
         await _until(lambda: sum(m.topic.value.endswith("/status") for m in received) == 4)
         await _until(lambda: sum(m.topic.value.startswith(REPLIES) for m in received) == len(sent))
         await _until(lambda: sum("/commands/" in m.topic.value for m in received) == len(sent))
@@ -736,7 +726,7 @@ async def test_live_worker_messages_match_the_contract(
     server = contract.document["servers"]["broker"]["bindings"]["mqtt"]["lastWill"]
     assert will.topic == server["topic"].replace("{workerId}", worker_id)
     assert (will.qos, will.retain) == (server["qos"], server["retain"])
-    assert getattr(will.properties, "WillDelayInterval", None) == link.will_delay
+    assert getattr(will.properties, "WillDelayInterval", None) == link.liveness.will_delay
     will_message = contract.channels["workerStatus"].messages["workerStatus"]
     assert isinstance(will.payload, bytes)
     lost = json.loads(will.payload)

@@ -9,13 +9,11 @@ import pytest
 
 from simulator.processes import Mosquitto
 from simulator.proxy import FaultProxy
-from worker.broker import BrokerConfig
-from worker.clock import Clock
 from worker.errors import PublishError
-from worker.ledger import Ledger
-from worker.mqtt import MqttLink
+from worker.metadata import MemoryMetadata
+from worker.mqtt.broker import BrokerConfig
+from worker.mqtt.link import MqttLink
 from worker.status import PREFIX, StatusMessage
-from worker.store import MemoryStore
 
 
 def test_a_batch_awaiting_pubacks_fails_as_soon_as_the_connection_drops(
@@ -27,9 +25,8 @@ def test_a_batch_awaiting_pubacks_fails_as_soon_as_the_connection_drops(
     proxy = FaultProxy(own_mosquitto.port)
 
     async def main() -> None:
-        ledger = Ledger(MemoryStore(), Clock(scale=3600))
         broker = BrokerConfig.from_url(f"mqtt://127.0.0.1:{proxy.port}")
-        link = MqttLink(broker, worker_id="held", ledger=ledger)
+        link = MqttLink(broker, worker_id="held", meta=MemoryMetadata())
         messages = [
             StatusMessage(
                 topic=f"{PREFIX}/jobs/held/progress",
@@ -104,9 +101,8 @@ def test_batches_beyond_the_window_arrive_whole_and_in_order(
     ]
 
     async def main() -> list[bytes]:
-        ledger = Ledger(MemoryStore(), Clock(scale=3600))
         broker = BrokerConfig.from_url(f"mqtt://127.0.0.1:{own_mosquitto.port}", protocol=protocol)
-        link = MqttLink(broker, worker_id=job, ledger=ledger, window=7)
+        link = MqttLink(broker, worker_id=job, meta=MemoryMetadata(), window=7)
         received: list[bytes] = []
         observer = aiomqtt.Client("127.0.0.1", own_mosquitto.port, identifier=f"{job}-observer")
         async with observer, anyio.create_task_group() as tg:
@@ -162,9 +158,8 @@ def test_a_batch_cut_short_takes_the_batches_behind_it_along(own_mosquitto: Mosq
     first, second = batch(0), batch(100)
 
     async def main() -> list[bytes]:
-        ledger = Ledger(MemoryStore(), Clock(scale=3600))
         broker = BrokerConfig.from_url(f"mqtt://127.0.0.1:{own_mosquitto.port}")
-        link = MqttLink(broker, worker_id=job, ledger=ledger, window=5)
+        link = MqttLink(broker, worker_id=job, meta=MemoryMetadata(), window=5)
         received: list[bytes] = []
         observer = aiomqtt.Client("127.0.0.1", own_mosquitto.port, identifier=f"{job}-observer")
         outcome: list[BaseException | None] = []

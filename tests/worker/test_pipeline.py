@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 import structlog.testing
 
-from worker.bus import MemoryBus
 from worker.clock import Clock
 from worker.config import DAY, GB, HOUR, TB, DatacenterConfig, Policy, Range
+from worker.datacenter import Datacenter
 from worker.errors import InvalidJobState
+from worker.memory_bus import MemoryBus
 from worker.model import DriveState, JobState
 from worker.plan import PlanHints
 from worker.record import DrivePlan, JobRecord
@@ -28,8 +29,8 @@ from worker.states import TERMINAL, CancelAnswer, CancelWindow
 from worker.status import decode_payload
 
 Body = Callable[..., dict[str, Any]]
-RunDatacenter = Callable[[JobService, Callable[[MemoryBus], Awaitable[None]]], MemoryBus]
-MakeService = Callable[..., JobService]
+RunDatacenter = Callable[[Datacenter, Callable[[MemoryBus], Awaitable[None]]], MemoryBus]
+MakeDatacenter = Callable[..., Datacenter]
 
 J = JobState
 D = DriveState
@@ -89,10 +90,14 @@ def events(bus: MemoryBus, name: str, kind: str | None = None) -> list[dict[str,
 
 
 def test_import_job_walks_every_state_on_time(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
 ) -> None:
     """An import job enters each state at the planned time and every drive is copied in full."""
-    service = make_service(datacenter=datacenter(bays=2))
+    dc = make_datacenter(datacenter=datacenter(bays=2))
+    service = dc.service
     seen = timeline(service, "job1")
     final: list[JobRecord] = []
     tp = service.datacenter.throughput
@@ -102,7 +107,7 @@ def test_import_job_walks_every_state_on_time(
         await service.update("job1", ship_body())
         final.append(await until_ended(service, "job1"))
 
-    bus = run_datacenter(service, scenario)
+    bus = run_datacenter(dc, scenario)
     assert seen == [
         (0.0, J.CREATING),
         (0.0, J.SHIPPING),
@@ -132,10 +137,14 @@ def test_import_job_walks_every_state_on_time(
 
 
 def test_bays_limit_concurrent_copies(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
 ) -> None:
     """With one bay, drives copy one after another: each starts when the previous ends."""
-    service = make_service(datacenter=datacenter(bays=1))
+    dc = make_datacenter(datacenter=datacenter(bays=1))
+    service = dc.service
     final: list[JobRecord] = []
     tp = service.datacenter.throughput
 
@@ -144,7 +153,7 @@ def test_bays_limit_concurrent_copies(
         await service.update("job1", ship_body())
         final.append(await until_ended(service, "job1"))
 
-    run_datacenter(service, scenario)
+    run_datacenter(dc, scenario)
     spans = sorted((d.started_at, d.finished_at) for d in final[0].sim.drives.values())
     step = TB / tp
     assert spans == [
@@ -155,10 +164,14 @@ def test_bays_limit_concurrent_copies(
 
 
 def test_two_jobs_share_the_bays_of_their_location(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
 ) -> None:
     """Jobs at one location queue for the same bays: never more copies at once than bays."""
-    service = make_service(datacenter=datacenter(bays=2))
+    dc = make_datacenter(datacenter=datacenter(bays=2))
+    service = dc.service
     final: dict[str, JobRecord] = {}
 
     async def scenario(bus: MemoryBus) -> None:
@@ -168,7 +181,7 @@ def test_two_jobs_share_the_bays_of_their_location(
         for name in ("a", "b"):
             final[name] = await until_ended(service, name)
 
-    run_datacenter(service, scenario)
+    run_datacenter(dc, scenario)
     spans = [(d.started_at, d.finished_at) for r in final.values() for d in r.sim.drives.values()]
     moments = {t for span in spans for t in span if t is not None}
     for t in moments:
@@ -178,10 +191,14 @@ def test_two_jobs_share_the_bays_of_their_location(
 
 
 def test_cancel_mid_transfer(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
 ) -> None:
     """Cancel mid-copy: running drives finish in full, waiting ones are skipped, job cancelled."""
-    service = make_service(datacenter=datacenter(bays=2))
+    dc = make_datacenter(datacenter=datacenter(bays=2))
+    service = dc.service
     seen = timeline(service, "job1")
     answers: list[CancelAnswer] = []
     final: list[JobRecord] = []
@@ -195,7 +212,7 @@ def test_cancel_mid_transfer(
         answers.append((await service.cancel("job1")).answer)
         final.append(await until_ended(service, "job1"))
 
-    bus = run_datacenter(service, scenario)
+    bus = run_datacenter(dc, scenario)
     assert answers == [CancelAnswer.ACCEPTED]
     record = final[0]
     assert (record.state, record.cancel_requested, record.sim.outcome) == (
@@ -233,10 +250,14 @@ def test_cancel_mid_transfer(
 
 
 def test_cancel_while_waiting_for_another_jobs_bay(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
 ) -> None:
     """A job waiting for another job's bay goes to Packaging when its cancel is accepted."""
-    service = make_service(datacenter=datacenter(bays=1))
+    dc = make_datacenter(datacenter=datacenter(bays=1))
+    service = dc.service
     waiting = timeline(service, "waiting")
     final: dict[str, JobRecord] = {}
     cancel_at = CARRIER + HOUR
@@ -254,7 +275,7 @@ def test_cancel_while_waiting_for_another_jobs_bay(
         for name in ("busy", "waiting"):
             final[name] = await until_ended(service, name)
 
-    run_datacenter(service, scenario)
+    run_datacenter(dc, scenario)
     assert waiting[-3:] == [
         (CARRIER, J.RECEIVED),
         (cancel_at, J.PACKAGING),
@@ -267,7 +288,10 @@ def test_cancel_while_waiting_for_another_jobs_bay(
 
 
 def test_locations_have_their_own_bays(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
 ) -> None:
     """Jobs at two locations with one bay each copy at the same time."""
     config = DatacenterConfig(
@@ -275,7 +299,8 @@ def test_locations_have_their_own_bays(
         carrier_delay=Range(CARRIER, CARRIER),
         return_delay=Range(RETURN, RETURN),
     )
-    service = make_service(datacenter=config)
+    dc = make_datacenter(datacenter=config)
+    service = dc.service
     final: dict[str, JobRecord] = {}
 
     async def scenario(bus: MemoryBus) -> None:
@@ -287,17 +312,21 @@ def test_locations_have_their_own_bays(
         for name in ("west", "east"):
             final[name] = await until_ended(service, name)
 
-    run_datacenter(service, scenario)
+    run_datacenter(dc, scenario)
     for record in final.values():
         assert record.sim.drives["DRV0"].started_at == CARRIER
         assert record.sim.drives["DRV0"].finished_at == CARRIER + TB / config.throughput
 
 
 def test_package_without_any_drive_closes_the_job(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
 ) -> None:
     """A package in which no drive arrived goes straight to Packaging and ends Closed."""
-    service = make_service(datacenter=datacenter())
+    dc = make_datacenter(datacenter=datacenter())
+    service = dc.service
     seen = timeline(service, "job1")
     final: list[JobRecord] = []
     hints = sized(TB, TB, arrives=False)
@@ -307,7 +336,7 @@ def test_package_without_any_drive_closes_the_job(
         await service.update("job1", ship_body())
         final.append(await until_ended(service, "job1"))
 
-    run_datacenter(service, scenario)
+    run_datacenter(dc, scenario)
     assert [s for _, s in seen] == [J.CREATING, J.SHIPPING, J.RECEIVED, J.PACKAGING, J.CLOSED]
     record = final[0]
     assert all(d.state is D.NEVER_RECEIVED for d in record.drives)
@@ -317,10 +346,14 @@ def test_package_without_any_drive_closes_the_job(
 
 
 def test_verbose_log_level_gives_each_drive_a_verbose_log(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
 ) -> None:
     """With logLevel Verbose every finished drive has a verbose log URI; with Error none."""
-    service = make_service(datacenter=datacenter())
+    dc = make_datacenter(datacenter=datacenter())
+    service = dc.service
     final: dict[str, JobRecord] = {}
 
     async def scenario(bus: MemoryBus) -> None:
@@ -332,7 +365,7 @@ def test_verbose_log_level_gives_each_drive_a_verbose_log(
         for name in ("loud", "quiet"):
             final[name] = await until_ended(service, name)
 
-    run_datacenter(service, scenario)
+    run_datacenter(dc, scenario)
     for drive in final["loud"].drives:
         assert drive.verbose_log_uri is not None
         assert drive.verbose_log_uri.startswith(
@@ -343,10 +376,14 @@ def test_verbose_log_level_gives_each_drive_a_verbose_log(
 
 
 def test_cancel_while_shipping_skips_the_copy(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
 ) -> None:
     """A job cancelled in Shipping goes Received → Packaging at arrival and copies nothing."""
-    service = make_service(datacenter=datacenter())
+    dc = make_datacenter(datacenter=datacenter())
+    service = dc.service
     seen = timeline(service, "job1")
     final: list[JobRecord] = []
 
@@ -356,7 +393,7 @@ def test_cancel_while_shipping_skips_the_copy(
         assert (await service.cancel("job1")).answer is CancelAnswer.ACCEPTED
         final.append(await until_ended(service, "job1"))
 
-    run_datacenter(service, scenario)
+    run_datacenter(dc, scenario)
     assert [s for _, s in seen] == [J.CREATING, J.SHIPPING, J.RECEIVED, J.PACKAGING, J.COMPLETED]
     assert seen[2][0] == seen[3][0] == CARRIER
     record = final[0]
@@ -366,14 +403,15 @@ def test_cancel_while_shipping_skips_the_copy(
 
 @pytest.mark.parametrize("offset", [-1.0, 0.0, 1.0])
 def test_cancel_racing_the_last_drive(
-    make_service: MakeService,
+    make_datacenter: MakeDatacenter,
     run_datacenter: RunDatacenter,
     import_body: Body,
     ship_body: Body,
     offset: float,
 ) -> None:
     """A cancel as the last drive finishes gets an answer that the final record agrees with."""
-    service = make_service(datacenter=datacenter(bays=2))
+    dc = make_datacenter(datacenter=datacenter(bays=2))
+    service = dc.service
     sizes = (TB, 700 * GB)
     last_done = CARRIER + max(sizes) / service.datacenter.throughput
     answers: list[CancelAnswer | InvalidJobState] = []
@@ -390,7 +428,7 @@ def test_cancel_racing_the_last_drive(
             answers.append(error)
         final.append(await until_ended(service, "job1"))
 
-    run_datacenter(service, scenario)
+    run_datacenter(dc, scenario)
     (answer,) = answers
     record = final[0]
     assert record.state is J.COMPLETED
@@ -411,14 +449,15 @@ def test_cancel_racing_the_last_drive(
 
 @pytest.mark.parametrize("offset", [-1.0, 0.0, 1.0])
 def test_cancel_racing_a_bay_hand_over(
-    make_service: MakeService,
+    make_datacenter: MakeDatacenter,
     run_datacenter: RunDatacenter,
     import_body: Body,
     ship_body: Body,
     offset: float,
 ) -> None:
     """A cancel as a bay passes to the next drive: it runs in full or never starts, as reported."""
-    service = make_service(datacenter=datacenter(bays=1))
+    dc = make_datacenter(datacenter=datacenter(bays=1))
+    service = dc.service
     hand_over = CARRIER + TB / service.datacenter.throughput
     answers: list[CancelAnswer] = []
     final: list[JobRecord] = []
@@ -430,7 +469,7 @@ def test_cancel_racing_a_bay_hand_over(
         answers.append((await service.cancel("job1")).answer)
         final.append(await until_ended(service, "job1"))
 
-    bus = run_datacenter(service, scenario)
+    bus = run_datacenter(dc, scenario)
     assert answers == [CancelAnswer.ACCEPTED]
     record = final[0]
     assert (record.state, record.sim.outcome) == (J.COMPLETED, "cancelled")
@@ -452,12 +491,16 @@ def test_cancel_racing_a_bay_hand_over(
 
 
 def test_cancel_after_arrival_under_creating_or_shipping_is_too_late(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
 ) -> None:
     """Under the FAQ window, a cancel once the package arrived is refused and the job runs on."""
-    service = make_service(
+    dc = make_datacenter(
         datacenter=datacenter(), policy=Policy(cancel_window=CancelWindow.CREATING_OR_SHIPPING)
     )
+    service = dc.service
     errors: list[InvalidJobState] = []
     final: list[JobRecord] = []
 
@@ -470,16 +513,20 @@ def test_cancel_after_arrival_under_creating_or_shipping_is_too_late(
         errors.append(info.value)
         final.append(await until_ended(service, "job1"))
 
-    run_datacenter(service, scenario)
+    run_datacenter(dc, scenario)
     assert errors[0].state == "Transferring"
     assert final[0].sim.outcome == "succeeded"
 
 
 def test_export_job_registers_drives_at_receipt(
-    make_service: MakeService, run_datacenter: RunDatacenter, export_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    export_body: Body,
+    ship_body: Body,
 ) -> None:
     """An export job gets generated drives and keys on arrival; keys are listed, never published."""
-    service = make_service(datacenter=datacenter())
+    dc = make_datacenter(datacenter=datacenter())
+    service = dc.service
     at_receipt: list[JobRecord] = []
     keys: list[list[tuple[str, str]]] = []
     final: list[JobRecord] = []
@@ -506,7 +553,7 @@ def test_export_job_registers_drives_at_receipt(
             [(k.drive_id, k.bit_locker_key) for k in await service.list_bitlocker_keys("exp")]
         )
 
-    bus = run_datacenter(service, scenario)
+    bus = run_datacenter(dc, scenario)
     received = at_receipt[0]
     ids = [d.drive_id for d in received.drives]
     assert len(ids) == 2
@@ -527,10 +574,14 @@ def test_export_job_registers_drives_at_receipt(
 
 
 def test_export_too_big_for_its_drives_lists_incomplete_blobs(
-    make_service: MakeService, run_datacenter: RunDatacenter, export_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    export_body: Body,
+    ship_body: Body,
 ) -> None:
     """Data beyond the drives' capacity is reported at incompleteBlobListUri."""
-    service = make_service(datacenter=datacenter())
+    dc = make_datacenter(datacenter=datacenter())
+    service = dc.service
     final: list[JobRecord] = []
 
     async def scenario(bus: MemoryBus) -> None:
@@ -538,7 +589,7 @@ def test_export_too_big_for_its_drives_lists_incomplete_blobs(
         await service.update("exp", ship_body(drive_count=2))
         final.append(await until_ended(service, "exp"))
 
-    run_datacenter(service, scenario)
+    run_datacenter(dc, scenario)
     props = final[0].job.properties
     assert props.incomplete_blob_list_uri == (
         "https://acct.blob.core.windows.net/waimportexport/exp_incomplete.xml"
@@ -547,10 +598,14 @@ def test_export_too_big_for_its_drives_lists_incomplete_blobs(
 
 
 def test_drive_with_errors_closes_the_job(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
 ) -> None:
     """A drive failing halfway ends CompletedMoreInfo with an error log; the job ends Closed."""
-    service = make_service(datacenter=datacenter())
+    dc = make_datacenter(datacenter=datacenter())
+    service = dc.service
     drive_states: list[str] = []
     final: list[JobRecord] = []
     hints = PlanHints(
@@ -562,7 +617,7 @@ def test_drive_with_errors_closes_the_job(
         await service.update("job1", ship_body())
         final.append(await until_ended(service, "job1"))
 
-    bus = run_datacenter(service, scenario)
+    bus = run_datacenter(dc, scenario)
     for message in bus.messages:
         if message.topic == "importexport/v1/jobs/job1/drives/DRV0/state" and message.payload:
             drive_states.append(decode_payload(message.payload)["state"])
@@ -589,10 +644,14 @@ def test_drive_with_errors_closes_the_job(
 
 
 def test_slow_drive_is_cut_off_at_its_deadline(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
 ) -> None:
     """A too-slow drive stops at three times its nominal time, CompletedMoreInfo, partly copied."""
-    service = make_service(datacenter=datacenter())
+    dc = make_datacenter(datacenter=datacenter())
+    service = dc.service
     final: list[JobRecord] = []
 
     async def scenario(bus: MemoryBus) -> None:
@@ -600,7 +659,7 @@ def test_slow_drive_is_cut_off_at_its_deadline(
         await service.update("job1", ship_body())
         final.append(await until_ended(service, "job1"))
 
-    run_datacenter(service, scenario)
+    run_datacenter(dc, scenario)
     record = final[0]
     drive = record.drive("DRV0")
     nominal = TB / service.datacenter.throughput
@@ -612,10 +671,14 @@ def test_slow_drive_is_cut_off_at_its_deadline(
 
 
 def test_missing_drive_is_never_received_and_closes_the_job(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
 ) -> None:
     """A drive missing from the package is NeverReceived, not returned, and the job ends Closed."""
-    service = make_service(datacenter=datacenter())
+    dc = make_datacenter(datacenter=datacenter())
+    service = dc.service
     final: list[JobRecord] = []
     hints = PlanHints(
         drives={"DRV0": DrivePlan(size_bytes=TB), "DRV1": DrivePlan(size_bytes=TB, arrives=False)}
@@ -626,7 +689,7 @@ def test_missing_drive_is_never_received_and_closes_the_job(
         await service.update("job1", ship_body())
         final.append(await until_ended(service, "job1"))
 
-    run_datacenter(service, scenario)
+    run_datacenter(dc, scenario)
     record = final[0]
     assert [(d.drive_id, d.state) for d in record.drives] == [
         ("DRV0", D.SHIPPED_BACK),
@@ -639,10 +702,14 @@ def test_missing_drive_is_never_received_and_closes_the_job(
 
 
 def test_lost_package_closes_the_job(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
 ) -> None:
     """A lost package closes the job after lost_package_after with every drive NeverReceived."""
-    service = make_service(datacenter=datacenter())
+    dc = make_datacenter(datacenter=datacenter())
+    service = dc.service
     seen = timeline(service, "job1")
     final: list[JobRecord] = []
 
@@ -651,17 +718,21 @@ def test_lost_package_closes_the_job(
         await service.update("job1", ship_body())
         final.append(await until_ended(service, "job1"))
 
-    run_datacenter(service, scenario)
+    run_datacenter(dc, scenario)
     assert seen[-1] == (service.datacenter.lost_package_after, J.CLOSED)
     assert all(d.state is D.NEVER_RECEIVED for d in final[0].drives)
     assert final[0].sim.outcome == "failed"
 
 
 def test_seq_rises_by_one_per_job_on_the_bus(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
 ) -> None:
     """On the bus, each job's snapshots carry seq 1, 2, 3... with no gap until it is deleted."""
-    service = make_service(datacenter=datacenter(bays=1))
+    dc = make_datacenter(datacenter=datacenter(bays=1))
+    service = dc.service
 
     async def scenario(bus: MemoryBus) -> None:
         for name in ("a", "b"):
@@ -672,7 +743,7 @@ def test_seq_rises_by_one_per_job_on_the_bus(
         while len(service.ledger):
             await service.ledger.clock.sleep(DAY)
 
-    bus = run_datacenter(service, scenario)
+    bus = run_datacenter(dc, scenario)
     for name in ("a", "b"):
         mine = [m for m in bus.messages if m.job == name]
         seqs = [m.seq for m in mine]
@@ -685,17 +756,21 @@ def test_seq_rises_by_one_per_job_on_the_bus(
 
 
 def test_progress_is_checkpointed_and_never_goes_back(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
 ) -> None:
     """Progress messages come every checkpoint interval with bytes that only grow."""
-    service = make_service(datacenter=datacenter())
+    dc = make_datacenter(datacenter=datacenter())
+    service = dc.service
 
     async def scenario(bus: MemoryBus) -> None:
         await service.create("job1", import_body(1), hints=sized(TB))
         await service.update("job1", ship_body())
         await until_ended(service, "job1")
 
-    bus = run_datacenter(service, scenario)
+    bus = run_datacenter(dc, scenario)
     progress = [decode_payload(m.payload) for m in bus.messages if m.topic.endswith("/progress")]
     step = int(service.datacenter.checkpoint_interval * service.datacenter.throughput)
     assert [p["bytesSucceeded"] for p in progress] == [step * i for i in range(1, 6)]
@@ -723,7 +798,10 @@ def _busy_day(
 
 
 def test_same_seed_same_history(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
 ) -> None:
     """Two runs of one seed publish identical messages in identical order; another seed does not."""
     config = DatacenterConfig(
@@ -734,8 +812,9 @@ def test_same_seed_same_history(
     )
 
     def run(seed: int) -> list[tuple[str, bytes]]:
-        service = make_service(datacenter=config, seed=seed)
-        bus = run_datacenter(service, _busy_day(service, import_body, ship_body))
+        dc = make_datacenter(datacenter=config, seed=seed)
+        service = dc.service
+        bus = run_datacenter(dc, _busy_day(service, import_body, ship_body))
         assert len(service.ledger) == 0
         return [(m.topic, m.payload) for m in bus.messages]
 
@@ -747,21 +826,22 @@ def test_same_seed_same_history(
 
 def test_resume_after_restart_mid_transfer(
     tmp_path: Path,
-    make_service: MakeService,
+    make_datacenter: MakeDatacenter,
     run_datacenter: RunDatacenter,
     import_body: Body,
     ship_body: Body,
 ) -> None:
     """A restart mid-copy resumes from the last checkpoint and time, seq going on without a gap."""
     path = tmp_path / "jobs.db"
-    first = make_service(SQLiteStore(path), datacenter=datacenter())
+    first_dc = make_datacenter(SQLiteStore(path), datacenter=datacenter())
+    first = first_dc.service
 
     async def start(bus: MemoryBus) -> None:
         await first.create("job1", import_body(1), hints=sized(TB))
         await first.update("job1", ship_body())
         await first.ledger.clock.sleep_until(CARRIER + 0.6 * HOUR)
 
-    bus1 = run_datacenter(first, start)
+    bus1 = run_datacenter(first_dc, start)
     stopped = first.ledger.get("job1")
     sim_now = first.ledger.store.get_meta("sim_now")
     first.ledger.store.close()
@@ -772,16 +852,17 @@ def test_resume_after_restart_mid_transfer(
     assert sim_now is not None
     assert float(sim_now) == CARRIER + 0.5 * HOUR
 
-    second = make_service(
+    second_dc = make_datacenter(
         SQLiteStore(path), datacenter=datacenter(), clock=Clock(start=float(sim_now))
     )
+    second = second_dc.service
     seen = timeline(second, "job1")
     final: list[JobRecord] = []
 
     async def resume(bus: MemoryBus) -> None:
         final.append(await until_ended(second, "job1"))
 
-    bus2 = run_datacenter(second, resume)
+    bus2 = run_datacenter(second_dc, resume)
     second.ledger.store.close()
     record = final[0]
     assert record.sim.outcome == "succeeded"
@@ -794,14 +875,15 @@ def test_resume_after_restart_mid_transfer(
 
 def test_restart_keeps_a_cancel_best_effort(
     tmp_path: Path,
-    make_service: MakeService,
+    make_datacenter: MakeDatacenter,
     run_datacenter: RunDatacenter,
     import_body: Body,
     ship_body: Body,
 ) -> None:
     """After a restart a cancelled job finishes its copying drive, never starts the waiting one."""
     path = tmp_path / "jobs.db"
-    first = make_service(SQLiteStore(path), datacenter=datacenter(bays=1))
+    first_dc = make_datacenter(SQLiteStore(path), datacenter=datacenter(bays=1))
+    first = first_dc.service
 
     async def start(bus: MemoryBus) -> None:
         await first.create("job1", import_body(2), hints=sized(TB, TB))
@@ -809,20 +891,21 @@ def test_restart_keeps_a_cancel_best_effort(
         await first.ledger.clock.sleep_until(CARRIER + 0.6 * HOUR)
         assert (await first.cancel("job1")).answer is CancelAnswer.ACCEPTED
 
-    run_datacenter(first, start)
+    run_datacenter(first_dc, start)
     sim_now = first.ledger.store.get_meta("sim_now")
     first.ledger.store.close()
     assert sim_now is not None
 
-    second = make_service(
+    second_dc = make_datacenter(
         SQLiteStore(path), datacenter=datacenter(bays=1), clock=Clock(start=float(sim_now))
     )
+    second = second_dc.service
     final: list[JobRecord] = []
 
     async def resume(bus: MemoryBus) -> None:
         final.append(await until_ended(second, "job1"))
 
-    run_datacenter(second, resume)
+    run_datacenter(second_dc, resume)
     second.ledger.store.close()
     record = final[0]
     assert (record.state, record.sim.outcome) == (J.COMPLETED, "cancelled")
@@ -834,46 +917,49 @@ def test_restart_keeps_a_cancel_best_effort(
 
 def test_restart_before_arrival_keeps_the_arrival_time(
     tmp_path: Path,
-    make_service: MakeService,
+    make_datacenter: MakeDatacenter,
     run_datacenter: RunDatacenter,
     import_body: Body,
     ship_body: Body,
 ) -> None:
     """A job shipped before a restart still arrives at the time planned when it shipped."""
     path = tmp_path / "jobs.db"
-    first = make_service(SQLiteStore(path), datacenter=datacenter())
+    first_dc = make_datacenter(SQLiteStore(path), datacenter=datacenter())
+    first = first_dc.service
 
     async def start(bus: MemoryBus) -> None:
         await first.ledger.clock.sleep(HOUR)
         await first.create("job1", import_body(1), hints=sized(TB))
         await first.update("job1", ship_body())
 
-    run_datacenter(first, start)
+    run_datacenter(first_dc, start)
     sim_now = first.ledger.store.get_meta("sim_now")
     first.ledger.store.close()
     assert sim_now is not None
     assert float(sim_now) == HOUR
 
-    second = make_service(SQLiteStore(path), datacenter=datacenter(), clock=Clock(start=HOUR))
+    second_dc = make_datacenter(SQLiteStore(path), datacenter=datacenter(), clock=Clock(start=HOUR))
+    second = second_dc.service
     seen = timeline(second, "job1")
 
     async def resume(bus: MemoryBus) -> None:
         await until_ended(second, "job1")
 
-    run_datacenter(second, resume)
+    run_datacenter(second_dc, resume)
     second.ledger.store.close()
     assert seen[0] == (HOUR + CARRIER, J.RECEIVED)
 
 
 def test_keys_never_reach_the_bus_or_the_logs(
-    make_service: MakeService,
+    make_datacenter: MakeDatacenter,
     run_datacenter: RunDatacenter,
     import_body: Body,
     export_body: Body,
     ship_body: Body,
 ) -> None:
     """Through an import and an export life no BitLocker key reaches the bus or the logs."""
-    service = make_service(datacenter=datacenter())
+    dc = make_datacenter(datacenter=datacenter())
+    service = dc.service
     keys: list[str] = []
 
     async def scenario(bus: MemoryBus) -> None:
@@ -888,7 +974,7 @@ def test_keys_never_reach_the_bus_or_the_logs(
             await service.ledger.clock.sleep(DAY)
 
     with structlog.testing.capture_logs() as logs:
-        bus = run_datacenter(service, scenario)
+        bus = run_datacenter(dc, scenario)
     assert len(keys) == 5
     assert logs, "the run logged nothing: the check below would be empty"
     text = repr(logs)
@@ -899,10 +985,14 @@ def test_keys_never_reach_the_bus_or_the_logs(
 
 
 def test_ninety_days_of_many_jobs_run_to_the_end(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
 ) -> None:
     """A hundred days of twenty jobs run to completion and deletion in virtual time."""
-    service = make_service(datacenter=DatacenterConfig(locations={"West US": 4}), seed=3)
+    dc = make_datacenter(datacenter=DatacenterConfig(locations={"West US": 4}), seed=3)
+    service = dc.service
     now: list[float] = []
 
     async def scenario(bus: MemoryBus) -> None:
@@ -915,7 +1005,7 @@ def test_ninety_days_of_many_jobs_run_to_the_end(
             await clock.sleep(DAY)
         now.append(clock.now())
 
-    bus = run_datacenter(service, scenario)
+    bus = run_datacenter(dc, scenario)
     assert now[0] > 90 * DAY
     assert bus.retained == {}
     outcomes = [

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from worker import changes
-from worker.bus import MemoryBus
 from worker.clock import Clock
 from worker.config import DAY, HOUR, MINUTE, TB, DatacenterConfig, Policy, Range
+from worker.datacenter import Datacenter
+from worker.memory_bus import MemoryBus
 from worker.model import JobState
 from worker.plan import PlanHints
 from worker.record import DrivePlan, JobRecord
@@ -22,8 +23,8 @@ from worker.sqlite_store import SQLiteStore
 from worker.status import decode_payload
 
 Body = Callable[..., dict[str, Any]]
-RunDatacenter = Callable[[JobService, Callable[[MemoryBus], Awaitable[None]]], MemoryBus]
-MakeService = Callable[..., JobService]
+RunDatacenter = Callable[[Datacenter, Callable[[MemoryBus], Awaitable[None]]], MemoryBus]
+MakeDatacenter = Callable[..., Datacenter]
 
 FIXED = DatacenterConfig(
     locations={"West US": 2}, carrier_delay=Range(DAY, DAY), return_delay=Range(2 * DAY, 2 * DAY)
@@ -92,14 +93,18 @@ def test_deletion_due() -> None:
         JobState.CLOSED: 9.0 + 90,
     }
     for state, due in expected.items():
-        assert deletion_due(rec(state), retention=90, expiry=14) == due
+        assert deletion_due(rec(state), Policy(retention=90, creating_expiry=14)) == due
 
 
 def test_completed_job_is_deleted_ninety_days_after_it_ended(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
 ) -> None:
     """A Completed job is deleted 90 days after it ended, at most one sweep interval later."""
-    service = make_service(datacenter=FIXED)
+    dc = make_datacenter(datacenter=FIXED)
+    service = dc.service
     gone = deletions(service)
     ended: list[float] = []
 
@@ -119,7 +124,7 @@ def test_completed_job_is_deleted_ninety_days_after_it_ended(
         assert service.ledger.get("job1") is not None, "deleted before its 90 days were up"
         await until_gone(service, HOUR)
 
-    bus = run_datacenter(service, scenario)
+    bus = run_datacenter(dc, scenario)
     when, last = gone["job1"]
     assert last.state is JobState.COMPLETED
     assert ended[0] + 90 * DAY <= when <= ended[0] + 90 * DAY + HOUR
@@ -128,10 +133,14 @@ def test_completed_job_is_deleted_ninety_days_after_it_ended(
 
 
 def test_closed_job_is_deleted_ninety_days_after_it_ended(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
 ) -> None:
     """A Closed job (lost package), which the customer cannot delete, goes after 90 days."""
-    service = make_service(datacenter=FIXED)
+    dc = make_datacenter(datacenter=FIXED)
+    service = dc.service
     gone = deletions(service)
 
     async def scenario(bus: MemoryBus) -> None:
@@ -139,7 +148,7 @@ def test_closed_job_is_deleted_ninety_days_after_it_ended(
         await service.update("lost", ship_body())
         await until_gone(service)
 
-    run_datacenter(service, scenario)
+    run_datacenter(dc, scenario)
     when, last = gone["lost"]
     assert last.state is JobState.CLOSED
     assert last.sim.ended_at == FIXED.lost_package_after
@@ -148,10 +157,14 @@ def test_closed_job_is_deleted_ninety_days_after_it_ended(
 
 @pytest.mark.parametrize("created_at", [0.0, 0.3 * HOUR, 5 * DAY + 17 * MINUTE])
 def test_creating_job_expires_fourteen_days_after_creation(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, created_at: float
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    created_at: float,
 ) -> None:
     """An untouched Creating job expires 14 days after creation, within one sweep interval."""
-    service = make_service(datacenter=FIXED)
+    dc = make_datacenter(datacenter=FIXED)
+    service = dc.service
     gone = deletions(service)
 
     async def scenario(bus: MemoryBus) -> None:
@@ -159,7 +172,7 @@ def test_creating_job_expires_fourteen_days_after_creation(
         await service.create("idle", import_body(1))
         await until_gone(service, HOUR)
 
-    bus = run_datacenter(service, scenario)
+    bus = run_datacenter(dc, scenario)
     when, last = gone["idle"]
     assert last.state is JobState.CREATING
     assert created_at + 14 * DAY <= when <= created_at + 14 * DAY + HOUR
@@ -167,10 +180,11 @@ def test_creating_job_expires_fourteen_days_after_creation(
 
 
 def test_update_at_day_ten_moves_expiry_to_day_twenty_four(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body
+    make_datacenter: MakeDatacenter, run_datacenter: RunDatacenter, import_body: Body
 ) -> None:
     """A PATCH on day 10 restarts the 14-day timer: the job lives past day 14, goes on day 24."""
-    service = make_service(datacenter=FIXED)
+    dc = make_datacenter(datacenter=FIXED)
+    service = dc.service
     gone = deletions(service)
 
     async def scenario(bus: MemoryBus) -> None:
@@ -182,16 +196,17 @@ def test_update_at_day_ten_moves_expiry_to_day_twenty_four(
         assert service.ledger.get("job1") is not None, "expired before day 24"
         await until_gone(service, HOUR)
 
-    run_datacenter(service, scenario)
+    run_datacenter(dc, scenario)
     when, _ = gone["job1"]
     assert 24 * DAY <= when <= 24 * DAY + HOUR
 
 
 def test_replacing_put_restarts_expiry(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body
+    make_datacenter: MakeDatacenter, run_datacenter: RunDatacenter, import_body: Body
 ) -> None:
     """A second PUT of a Creating job counts as a change: expiry is 14 days after it."""
-    service = make_service(datacenter=FIXED)
+    dc = make_datacenter(datacenter=FIXED)
+    service = dc.service
     gone = deletions(service)
 
     async def scenario(bus: MemoryBus) -> None:
@@ -200,16 +215,17 @@ def test_replacing_put_restarts_expiry(
         await service.create("job1", import_body(2))
         await until_gone(service, HOUR)
 
-    run_datacenter(service, scenario)
+    run_datacenter(dc, scenario)
     when, _ = gone["job1"]
     assert 27 * DAY <= when <= 27 * DAY + HOUR
 
 
 def test_job_cancelled_in_creating_is_kept_ninety_days(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body
+    make_datacenter: MakeDatacenter, run_datacenter: RunDatacenter, import_body: Body
 ) -> None:
     """A job cancelled in Creating is Completed: it is kept 90 days, not expired at 14."""
-    service = make_service(datacenter=FIXED)
+    dc = make_datacenter(datacenter=FIXED)
+    service = dc.service
     gone = deletions(service)
 
     async def scenario(bus: MemoryBus) -> None:
@@ -218,7 +234,7 @@ def test_job_cancelled_in_creating_is_kept_ninety_days(
         await service.cancel("job1")
         await until_gone(service, HOUR)
 
-    bus = run_datacenter(service, scenario)
+    bus = run_datacenter(dc, scenario)
     when, last = gone["job1"]
     assert last.state is JobState.COMPLETED
     assert 91 * DAY <= when <= 91 * DAY + HOUR
@@ -226,10 +242,11 @@ def test_job_cancelled_in_creating_is_kept_ninety_days(
 
 
 def test_customer_delete_before_expiry_is_fine(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body
+    make_datacenter: MakeDatacenter, run_datacenter: RunDatacenter, import_body: Body
 ) -> None:
     """A job the customer deleted is not deleted again when its expiry comes."""
-    service = make_service(datacenter=FIXED)
+    dc = make_datacenter(datacenter=FIXED)
+    service = dc.service
 
     async def scenario(bus: MemoryBus) -> None:
         clock = service.ledger.clock
@@ -238,16 +255,17 @@ def test_customer_delete_before_expiry_is_fine(
         await service.delete("job1")
         await clock.sleep(20 * DAY)
 
-    bus = run_datacenter(service, scenario)
+    bus = run_datacenter(dc, scenario)
     assert delete_reasons(bus) == {"job1": "customer"}
 
 
 def test_policy_sets_retention_expiry_and_sweep_interval(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body
+    make_datacenter: MakeDatacenter, run_datacenter: RunDatacenter, import_body: Body
 ) -> None:
     """Retention, expiry and the sweep grid come from the policy."""
     policy = Policy(creating_expiry=2 * HOUR, retention=DAY, sweep_interval=10 * MINUTE)
-    service = make_service(datacenter=FIXED, policy=policy)
+    dc = make_datacenter(datacenter=FIXED, policy=policy)
+    service = dc.service
     gone = deletions(service)
 
     async def scenario(bus: MemoryBus) -> None:
@@ -258,44 +276,55 @@ def test_policy_sets_retention_expiry_and_sweep_interval(
         await service.cancel("done")
         await until_gone(service, MINUTE)
 
-    run_datacenter(service, scenario)
+    run_datacenter(dc, scenario)
     assert 3 * MINUTE + 2 * HOUR <= gone["idle"][0] <= 3 * MINUTE + 2 * HOUR + 10 * MINUTE
     assert 3 * MINUTE + DAY <= gone["done"][0] <= 3 * MINUTE + DAY + 10 * MINUTE
 
 
 def test_sweeper_picks_up_jobs_from_a_reopened_store(
-    tmp_path: Path, make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body
+    tmp_path: Path,
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
 ) -> None:
     """After a restart the sweeper deletes jobs it learned about from the store."""
     path = tmp_path / "jobs.db"
-    first = make_service(SQLiteStore(path), datacenter=FIXED)
+    first_dc = make_datacenter(SQLiteStore(path), datacenter=FIXED)
+    first = first_dc.service
 
     async def create(bus: MemoryBus) -> None:
         await first.ledger.clock.sleep(2 * DAY)
         await first.create("old", import_body(1))
 
-    run_datacenter(first, create)
+    run_datacenter(first_dc, create)
     sim_now = first.ledger.store.get_meta("sim_now")
     first.ledger.store.close()
     assert sim_now is not None
     assert float(sim_now) == 2 * DAY
 
-    second = make_service(SQLiteStore(path), datacenter=FIXED, clock=Clock(start=float(sim_now)))
+    second_dc = make_datacenter(
+        SQLiteStore(path), datacenter=FIXED, clock=Clock(start=float(sim_now))
+    )
+    second = second_dc.service
     gone = deletions(second)
 
     async def wait(bus: MemoryBus) -> None:
         await until_gone(second, HOUR)
 
-    run_datacenter(second, wait)
+    run_datacenter(second_dc, wait)
     second.ledger.store.close()
     assert 16 * DAY <= gone["old"][0] <= 16 * DAY + HOUR
 
 
 def test_jobs_in_the_datacenter_are_never_swept(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body, ship_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
 ) -> None:
     """A job stuck in Shipping past 14 days is not expired (only the lost-package rule ends it)."""
-    service = make_service(datacenter=FIXED)
+    dc = make_datacenter(datacenter=FIXED)
+    service = dc.service
     now: list[float] = []
 
     async def scenario(bus: MemoryBus) -> None:
@@ -307,15 +336,16 @@ def test_jobs_in_the_datacenter_are_never_swept(
         assert record.state is JobState.SHIPPING
         now.append(service.ledger.clock.now())
 
-    run_datacenter(service, scenario)
+    run_datacenter(dc, scenario)
     assert now == [29 * DAY]
 
 
 def test_ledger_update_in_creating_through_changes_keeps_expiry(
-    make_service: MakeService, run_datacenter: RunDatacenter, import_body: Body
+    make_datacenter: MakeDatacenter, run_datacenter: RunDatacenter, import_body: Body
 ) -> None:
     """Datacenter bookkeeping on a Creating job does not restart its 14-day expiry."""
-    service = make_service(datacenter=FIXED)
+    dc = make_datacenter(datacenter=FIXED)
+    service = dc.service
     gone = deletions(service)
 
     async def scenario(bus: MemoryBus) -> None:
@@ -324,5 +354,5 @@ def test_ledger_update_in_creating_through_changes_keeps_expiry(
         service.ledger.update("job1", lambda r: changes.checkpoint(r, "DRV0", 0))
         await until_gone(service, HOUR)
 
-    run_datacenter(service, scenario)
+    run_datacenter(dc, scenario)
     assert 14 * DAY <= gone["job1"][0] <= 14 * DAY + HOUR

@@ -40,6 +40,7 @@ from worker.clock import Clock, virtual_loop
 from worker.config import DAY, HOUR, DatacenterConfig, Policy
 from worker.errors import InvalidJobState, ResourceNotFound, ServiceError, ValidationError
 from worker.ledger import Ledger
+from worker.memory_store import MemoryStore
 from worker.model import DriveState, JobState
 from worker.plan import Planner
 from worker.record import JobRecord
@@ -47,7 +48,6 @@ from worker.retention import RetentionSweeper
 from worker.service import JobService
 from worker.states import CancelAnswer, CancelWindow
 from worker.status import Event
-from worker.store import MemoryStore
 
 T = TypeVar("T")
 J = JobState
@@ -218,7 +218,7 @@ class ServiceMachine(RuleBasedStateMachine):
         policy = Policy(cancel_window=window, retention=RETENTION, creating_expiry=EXPIRY)
         planner = Planner(DatacenterConfig(), seed=seed)
         self.service = JobService(Ledger(MemoryStore(), clock), planner, policy=policy)
-        sweeper = RetentionSweeper(self.service)
+        sweeper = RetentionSweeper(self.service.ledger, policy)
 
         async def begin() -> None:
             clock.now()  # simulated zero is the loop's start

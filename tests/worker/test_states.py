@@ -13,15 +13,27 @@ import pytest
 
 from worker.model import DriveState, JobState
 from worker.states import (
+    CANCEL_WINDOWS,
+    JOB_TRANSITIONS,
+    RULES,
+    STEPS,
     CancelAnswer,
     CancelWindow,
     Command,
+    InvalidDefinition,
+    Step,
     Verdict,
+    check_tables,
+    copy_step_over,
     decide,
     decide_cancel,
     final_state,
     is_legal_drive_transition,
     is_legal_job_transition,
+    outcome,
+    restarts_expiry,
+    self_deletion,
+    step,
 )
 
 J = JobState
@@ -41,7 +53,6 @@ class Exp:
 
 
 NO = Exp(False)
-STAY = Exp(True)
 GONE = Exp(True, deletes=True)
 
 
@@ -54,6 +65,8 @@ def to(state: JobState) -> Exp:
 EXPECTED: dict[tuple[JobState, Command], tuple[Exp, Exp]] = {
     # Creating
     (J.CREATING, C.SHIP): (to(J.SHIPPING), to(J.SHIPPING)),
+    (J.CREATING, C.REPLACE): (to(J.CREATING), to(J.CREATING)),
+    (J.CREATING, C.RECEIVE_LATE_DRIVE): (NO, NO),
     (J.CREATING, C.DELETE): (GONE, GONE),
     (J.CREATING, C.RECEIVE): (NO, NO),
     (J.CREATING, C.LOSE_PACKAGE): (NO, NO),
@@ -63,7 +76,9 @@ EXPECTED: dict[tuple[JobState, Command], tuple[Exp, Exp]] = {
     (J.CREATING, C.EXPIRE): (GONE, GONE),
     (J.CREATING, C.RETIRE): (NO, NO),
     # Shipping
-    (J.SHIPPING, C.SHIP): (STAY, STAY),
+    (J.SHIPPING, C.SHIP): (to(J.SHIPPING), to(J.SHIPPING)),  # new tracking details
+    (J.SHIPPING, C.REPLACE): (NO, NO),
+    (J.SHIPPING, C.RECEIVE_LATE_DRIVE): (NO, NO),
     (J.SHIPPING, C.DELETE): (NO, NO),
     (J.SHIPPING, C.RECEIVE): (to(J.RECEIVED), to(J.RECEIVED)),
     (J.SHIPPING, C.LOSE_PACKAGE): (to(J.CLOSED), to(J.CLOSED)),
@@ -74,6 +89,8 @@ EXPECTED: dict[tuple[JobState, Command], tuple[Exp, Exp]] = {
     (J.SHIPPING, C.RETIRE): (NO, NO),
     # Received
     (J.RECEIVED, C.SHIP): (NO, NO),
+    (J.RECEIVED, C.REPLACE): (NO, NO),
+    (J.RECEIVED, C.RECEIVE_LATE_DRIVE): (to(J.RECEIVED), to(J.RECEIVED)),
     (J.RECEIVED, C.DELETE): (NO, NO),
     (J.RECEIVED, C.RECEIVE): (NO, NO),
     (J.RECEIVED, C.LOSE_PACKAGE): (NO, NO),
@@ -84,6 +101,8 @@ EXPECTED: dict[tuple[JobState, Command], tuple[Exp, Exp]] = {
     (J.RECEIVED, C.RETIRE): (NO, NO),
     # Transferring
     (J.TRANSFERRING, C.SHIP): (NO, NO),
+    (J.TRANSFERRING, C.REPLACE): (NO, NO),
+    (J.TRANSFERRING, C.RECEIVE_LATE_DRIVE): (to(J.TRANSFERRING), to(J.TRANSFERRING)),
     (J.TRANSFERRING, C.DELETE): (NO, NO),
     (J.TRANSFERRING, C.RECEIVE): (NO, NO),
     (J.TRANSFERRING, C.LOSE_PACKAGE): (NO, NO),
@@ -94,6 +113,8 @@ EXPECTED: dict[tuple[JobState, Command], tuple[Exp, Exp]] = {
     (J.TRANSFERRING, C.RETIRE): (NO, NO),
     # Packaging
     (J.PACKAGING, C.SHIP): (NO, NO),
+    (J.PACKAGING, C.REPLACE): (NO, NO),
+    (J.PACKAGING, C.RECEIVE_LATE_DRIVE): (NO, NO),
     (J.PACKAGING, C.DELETE): (NO, NO),
     (J.PACKAGING, C.RECEIVE): (NO, NO),
     (J.PACKAGING, C.LOSE_PACKAGE): (NO, NO),
@@ -104,6 +125,8 @@ EXPECTED: dict[tuple[JobState, Command], tuple[Exp, Exp]] = {
     (J.PACKAGING, C.RETIRE): (NO, NO),
     # Completed
     (J.COMPLETED, C.SHIP): (NO, NO),
+    (J.COMPLETED, C.REPLACE): (NO, NO),
+    (J.COMPLETED, C.RECEIVE_LATE_DRIVE): (NO, NO),
     (J.COMPLETED, C.DELETE): (GONE, GONE),
     (J.COMPLETED, C.RECEIVE): (NO, NO),
     (J.COMPLETED, C.LOSE_PACKAGE): (NO, NO),
@@ -114,6 +137,8 @@ EXPECTED: dict[tuple[JobState, Command], tuple[Exp, Exp]] = {
     (J.COMPLETED, C.RETIRE): (GONE, GONE),
     # Closed: the customer cannot delete it; retention does
     (J.CLOSED, C.SHIP): (NO, NO),
+    (J.CLOSED, C.REPLACE): (NO, NO),
+    (J.CLOSED, C.RECEIVE_LATE_DRIVE): (NO, NO),
     (J.CLOSED, C.DELETE): (NO, NO),
     (J.CLOSED, C.RECEIVE): (NO, NO),
     (J.CLOSED, C.LOSE_PACKAGE): (NO, NO),
@@ -124,22 +149,31 @@ EXPECTED: dict[tuple[JobState, Command], tuple[Exp, Exp]] = {
     (J.CLOSED, C.RETIRE): (GONE, GONE),
 }
 
-ACCEPT = Exp(True, cancel=CancelAnswer.ACCEPTED)
 ACCEPT_DONE = Exp(True, next_state=J.COMPLETED, cancel=CancelAnswer.ACCEPTED)
 LATE = Exp(False, cancel=CancelAnswer.TOO_LATE)
-AGAIN = Exp(True, cancel=CancelAnswer.ALREADY_REQUESTED)
+
+
+def accept(state: JobState) -> Exp:
+    """A cancel accepted in ``state``: the job stays there until the cancel takes effect."""
+    return Exp(True, next_state=state, cancel=CancelAnswer.ACCEPTED)
+
+
+def again(state: JobState) -> Exp:
+    """A cancel after an accepted one: already requested, and nothing moves."""
+    return Exp(True, next_state=state, cancel=CancelAnswer.ALREADY_REQUESTED)
+
 
 #: A first cancel request, by window and state. A cancel in Creating ends the job at once.
 EXPECTED_CANCEL: dict[tuple[CancelWindow, JobState], Exp] = {
     (W.BEFORE_PACKAGING, J.CREATING): ACCEPT_DONE,
-    (W.BEFORE_PACKAGING, J.SHIPPING): ACCEPT,
-    (W.BEFORE_PACKAGING, J.RECEIVED): ACCEPT,
-    (W.BEFORE_PACKAGING, J.TRANSFERRING): ACCEPT,
+    (W.BEFORE_PACKAGING, J.SHIPPING): accept(J.SHIPPING),
+    (W.BEFORE_PACKAGING, J.RECEIVED): accept(J.RECEIVED),
+    (W.BEFORE_PACKAGING, J.TRANSFERRING): accept(J.TRANSFERRING),
     (W.BEFORE_PACKAGING, J.PACKAGING): LATE,
     (W.BEFORE_PACKAGING, J.COMPLETED): LATE,
     (W.BEFORE_PACKAGING, J.CLOSED): LATE,
     (W.CREATING_OR_SHIPPING, J.CREATING): ACCEPT_DONE,
-    (W.CREATING_OR_SHIPPING, J.SHIPPING): ACCEPT,
+    (W.CREATING_OR_SHIPPING, J.SHIPPING): accept(J.SHIPPING),
     (W.CREATING_OR_SHIPPING, J.RECEIVED): LATE,
     (W.CREATING_OR_SHIPPING, J.TRANSFERRING): LATE,
     (W.CREATING_OR_SHIPPING, J.PACKAGING): LATE,
@@ -201,7 +235,7 @@ def test_decide_every_state_command_window(
 ) -> None:
     """decide() gives the expected verdict for every state, command, window and cancel flag."""
     if command is C.CANCEL:
-        exp = AGAIN if cancel_requested else EXPECTED_CANCEL[window, state]
+        exp = again(state) if cancel_requested else EXPECTED_CANCEL[window, state]
     else:
         exp = EXPECTED[state, command][cancel_requested]
     _check(decide(state, command, window, cancel_requested=cancel_requested), exp)
@@ -237,7 +271,7 @@ def test_decide_cancel_first_request(state: JobState, window: CancelWindow) -> N
 @pytest.mark.parametrize("state", list(JobState))
 def test_decide_cancel_repeat_is_already_requested(state: JobState, window: CancelWindow) -> None:
     """A cancel after an accepted one is answered already-requested and moves nothing."""
-    _check(decide_cancel(state, True, window), AGAIN)
+    _check(decide_cancel(state, True, window), again(state))
 
 
 @pytest.mark.parametrize("window", list(CancelWindow))
@@ -281,3 +315,100 @@ def test_drive_transitions(old: DriveState, new: DriveState) -> None:
 def test_final_state(cancelled: bool, any_errors: bool, expected: JobState) -> None:
     """Packaging ends Closed only for an uncancelled job with drive errors."""
     assert final_state(cancelled=cancelled, any_errors=any_errors) is expected
+
+
+#: What the datacenter does with a job in each state.
+EXPECTED_STEPS: dict[JobState, Step] = {
+    J.CREATING: Step.CUSTOMER,
+    J.SHIPPING: Step.ARRIVAL,
+    J.RECEIVED: Step.COPY,
+    J.TRANSFERRING: Step.COPY,
+    J.PACKAGING: Step.RETURN,
+    J.COMPLETED: Step.RETENTION,
+    J.CLOSED: Step.RETENTION,
+}
+
+
+@pytest.mark.parametrize("state", list(JobState))
+def test_every_state_has_its_step(state: JobState) -> None:
+    """Each state's datacenter step is the documented one."""
+    assert step(state) is EXPECTED_STEPS[state]
+
+
+def test_a_state_without_a_step_fails_the_tables() -> None:
+    """check_tables refuses a step table that leaves a state out, naming the state: a new
+    job state cannot be added without saying what the datacenter does with it."""
+    steps = {state: s for state, s in STEPS.items() if state is not J.PACKAGING}
+    with pytest.raises(InvalidDefinition, match="STEPS has no row for Packaging"):
+        check_tables(steps=steps)
+
+
+def test_a_command_along_an_undocumented_transition_fails_the_tables() -> None:
+    """A rule that moves a job where the documented transitions do not go is refused."""
+    rules = {**RULES, J.SHIPPING: {**RULES[J.SHIPPING], C.RECEIVE: J.PACKAGING}}
+    with pytest.raises(InvalidDefinition, match=r"receive in Shipping: Shipping -> Packaging"):
+        check_tables(rules=rules)
+
+
+def test_a_documented_transition_no_command_makes_fails_the_tables() -> None:
+    """A documented transition that no rule makes is refused: the two tables agree."""
+    transitions = {
+        **JOB_TRANSITIONS,
+        J.RECEIVED: frozenset({J.TRANSFERRING, J.PACKAGING, J.CLOSED}),
+    }
+    with pytest.raises(InvalidDefinition, match="transitions no command makes"):
+        check_tables(transitions=transitions)
+
+
+def test_a_window_wider_than_the_rules_fails_the_tables() -> None:
+    """A cancel window that accepts a cancel where the rules have none is refused."""
+    windows = {**CANCEL_WINDOWS, W.CREATING_ONLY: frozenset({J.CREATING, J.PACKAGING})}
+    with pytest.raises(InvalidDefinition, match="window creating-only"):
+        check_tables(windows=windows)
+
+
+def test_the_shipped_tables_agree() -> None:
+    """The module's own tables pass the check it runs on import."""
+    check_tables()
+
+
+@pytest.mark.parametrize(
+    ("drives", "cancel_requested", "over"),
+    [
+        ((D.COMPLETED, D.COMPLETED_MORE_INFO, D.NEVER_RECEIVED), False, True),
+        ((D.COMPLETED, D.TRANSFERRING), False, False),
+        ((D.COMPLETED, D.TRANSFERRING), True, False),  # in flight: it finishes
+        ((D.COMPLETED, D.RECEIVED), False, False),  # waiting for a bay
+        ((D.COMPLETED, D.RECEIVED), True, True),  # waiting, but cancelled: skipped
+        ((D.COMPLETED, D.SPECIFIED), False, False),  # a late drive on its way
+        ((D.COMPLETED, D.SPECIFIED), True, False),  # waited for even after a cancel
+        ((), False, True),
+    ],
+)
+def test_copy_step_over(drives: tuple[DriveState, ...], cancel_requested: bool, over: bool) -> None:
+    """The copy step ends once nothing copies, nothing is expected, and nothing waits
+    unless a cancel means it never starts."""
+    assert copy_step_over(drives, cancel_requested=cancel_requested) is over
+
+
+@pytest.mark.parametrize("state", list(JobState))
+def test_expiry_and_retention(state: JobState) -> None:
+    """Creating jobs expire (and an update restarts the clock); Completed and Closed jobs
+    are retired; jobs in the datacenter are neither."""
+    expected = {J.CREATING: C.EXPIRE, J.COMPLETED: C.RETIRE, J.CLOSED: C.RETIRE}.get(state)
+    assert self_deletion(state) is expected
+    assert restarts_expiry(state) is (state is J.CREATING)
+
+
+@pytest.mark.parametrize(
+    ("state", "cancelled", "expected"),
+    [
+        (J.COMPLETED, False, "succeeded"),
+        (J.COMPLETED, True, "cancelled"),
+        (J.CLOSED, False, "failed"),
+        (J.CLOSED, True, "failed"),  # a cancelled job whose package was lost
+    ],
+)
+def test_outcome(state: JobState, cancelled: bool, expected: str) -> None:
+    """Closed is a failure whatever the cancel; Completed is a success or a cancel."""
+    assert outcome(state, cancelled=cancelled) == expected

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from tests.worker.conftest import record
+from worker.memory_store import MemoryStore
 from worker.model import JobState
 from worker.record import encode
 from worker.status import StatusMessage
-from worker.store import Commit, JobStore, MemoryStore
+from worker.store import Commit, JobStore
 
 
 def message(job: str, seq: int, leaf: str = "state", payload: bytes = b"{}") -> StatusMessage:

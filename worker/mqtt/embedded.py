@@ -11,8 +11,8 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from worker.broker import BrokerConfig
 from worker.errors import DrivesimError
+from worker.mqtt.broker import BrokerConfig
 
 __all__ = ["embedded_broker", "free_port"]
 

@@ -1,4 +1,4 @@
-"""Where status goes: the sink protocol, an in-memory bus, and the outbox relay.
+"""The outbox relay: committed status messages into a sink, in commit order.
 
 The relay is the only reader of the outbox: it hands committed messages to a sink in
 commit order and marks them delivered once the sink has taken them. After a crash,
@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
 
 import anyio
 import anyio.lowlevel
@@ -21,74 +19,13 @@ from anyio.abc import TaskGroup, TaskStatus
 from worker.errors import PublishError
 from worker.ledger import Ledger
 from worker.logs import get_logger
+from worker.sink import ImmediateSink, StatusSink
 from worker.status import StatusMessage, snapshot_messages
 from worker.store import OutboxEntry
 
-__all__ = ["ImmediateSink", "MemoryBus", "OutboxRelay", "StatusSink"]
+__all__ = ["OutboxRelay"]
 
 log = get_logger("drivesim.outbox")
-
-
-class StatusSink(Protocol):
-    """Something that publishes status messages (an MQTT broker, a list in memory)."""
-
-    async def ready(self) -> None:
-        """Return once the sink can take messages (at once for an in-memory sink)."""
-        ...
-
-    async def publish(self, messages: Sequence[StatusMessage]) -> None:
-        """Publish ``messages`` in order; return once the sink holds them all.
-
-        Raise :class:`~worker.errors.PublishError` naming the delivered ones if only some
-        made it (or none, when the sink is not ready).
-        """
-        ...
-
-
-@runtime_checkable
-class ImmediateSink(StatusSink, Protocol):
-    """A sink that takes messages at once and cannot fail (one in memory): the running
-    relay hands it each burst of commits from one loop callback, with no task or await."""
-
-    def deliver(self, messages: Sequence[StatusMessage]) -> None:
-        """Take ``messages``, in order."""
-        ...
-
-
-class MemoryBus:
-    """A broker in memory: every message in order, plus the retained map.
-
-    ``keep=False`` keeps only the retained map (and tells subscribers): ``messages`` stays
-    empty, so a long simulation does not hold its whole stream.
-    """
-
-    def __init__(self, *, keep: bool = True) -> None:
-        self.messages: list[StatusMessage] = []
-        self.retained: dict[str, bytes] = {}
-        self._keep = keep
-        self._subscribers: list[Callable[[StatusMessage], None]] = []
-
-    async def ready(self) -> None:
-        pass
-
-    def subscribe(self, callback: Callable[[StatusMessage], None]) -> None:
-        """Call ``callback`` with each message as it is published."""
-        self._subscribers.append(callback)
-
-    async def publish(self, messages: Sequence[StatusMessage]) -> None:
-        self.deliver(messages)
-
-    def deliver(self, messages: Sequence[StatusMessage]) -> None:
-        if self._keep:
-            self.messages.extend(messages)
-        for message in messages:
-            if message.retain:
-                if message.payload:
-                    self.retained[message.topic] = message.payload
-                else:
-                    self.retained.pop(message.topic, None)
-            for callback in self._subscribers:
-                callback(message)
 
 
 class OutboxRelay:

@@ -1,0 +1,127 @@
+"""The datacenter, composed once: every part of the worker over one store.
+
+:class:`Datacenter` is the one place the worker's parts are wired together: the
+:class:`~worker.ledger.Ledger` over the store, the :class:`~worker.service.JobService` and
+its :class:`~worker.commands.CommandHandler`, the
+:class:`~worker.pipeline.DatacenterPipeline`, the :class:`~worker.retention.RetentionSweeper`
+and, while it runs, the :class:`~worker.relay.OutboxRelay` that drains the outbox into a
+sink. The worker process, scenario runs, the demo, the tests and the benchmarks all build
+it this way::
+
+    datacenter = Datacenter(store, clock=clock, planner=planner, policy=policy)
+    async with datacenter.running(bus):
+        await datacenter.service.create("job1", body)
+
+Running it starts the relay, resumes every job the datacenter holds and starts the
+retention sweeper; leaving the block stops them all at once (:meth:`Datacenter.halt`) and
+drains what is still pending into the sink. The sink is given to :meth:`running` rather
+than to the constructor because the worker's sink, its MQTT link, serves the datacenter's
+commands and keeps its metadata in the datacenter's ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from anyio.abc import TaskStatus
+
+from worker.clock import Clock
+from worker.commands import CommandHandler
+from worker.config import Policy
+from worker.ledger import Ledger
+from worker.logs import sim_time
+from worker.pipeline import DatacenterPipeline
+from worker.plan import Planner
+from worker.relay import OutboxRelay
+from worker.retention import RetentionSweeper
+from worker.service import JobService
+from worker.sink import StatusSink
+from worker.store import JobStore
+
+__all__ = ["Datacenter"]
+
+#: The largest command payload the handler takes, in bytes, unless told otherwise.
+COMMAND_LIMIT = 64 * 1024
+
+
+class Datacenter:
+    """A datacenter over ``store``: its jobs and every part that moves them.
+
+    ``planner`` draws each job's fate from the run's seed and holds the datacenter's
+    shape (locations and bays, throughput, delays); ``policy`` holds the service's rules
+    (cancel window, retention, expiry). The store stays the caller's to close.
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        *,
+        clock: Clock,
+        planner: Planner,
+        policy: Policy | None = None,
+        command_limit: int = COMMAND_LIMIT,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.planner = planner
+        self.policy = policy or Policy()
+        sim_time.clock = clock  # log lines carry this datacenter's simulated time
+        self.ledger = Ledger(store, clock)
+        self.service = JobService(self.ledger, planner, policy=self.policy)
+        self.commands = CommandHandler(self.service, max_bytes=command_limit)
+        self.relay: OutboxRelay | None = None
+        self._scope: anyio.CancelScope | None = None
+        self._drained = False
+
+    @asynccontextmanager
+    async def running(
+        self, sink: StatusSink, *, replay_tail: float = 0.0, announce: bool = False
+    ) -> AsyncIterator[OutboxRelay]:
+        """Run the datacenter, its status going to ``sink``; yields the outbox relay.
+
+        ``replay_tail``: see :class:`~worker.relay.OutboxRelay`. ``announce``: the sink
+        starts empty (a new in-memory bus), so every job's snapshot is announced again as
+        soon as the relay runs, before any job moves.
+        """
+        relay = self.relay = OutboxRelay(self.ledger, sink, replay_tail=replay_tail)
+        self._drained = False
+        self.commands.open()
+        async with anyio.create_task_group() as tg:
+            await tg.start(self._run, relay, announce)
+            yield relay
+            self.halt()
+        if not self._drained:
+            await self.drain()
+
+    async def _run(
+        self, relay: OutboxRelay, announce: bool, *, task_status: TaskStatus[None]
+    ) -> None:
+        """The relay, then the pipeline and the retention sweeper, until :meth:`halt`."""
+        pipeline = DatacenterPipeline(self.ledger, self.planner.datacenter, self.planner)
+        retention = RetentionSweeper(self.ledger, self.policy)
+        with anyio.CancelScope() as self._scope:
+            async with anyio.create_task_group() as parts:
+                await parts.start(relay.run)
+                if announce:
+                    relay.connected()
+                await parts.start(pipeline.run)
+                await parts.start(retention.run)
+                task_status.started()
+
+    def halt(self) -> None:
+        """Stop at once: requests are refused (the worker is shutting down), no job moves
+        any more and the relay stops; what is committed stays in the outbox for
+        :meth:`drain`."""
+        self.commands.close()
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def drain(self) -> int:
+        """Deliver what the outbox holds into the sink; returns how many messages went.
+        Bound it with a timeout where the sink may be down (a broker): what is left goes
+        out the next time the datacenter runs."""
+        assert self.relay is not None, "drain() belongs to a running datacenter"
+        self._drained = True
+        return await self.relay.drain()
