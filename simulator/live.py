@@ -46,7 +46,6 @@ from simulator.runner import SCHEDULING_SLACK, RunResult
 from simulator.scenario import Action, Scenario
 from worker.clock import Clock
 from worker.errors import DrivesimError
-from worker.ledger import Ledger
 from worker.logs import get_logger, sim_time
 from worker.mqtt.broker import BrokerConfig
 from worker.sqlite_store import SQLiteStore
@@ -260,7 +259,7 @@ class LiveRun:
         store = SQLiteStore(db)
         try:
             history = [entry.message for entry in store.history()]
-            jobs = {r.name: r for r in Ledger(store, self.clock)}
+            jobs = store.load_jobs()
         finally:
             store.close()
         with (self.workdir / "observed.jsonl").open("w", encoding="utf-8") as out:

@@ -17,15 +17,12 @@ from simulator.client import JobsClient
 from simulator.observer import Observer
 from simulator.processes import Mosquitto
 from worker.clock import Clock
-from worker.commands import CommandHandler
 from worker.config import DatacenterConfig
-from worker.ledger import Ledger
+from worker.datacenter import Datacenter
 from worker.memory_store import MemoryStore
 from worker.mqtt.broker import BrokerConfig
 from worker.mqtt.link import MqttLink
 from worker.plan import Planner
-from worker.relay import OutboxRelay
-from worker.service import JobService
 from worker.status import PREFIX
 
 DOCS = Path(__file__).parents[2] / "docs" / "mosquitto"
@@ -59,33 +56,33 @@ def test_the_acl_separates_worker_and_clients(secured: Mosquitto) -> None:
     answered, a client cannot publish status, and anonymous clients are refused."""
 
     async def main() -> None:
-        ledger = Ledger(MemoryStore(), Clock(scale=3600))
-        service = JobService(ledger, Planner(DatacenterConfig(), 1))
+        datacenter = Datacenter(
+            MemoryStore(), clock=Clock(scale=3600), planner=Planner(DatacenterConfig(), 1)
+        )
         link = MqttLink(
             _config(secured, "drivesim-worker"),
             worker_id="secure",
-            meta=ledger,
-            commands=CommandHandler(service),
+            meta=datacenter.ledger,
+            commands=datacenter.commands,
         )
-        relay = OutboxRelay(ledger, link)
         async with anyio.create_task_group() as tg:
             await tg.start(link.run)
-            tg.start_soon(relay.run)
-            with anyio.fail_after(10):
-                await link.ready()
-            async with JobsClient(_config(secured, "operator")) as client:
-                reply = await client.request("list")
-                assert reply["status"] == 200
-            # A client may not publish status: the broker drops it (and may disconnect it).
-            forger = aiomqtt.Client(
-                "127.0.0.1", secured.port, username="operator", password=USERS["operator"]
-            )
-            with contextlib.suppress(aiomqtt.MqttError):
-                async with forger:
-                    await forger.publish(f"{PREFIX}/jobs/forged/state", b"{}", qos=1, timeout=2)
-            with pytest.raises(aiomqtt.MqttError):
-                async with aiomqtt.Client("127.0.0.1", secured.port, timeout=5):
-                    pass
+            async with datacenter.running(link):
+                with anyio.fail_after(10):
+                    await link.ready()
+                async with JobsClient(_config(secured, "operator")) as client:
+                    reply = await client.request("list")
+                    assert reply["status"] == 200
+                # A client may not publish status: the broker drops it (and may disconnect it).
+                forger = aiomqtt.Client(
+                    "127.0.0.1", secured.port, username="operator", password=USERS["operator"]
+                )
+                with contextlib.suppress(aiomqtt.MqttError):
+                    async with forger:
+                        await forger.publish(f"{PREFIX}/jobs/forged/state", b"{}", qos=1, timeout=2)
+                with pytest.raises(aiomqtt.MqttError):
+                    async with aiomqtt.Client("127.0.0.1", secured.port, timeout=5):
+                        pass
             await link.stop()
             with anyio.fail_after(10):
                 await link.closed.wait()

@@ -38,8 +38,8 @@ from tests.worker.conftest import RETURN_ADDRESS as ADDRESS
 from worker import changes
 from worker.clock import Clock, virtual_loop
 from worker.config import DAY, HOUR, DatacenterConfig, Policy
+from worker.datacenter import Datacenter
 from worker.errors import InvalidJobState, ResourceNotFound, ServiceError, ValidationError
-from worker.ledger import Ledger
 from worker.memory_store import MemoryStore
 from worker.model import DriveState, JobState
 from worker.plan import Planner
@@ -217,8 +217,9 @@ class ServiceMachine(RuleBasedStateMachine):
         clock = Clock()
         policy = Policy(cancel_window=window, retention=RETENTION, creating_expiry=EXPIRY)
         planner = Planner(DatacenterConfig(), seed=seed)
-        self.service = JobService(Ledger(MemoryStore(), clock), planner, policy=policy)
-        sweeper = RetentionSweeper(self.service.ledger, policy)
+        datacenter = Datacenter(MemoryStore(), clock=clock, planner=planner, policy=policy)
+        self.service = datacenter.service
+        sweeper = RetentionSweeper(datacenter.ledger, policy)  # retention runs, jobs do not move
 
         async def begin() -> None:
             clock.now()  # simulated zero is the loop's start

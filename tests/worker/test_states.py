@@ -338,7 +338,7 @@ def test_every_state_has_its_step(state: JobState) -> None:
 def test_a_state_without_a_step_fails_the_tables() -> None:
     """check_tables refuses a step table that leaves a state out, naming the state: a new
     job state cannot be added without saying what the datacenter does with it."""
-    steps = {state: s for state, s in STEPS.items() if state is not J.PACKAGING}
+    steps: dict[JobState, Step] = {s: v for s, v in STEPS.items() if s is not J.PACKAGING}
     with pytest.raises(InvalidDefinition, match="STEPS has no row for Packaging"):
         check_tables(steps=steps)
 

@@ -1,4 +1,5 @@
-"""The MQTT link against a real Mosquitto, through the fault proxy."""
+"""Publishing through the MQTT link's window, against a real Mosquitto (and the fault
+proxy): batches fail fast, arrive whole and in order."""
 
 from __future__ import annotations
 

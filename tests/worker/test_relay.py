@@ -1,4 +1,4 @@
-"""The outbox relay and the in-memory bus: every committed message, once, in commit order."""
+"""The outbox relay: every committed message, once, in commit order."""
 
 from __future__ import annotations
 
@@ -68,27 +68,6 @@ async def test_failed_publish_is_retried(
     assert len(service.ledger.store.pending(100)) == len(list(service.ledger.store.history()))
     await relay.drain()
     assert sink.messages == [e.message for e in service.ledger.store.history()]
-
-
-async def test_memory_bus_keeps_retained_and_clears_on_delete(
-    service: JobService, import_body: Body
-) -> None:
-    """The bus keeps the last retained payload per topic and drops it on an empty one."""
-    bus = MemoryBus()
-    seen: list[str] = []
-    bus.subscribe(lambda m: seen.append(m.topic))
-    relay = OutboxRelay(service.ledger, bus)
-    await service.create("a", import_body(2))
-    await relay.drain()
-    assert set(bus.retained) == {
-        "importexport/v1/jobs/a/state",
-        "importexport/v1/jobs/a/drives/DRV0/state",
-        "importexport/v1/jobs/a/drives/DRV1/state",
-    }
-    await service.delete("a")
-    await relay.drain()
-    assert bus.retained == {}
-    assert seen == [m.topic for m in bus.messages]
 
 
 async def test_relay_runs_until_cancelled(service: JobService, import_body: Body) -> None:
@@ -277,17 +256,3 @@ async def test_a_batch_broken_off_in_turn_goes_again_from_where_it_stopped(
     sink = CutSink()
     assert await OutboxRelay(service.ledger, sink, overlap=False).drain() == len(history)
     assert sink.messages == history
-
-
-async def test_memory_bus_without_keep_holds_only_the_retained_map(
-    service: JobService, import_body: Body
-) -> None:
-    """keep=False: subscribers hear every message, ``messages`` stays empty."""
-    await service.create("a", import_body(2))
-    bus = MemoryBus(keep=False)
-    heard: list[StatusMessage] = []
-    bus.subscribe(heard.append)
-    await OutboxRelay(service.ledger, bus, overlap=False).drain()
-    assert heard == [e.message for e in service.ledger.store.history()]
-    assert bus.messages == []
-    assert "importexport/v1/jobs/a/state" in bus.retained
