@@ -8,12 +8,12 @@ pipeline watches the ledger, so a job a customer ships, or a cancel that leaves 
 to copy, is taken up exactly as the pipeline's own changes are.
 
 Each location's bays are a count and a queue of the drives waiting for one, first come
-first served. Best-effort cancel: a bay that comes free goes to the next waiting drive,
-and whether that drive starts is decided by :func:`worker.changes.start_drive`, committed
-in the same callback as the bay is granted: a cancel committed first means the drive is
-skipped and the bay goes on to the next, a start committed first means it runs on. There
-is no third outcome. A drive already copying is never interrupted by a cancel; it
-finishes, bounded only by its own deadline.
+first served (:mod:`worker.bays`). Best-effort cancel: a bay that comes free goes to the
+next waiting drive, and whether that drive starts is decided by
+:func:`worker.changes.start_drive`, committed in the same callback as the bay is granted:
+a cancel committed first means the drive is skipped and the bay goes on to the next, a
+start committed first means it runs on. There is no third outcome. A drive already
+copying is never interrupted by a cancel; it finishes, bounded only by its own deadline.
 
 Everything needed to resume is in the store: due times, each drive's last checkpoint. A
 restarted worker puts every interrupted transfer back in a bay first, then takes every
@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import math
-from collections import deque
 from collections.abc import Callable
 from typing import assert_never
 
@@ -34,6 +32,7 @@ import structlog
 from anyio.abc import TaskStatus
 
 from worker import changes, states
+from worker.bays import Bays, Transfer
 from worker.config import DatacenterConfig
 from worker.errors import InvalidJobState
 from worker.ledger import Ledger
@@ -62,63 +61,6 @@ def _datacenter_step(record: JobRecord) -> Step | None:
             assert_never(step)
 
 
-class _Bays:
-    """The bays of one location: how many are free, and the drives waiting for one."""
-
-    __slots__ = ("free", "waiting")
-
-    def __init__(self, count: int) -> None:
-        self.free = count
-        #: (job, drive, resumed): a resumed transfer was copying before a restart.
-        self.waiting: deque[tuple[str, str, bool]] = deque()
-
-
-class _Transfer:
-    """A drive in a bay, copying in checkpointed steps towards its target."""
-
-    __slots__ = (
-        "bays",
-        "context",
-        "copied",
-        "cut",
-        "deadline",
-        "drive_id",
-        "fails",
-        "last",
-        "name",
-        "rate",
-        "target",
-        "timer",
-    )
-
-    def __init__(
-        self,
-        name: str,
-        drive_id: str,
-        bays: _Bays,
-        context: contextvars.Context,
-        *,
-        rate: float,
-        target: int,
-        copied: int,
-        deadline: float,
-        fails: bool,
-    ) -> None:
-        self.name = name
-        self.drive_id = drive_id
-        self.bays = bays
-        self.context = context
-        self.rate = rate
-        self.target = target
-        self.copied = copied
-        self.deadline = deadline
-        self.fails = fails
-        #: The step under way ends the copy (``last``) or is cut off by the deadline.
-        self.last = False
-        self.cut = False
-        self.timer: asyncio.TimerHandle | None = None
-
-
 class DatacenterPipeline:
     """Runs every job of the ledger that is in the datacenter through its steps: the
     datacenter ``config`` says how many bays and how fast, the ``planner`` draws what
@@ -129,7 +71,7 @@ class DatacenterPipeline:
         self.clock = ledger.clock
         self.config = config
         self.planner = planner
-        self._bays = {name: _Bays(n) for name, n in config.locations.items()}
+        self._bays = {name: Bays(n) for name, n in config.locations.items()}
         #: The step each active job's next move is arranged for.
         self._steps: dict[str, Step] = {}
         #: Jobs whose next move is to be arranged once the current commit is over.
@@ -137,7 +79,7 @@ class DatacenterPipeline:
         #: Each job's timer (arrival, return) and each drive's (late arrival, transfer).
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._late: dict[tuple[str, str], asyncio.TimerHandle] = {}
-        self._transfers: dict[tuple[str, str], _Transfer] = {}
+        self._transfers: dict[tuple[str, str], Transfer] = {}
         #: Each job's log context (``job`` bound), in which its timers run.
         self._contexts: dict[str, contextvars.Context] = {}
         self._base = contextvars.Context()
@@ -319,7 +261,7 @@ class DatacenterPipeline:
         else:
             bays.waiting.append((name, drive_id, resumed))
 
-    def _release(self, bays: _Bays) -> None:
+    def _release(self, bays: Bays) -> None:
         """A bay came free: the next waiting drive that may start takes it."""
         while bays.waiting:
             name, drive_id, resumed = bays.waiting.popleft()
@@ -327,14 +269,14 @@ class DatacenterPipeline:
                 return
         bays.free += 1
 
-    def _start(self, bays: _Bays, name: str, drive_id: str, *, resumed: bool) -> bool:
+    def _start(self, bays: Bays, name: str, drive_id: str, *, resumed: bool) -> bool:
         """Start (or resume) copying a drive in a bay just granted; False if it may not."""
         context = self._drive_context(name, drive_id)
         started: bool = context.run(self._begin, bays, name, drive_id, resumed, context)
         return started
 
     def _begin(
-        self, bays: _Bays, name: str, drive_id: str, resumed: bool, context: contextvars.Context
+        self, bays: Bays, name: str, drive_id: str, resumed: bool, context: contextvars.Context
     ) -> bool:
         if resumed:
             log.info("transfer resumed from checkpoint")
@@ -348,48 +290,32 @@ class DatacenterPipeline:
         record = self.ledger.get(name)
         assert record is not None
         sim = record.sim.drives[drive_id]
-        plan = sim.plan
         assert sim.started_at is not None
-        dc = self.config
-        nominal = plan.size_bytes / dc.throughput
-        transfer = _Transfer(
+        transfer = Transfer(
             name,
             drive_id,
             bays,
             context,
-            rate=dc.throughput * plan.speed,
-            target=(
-                math.floor(plan.size_bytes * plan.fails_at)
-                if plan.fails_at is not None
-                else plan.size_bytes
-            ),
+            plan=sim.plan,
+            config=self.config,
+            started_at=sim.started_at,
             copied=record.drive(drive_id).bytes_succeeded or 0,
-            deadline=sim.started_at
-            + max(nominal * dc.transfer_deadline_factor, dc.checkpoint_interval),
-            fails=plan.fails_at is not None,
         )
         self._transfers[name, drive_id] = transfer
         self._schedule(transfer)
         return True
 
-    def _schedule(self, transfer: _Transfer) -> None:
+    def _schedule(self, transfer: Transfer) -> None:
         """The timer of the transfer's next step: a checkpoint, the end, or the deadline."""
-        interval = self.config.checkpoint_interval
-        now = self.clock.now()
-        left = max(0, transfer.target - transfer.copied) / transfer.rate
-        transfer.last = left <= interval
-        end = now + (left if transfer.last else interval)
-        # A step that would end at or after the deadline is cut off by it.
-        transfer.cut = end >= transfer.deadline
         transfer.timer = self.clock.call_at(
-            min(end, transfer.deadline),
+            transfer.next_step(self.clock.now(), self.config.checkpoint_interval),
             self._call,
             self._step,
             transfer,
             context=transfer.context,
         )
 
-    def _step(self, transfer: _Transfer) -> None:
+    def _step(self, transfer: Transfer) -> None:
         name, drive_id = transfer.name, transfer.drive_id
         if not transfer.cut and not transfer.last:
             transfer.copied += int(self.config.checkpoint_interval * transfer.rate)
