@@ -147,13 +147,7 @@ class JobService:
         )
         existing = self.ledger.get(name)
         if existing is not None:
-            verdict = states.decide(existing.state, Command.REPLACE)
-            if not verdict.allowed:
-                raise InvalidJobState(
-                    f"Job '{name}' exists: {verdict.reason}.",
-                    state=str(existing.state),
-                    target="jobName",
-                )
+            _judge(existing, Command.REPLACE, target="jobName")
         now = self.ledger.clock.now()
         props = params.properties
         assert props.job_type is not None
@@ -326,13 +320,7 @@ class JobService:
     def _judge_ship(self, record: JobRecord, props: UpdateJobProperties) -> Verdict:
         """The verdict on moving the job to Shipping, with what shipping needs given now or
         earlier; raises the refusal."""
-        verdict = states.decide(record.state, Command.SHIP)
-        if not verdict.allowed:
-            raise InvalidJobState(
-                f"Job '{record.name}': {verdict.reason}.",
-                state=str(record.state),
-                target="properties.state",
-            )
+        verdict = _judge(record, Command.SHIP, target="properties.state")
         current = record.job.properties
         missing = [
             field
@@ -360,6 +348,16 @@ class JobService:
                     target="properties.deliveryPackage.driveCount",
                 )
         return verdict
+
+
+def _judge(record: JobRecord, command: Command, *, target: str) -> Verdict:
+    """The verdict on a customer's ``command``, or its refusal naming ``target``."""
+    verdict = states.decide(record.state, command)
+    if not verdict.allowed:
+        raise InvalidJobState(
+            f"Job '{record.name}': {verdict.reason}.", state=str(record.state), target=target
+        )
+    return verdict
 
 
 _UPDATE_FIELDS = {
