@@ -34,10 +34,10 @@ from simulator.runner import RunResult
 from simulator.svg import escape as _e
 from simulator.svg import number as _f
 from worker.clock import format_duration
+from worker.errors import ChromiumMissing
 
 __all__ = [
     "CSS",
-    "ChromiumMissing",
     "chromium",
     "drive_bands",
     "dump_dom",
@@ -129,10 +129,6 @@ svg text{fill:#374151}svg .axis{fill:var(--muted)}svg .gl{stroke:#eef0f3}
 section{border-color:#ccc}}
 @page{size:A4 landscape;margin:10mm}
 """
-
-
-class ChromiumMissing(RuntimeError):
-    """Headless Chromium is not installed."""
 
 
 def _when(seconds: float) -> str:
@@ -841,7 +837,7 @@ def write_html(path: Path, report: dict[str, Any], history: History, run: RunRes
 
 
 def chromium() -> str:
-    """The Chromium binary, or :class:`ChromiumMissing` saying how to install it."""
+    """The Chromium binary, or :class:`~worker.errors.ChromiumMissing` saying how to install it."""
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None and Path("/usr/bin/chromium").exists():
         found = "/usr/bin/chromium"

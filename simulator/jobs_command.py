@@ -11,7 +11,8 @@ import anyio
 from rich.console import Console
 from rich.table import Table
 
-from simulator.client import CommandFailed, JobsClient
+from simulator.client import JobsClient
+from worker.errors import CommandFailed
 from worker.mqtt.broker import BrokerConfig
 from worker.plan import bitlocker_key
 

@@ -20,13 +20,14 @@ from simulator.demo_outcome import DemoOutcome, at, outcome_of
 from simulator.demo_picture import render_picture, write_picture
 from simulator.demo_story import CANCEL_STATES, MAIN, OTHER, StoryOptions, demo_scenario
 from simulator.history import History
-from simulator.html_report import ChromiumMissing, dump_dom, screenshot
+from simulator.html_report import dump_dom, screenshot
 from simulator.invariants import check_stream
 from simulator.observer import Observer
 from simulator.processes import Mosquitto
 from simulator.report import cancel_figures
 from simulator.runner import RunResult, run_scenario
 from tests.pictures import screenshot_colours
+from worker.errors import ChromiumMissing
 from worker.memory_store import MemoryStore
 from worker.model import JobState
 from worker.states import CANCEL_WINDOWS, CancelWindow

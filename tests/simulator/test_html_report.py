@@ -12,13 +12,14 @@ import pytest
 
 from simulator.faults import Fault, FaultRecord
 from simulator.history import History
-from simulator.html_report import ChromiumMissing, dump_dom, render_html, screenshot, write_html
+from simulator.html_report import dump_dom, render_html, screenshot, write_html
 from simulator.invariants import check_run
 from simulator.report import build_report
 from simulator.runner import RunResult
 from simulator.scenario import load_scenario, parse_scenario
 from tests.pictures import screenshot_colours
 from tests.simulator.conftest import run_to_report
+from worker.errors import ChromiumMissing
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 Run = tuple[RunResult, dict[str, Any], History]
