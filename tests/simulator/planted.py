@@ -1,7 +1,7 @@
 """A worker with one planted bug: proof that a live run's invariant checks catch real faults.
 
 Run as ``python -m tests.simulator.planted BUG [drivesim args...]``, which is what
-:class:`~simulator.live.LiveRun` starts when given
+:class:`~simulator.live.run.LiveRun` starts when given
 ``program=(sys.executable, "-m", "tests.simulator.planted", BUG)``. The bug is planted by
 monkeypatching worker code in this process only; then ``drivesim`` runs as usual. Test-only:
 nothing here is imported by the worker or the simulator.

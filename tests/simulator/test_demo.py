@@ -15,17 +15,17 @@ from pathlib import Path
 import pytest
 
 from simulator.cli import main
-from simulator.demo import play_virtual, run_virtual
-from simulator.demo_outcome import DemoOutcome, at, outcome_of
-from simulator.demo_picture import render_picture, write_picture
-from simulator.demo_story import CANCEL_STATES, MAIN, OTHER, StoryOptions, demo_scenario
-from simulator.history import History
-from simulator.html_report import dump_dom, screenshot
-from simulator.invariants import check_stream
-from simulator.observer import Observer
-from simulator.processes import Mosquitto
-from simulator.report import cancel_figures
-from simulator.runner import RunResult, run_scenario
+from simulator.demo.command import play_virtual, run_virtual
+from simulator.demo.outcome import DemoOutcome, at, outcome_of
+from simulator.demo.picture import render_picture, write_picture
+from simulator.demo.story import CANCEL_STATES, MAIN, OTHER, StoryOptions, demo_scenario
+from simulator.live.observer import Observer
+from simulator.live.processes import Mosquitto
+from simulator.report.history import History
+from simulator.report.html.page import dump_dom, screenshot
+from simulator.report.invariants import check_stream
+from simulator.report.json_report import cancel_figures
+from simulator.run.runner import RunResult, run_scenario
 from tests.pictures import screenshot_colours
 from worker.errors import ChromiumMissing
 from worker.memory_store import MemoryStore

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from simulator.faults import CLIENT_FAULTS, FaultRecord, suspects
-from simulator.history import History
-from simulator.report import without_wall_clock
+from simulator.faults.plan import CLIENT_FAULTS, FaultRecord, suspects
+from simulator.report.history import History
+from simulator.report.json_report import without_wall_clock
 from simulator.scenario import load_scenario, parse_scenario
 from tests.simulator.conftest import Runner
 from worker.errors import ConfigError

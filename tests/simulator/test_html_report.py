@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from simulator.faults import Fault, FaultRecord
-from simulator.history import History
-from simulator.html_report import dump_dom, render_html, screenshot, write_html
-from simulator.invariants import check_run
-from simulator.report import build_report
-from simulator.runner import RunResult
+from simulator.faults.plan import Fault, FaultRecord
+from simulator.report.history import History
+from simulator.report.html.page import dump_dom, render_html, screenshot, write_html
+from simulator.report.invariants import check_run
+from simulator.report.json_report import build_report
+from simulator.run.runner import RunResult
 from simulator.scenario import load_scenario, parse_scenario
 from tests.pictures import screenshot_colours
 from tests.simulator.conftest import run_to_report

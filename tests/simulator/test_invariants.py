@@ -13,9 +13,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from simulator.history import History
-from simulator.invariants import check_run
-from simulator.runner import RunResult, run_scenario
+from simulator.report.history import History
+from simulator.report.invariants import check_run
+from simulator.run.runner import RunResult, run_scenario
 from simulator.scenario import load_scenario, parse_scenario
 from worker.memory_store import MemoryStore
 from worker.status import StatusMessage

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from simulator.cli import main
-from simulator.processes import Mosquitto, WorkerProcess
+from simulator.live.processes import Mosquitto, WorkerProcess
 from tests.worker_process import worker_process
 
 SETTINGS = 'worker_id = "cli"\nspeed = 60\n[datacenter]\ncarrier_delay = "1h"\n'

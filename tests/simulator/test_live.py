@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
-from simulator.live import LiveResult, LiveRun
+from simulator.live.run import LiveResult, LiveRun
 from simulator.scenario import load_scenario
 from tests.simulator.conftest import CONFIGS, failed_invariants
 

@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from simulator.history import History
-from simulator.metrics import (
+from simulator.report.history import History
+from simulator.report.metrics import (
     drive_stages,
     job_locations,
     percentiles,
     series,
     time_span,
 )
-from simulator.runner import RunResult
+from simulator.run.runner import RunResult
 from simulator.scenario import load_scenario
 from tests.simulator.conftest import run_to_report
 

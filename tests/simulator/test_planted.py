@@ -15,8 +15,8 @@ from typing import Any
 import anyio
 import pytest
 
-from simulator.live import LiveResult, LiveRun
-from simulator.processes import DRIVESIM
+from simulator.live.processes import DRIVESIM
+from simulator.live.run import LiveResult, LiveRun
 from simulator.scenario import load_scenario
 from tests.simulator.conftest import failed_invariants
 from tests.simulator.planted import DROP_SEQ

@@ -6,8 +6,8 @@ import io
 
 from rich.console import Console
 
-from simulator.progress import RunProgress
-from simulator.runner import run_scenario
+from simulator.console.progress import RunProgress
+from simulator.run.runner import run_scenario
 from simulator.scenario import parse_scenario
 from worker.clock import DEFAULT_EPOCH
 from worker.memory_store import MemoryStore

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from simulator.proxy import FaultProxy
+from simulator.live.proxy import FaultProxy
 
 
 @pytest.fixture

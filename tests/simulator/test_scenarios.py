@@ -8,8 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from simulator.history import History
-from simulator.report import without_wall_clock
+from simulator.report.history import History
+from simulator.report.json_report import without_wall_clock
 from simulator.scenario import load_scenario
 from tests.simulator.conftest import run_to_report
 from worker.model import JobState

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from simulator.report import without_wall_clock
+from simulator.report.json_report import without_wall_clock
 from simulator.scenario import load_scenario, parse_scenario
-from simulator.workload import Workload, arrival_times, expand
+from simulator.scenario.workload import Workload, arrival_times, expand
 from tests.simulator.conftest import run_to_report
 from worker.config import DAY, Range
 from worker.errors import ConfigError

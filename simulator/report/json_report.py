@@ -5,17 +5,17 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from simulator.faults import CLIENT_FAULTS
-from simulator.history import History, Incarnation
-from simulator.invariants import CheckResult
-from simulator.metrics import (
+from simulator.faults.plan import CLIENT_FAULTS
+from simulator.report.history import History, Incarnation
+from simulator.report.invariants import CheckResult
+from simulator.report.metrics import (
     WALL_CLOCK_FIELDS,
     DriveStages,
     drive_stages,
     job_locations,
     measure,
 )
-from simulator.runner import RunResult
+from simulator.run.runner import RunResult
 from worker.model import DriveState
 
 __all__ = ["FINISHED", "after_cancel", "build_report", "cancel_figures", "without_wall_clock"]

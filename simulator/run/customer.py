@@ -2,7 +2,7 @@
 
 Whatever carries them (MQTT to a worker process, or the command handler in the run's own
 process), a customer sends an operation and a JSON payload and reads the reply; the
-answer becomes an :class:`~simulator.runner.ActionResult` the invariants can judge.
+answer becomes an :class:`~simulator.run.runner.ActionResult` the invariants can judge.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import anyio
 
-from simulator.faults import Fault
-from simulator.scenario import Action, JobSpec, Scenario
+from simulator.faults.plan import Fault
+from simulator.scenario.file import Action, JobSpec, Scenario
 from worker.clock import Clock
 from worker.plan import Planner, bitlocker_key
 

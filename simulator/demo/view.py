@@ -16,8 +16,8 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from simulator.demo_board import Board, JobView
-from simulator.demo_outcome import at, size
+from simulator.demo.board import Board, JobView
+from simulator.demo.outcome import at, size
 
 __all__ = ["LiveView"]
 

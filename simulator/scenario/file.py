@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from simulator.faults import ALL_FAULTS, PROCESS_FAULTS, Fault, FaultKind, draw_faults
+from simulator.faults.plan import ALL_FAULTS, PROCESS_FAULTS, Fault, FaultKind, draw_faults
 from worker.clock import DEFAULT_EPOCH
 from worker.config import DatacenterConfig, Policy
 from worker.model import JobState
@@ -38,7 +38,7 @@ from worker.settings import (
 )
 
 if TYPE_CHECKING:
-    from simulator.workload import Workload
+    from simulator.scenario.workload import Workload
 
 __all__ = ["Action", "ActionKind", "JobSpec", "Scenario", "load_scenario", "parse_size"]
 
@@ -242,7 +242,7 @@ class _Builder(FileReader):
             jobs[spec.name] = spec
         actions = [self.action(i, a, jobs) for i, a in enumerate(data.actions)]
         if data.workload is not None:
-            from simulator.workload import expand
+            from simulator.scenario.workload import expand
 
             drawn_jobs, drawn_actions = expand(
                 self.workload(data.workload),
@@ -315,7 +315,7 @@ class _Builder(FileReader):
         )
 
     def workload(self, data: WorkloadFile) -> Workload:
-        from simulator.workload import Workload
+        from simulator.scenario.workload import Workload
 
         key = "workload"
         if data.jobs < 0:

@@ -5,7 +5,7 @@ the boundary where it took effect; the bytes copied after the request in a darke
 skipped drives grey; the late cancel and the refused delete marked; and the 90 days of
 retention on a compressed stretch at the right. Numbered notes under each timeline say in
 words what the marks show. Inline CSS and SVG only (no script, no link, no network), drawn
-with the report's palette (:mod:`simulator.html_report`).
+with the report's palette (:mod:`simulator.report.html.page`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from simulator.demo_narration import window_text
-from simulator.demo_outcome import DemoOutcome, at, size
-from simulator.demo_story import MAIN
-from simulator.history import Incarnation
-from simulator.html_report import CSS, drive_bands, job_bands
-from simulator.svg import escape as _e
-from simulator.svg import number as _f
+from simulator.demo.narration import window_text
+from simulator.demo.outcome import DemoOutcome, at, size
+from simulator.demo.story import MAIN
+from simulator.report.history import Incarnation
+from simulator.report.html.page import CSS, drive_bands, job_bands
+from simulator.report.html.svg import escape as _e
+from simulator.report.html.svg import number as _f
 
 __all__ = ["render_picture", "write_picture"]
 

@@ -2,10 +2,10 @@
 
 One import job with five drives shares a two-bay datacenter with another customer's job;
 its customer asks to cancel while drives copy. The demo runs the whole worker in-process
-(:mod:`simulator.demo_run`), explains each step as it happens, mirrors every status message
+(:mod:`simulator.demo.run`), explains each step as it happens, mirrors every status message
 to an MQTT broker (the embedded one, or ``--broker``), then prints a summary. ``--virtual``
 runs it instantly without a broker; ``--compare`` runs it under the three cancel windows and
-prints them side by side; ``--html`` draws the picture (:mod:`simulator.demo_picture`).
+prints them side by side; ``--html`` draws the picture (:mod:`simulator.demo.picture`).
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ from typing import Any
 import anyio
 from rich.console import Console
 
-from simulator.customer import ActionResult
-from simulator.demo_board import Board
-from simulator.demo_mirror import BrokerMirror
-from simulator.demo_narration import Narrator
-from simulator.demo_outcome import DemoOutcome, outcome_of
-from simulator.demo_picture import write_picture
-from simulator.demo_run import StoryRun
-from simulator.demo_story import CANCEL_STATES, DEFAULT_SPEED, StoryOptions, demo_scenario
-from simulator.demo_summary import print_compare, print_summary
-from simulator.demo_view import LiveView
-from simulator.runner import RunResult
+from simulator.demo.board import Board
+from simulator.demo.mirror import BrokerMirror
+from simulator.demo.narration import Narrator
+from simulator.demo.outcome import DemoOutcome, outcome_of
+from simulator.demo.picture import write_picture
+from simulator.demo.run import StoryRun
+from simulator.demo.story import CANCEL_STATES, DEFAULT_SPEED, StoryOptions, demo_scenario
+from simulator.demo.summary import print_compare, print_summary
+from simulator.demo.view import LiveView
+from simulator.run.customer import ActionResult
+from simulator.run.runner import RunResult
 from worker.clock import virtual_loop
 from worker.errors import DrivesimError
 from worker.model import JobState

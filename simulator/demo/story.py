@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from simulator.scenario import Scenario, parse_scenario
+from simulator.scenario.file import Scenario, parse_scenario
 from worker.model import JobState
 from worker.states import CANCEL_WINDOWS, CancelWindow
 

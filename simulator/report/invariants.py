@@ -1,6 +1,6 @@
 """What must hold after every run, checked from the status stream and the final store.
 
-Each check reads the run's :class:`~simulator.history.History` (what a consumer saw),
+Each check reads the run's :class:`~simulator.report.history.History` (what a consumer saw),
 the jobs left in the store, and the scripted actions' answers; none trusts the pipeline
 that produced them.
 """
@@ -13,8 +13,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from simulator.history import History
-from simulator.runner import RunResult
+from simulator.report.history import History
+from simulator.run.runner import RunResult
 from worker.model import DriveState, JobState, to_builtins
 from worker.states import (
     CANCEL_WINDOWS,

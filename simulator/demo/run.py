@@ -1,7 +1,7 @@
 """Running the demo's story in two phases: paced until every job has ended, then the 90 days
 of retention fast-forwarded.
 
-Phase one is a :class:`~simulator.runner.ScenarioRun` on the caller's event loop, in virtual
+Phase one is a :class:`~simulator.run.runner.ScenarioRun` on the caller's event loop, in virtual
 time or in scaled real time, stopped once every job of the story has ended. Phase two
 resumes the same store in virtual time (the runner resumes any store it wrote): the same
 worker code, on a clock that jumps whenever everything waits, so 90 days take milliseconds.
@@ -20,9 +20,9 @@ from datetime import datetime
 
 import anyio
 
-from simulator.customer import ActionResult
-from simulator.runner import RunResult, ScenarioRun
-from simulator.scenario import Scenario
+from simulator.run.customer import ActionResult
+from simulator.run.runner import RunResult, ScenarioRun
+from simulator.scenario.file import Scenario
 from worker.clock import Clock, virtual_loop
 from worker.logs import get_logger, sim_time
 from worker.memory_store import MemoryStore

@@ -34,16 +34,16 @@ import structlog
 from anyio.abc import TaskGroup, TaskStatus
 
 from simulator.client import JobsClient
-from simulator.customer import ActionResult, Customer
-from simulator.faults import CLIENT_FAULTS, Fault, FaultRecord, suspects
-from simulator.history import History
-from simulator.invariants import CheckResult, check_observed, check_run
-from simulator.observer import Observer, collect_retained
-from simulator.processes import DRIVESIM, Mosquitto, WorkerProcess
-from simulator.proxy import FaultProxy
-from simulator.report import build_report
-from simulator.runner import SCHEDULING_SLACK, RunResult
-from simulator.scenario import Action, Scenario
+from simulator.faults.plan import CLIENT_FAULTS, Fault, FaultRecord, suspects
+from simulator.live.observer import Observer, collect_retained
+from simulator.live.processes import DRIVESIM, Mosquitto, WorkerProcess
+from simulator.live.proxy import FaultProxy
+from simulator.report.history import History
+from simulator.report.invariants import CheckResult, check_observed, check_run
+from simulator.report.json_report import build_report
+from simulator.run.customer import ActionResult, Customer
+from simulator.run.runner import SCHEDULING_SLACK, RunResult
+from simulator.scenario.file import Action, Scenario
 from worker.clock import Clock
 from worker.errors import DrivesimError
 from worker.logs import get_logger, sim_time

@@ -10,7 +10,7 @@ import anyio
 from rich.console import Console
 from rich.text import Text
 
-from simulator.timeline import Timeline
+from simulator.console.timeline import Timeline
 from worker.mqtt.broker import BrokerConfig, Version, connected, make_client
 from worker.status import PREFIX
 

@@ -1,19 +1,19 @@
 """What became of the demo's story: the figures its summary, table and picture show.
 
 Everything is read back from the run the way a consumer of the status stream would read
-it (:class:`~simulator.history.History`), plus the answers the scripted requests got.
+it (:class:`~simulator.report.history.History`), plus the answers the scripted requests got.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from simulator.customer import ActionResult
-from simulator.demo_story import MAIN, OTHER, StoryOptions
-from simulator.history import History, Incarnation
-from simulator.invariants import CheckResult, check_run
-from simulator.report import after_cancel
-from simulator.runner import RunResult
+from simulator.demo.story import MAIN, OTHER, StoryOptions
+from simulator.report.history import History, Incarnation
+from simulator.report.invariants import CheckResult, check_run
+from simulator.report.json_report import after_cancel
+from simulator.run.customer import ActionResult
+from simulator.run.runner import RunResult
 from worker.clock import format_duration
 
 __all__ = ["DemoOutcome", "DriveFate", "at", "outcome_of", "size"]

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from simulator.faults import FaultRecord
+from simulator.faults.plan import FaultRecord
 from worker.clock import format_duration
 from worker.status import StatusMessage
 

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.text import Text
 
-from simulator.customer import ActionResult
-from simulator.demo_board import Board, describe_message
-from simulator.demo_outcome import at, size
-from simulator.demo_story import CARRIER, MAIN, OTHER, StoryOptions
+from simulator.demo.board import Board, describe_message
+from simulator.demo.outcome import at, size
+from simulator.demo.story import CARRIER, MAIN, OTHER, StoryOptions
+from simulator.run.customer import ActionResult
 from worker.clock import parse_duration
 from worker.model import JobState
 from worker.states import CANCEL_WINDOWS, CancelWindow

@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from simulator.customer import ActionResult
-from simulator.faults import FaultRecord
+from simulator.faults.plan import FaultRecord
+from simulator.run.customer import ActionResult
 from worker.clock import format_duration
 from worker.status import StatusMessage, decode_payload
 

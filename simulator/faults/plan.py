@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 if TYPE_CHECKING:
-    from simulator.history import History
+    from simulator.report.history import History
 
 __all__ = [
     "CLIENT_FAULTS",

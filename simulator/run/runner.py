@@ -20,9 +20,9 @@ import anyio
 import msgspec
 import structlog
 
-from simulator.customer import ActionResult, Customer, create_body, ship_body
-from simulator.faults import CLIENT_FAULTS, FaultRecord
-from simulator.scenario import Action, Scenario
+from simulator.faults.plan import CLIENT_FAULTS, FaultRecord
+from simulator.run.customer import ActionResult, Customer, create_body, ship_body
+from simulator.scenario.file import Action, Scenario
 from worker.clock import Clock, virtual_loop
 from worker.datacenter import Datacenter
 from worker.errors import ConfigError, ServiceError

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simulator.customer import ActionResult
-from simulator.history import History, Incarnation
-from simulator.metrics import (
+from simulator.report.history import History, Incarnation
+from simulator.report.html.svg import escape as _e
+from simulator.report.html.svg import number as _f
+from simulator.report.metrics import (
     DriveStages,
     Series,
     drive_stages,
@@ -30,9 +31,8 @@ from simulator.metrics import (
     series,
     time_span,
 )
-from simulator.runner import RunResult
-from simulator.svg import escape as _e
-from simulator.svg import number as _f
+from simulator.run.customer import ActionResult
+from simulator.run.runner import RunResult
 from worker.clock import format_duration
 from worker.errors import ChromiumMissing
 

@@ -12,9 +12,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from simulator.customer import ActionResult
-from simulator.demo_narration import window_text
-from simulator.demo_outcome import DemoOutcome, at, size
+from simulator.demo.narration import window_text
+from simulator.demo.outcome import DemoOutcome, at, size
+from simulator.run.customer import ActionResult
 from worker.model import JobState
 from worker.states import CANCEL_WINDOWS
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from simulator.demo_outcome import size
-from simulator.scenario import Scenario
+from simulator.demo.outcome import size
+from simulator.scenario.file import Scenario
 from worker.model import DriveState
 from worker.status import PREFIX, StatusMessage, decode_payload
 

@@ -17,8 +17,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from simulator.history import History
-from simulator.invariants import check_stream
+from simulator.report.history import History
+from simulator.report.invariants import check_stream
 from worker.clock import DEFAULT_EPOCH
 from worker.status import PREFIX, StatusMessage
 
