@@ -43,7 +43,8 @@ from simulator.report.invariants import CheckResult, check_observed, check_run
 from simulator.report.json_report import build_report
 from simulator.run.customer import ActionResult, Customer
 from simulator.run.runner import SCHEDULING_SLACK, RunResult
-from simulator.scenario.file import Action, Scenario
+from simulator.scenario.file import Scenario
+from simulator.scenario.spec import Action
 from worker.clock import Clock
 from worker.errors import DrivesimError
 from worker.logs import get_logger, sim_time

@@ -16,7 +16,8 @@ from typing import Any
 import anyio
 
 from simulator.faults.plan import Fault
-from simulator.scenario.file import Action, JobSpec, Scenario
+from simulator.scenario.file import Scenario
+from simulator.scenario.spec import Action, JobSpec
 from worker.clock import Clock
 from worker.plan import Planner, bitlocker_key
 

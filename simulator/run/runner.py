@@ -22,7 +22,8 @@ import structlog
 
 from simulator.faults.plan import CLIENT_FAULTS, FaultRecord
 from simulator.run.customer import ActionResult, Customer, create_body, ship_body
-from simulator.scenario.file import Action, Scenario
+from simulator.scenario.file import Scenario
+from simulator.scenario.spec import Action
 from worker.clock import Clock, virtual_loop
 from worker.datacenter import Datacenter
 from worker.errors import ConfigError, ServiceError

@@ -7,19 +7,19 @@ file, the key and what was expected, and nothing runs until the whole file is va
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import msgspec
 
 from simulator.faults.plan import ALL_FAULTS, PROCESS_FAULTS, Fault, FaultKind, draw_faults
+from simulator.scenario.spec import Action, ActionKind, DriveFile, JobSpec
+from simulator.scenario.workload import Workload, expand
 from worker.clock import DEFAULT_EPOCH
 from worker.config import DatacenterConfig, Policy
 from worker.model import JobState
-from worker.plan import PlanHints
 from worker.record import DrivePlan
 from worker.requests import DRIVE_ID, NAME
 from worker.settings import (
@@ -37,21 +37,12 @@ from worker.settings import (
     read_toml,
 )
 
-if TYPE_CHECKING:
-    from simulator.scenario.workload import Workload
-
-__all__ = ["Action", "ActionKind", "JobSpec", "Scenario", "load_scenario", "parse_size"]
-
-ActionKind = Literal["create", "ship", "cancel", "delete", "get", "keys"]
-
-
-class DriveFile(SettingsFile):
-    id: str
-    size: Size | None = None
-    fails_at: float | None = None
-    missing: bool = False
-    speed: float = 1.0
-    late_by: Duration = 0.0
+__all__ = [
+    "Scenario",
+    "load_scenario",
+    "parse_scenario",
+    "parse_size",
+]
 
 
 class JobFile(SettingsFile):
@@ -126,54 +117,6 @@ class ScenarioFile(SettingsFile):
     chaos: ChaosFile | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class JobSpec:
-    name: str
-    type: Literal["Import", "Export"]
-    location: str
-    drives: Sequence[DriveFile]
-    plans: dict[str, DrivePlan]
-    export_size: int | None
-    export_drives: int
-    carrier_delay: float | None
-    return_delay: float | None
-    package_lost: bool | None
-    log_level: str
-
-    def hints(self) -> PlanHints:
-        """What this job pins down for the planner."""
-        return PlanHints(
-            drives=self.plans,
-            carrier_delay=self.carrier_delay,
-            return_delay=self.return_delay,
-            package_lost=self.package_lost,
-            export_bytes=self.export_size,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Action:
-    """A scripted customer request: at a simulated time, or when a job enters a state."""
-
-    index: int
-    job: str
-    do: ActionKind
-    at: float | None
-    when: JobState | None
-    after: float
-    expect: str | None
-
-    @property
-    def key(self) -> str:
-        return f"action/{self.index:05d}"
-
-    def describe(self) -> str:
-        if self.when is not None:
-            delay = f" + {self.after:g}s" if self.after else ""
-            return f"{self.do} {self.job} when {self.when}{delay}"
-        return f"{self.do} {self.job} at {self.at:g}s"
-
-
 @dataclass(frozen=True, slots=True, repr=False)
 class Scenario:
     name: str
@@ -242,8 +185,6 @@ class _Builder(FileReader):
             jobs[spec.name] = spec
         actions = [self.action(i, a, jobs) for i, a in enumerate(data.actions)]
         if data.workload is not None:
-            from simulator.scenario.workload import expand
-
             drawn_jobs, drawn_actions = expand(
                 self.workload(data.workload),
                 data.seed,
@@ -315,8 +256,6 @@ class _Builder(FileReader):
         )
 
     def workload(self, data: WorkloadFile) -> Workload:
-        from simulator.scenario.workload import Workload
-
         key = "workload"
         if data.jobs < 0:
             raise self.fail(f"{key}.jobs", "a number of jobs, 0 or more")

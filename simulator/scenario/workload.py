@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, overload
 
-from simulator.scenario.file import Action, ActionKind, DriveFile, JobSpec
+from simulator.scenario.spec import Action, ActionKind, DriveFile, JobSpec
 from worker.config import DAY, Range
 from worker.model import JobState
 
