@@ -5,7 +5,7 @@ the boundary where it took effect; the bytes copied after the request in a darke
 skipped drives grey; the late cancel and the refused delete marked; and the 90 days of
 retention on a compressed stretch at the right. Numbered notes under each timeline say in
 words what the marks show. Inline CSS and SVG only (no script, no link, no network), drawn
-with the report's palette (:mod:`simulator.report.html.page`).
+with the report's palette (:mod:`simulator.report.html.style`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from simulator.demo.narration import window_text
 from simulator.demo.outcome import DemoOutcome, at, size
 from simulator.demo.story import MAIN
 from simulator.report.history import Incarnation
-from simulator.report.html.page import CSS, drive_bands, job_bands
+from simulator.report.html.style import CSS
 from simulator.report.html.svg import escape as _e
 from simulator.report.html.svg import number as _f
+from simulator.report.html.timeline import drive_bands, job_bands
 
 __all__ = ["render_picture", "write_picture"]
 

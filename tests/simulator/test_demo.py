@@ -22,7 +22,7 @@ from simulator.demo.story import CANCEL_STATES, MAIN, OTHER, StoryOptions, demo_
 from simulator.live.observer import Observer
 from simulator.live.processes import Mosquitto
 from simulator.report.history import History
-from simulator.report.html.page import dump_dom, screenshot
+from simulator.report.html.chromium import dump_dom, screenshot
 from simulator.report.invariants import check_stream
 from simulator.report.json_report import cancel_figures
 from simulator.run.runner import RunResult, run_scenario

@@ -12,7 +12,8 @@ import pytest
 
 from simulator.faults.plan import Fault, FaultRecord
 from simulator.report.history import History
-from simulator.report.html.page import dump_dom, render_html, screenshot, write_html
+from simulator.report.html.chromium import dump_dom, screenshot
+from simulator.report.html.page import render_html, write_html
 from simulator.report.invariants import check_run
 from simulator.report.json_report import build_report
 from simulator.run.runner import RunResult
