@@ -60,7 +60,7 @@ from bench.docs import finish
 from bench.mqtt_cases import CASES
 from simulator.live.run import LiveRun
 from simulator.report.history import History
-from simulator.run.customer import ActionResult
+from simulator.run.answers import ActionResult
 from simulator.scenario import Scenario, load_scenario
 from worker.clock import parse_duration
 from worker.config import Policy

@@ -10,7 +10,7 @@ against real processes), :mod:`simulator.report` (a run read back, judged and re
 from simulator.report.history import History
 from simulator.report.invariants import CheckResult, check_run
 from simulator.report.json_report import build_report
-from simulator.run.customer import ActionResult
+from simulator.run.answers import ActionResult
 from simulator.run.runner import RunResult, ScenarioRun, run_scenario
 from simulator.scenario import Action, JobSpec, Scenario, load_scenario, parse_scenario
 

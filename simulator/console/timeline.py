@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from simulator.faults.plan import FaultRecord
-from simulator.run.customer import ActionResult
+from simulator.run.answers import ActionResult
 from worker.clock import format_duration
 from worker.status import StatusMessage, decode_payload
 

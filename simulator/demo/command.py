@@ -28,7 +28,7 @@ from simulator.demo.run import StoryRun
 from simulator.demo.story import CANCEL_STATES, DEFAULT_SPEED, StoryOptions, demo_scenario
 from simulator.demo.summary import print_compare, print_summary
 from simulator.demo.view import LiveView
-from simulator.run.customer import ActionResult
+from simulator.run.answers import ActionResult
 from simulator.run.runner import RunResult
 from worker.clock import virtual_loop
 from worker.errors import DrivesimError

@@ -15,7 +15,7 @@ from rich.text import Text
 from simulator.demo.board import Board, describe_message
 from simulator.demo.outcome import at, size
 from simulator.demo.story import CARRIER, MAIN, OTHER, StoryOptions
-from simulator.run.customer import ActionResult
+from simulator.run.answers import ActionResult
 from worker.clock import parse_duration
 from worker.model import JobState
 from worker.states import CANCEL_WINDOWS, CancelWindow

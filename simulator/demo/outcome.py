@@ -12,7 +12,7 @@ from simulator.demo.story import MAIN, OTHER, StoryOptions
 from simulator.report.history import History, Incarnation
 from simulator.report.invariants import CheckResult, check_run
 from simulator.report.json_report import after_cancel
-from simulator.run.customer import ActionResult
+from simulator.run.answers import ActionResult
 from simulator.run.runner import RunResult
 from worker.clock import format_duration
 

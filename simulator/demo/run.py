@@ -20,7 +20,7 @@ from datetime import datetime
 
 import anyio
 
-from simulator.run.customer import ActionResult
+from simulator.run.answers import ActionResult
 from simulator.run.runner import RunResult, ScenarioRun
 from simulator.scenario.file import Scenario
 from worker.clock import Clock, virtual_loop

@@ -28,20 +28,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import anyio
 import structlog
-from anyio.abc import TaskGroup, TaskStatus
+from anyio.abc import TaskGroup
 
-from simulator.client import JobsClient
-from simulator.faults.plan import CLIENT_FAULTS, Fault, FaultRecord, suspects
+from simulator.faults.kinds import CustomerFault, Heal, Processes, ProcessFault
+from simulator.faults.plan import FaultRecord, suspects
+from simulator.live.commands import RetryingCommands
 from simulator.live.observer import Observer, collect_retained
 from simulator.live.processes import DRIVESIM, Mosquitto, WorkerProcess
 from simulator.live.proxy import FaultProxy
 from simulator.report.history import History
 from simulator.report.invariants import CheckResult, check_observed, check_run
 from simulator.report.json_report import build_report
-from simulator.run.customer import ActionResult, Customer
+from simulator.run.answers import ActionResult
+from simulator.run.customer import Customer
 from simulator.run.runner import SCHEDULING_SLACK, RunResult
 from simulator.scenario.file import Scenario
 from simulator.scenario.spec import Action
@@ -77,58 +78,6 @@ class LiveResult:
         violations = [v for check in checks for v in check.violations]
         report["suspects"] = suspects(violations, self.stored, self.run.faults)
         return report
-
-
-class _Commands:
-    """MQTT 5 requests that survive a dead worker or broker: reconnect and send again.
-
-    One task (:meth:`run`) owns the connection; senders wait for it, and report it lost.
-    """
-
-    def __init__(self, broker: BrokerConfig, timeout: float) -> None:
-        self.broker = broker
-        self.timeout = timeout
-        self.retries = 0
-        self._client: JobsClient | None = None
-        self._ready = anyio.Event()
-        self._lost = anyio.Event()
-
-    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        started = False
-        while True:
-            try:
-                async with JobsClient(self.broker, timeout=self.timeout, prefer="5") as client:
-                    self._client = client
-                    self._ready.set()
-                    if not started:
-                        started = True
-                        task_status.started()
-                    await self._lost.wait()
-            except* aiomqtt.MqttError as group:
-                log.info("command connection lost", error=repr(group.exceptions[0]))
-            self._client = None
-            if self._ready.is_set():  # senders may be waiting on an unset one: keep it
-                self._ready = anyio.Event()
-            self._lost = anyio.Event()
-            await anyio.sleep(0.2)
-
-    async def send(self, op: str, payload: bytes) -> dict[str, Any]:
-        while True:
-            await self._ready.wait()
-            client, lost = self._client, self._lost
-            if client is None:  # lost again while this task waited its turn
-                continue
-            try:
-                reply = await client.send(op, payload)
-            except (aiomqtt.MqttError, TimeoutError) as exc:
-                self.retries += 1
-                log.info("request not answered; sending it again", op=op, error=repr(exc))
-                if isinstance(exc, aiomqtt.MqttError):
-                    lost.set()
-                continue
-            if reply.get("status") != 503:
-                return reply
-            await anyio.sleep(0.2)  # the worker is shutting down: ask its successor
 
 
 class LiveRun:
@@ -175,7 +124,7 @@ class LiveRun:
         #: Set by :meth:`stop`: the run ends early, and does not count as finished.
         self._stopped = False
         self.faults_by_index = {r.fault.index: r for r in self.faults}
-        self._heals: dict[int, tuple[str, Callable[[], None]]] = {}
+        self._heals: dict[int, tuple[str, Heal]] = {}
         self._busy: set[str] = set()
         self._kill_after_cancel: FaultRecord | None = None
         self._tg: TaskGroup | None = None
@@ -220,7 +169,11 @@ class LiveRun:
             )
             self.worker.start()
             await anyio.to_thread.run_sync(self.worker.wait_connected)
-            commands = _Commands(BrokerConfig.from_url(self.broker.url), self.request_timeout)
+            self.processes = Processes(
+                self.broker, self.proxy, self.worker, self.observer.wait_subscribed
+            )
+            broker = BrokerConfig.from_url(self.broker.url)
+            commands = RetryingCommands(broker, self.request_timeout)
             self.customer = Customer(self.scenario, self.seed, self.clock, commands.send)
             wall = time.perf_counter()
             async with anyio.create_task_group() as connection:
@@ -416,8 +369,8 @@ class LiveRun:
                 self._tg.start_soon(self._strike, record)
 
     async def _strike(self, record: FaultRecord) -> None:
-        fault = record.fault
-        if fault.kind in CLIENT_FAULTS:
+        fault, kind = record.fault, record.fault.spec
+        if isinstance(kind, CustomerFault):
             self._struck(record)
             alive = [job for job, seen in self._jobs.items() if seen is not None]
             results = await self.customer.client_fault(fault, alive)
@@ -425,12 +378,13 @@ class LiveRun:
                 self._add(result)
             record.detail = f"{len(results)} requests" if results else "armed"
             return
-        target = _TARGETS.get(fault.kind)
+        assert isinstance(kind, ProcessFault)
+        target = kind.occupies
         if target is not None and target in self._busy:
             return self._note(record, skipped=f"the {target} was already under a fault")
         if target is not None:
             self._busy.add(target)
-        heal = await anyio.to_thread.run_sync(self._inject, fault)
+        heal = await anyio.to_thread.run_sync(kind.strike, self.processes, fault)
         self._struck(record)
         if target is None:
             record.healed = record.struck
@@ -438,44 +392,6 @@ class LiveRun:
         self._heals[fault.index] = (target, heal)
         assert self._tg is not None
         self._tg.start_soon(self._heal_after, record)
-
-    def _inject(self, fault: Fault) -> Callable[[], None]:
-        """Strike ``fault`` now (blocking); returns how to heal it."""
-        broker, proxy, worker = self.broker, self.proxy, self.worker
-        match fault.kind:
-            case "broker-kill":
-                proxy.cut()  # the worker comes back only once the observer has
-                broker.kill()
-
-                def restart_broker() -> None:
-                    broker.start()
-                    self.observer.wait_subscribed()
-                    proxy.restore()
-
-                return restart_broker
-            case "broker-pause":
-                broker.pause()
-                return broker.resume
-            case "net-latency":
-                proxy.latency = fault.latency
-                return lambda: setattr(proxy, "latency", 0.0)
-            case "net-bandwidth":
-                proxy.bandwidth = fault.bandwidth
-                return lambda: setattr(proxy, "bandwidth", None)
-            case "net-blackhole":
-                proxy.blackhole()
-                return proxy.lift_blackhole
-            case "net-reset":
-                proxy.reset()
-                return lambda: None
-            case _:
-                worker.signal(signal.SIGKILL)
-
-                def restart_worker() -> None:
-                    worker.start()
-                    worker.wait_connected()
-
-                return restart_worker
 
     async def _heal_after(self, record: FaultRecord) -> None:
         await self.clock.sleep(record.fault.lasts)
@@ -497,7 +413,7 @@ class LiveRun:
 
     async def _after_cancel(self) -> None:
         record = self._kill_after_cancel
-        if record is not None and "worker" not in self._busy:
+        if record is not None and record.fault.spec.occupies not in self._busy:
             self._kill_after_cancel = None
             record.detail = "struck right after a cancel was accepted"
             await self._strike(record)
@@ -512,17 +428,6 @@ class LiveRun:
         record.skipped = skipped
         if self.on_fault is not None:
             self.on_fault(record)
-
-
-#: What each process or network fault puts out of order (one fault at a time each).
-_TARGETS: dict[str, str] = {
-    "broker-kill": "broker",
-    "broker-pause": "broker",
-    "worker-kill": "worker",
-    "net-latency": "latency",
-    "net-bandwidth": "bandwidth",
-    "net-blackhole": "network",
-}
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:

@@ -232,7 +232,7 @@ def _worker_down(run: RunResult, start: float, end: float) -> float:
     """Simulated seconds within [start, end] that a killed worker was down."""
     down = 0.0
     for record in run.faults:
-        if record.fault.kind == "worker-kill" and record.struck is not None:
+        if record.fault.spec.target == "worker" and record.struck is not None:
             healed = end if record.healed is None else record.healed
             down += max(0.0, min(end, healed) - max(start, record.struck))
     return down

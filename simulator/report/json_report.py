@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from simulator.faults.plan import CLIENT_FAULTS
 from simulator.report.history import History, Incarnation
 from simulator.report.invariants import CheckResult
 from simulator.report.metrics import (
@@ -126,18 +125,15 @@ def _fault_paths(
         if (cancel := life.cancel) is not None and (effect := life.cancel_effect) is not None
     ]
     for record in run.faults:
-        if record.struck is None or record.fault.kind in CLIENT_FAULTS:
+        kind = record.fault.spec
+        if record.struck is None or not kind.needs_processes:
             continue
         start = record.struck
         end = start if record.healed is None else record.healed
         if any(t.start <= end and (t.end is None or t.end >= start) for t in transfers):
-            target = (
-                "worker crash" if record.fault.kind == "worker-kill" else "broker or network fault"
-            )
+            target = "worker crash" if kind.target == "worker" else "broker or network fault"
             counts[f"{target} during a transfer"] += 1
-        if record.fault.kind == "worker-kill" and any(
-            asked <= start < effect for asked, effect in effects
-        ):
+        if kind.target == "worker" and any(asked <= start < effect for asked, effect in effects):
             counts["worker crash between a cancel and its effect"] += 1
     return counts
 

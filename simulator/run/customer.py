@@ -1,8 +1,8 @@
-"""Customers as command payloads: scripted requests, and the requests of client faults.
+"""Customers as command payloads: scripted requests, and those of the customers' faults.
 
 Whatever carries them (MQTT to a worker process, or the command handler in the run's own
 process), a customer sends an operation and a JSON payload and reads the reply; the
-answer becomes an :class:`~simulator.run.runner.ActionResult` the invariants can judge.
+answer becomes an :class:`~simulator.run.answers.ActionResult` the invariants can judge.
 """
 
 from __future__ import annotations
@@ -10,48 +10,24 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
 from typing import Any
 
-import anyio
-
-from simulator.faults.plan import Fault
+from simulator.faults.kinds import CustomerFault, Fault
+from simulator.run.answers import ActionResult
 from simulator.scenario.file import Scenario
 from simulator.scenario.spec import Action, JobSpec
 from worker.clock import Clock
 from worker.plan import Planner, bitlocker_key
 
-__all__ = ["ActionResult", "Customer", "Send", "create_body", "ship_body"]
+__all__ = ["Customer", "Send", "create_body", "ship_body"]
 
 #: Send a command (operation, payload) and return the reply's JSON.
 Send = Callable[[str, bytes], Awaitable[dict[str, Any]]]
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 RESOURCE_GROUP = "drivesim"
-#: Requests made by client faults are numbered from here, apart from scripted ones.
+#: Requests made by faults are numbered from here, apart from scripted ones.
 FAULT_REQUESTS = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class ActionResult:
-    """What a scripted request got back."""
-
-    index: int
-    job: str
-    do: str
-    at: float
-    outcome: str
-    detail: str = ""
-    expect: str | None = None
-    #: The job's state when the request was made (None: no such job).
-    state: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.expect is None or self.expect == self.outcome
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "ok": self.ok}
 
 
 def create_body(spec: JobSpec, planner: Planner) -> dict[str, Any]:
@@ -142,7 +118,7 @@ def _outcome(do: str, reply: dict[str, Any]) -> tuple[str, str, str | None]:
 
 
 class Customer:
-    """Builds and sends the requests of scripted actions and client faults."""
+    """Builds and sends the requests of scripted actions and of the customers' faults."""
 
     def __init__(self, scenario: Scenario, seed: int, clock: Clock, send: Send) -> None:
         self.scenario = scenario
@@ -208,73 +184,16 @@ class Customer:
         )
         return results
 
+    @property
+    def jobs(self) -> dict[str, JobSpec]:
+        """The scenario's jobs, by name."""
+        return self.scenario.jobs
+
     async def client_fault(self, fault: Fault, alive: list[str]) -> list[ActionResult]:
-        """The requests of a client fault against the jobs ``alive`` now, all at once."""
+        """The requests of a customers' fault against the jobs ``alive`` now: its kind's
+        injector, with a generator of the fault's own and the jobs it picked."""
+        kind = fault.spec
+        assert isinstance(kind, CustomerFault), f"{fault.kind} is not a customers' fault"
         rng = random.Random(f"{self.seed}/fault/{fault.index}")
         picked = rng.sample(sorted(alive), min(fault.count, len(alive)))
-        calls: list[tuple[str, str, str | None]] = []
-        match fault.kind:
-            case "cancel-storm":
-                calls = [("cancel", job, None) for job in picked for _ in range(2)]
-            case "delete-storm":
-                calls = [("delete", job, None) for job in picked]
-            case "duplicate-commands":
-                self.duplicates += fault.count
-            case "garbage-commands":
-                return await self._garbage(fault, rng)
-        results: list[ActionResult] = []
-
-        async def one(do: str, job: str, expect: str | None) -> None:
-            note = f"fault #{fault.index} {fault.kind}"
-            results.append(await self.call(do, job, index=self.number(), note=note))
-
-        async with anyio.create_task_group() as tg:
-            for do, job, expect in calls:
-                tg.start_soon(one, do, job, expect)
-        return results
-
-    async def _garbage(self, fault: Fault, rng: random.Random) -> list[ActionResult]:
-        jobs = sorted(self.scenario.jobs)
-        job = jobs[rng.randrange(len(jobs))] if jobs else "job"
-        menu: list[tuple[str, str, bytes, str]] = [
-            ("not JSON", "cancel", b"{cancel this job", "InvalidRequestContent"),
-            ("wrong type", "cancel", json.dumps({"job": 42}).encode(), "InvalidRequestContent"),
-            (
-                "unknown field",
-                "cancel",
-                json.dumps({"job": job, "force": True}).encode(),
-                "InvalidRequestContent",
-            ),
-            ("unknown operation", "explode", json.dumps({"job": job}).encode(), "UnknownOperation"),
-            ("oversized", "create", b'{"job": "' + b"x" * 200_000 + b'"}', "PayloadTooLarge"),
-            ("deeply nested", "create", b"[" * 5000 + b"]" * 5000, "InvalidRequestContent"),
-            (
-                "bad name",
-                "create",
-                json.dumps({"job": "no spaces allowed", "body": {}}).encode(),
-                "InvalidResourceName",
-            ),
-            (
-                "unknown job",
-                "delete",
-                json.dumps({"job": "never-created"}).encode(),
-                "ResourceNotFound",
-            ),
-        ]
-        results = []
-        for _ in range(fault.count):
-            what, op, payload, expect = menu[rng.randrange(len(menu))]
-            reply = await self.send(op, payload)
-            error = reply.get("error") or {}
-            results.append(
-                ActionResult(
-                    index=self.number(),
-                    job=job if expect != "ResourceNotFound" else "never-created",
-                    do=f"garbage ({what})",
-                    at=self.clock.now(),
-                    outcome="ok" if reply.get("ok") else str(error.get("code")),
-                    detail=f"fault #{fault.index}: {error.get('message', '')}",
-                    expect=expect,
-                )
-            )
-        return results
+        return await kind.strike(self, fault, rng, picked)

@@ -20,8 +20,9 @@ import anyio
 import msgspec
 import structlog
 
-from simulator.faults.plan import CLIENT_FAULTS, FaultRecord
-from simulator.run.customer import ActionResult, Customer, create_body, ship_body
+from simulator.faults.plan import FaultRecord
+from simulator.run.answers import ActionResult
+from simulator.run.customer import Customer, create_body, ship_body
 from simulator.scenario.file import Scenario
 from simulator.scenario.spec import Action
 from worker.clock import Clock, virtual_loop
@@ -204,10 +205,10 @@ class ScenarioRun:
     # -- faults --------------------------------------------------------------------------
 
     async def _fault_plan(self) -> None:
-        """Client faults, through the command handler; the others need real processes."""
+        """Customers' faults, through the command handler; the others need real processes."""
         for record in self.faults:
             fault = record.fault
-            if fault.kind not in CLIENT_FAULTS:
+            if fault.spec.needs_processes:
                 record.skipped = "needs real processes (drivesim run --live)"
             elif self.store.get_meta(f"fault/{fault.index:05d}") is not None:
                 record.skipped = "struck before the run was resumed"

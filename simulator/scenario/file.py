@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 import msgspec
 
-from simulator.faults.plan import ALL_FAULTS, PROCESS_FAULTS, Fault, FaultKind, draw_faults
+from simulator.faults.kinds import FAULTS, Fault
+from simulator.faults.plan import draw_faults
 from simulator.scenario.spec import Action, ActionKind, DriveFile, JobSpec
 from simulator.scenario.workload import Workload, expand
 from worker.clock import DEFAULT_EPOCH
@@ -83,7 +84,7 @@ class WorkloadFile(SettingsFile):
 
 
 class FaultFile(SettingsFile):
-    kind: FaultKind
+    kind: str
     at: Duration
     lasts: Duration = 0.0
     count: int = 10
@@ -94,7 +95,7 @@ class FaultFile(SettingsFile):
 
 class ChaosFile(SettingsFile):
     faults: int
-    kinds: list[FaultKind] = msgspec.field(default_factory=lambda: list(ALL_FAULTS))
+    kinds: list[str] = msgspec.field(default_factory=lambda: list(FAULTS))
     between: list[Duration] = msgspec.field(default_factory=lambda: durations("1d", "10d"))
     lasts: Durations = msgspec.field(default_factory=lambda: durations("10m", "2h"))
     requests: int = 10
@@ -155,7 +156,7 @@ class Scenario:
     @property
     def needs_processes(self) -> bool:
         """Whether the plan has faults only a run with real processes can inject."""
-        return any(f.kind in PROCESS_FAULTS for f in self.faults)
+        return any(f.spec.needs_processes for f in self.faults)
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -216,14 +217,16 @@ class _Builder(FileReader):
 
     def fault(self, index: int, fault: FaultFile) -> Fault:
         key = f"faults[{index}]"
+        self.kind(f"{key}.kind", fault.kind)
         if fault.count < 1:
             raise self.fail(f"{key}.count", "at least one request")
         if fault.latency_ms < 0:
             raise self.fail(f"{key}.latency_ms", "a latency of 0 ms or more")
         if fault.bandwidth_kb_s <= 0:
             raise self.fail(f"{key}.bandwidth_kb_s", "a positive rate in kB/s")
-        if fault.after_cancel and fault.kind != "worker-kill":
-            raise self.fail(f"{key}.after_cancel", "only on a worker-kill fault")
+        if fault.after_cancel and not FAULTS[fault.kind].after_cancel:
+            kinds = " or ".join(kind.name for kind in FAULTS.values() if kind.after_cancel)
+            raise self.fail(f"{key}.after_cancel", f"only on a {kinds} fault")
         return Fault(
             index=index,
             kind=fault.kind,
@@ -237,10 +240,12 @@ class _Builder(FileReader):
 
     def chaos(self, chaos: ChaosFile, seed: int, *, first_index: int) -> list[Fault]:
         key = "chaos"
+        for i, kind in enumerate(chaos.kinds):
+            self.kind(f"{key}.kinds[{i}]", kind)
         if chaos.faults < 0:
             raise self.fail(f"{key}.faults", "a number of faults, 0 or more")
         if not chaos.kinds:
-            raise self.fail(f"{key}.kinds", f"at least one of {', '.join(ALL_FAULTS)}")
+            raise self.fail(f"{key}.kinds", f"at least one of {', '.join(FAULTS)}")
         if chaos.requests < 1:
             raise self.fail(f"{key}.requests", "at least one request")
         between = self.range(f"{key}.between", chaos.between, self.duration)
@@ -254,6 +259,10 @@ class _Builder(FileReader):
             first_index=first_index,
             requests=chaos.requests,
         )
+
+    def kind(self, key: str, kind: str) -> None:
+        if kind not in FAULTS:
+            raise self.fail(key, f"a fault kind, one of {', '.join(FAULTS)}; not {kind!r}")
 
     def workload(self, data: WorkloadFile) -> Workload:
         key = "workload"

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from simulator.faults.plan import Fault, FaultRecord
+from simulator.faults.kinds import Fault
+from simulator.faults.plan import FaultRecord
 from simulator.report.history import History
 from simulator.report.html.chromium import dump_dom, screenshot
 from simulator.report.html.page import render_html, write_html

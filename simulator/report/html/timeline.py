@@ -23,7 +23,7 @@ from simulator.report.html.axis import (
 from simulator.report.html.svg import escape as _e
 from simulator.report.html.svg import number as _f
 from simulator.report.metrics import DriveStages, time_span
-from simulator.run.customer import ActionResult
+from simulator.run.answers import ActionResult
 from simulator.run.runner import RunResult
 
 __all__ = [
