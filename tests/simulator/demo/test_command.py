@@ -34,7 +34,7 @@ from worker.states import CANCEL_WINDOWS, CancelWindow
 from worker.status import PREFIX
 
 DAY = 86_400.0
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 
 
 @pytest.fixture(scope="module")

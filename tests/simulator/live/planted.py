@@ -1,8 +1,8 @@
 """A worker with one planted bug: proof that a live run's invariant checks catch real faults.
 
-Run as ``python -m tests.simulator.planted BUG [drivesim args...]``, which is what
+Run as ``python -m tests.simulator.live.planted BUG [drivesim args...]``, which is what
 :class:`~simulator.live.run.LiveRun` starts when given
-``program=(sys.executable, "-m", "tests.simulator.planted", BUG)``. The bug is planted by
+``program=(sys.executable, "-m", "tests.simulator.live.planted", BUG)``. The bug is planted by
 monkeypatching worker code in this process only; then ``drivesim`` runs as usual. Test-only:
 nothing here is imported by the worker or the simulator.
 
@@ -108,7 +108,8 @@ BUGS: dict[str, Callable[[], None]] = {
 
 def run(argv: Sequence[str]) -> int:
     if not argv or argv[0] not in BUGS:
-        usage = f"usage: python -m tests.simulator.planted {{{','.join(BUGS)}}} [drivesim args...]"
+        bugs = ",".join(BUGS)
+        usage = f"usage: python -m tests.simulator.live.planted {{{bugs}}} [drivesim args...]"
         print(usage, file=sys.stderr)
         return 2
     BUGS[argv[0]]()

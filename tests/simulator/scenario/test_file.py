@@ -11,7 +11,7 @@ from simulator.scenario import load_scenario, parse_scenario, parse_size
 from worker.errors import ConfigError
 from worker.states import CancelWindow
 
-CONFIGS = Path(__file__).parents[2] / "configs"
+CONFIGS = Path(__file__).parents[3] / "configs"
 
 BASE: dict[str, Any] = {
     "name": "t",

@@ -2,7 +2,7 @@
 
 Each test runs the same small scenario live (Mosquitto, fault proxy, observer, the worker as
 a child process), with the worker either as shipped or with one bug planted by
-``tests.simulator.planted``. The checks are computed as ``drivesim run --live`` does. The
+``tests.simulator.live.planted``. The checks are computed as ``drivesim run --live`` does. The
 control run passes every invariant, so what fails with a bug comes from the bug.
 """
 
@@ -19,11 +19,11 @@ from simulator.live.processes import DRIVESIM
 from simulator.live.run import LiveResult, LiveRun
 from simulator.scenario import load_scenario
 from tests.simulator.conftest import failed_invariants
-from tests.simulator.planted import DROP_SEQ
+from tests.simulator.live.planted import DROP_SEQ
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 
 # One bay: alpha's three drives queue, and beta's behind them. The customer cancels alpha 30
 # minutes into its first transfer (A1): A1 finishes, A2 and A3 must never start. Each drive
@@ -130,12 +130,12 @@ def _live(tmp_path: Path, program: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _planted(bug: str) -> tuple[str, ...]:
-    return (sys.executable, "-m", "tests.simulator.planted", bug)
+    return (sys.executable, "-m", "tests.simulator.live.planted", bug)
 
 
 @pytest.fixture(autouse=True)
 def _importable(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``python -m tests.simulator.planted`` works whatever directory pytest runs from."""
+    """``python -m tests.simulator.live.planted`` works whatever directory pytest runs from."""
     monkeypatch.chdir(ROOT)
 
 

@@ -20,7 +20,7 @@ from simulator.run.runner import RunResult
 from simulator.scenario import load_scenario
 from tests.simulator.conftest import run_to_report
 
-CONFIGS = Path(__file__).parents[2] / "configs"
+CONFIGS = Path(__file__).parents[3] / "configs"
 DAY = 86_400.0
 THROUGHPUT = 200 * 10**6  # bytes a second per bay, from cancel-mid-transfer.toml
 

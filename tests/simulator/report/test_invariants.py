@@ -20,7 +20,7 @@ from simulator.scenario import load_scenario, parse_scenario
 from worker.memory_store import MemoryStore
 from worker.status import StatusMessage
 
-CONFIG = Path(__file__).parents[2] / "configs" / "cancel-mid-transfer.toml"
+CONFIG = Path(__file__).parents[3] / "configs" / "cancel-mid-transfer.toml"
 
 
 @pytest.fixture(scope="module")

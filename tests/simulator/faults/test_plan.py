@@ -122,7 +122,7 @@ def test_suspects_are_the_faults_struck_during_the_job_s_life(run_config: Runner
 
 
 def test_shipped_chaos_configs_parse() -> None:
-    configs = Path(__file__).parents[2] / "configs"
+    configs = Path(__file__).parents[3] / "configs"
     for name in ("chaos-broker", "chaos-worker-crash", "chaos-everything"):
         scenario = load_scenario(configs / f"{name}.toml")
         assert scenario.faults

@@ -15,7 +15,7 @@ from tests.simulator.conftest import run_to_report
 from worker.config import DAY, Range
 from worker.errors import ConfigError
 
-CONFIGS = Path(__file__).parents[2] / "configs"
+CONFIGS = Path(__file__).parents[3] / "configs"
 
 
 def _workload(**changes: Any) -> Workload:

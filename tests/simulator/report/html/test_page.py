@@ -23,7 +23,7 @@ from tests.pictures import screenshot_colours
 from tests.simulator.conftest import run_to_report
 from worker.errors import ChromiumMissing
 
-CONFIGS = Path(__file__).parents[2] / "configs"
+CONFIGS = Path(__file__).parents[4] / "configs"
 Run = tuple[RunResult, dict[str, Any], History]
 
 
