@@ -81,6 +81,8 @@ class Fault:
         return FAULTS[self.kind]
 
     def describe(self) -> str:
+        """Its kind, what its parameters are and how long it lasts (unless instant):
+        ``"net-latency (150 ms latency) for 30m"``."""
         spec = self.spec
         what = spec.detail(self)
         span = f" for {_short(self.lasts)}" if self.lasts and not spec.instant else ""
