@@ -105,7 +105,8 @@ from bench.live import _busiest, _proc_cpu, _run_delay
 from bench.mqtt_subscriber import sub_command, wait_subscribed
 from bench.mqtt_throughput import machine
 from simulator.live.processes import Mosquitto
-from simulator.run.runner import RunResult, ScenarioRun
+from simulator.run.result import RunResult
+from simulator.run.runner import ScenarioRun
 from simulator.scenario import Scenario, load_scenario
 from worker.clock import Clock, format_duration, parse_duration, virtual_loop
 from worker.logs import configure_logging

@@ -11,7 +11,8 @@ from simulator.report.history import History
 from simulator.report.invariants import CheckResult, check_run
 from simulator.report.json_report import build_report
 from simulator.run.answers import ActionResult
-from simulator.run.runner import RunResult, ScenarioRun, run_scenario
+from simulator.run.result import RunResult
+from simulator.run.runner import ScenarioRun, run_scenario
 from simulator.scenario import Action, JobSpec, Scenario, load_scenario, parse_scenario
 
 __all__ = [

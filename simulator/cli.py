@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from simulator.console.progress import RunProgress
     from simulator.console.timeline import Timeline
     from simulator.report.history import History
-    from simulator.run.runner import RunResult
+    from simulator.run.result import RunResult
     from simulator.scenario.file import Scenario
     from worker.http_server import HttpServer
 

@@ -29,7 +29,7 @@ from simulator.demo.story import CANCEL_STATES, DEFAULT_SPEED, StoryOptions, dem
 from simulator.demo.summary import print_compare, print_summary
 from simulator.demo.view import LiveView
 from simulator.run.answers import ActionResult
-from simulator.run.runner import RunResult
+from simulator.run.result import RunResult
 from worker.clock import virtual_loop
 from worker.errors import DrivesimError
 from worker.model import JobState

@@ -13,7 +13,7 @@ from simulator.report.history import History, Incarnation
 from simulator.report.invariants import CheckResult, check_run
 from simulator.report.json_report import after_cancel
 from simulator.run.answers import ActionResult
-from simulator.run.runner import RunResult
+from simulator.run.result import RunResult
 from worker.clock import format_duration
 
 __all__ = ["DemoOutcome", "DriveFate", "at", "outcome_of", "size"]

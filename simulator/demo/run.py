@@ -21,7 +21,8 @@ from datetime import datetime
 import anyio
 
 from simulator.run.answers import ActionResult
-from simulator.run.runner import RunResult, ScenarioRun
+from simulator.run.result import RunResult
+from simulator.run.runner import ScenarioRun
 from simulator.scenario.file import Scenario
 from worker.clock import Clock, virtual_loop
 from worker.logs import get_logger, sim_time

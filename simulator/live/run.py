@@ -43,7 +43,7 @@ from simulator.report.invariants import CheckResult, check_observed, check_run
 from simulator.report.json_report import build_report
 from simulator.run.answers import ActionResult
 from simulator.run.customer import Customer
-from simulator.run.runner import SCHEDULING_SLACK, RunResult
+from simulator.run.result import SCHEDULING_SLACK, RunResult
 from simulator.scenario.file import Scenario
 from simulator.scenario.spec import Action
 from worker.clock import Clock

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from simulator.report.history import History
-from simulator.run.runner import RunResult
+from simulator.run.result import RunResult
 from worker.model import DriveState, JobState, to_builtins
 from worker.states import (
     CANCEL_WINDOWS,

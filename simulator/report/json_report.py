@@ -14,7 +14,7 @@ from simulator.report.metrics import (
     job_locations,
     measure,
 )
-from simulator.run.runner import RunResult
+from simulator.run.result import RunResult
 from worker.model import DriveState
 
 __all__ = ["FINISHED", "after_cancel", "build_report", "cancel_figures", "without_wall_clock"]

@@ -1,7 +1,7 @@
 """Measured figures of a run: stage latencies, throughput, bay use, and series for plots.
 
 Pure functions over a :class:`~simulator.report.history.History` and its
-:class:`~simulator.run.runner.RunResult`. Times are simulated seconds since the scenario's
+:class:`~simulator.run.result.RunResult`. Times are simulated seconds since the scenario's
 epoch, read from the status stream, so a virtual run gives the same figures every time;
 only the ``...PerWallSecond`` throughput figures depend on the wall clock.
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.report.history import History, Incarnation
-from simulator.run.runner import RunResult
+from simulator.run.result import RunResult
 from worker.model import DriveState, JobState
 from worker.states import AFTER_COPY
 

@@ -13,7 +13,6 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -23,6 +22,7 @@ import structlog
 from simulator.faults.plan import FaultRecord
 from simulator.run.answers import ActionResult
 from simulator.run.customer import Customer, create_body, ship_body
+from simulator.run.result import SCHEDULING_SLACK, RunResult
 from simulator.scenario.file import Scenario
 from simulator.scenario.spec import Action
 from worker.clock import Clock, virtual_loop
@@ -38,52 +38,15 @@ from worker.sink import StatusSink
 from worker.status import StatusMessage
 from worker.store import JobStore
 
-__all__ = ["RunResult", "ScenarioRun", "run_scenario"]
+__all__ = ["ScenarioRun", "run_scenario"]
 
 log = get_logger("drivesim.runner")
 
 _json = msgspec.json.Encoder()
 
-#: Wall-clock seconds a timer of a scaled-real-time run may fire late without blame.
-SCHEDULING_SLACK = 0.05
-
 RUN_KEY = "run/identity"
 FINISHED_KEY = "run/finished"
 STARTS_KEY = "run/starts"
-
-
-@dataclass(slots=True, repr=False)
-class RunResult:
-    scenario: Scenario
-    seed: int
-    clock_kind: str
-    speed: float | None
-    history: list[StatusMessage]
-    jobs: dict[str, JobRecord]
-    retained: dict[str, bytes]
-    actions: list[ActionResult]
-    secrets: set[str]
-    sim_seconds: float
-    wall_seconds: float
-    finished: bool
-    starts: int
-    missing_after_delete: dict[str, str] = field(default_factory=dict)
-    #: What became of each planned fault.
-    faults: list[FaultRecord] = field(default_factory=list)
-    #: Status messages an independent observer received (None: no observer in this run).
-    observed: int | None = None
-    #: Simulated seconds a scheduled step may run late: none in virtual time; in scaled
-    #: real time, what :data:`SCHEDULING_SLACK` of wall-clock delay amounts to.
-    slack: float = 0.0
-
-    def __repr__(self) -> str:
-        # Counts, not contents (see Scenario.__repr__).
-        return (
-            f"RunResult(scenario={self.scenario.name!r}, seed={self.seed}, "
-            f"clock_kind={self.clock_kind!r}, sim_seconds={self.sim_seconds}, "
-            f"finished={self.finished}, starts={self.starts}, jobs={len(self.jobs)}, "
-            f"actions={len(self.actions)}, history={len(self.history)})"
-        )
 
 
 class ScenarioRun:

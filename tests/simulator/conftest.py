@@ -11,7 +11,8 @@ import pytest
 from simulator.report.history import History
 from simulator.report.invariants import check_run
 from simulator.report.json_report import build_report
-from simulator.run.runner import RunResult, run_scenario
+from simulator.run.result import RunResult
+from simulator.run.runner import run_scenario
 from simulator.scenario import Scenario, load_scenario
 from worker.memory_store import MemoryStore
 

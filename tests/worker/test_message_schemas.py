@@ -26,7 +26,8 @@ from referencing.jsonschema import DRAFT202012
 
 from simulator.client import JobsClient
 from simulator.live.processes import Mosquitto
-from simulator.run.runner import RunResult, run_scenario
+from simulator.run.result import RunResult
+from simulator.run.runner import run_scenario
 from simulator.scenario import load_scenario
 from worker import (
     Clock,

@@ -27,7 +27,7 @@ from simulator.report.html.timeline import (
     window,
 )
 from simulator.report.metrics import drive_stages, job_locations, series, time_span
-from simulator.run.runner import RunResult
+from simulator.run.result import RunResult
 
 __all__ = ["render_html", "write_html"]
 

@@ -11,7 +11,7 @@ from simulator.report.html.axis import LABEL, RIGHT, WIDTH, Scale, duration, fau
 from simulator.report.html.svg import escape as _e
 from simulator.report.html.svg import number as _f
 from simulator.report.metrics import Series
-from simulator.run.runner import RunResult
+from simulator.run.result import RunResult
 
 __all__ = ["BUCKETS", "draw_plots"]
 

@@ -24,7 +24,7 @@ from simulator.report.html.svg import escape as _e
 from simulator.report.html.svg import number as _f
 from simulator.report.metrics import DriveStages, time_span
 from simulator.run.answers import ActionResult
-from simulator.run.runner import RunResult
+from simulator.run.result import RunResult
 
 __all__ = [
     "DRIVE_STATES",

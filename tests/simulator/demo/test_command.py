@@ -25,7 +25,8 @@ from simulator.report.history import History
 from simulator.report.html.chromium import dump_dom, screenshot
 from simulator.report.invariants import check_stream
 from simulator.report.json_report import cancel_figures
-from simulator.run.runner import RunResult, run_scenario
+from simulator.run.result import RunResult
+from simulator.run.runner import run_scenario
 from tests.pictures import screenshot_colours
 from worker.errors import ChromiumMissing
 from worker.memory_store import MemoryStore

@@ -15,7 +15,8 @@ import pytest
 
 from simulator.report.history import History
 from simulator.report.invariants import check_run
-from simulator.run.runner import RunResult, run_scenario
+from simulator.run.result import RunResult
+from simulator.run.runner import run_scenario
 from simulator.scenario import load_scenario, parse_scenario
 from worker.memory_store import MemoryStore
 from worker.status import StatusMessage

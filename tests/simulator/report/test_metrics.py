@@ -16,7 +16,7 @@ from simulator.report.metrics import (
     series,
     time_span,
 )
-from simulator.run.runner import RunResult
+from simulator.run.result import RunResult
 from simulator.scenario import load_scenario
 from tests.simulator.conftest import run_to_report
 

@@ -17,7 +17,7 @@ from simulator.report.html.chromium import dump_dom, screenshot
 from simulator.report.html.page import render_html, write_html
 from simulator.report.invariants import check_run
 from simulator.report.json_report import build_report
-from simulator.run.runner import RunResult
+from simulator.run.result import RunResult
 from simulator.scenario import load_scenario, parse_scenario
 from tests.pictures import screenshot_colours
 from tests.simulator.conftest import run_to_report
