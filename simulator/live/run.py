@@ -32,12 +32,13 @@ import anyio
 import structlog
 from anyio.abc import TaskGroup
 
-from simulator.faults.kinds import CustomerFault, Heal, Processes, ProcessFault
+from simulator.faults.kinds import CustomerFault, Processes
 from simulator.faults.plan import FaultRecord, suspects
 from simulator.live.commands import RetryingCommands
 from simulator.live.observer import Observer, collect_retained
 from simulator.live.processes import DRIVESIM, Mosquitto, WorkerProcess
 from simulator.live.proxy import FaultProxy
+from simulator.live.strikes import ProcessStrikes
 from simulator.report.history import History
 from simulator.report.invariants import CheckResult, check_observed, check_run
 from simulator.report.json_report import build_report
@@ -47,7 +48,6 @@ from simulator.run.result import SCHEDULING_SLACK, RunResult
 from simulator.scenario.file import Scenario
 from simulator.scenario.spec import Action
 from worker.clock import Clock
-from worker.errors import DrivesimError
 from worker.logs import get_logger, sim_time
 from worker.mqtt.broker import BrokerConfig
 from worker.sqlite_store import SQLiteStore
@@ -123,9 +123,6 @@ class LiveRun:
         self._finished = anyio.Event()
         #: Set by :meth:`stop`: the run ends early, and does not count as finished.
         self._stopped = False
-        self.faults_by_index = {r.fault.index: r for r in self.faults}
-        self._heals: dict[int, tuple[str, Heal]] = {}
-        self._busy: set[str] = set()
         self._kill_after_cancel: FaultRecord | None = None
         self._tg: TaskGroup | None = None
         #: One chain per job: a job's requests go out in the order they were scheduled.
@@ -169,8 +166,11 @@ class LiveRun:
             )
             self.worker.start()
             await anyio.to_thread.run_sync(self.worker.wait_connected)
-            self.processes = Processes(
-                self.broker, self.proxy, self.worker, self.observer.wait_subscribed
+            self.strikes = ProcessStrikes(
+                Processes(self.broker, self.proxy, self.worker, self.observer.wait_subscribed),
+                self.clock,
+                struck=self._struck,
+                skipped=self._skip,
             )
             broker = BrokerConfig.from_url(self.broker.url)
             commands = RetryingCommands(broker, self.request_timeout)
@@ -188,10 +188,9 @@ class LiveRun:
                 self._tg = None
                 sim_seconds = self.clock.now()
                 wall_seconds = time.perf_counter() - wall
-                for index in list(self._heals):
-                    await self._heal(index)
+                await self.strikes.heal_all()
                 if self._kill_after_cancel is not None:
-                    self._note(self._kill_after_cancel, skipped="no cancel was accepted after it")
+                    self._skip(self._kill_after_cancel, "no cancel was accepted after it")
                 self._check_finished()
                 finished = self._finished.is_set() and not self._stopped
                 missing = {}
@@ -369,51 +368,18 @@ class LiveRun:
                 self._tg.start_soon(self._strike, record)
 
     async def _strike(self, record: FaultRecord) -> None:
-        fault, kind = record.fault, record.fault.spec
-        if isinstance(kind, CustomerFault):
-            self._struck(record)
-            alive = [job for job, seen in self._jobs.items() if seen is not None]
-            results = await self.customer.client_fault(fault, alive)
-            for result in results:
-                self._add(result)
-            record.detail = f"{len(results)} requests" if results else "armed"
-            return
-        assert isinstance(kind, ProcessFault)
-        target = kind.occupies
-        if target is not None and target in self._busy:
-            return self._note(record, skipped=f"the {target} was already under a fault")
-        if target is not None:
-            self._busy.add(target)
-        heal = await anyio.to_thread.run_sync(kind.strike, self.processes, fault)
+        if not isinstance(record.fault.spec, CustomerFault):
+            assert self._tg is not None
+            return await self.strikes.strike(record, self._tg)
         self._struck(record)
-        if target is None:
-            record.healed = record.struck
-            return
-        self._heals[fault.index] = (target, heal)
-        assert self._tg is not None
-        self._tg.start_soon(self._heal_after, record)
-
-    async def _heal_after(self, record: FaultRecord) -> None:
-        await self.clock.sleep(record.fault.lasts)
-        await self._heal(record.fault.index)
-
-    async def _heal(self, index: int) -> None:
-        target, heal = self._heals.pop(index)
-        record = self.faults_by_index[index]
-        try:
-            await anyio.to_thread.run_sync(heal)
-        except DrivesimError as exc:
-            record.detail = f"healing failed: {exc}"
-            log.error("fault not healed", fault=index, error=str(exc))
-        else:
-            record.healed = self.clock.now()
-            log.info("fault healed", fault=index, kind=record.fault.kind)
-        finally:
-            self._busy.discard(target)
+        results = await self.customer.client_fault(record.fault, self.alive_jobs())
+        for result in results:
+            self._add(result)
+        record.detail = f"{len(results)} requests" if results else "armed"
 
     async def _after_cancel(self) -> None:
         record = self._kill_after_cancel
-        if record is not None and record.fault.spec.occupies not in self._busy:
+        if record is not None and self.strikes.free(record.fault.spec):
             self._kill_after_cancel = None
             record.detail = "struck right after a cancel was accepted"
             await self._strike(record)
@@ -424,8 +390,8 @@ class LiveRun:
         if self.on_fault is not None:
             self.on_fault(record)
 
-    def _note(self, record: FaultRecord, *, skipped: str) -> None:
-        record.skipped = skipped
+    def _skip(self, record: FaultRecord, why: str) -> None:
+        record.skipped = why
         if self.on_fault is not None:
             self.on_fault(record)
 
