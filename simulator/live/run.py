@@ -169,7 +169,7 @@ class LiveRun:
             self.strikes = ProcessStrikes(
                 Processes(self.broker, self.proxy, self.worker, self.observer.wait_subscribed),
                 self.clock,
-                struck=self._struck,
+                struck=self._tell_struck,
                 skipped=self._skip,
             )
             broker = BrokerConfig.from_url(self.broker.url)
@@ -386,6 +386,9 @@ class LiveRun:
 
     def _struck(self, record: FaultRecord) -> None:
         record.struck = self.clock.now()
+        self._tell_struck(record)
+
+    def _tell_struck(self, record: FaultRecord) -> None:
         log.info("fault", fault=record.fault.index, kind=record.fault.kind)
         if self.on_fault is not None:
             self.on_fault(record)

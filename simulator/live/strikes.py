@@ -27,7 +27,8 @@ log = get_logger("drivesim.live")
 class ProcessStrikes:
     """Strikes and heals the faults that need ``processes``, on ``clock``'s time.
 
-    ``struck`` is told each fault as it strikes, ``skipped`` each one not struck and why.
+    ``struck`` is told each fault once it has struck (its ``struck`` time set), ``skipped``
+    each one not struck and why.
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class ProcessStrikes:
         if target is not None:
             self._busy.add(target)
         heal = await anyio.to_thread.run_sync(kind.strike, self.processes, record.fault)
+        record.struck = self.clock.now()
         self._struck(record)
         if target is None:
             record.healed = record.struck
