@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from simulator.faults.kinds import FAULTS, Fault
-from simulator.report.history import History
 
-__all__ = ["FaultRecord", "draw_faults", "suspects"]
+__all__ = ["FaultRecord", "draw_faults"]
 
 
 @dataclass(slots=True)
@@ -78,31 +76,3 @@ def draw_faults(
             )
         )
     return faults
-
-
-def suspects(
-    violations: Iterable[str], history: History, records: Iterable[FaultRecord]
-) -> dict[str, list[str]]:
-    """For each job named in a violation, the faults that struck during its life: where to
-    look first when replaying the run with its seed."""
-    struck = [r for r in records if r.struck is not None]
-    lives: dict[str, tuple[float, float]] = {}
-    for life in history.incarnations:
-        times = [s.time for s in life.snapshots] + [e.time for e in life.events]
-        if times:
-            start, end = lives.get(life.job, (min(times), max(times)))
-            lives[life.job] = (min(start, *times), max(end, *times))
-    found: dict[str, list[str]] = {}
-    for violation in violations:
-        job = violation.split(":", 1)[0].split(" ", 1)[0]
-        if job not in lives or job in found:
-            continue
-        start, end = lives[job]
-        found[job] = [
-            f"#{r.fault.index} {r.fault.describe()} at {r.struck:.0f} s"
-            for r in struck
-            if r.struck is not None
-            and r.struck <= end
-            and (r.healed if r.healed is not None else r.struck) >= start
-        ]
-    return found

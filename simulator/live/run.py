@@ -33,7 +33,7 @@ import structlog
 from anyio.abc import TaskGroup
 
 from simulator.faults.kinds import CustomerFault, Processes
-from simulator.faults.plan import FaultRecord, suspects
+from simulator.faults.plan import FaultRecord
 from simulator.live.commands import RetryingCommands
 from simulator.live.observer import Observer, collect_retained
 from simulator.live.processes import DRIVESIM, Mosquitto, WorkerProcess
@@ -41,7 +41,7 @@ from simulator.live.proxy import FaultProxy
 from simulator.live.strikes import ProcessStrikes
 from simulator.report.history import History
 from simulator.report.invariants import CheckResult, check_observed, check_run
-from simulator.report.json_report import build_report
+from simulator.report.json_report import build_report, suspects
 from simulator.run.answers import ActionResult
 from simulator.run.customer import Customer
 from simulator.run.result import SCHEDULING_SLACK, RunResult

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
+from simulator.faults.plan import FaultRecord
 from simulator.report.history import History, Incarnation
 from simulator.report.invariants import CheckResult
 from simulator.report.metrics import (
@@ -17,7 +19,14 @@ from simulator.report.metrics import (
 from simulator.run.result import RunResult
 from worker.model import DriveState
 
-__all__ = ["FINISHED", "after_cancel", "build_report", "cancel_figures", "without_wall_clock"]
+__all__ = [
+    "FINISHED",
+    "after_cancel",
+    "build_report",
+    "cancel_figures",
+    "suspects",
+    "without_wall_clock",
+]
 
 FINISHED = (DriveState.COMPLETED, DriveState.COMPLETED_MORE_INFO)
 
@@ -192,3 +201,31 @@ def without_wall_clock(report: dict[str, Any]) -> dict[str, Any]:
             k: v for k, v in kept["throughput"].items() if k not in WALL_CLOCK_FIELDS
         }
     return kept
+
+
+def suspects(
+    violations: Iterable[str], history: History, records: Iterable[FaultRecord]
+) -> dict[str, list[str]]:
+    """For each job named in a violation, the faults that struck during its life: where to
+    look first when replaying the run with its seed."""
+    struck = [r for r in records if r.struck is not None]
+    lives: dict[str, tuple[float, float]] = {}
+    for life in history.incarnations:
+        times = [s.time for s in life.snapshots] + [e.time for e in life.events]
+        if times:
+            start, end = lives.get(life.job, (min(times), max(times)))
+            lives[life.job] = (min(start, *times), max(end, *times))
+    found: dict[str, list[str]] = {}
+    for violation in violations:
+        job = violation.split(":", 1)[0].split(" ", 1)[0]
+        if job not in lives or job in found:
+            continue
+        start, end = lives[job]
+        found[job] = [
+            f"#{r.fault.index} {r.fault.describe()} at {r.struck:.0f} s"
+            for r in struck
+            if r.struck is not None
+            and r.struck <= end
+            and (r.healed if r.healed is not None else r.struck) >= start
+        ]
+    return found

@@ -1,17 +1,14 @@
-"""Fault plans: read and checked from scenario files, drawn from the seed, struck in
-virtual time where they can be, and named next to the violations they may explain."""
+"""Fault plans: read and checked from scenario files, drawn from the seed, and struck in
+virtual time where they can be."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from simulator.faults.kinds import FAULTS
-from simulator.faults.plan import FaultRecord, suspects
-from simulator.report.history import History
 from simulator.report.json_report import without_wall_clock
 from simulator.scenario import load_scenario, parse_scenario
 from tests.simulator.conftest import Runner
@@ -97,28 +94,6 @@ def test_chaos_in_virtual_time_strikes_client_faults_and_skips_the_rest(
     assert "already-requested" in {a["outcome"] for a in storm}  # each job is asked twice
     _, again = run_config("chaos-everything")
     assert without_wall_clock(again) == without_wall_clock(report)
-
-
-def test_suspects_are_the_faults_struck_during_the_job_s_life(run_config: Runner) -> None:
-    result, _ = run_config("cancel-mid-transfer")
-    history = History(result.history, result.scenario.epoch)
-    (life,) = history.incarnations
-    times = [s.time for s in life.snapshots]
-    ended = max(e.time for e in life.events)  # its deletion
-    plan = parse_scenario(
-        {
-            **BASE,
-            "faults": [
-                {"kind": "broker-kill", "at": times[2], "lasts": "1h"},
-                {"kind": "worker-kill", "at": ended + 60},
-            ],
-        }
-    ).faults
-    during, after = (FaultRecord(f, struck=f.at) for f in plan)
-    during = dataclasses.replace(during, healed=during.fault.at + 3600)
-    found = suspects([f"{life.job}: something odd (seq 4)"], history, [during, after])
-    assert found == {life.job: [f"#0 {during.fault.describe()} at {during.struck:.0f} s"]}
-    assert suspects(["the run reached its time limit"], history, [during]) == {}
 
 
 def test_shipped_chaos_configs_parse() -> None:
