@@ -71,8 +71,8 @@ from bench.live import (
     timed_requests,
 )
 from simulator.client import JobsClient
-from simulator.live import LiveResult, LiveRun
-from simulator.processes import DRIVESIM
+from simulator.live.processes import DRIVESIM
+from simulator.live.run import LiveResult, LiveRun
 from simulator.scenario import Scenario, load_scenario
 from worker.logs import configure_logging
 from worker.mqtt.broker import BrokerConfig

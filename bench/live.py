@@ -58,9 +58,9 @@ import structlog
 
 from bench.docs import finish
 from bench.mqtt_cases import CASES
-from simulator.customer import ActionResult
-from simulator.history import History
-from simulator.live import LiveRun
+from simulator.live.run import LiveRun
+from simulator.report.history import History
+from simulator.run.answers import ActionResult
 from simulator.scenario import Scenario, load_scenario
 from worker.clock import parse_duration
 from worker.config import Policy

@@ -23,7 +23,7 @@ from bench.docs import finish
 
 CHILD = """
 import json, sys, time
-from simulator.runner import run_scenario
+from simulator.run.runner import run_scenario
 from simulator.scenario import load_scenario
 from worker.logs import configure_logging
 from worker.memory_store import MemoryStore

@@ -46,8 +46,8 @@ import functools, json, sys, time, types
 from collections import Counter
 from time import perf_counter
 
-from simulator import runner
-from simulator.runner import ScenarioRun, run_scenario
+from simulator.run import runner
+from simulator.run.runner import ScenarioRun, run_scenario
 from simulator.scenario import load_scenario
 from worker import ledger
 from worker.relay import OutboxRelay

@@ -37,7 +37,7 @@ from bench.docs import write_section
 from bench.live import _proc_cpu
 from bench.messages import make_messages, wire_payload
 from bench.mqtt_cases import CASES, FIRST_EPOCH
-from simulator.processes import Mosquitto, find_mosquitto
+from simulator.live.processes import Mosquitto, find_mosquitto
 
 __all__ = ["Case", "Run", "main"]
 

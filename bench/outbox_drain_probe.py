@@ -40,7 +40,7 @@ import anyio
 
 from bench.messages import make_messages
 from bench.mqtt_throughput import BROKER_CONFIG
-from simulator.processes import Mosquitto
+from simulator.live.processes import Mosquitto
 from worker.clock import Clock
 from worker.ledger import Ledger
 from worker.logs import configure_logging

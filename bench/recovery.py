@@ -130,7 +130,7 @@ def build_db(workdir: Path, jobs: int) -> tuple[Path, Path, float]:
 _BUILD = """
 import os
 import sys
-from simulator.runner import run_scenario
+from simulator.run.runner import run_scenario
 from simulator.scenario import load_scenario
 from worker.logs import configure_logging
 from worker.sqlite_store import SQLiteStore
@@ -303,7 +303,7 @@ class Bench:
     """Mosquitto, the subscriber and the worker process, in ``workdir``."""
 
     def __init__(self, workdir: Path, scenario: Path, db: Path, speed: float) -> None:
-        from simulator.processes import Mosquitto, WorkerProcess
+        from simulator.live.processes import Mosquitto, WorkerProcess
 
         (workdir / "broker").mkdir(parents=True, exist_ok=True)
         self.broker = Mosquitto(workdir / "broker")

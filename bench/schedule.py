@@ -6,7 +6,7 @@ that it asks for ``--rate`` status messages a second (5,000 by default), through
 path, and measures every timed step of the worker against its simulated due time.
 
 **The path.** One process, one ordinary asyncio loop, as ``drivesim worker`` runs it: the
-runner's :class:`~simulator.runner.ScenarioRun` (ledger, job service, datacenter pipeline,
+runner's :class:`~simulator.run.runner.ScenarioRun` (ledger, job service, datacenter pipeline,
 retention sweeper, and the scripted customers calling the command handler in-process) on a
 :class:`~worker.sqlite_store.SQLiteStore` in a temporary directory (the durable outbox),
 its :class:`~worker.relay.OutboxRelay` publishing through the worker's own
@@ -35,7 +35,7 @@ timer that fires and every :meth:`~worker.clock.Clock.sleep` that ends reports `
 woke)`` in simulated seconds. Only the worker's own timers count: the pipeline's, which
 are :meth:`~worker.clock.Clock.call_at` callbacks outside any task, and the tasks named
 after functions of the ``worker`` package (the scripted customers' tasks are
-``simulator.runner...``): a package's arrival, each transfer checkpoint and drive finish,
+``simulator.run.runner...``): a package's arrival, each transfer checkpoint and drive finish,
 a late drive's arrival, the return shipment. Two figures per step, in wall milliseconds:
 
 * *wake*: ``(woke - due) / speed``, the loop time at which the timer's callback ran (or
@@ -104,8 +104,9 @@ from bench.docs import finish
 from bench.live import _busiest, _proc_cpu, _run_delay
 from bench.mqtt_subscriber import sub_command, wait_subscribed
 from bench.mqtt_throughput import machine
-from simulator.processes import Mosquitto
-from simulator.runner import RunResult, ScenarioRun
+from simulator.live.processes import Mosquitto
+from simulator.run.result import RunResult
+from simulator.run.runner import ScenarioRun
 from simulator.scenario import Scenario, load_scenario
 from worker.clock import Clock, format_duration, parse_duration, virtual_loop
 from worker.logs import configure_logging

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 
-from simulator.demo import add_demo_parser, run_demo
-from simulator.jobs_command import DEFAULT_BROKER, add_jobs_parser, run_jobs
-from simulator.scenario import load_scenario
+from simulator.console.jobs import DEFAULT_BROKER, add_jobs_parser, run_jobs
+from simulator.demo.command import add_demo_parser, run_demo
+from simulator.scenario.file import load_scenario
 from worker.errors import DrivesimError
 from worker.logs import configure_logging
 from worker.mqtt.broker import BrokerConfig
@@ -27,11 +27,11 @@ from worker.status import PREFIX
 # a crashed worker's supervisor restarts) does not wait for the HTTP server, the live runner,
 # the reports and the timeline it does not use.
 if TYPE_CHECKING:
-    from simulator.history import History
-    from simulator.progress import RunProgress
-    from simulator.runner import RunResult
-    from simulator.scenario import Scenario
-    from simulator.timeline import Timeline
+    from simulator.console.progress import RunProgress
+    from simulator.console.timeline import Timeline
+    from simulator.report.history import History
+    from simulator.run.result import RunResult
+    from simulator.scenario.file import Scenario
     from worker.http_server import HttpServer
 
 __all__ = ["main"]
@@ -166,7 +166,7 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         case "demo":
             return run_demo(args, console)
         case _:
-            from simulator.watch import watch
+            from simulator.console.watch import watch
 
             watch(BrokerConfig.from_url(args.broker), console, job=args.job)
             return EXIT_OK
@@ -224,11 +224,11 @@ def _worker(args: argparse.Namespace, console: Console) -> int:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
-    from simulator.history import History
-    from simulator.invariants import check_run
-    from simulator.report import build_report
-    from simulator.runner import run_scenario
-    from simulator.timeline import Timeline
+    from simulator.console.timeline import Timeline
+    from simulator.report.history import History
+    from simulator.report.invariants import check_run
+    from simulator.report.json_report import build_report
+    from simulator.run.runner import run_scenario
     from worker.memory_store import MemoryStore
     from worker.sqlite_store import SQLiteStore
     from worker.store import JobStore
@@ -264,8 +264,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 def _run_live(args: argparse.Namespace, console: Console, scenario: Scenario) -> int:
     import anyio
 
-    from simulator.live import LiveResult, LiveRun
-    from simulator.timeline import Timeline
+    from simulator.console.timeline import Timeline
+    from simulator.live.run import LiveResult, LiveRun
 
     if args.virtual or args.db:
         raise DrivesimError("--live runs in scaled real time on the worker's own store")
@@ -292,7 +292,7 @@ def _run_live(args: argparse.Namespace, console: Console, scenario: Scenario) ->
 
 def _progress(scenario: Scenario) -> RunProgress:
     """The progress line on stderr (shown with --quiet, in place of the timeline)."""
-    from simulator.progress import RunProgress
+    from simulator.console.progress import RunProgress
 
     return RunProgress(
         Console(stderr=True, highlight=False), scenario.epoch, jobs=len(scenario.jobs)
@@ -318,8 +318,8 @@ def _finish(
     history: History,
     run: RunResult,
 ) -> int:
-    from simulator.html_report import write_html
-    from simulator.timeline import print_summary
+    from simulator.console.timeline import print_summary
+    from simulator.report.html.page import write_html
 
     print_summary(console, report)
     if args.html is not None:

@@ -18,21 +18,11 @@ import anyio
 from anyio.abc import TaskGroup
 from paho.mqtt.packettypes import PacketTypes
 
+from worker.errors import CommandFailed
 from worker.mqtt.broker import BrokerConfig, Version, connected, make_client, mqtt_properties
 from worker.status import PREFIX
 
-__all__ = ["CommandFailed", "JobsClient"]
-
-
-class CommandFailed(Exception):
-    """The worker answered with an error (``code``, ``message``, ``status``)."""
-
-    def __init__(self, reply: dict[str, Any]) -> None:
-        error = reply.get("error") or {}
-        self.status = int(reply.get("status", 0))
-        self.code = str(error.get("code", "Unknown"))
-        self.message = str(error.get("message", ""))
-        super().__init__(f"{self.code} ({self.status}): {self.message}")
+__all__ = ["JobsClient"]
 
 
 class JobsClient:
@@ -133,7 +123,7 @@ class JobsClient:
         return await self.send(op, json.dumps(fields).encode(), correlation=key)
 
     async def call(self, op: str, **fields: Any) -> Any:
-        """Send a command and return its result, or raise :class:`CommandFailed`."""
+        """Send a command and return its result, or raise :class:`~worker.errors.CommandFailed`."""
         reply = await self.request(op, **fields)
         if not reply.get("ok"):
             raise CommandFailed(reply)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from simulator.processes import Mosquitto
+from simulator.live.processes import Mosquitto
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simulator.processes import WorkerProcess
+from simulator.live.processes import WorkerProcess
 
 __all__ = ["worker_process"]
 

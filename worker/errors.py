@@ -15,7 +15,9 @@ with :meth:`ServiceError.to_arm` and nothing else.
     │   └── ServiceUnavailable            503  ServiceUnavailable (shutting down: ask again)
     ├── StoreError                        the job store failed; the change was not made
     ├── PublishError                      the broker connection dropped mid-batch
-    └── ConfigError                       a settings or scenario file is invalid
+    ├── ConfigError                       a settings or scenario file is invalid
+    ├── CommandFailed                     a worker answered a command with an error
+    └── ChromiumMissing                   headless Chromium is needed and not installed
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AuthenticationFailed",
+    "ChromiumMissing",
+    "CommandFailed",
     "ConfigError",
     "DrivesimError",
     "InvalidJobState",
@@ -149,3 +153,18 @@ class ConfigError(DrivesimError):
         self.path = path
         self.key = key
         self.expected = expected
+
+
+class CommandFailed(DrivesimError):
+    """A worker answered a command with an error (``code``, ``message``, ``status``)."""
+
+    def __init__(self, reply: dict[str, Any]) -> None:
+        error = reply.get("error") or {}
+        self.status = int(reply.get("status", 0))
+        self.code = str(error.get("code", "Unknown"))
+        self.message = str(error.get("message", ""))
+        super().__init__(f"{self.code} ({self.status}): {self.message}")
+
+
+class ChromiumMissing(DrivesimError):
+    """Headless Chromium is needed (to render an HTML page) and is not installed."""

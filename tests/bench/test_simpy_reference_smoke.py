@@ -16,8 +16,8 @@ from collections import Counter
 from pathlib import Path
 
 from bench.simpy_reference import run_reference
-from simulator.history import History
-from simulator.runner import run_scenario
+from simulator.report.history import History
+from simulator.run.runner import run_scenario
 from simulator.scenario import load_scenario
 from worker.memory_store import MemoryStore
 

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from simulator.history import History
-from simulator.invariants import check_run
-from simulator.report import build_report
-from simulator.runner import RunResult, run_scenario
+from simulator.report.history import History
+from simulator.report.invariants import check_run
+from simulator.report.json_report import build_report
+from simulator.run.result import RunResult
+from simulator.run.runner import run_scenario
 from simulator.scenario import Scenario, load_scenario
 from worker.memory_store import MemoryStore
 

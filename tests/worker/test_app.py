@@ -14,9 +14,9 @@ import anyio
 import pytest
 
 from simulator.client import JobsClient
-from simulator.observer import Observer, Received
-from simulator.processes import Mosquitto, WorkerProcess
-from simulator.proxy import FaultProxy
+from simulator.live.observer import Observer, Received
+from simulator.live.processes import Mosquitto, WorkerProcess
+from simulator.live.proxy import FaultProxy
 from tests.worker_process import worker_process
 from worker.model import to_builtins
 from worker.mqtt.broker import BrokerConfig

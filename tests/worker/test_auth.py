@@ -14,8 +14,8 @@ import anyio
 import pytest
 
 from simulator.client import JobsClient
-from simulator.observer import Observer
-from simulator.processes import Mosquitto
+from simulator.live.observer import Observer
+from simulator.live.processes import Mosquitto
 from worker.clock import Clock
 from worker.config import DatacenterConfig
 from worker.datacenter import Datacenter

@@ -21,7 +21,7 @@ from azure.mgmt.storageimportexport import StorageImportExport, models
 from msrest.authentication import BasicTokenAuthentication
 
 from simulator.client import JobsClient
-from simulator.processes import Mosquitto, WorkerProcess, free_port
+from simulator.live.processes import Mosquitto, WorkerProcess, free_port
 from worker.app import Worker
 from worker.errors import ConfigError
 from worker.mqtt.broker import BrokerConfig

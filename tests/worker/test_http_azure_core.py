@@ -28,7 +28,7 @@ import anyio
 import httpx
 import pytest
 
-from simulator.processes import Mosquitto, WorkerProcess, free_port
+from simulator.live.processes import Mosquitto, WorkerProcess, free_port
 from tests.worker.test_http import ACCOUNT, JOBS, RG, SUB, VERSION, _put_body, _url, _worker
 from worker.app import Worker
 from worker.errors import ConfigError

@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from simulator.processes import Mosquitto
+from simulator.live.processes import Mosquitto
 from tests.worker.test_http import JOBS, RG, SUB, VERSION, _put_body, _raw, _run, _url
 from worker.app import Worker
 from worker.http import API_VERSIONS, openapi_document

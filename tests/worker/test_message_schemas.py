@@ -25,8 +25,9 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from simulator.client import JobsClient
-from simulator.processes import Mosquitto
-from simulator.runner import RunResult, run_scenario
+from simulator.live.processes import Mosquitto
+from simulator.run.result import RunResult
+from simulator.run.runner import run_scenario
 from simulator.scenario import load_scenario
 from worker import (
     Clock,

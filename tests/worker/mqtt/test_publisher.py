@@ -8,8 +8,8 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from simulator.processes import Mosquitto
-from simulator.proxy import FaultProxy
+from simulator.live.processes import Mosquitto
+from simulator.live.proxy import FaultProxy
 from worker.errors import PublishError
 from worker.metadata import MemoryMetadata
 from worker.mqtt.broker import BrokerConfig

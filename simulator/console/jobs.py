@@ -1,0 +1,162 @@
+"""``drivesim jobs ...``: the job service over MQTT, from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from typing import Any
+
+import anyio
+from rich.console import Console
+from rich.table import Table
+
+from simulator.client import JobsClient
+from worker.errors import CommandFailed
+from worker.mqtt.broker import BrokerConfig
+from worker.plan import bitlocker_key
+
+__all__ = ["add_jobs_parser", "run_jobs"]
+
+DEFAULT_BROKER = "mqtt://127.0.0.1:18830"
+
+
+def add_jobs_parser(commands: Any) -> None:
+    jobs = commands.add_parser("jobs", help="create, inspect, ship, cancel and delete jobs")
+    jobs.add_argument("--broker", default=DEFAULT_BROKER, help=f"broker URL ({DEFAULT_BROKER})")
+    jobs.add_argument("--json", action="store_true", help="print the raw JSON answer")
+    jobs.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a reply")
+    ops = jobs.add_subparsers(dest="op", required=True)
+
+    create = ops.add_parser("create", help="create an import or export job")
+    create.add_argument("name")
+    create.add_argument("--type", choices=("Import", "Export"), default="Import")
+    create.add_argument("--drives", type=int, default=4, help="import drives (1 to 10)")
+    create.add_argument("--location", default="West US")
+    create.add_argument("--body", help="a JSON file with the full PUT body instead")
+
+    for op, text in (
+        ("get", "show a job"),
+        ("cancel", "request cancellation (best effort)"),
+        ("delete", "delete a job (Creating or Completed only)"),
+        ("keys", "list the BitLocker keys of a job's drives"),
+    ):
+        ops.add_parser(op, help=text).add_argument("name")
+
+    ship = ops.add_parser("ship", help="tell the service the package is on its way")
+    ship.add_argument("name")
+    ship.add_argument("--carrier", default="FedEx")
+    ship.add_argument("--tracking", default=None, help="tracking number (default: random)")
+    ship.add_argument("--drive-count", type=int, default=None)
+
+    listing = ops.add_parser("list", help="list jobs")
+    listing.add_argument("--top", type=int, default=None)
+    listing.add_argument("--state", default=None)
+
+
+def _create_request(args: argparse.Namespace) -> dict[str, Any]:
+    if args.body:
+        with open(args.body, encoding="utf-8") as file:
+            return {"job": args.name, "body": json.load(file)}
+    rng = random.Random()
+    props: dict[str, Any] = {
+        "jobType": args.type,
+        "storageAccountId": "/subscriptions/00000000-0000-0000-0000-000000000000/"
+        "resourceGroups/drivesim/providers/Microsoft.Storage/storageAccounts/drivesimdata",
+        "returnAddress": {
+            "recipientName": "Drivesim User",
+            "streetAddress1": "1 Main Street",
+            "city": "Redmond",
+            "postalCode": "98052",
+            "countryOrRegion": "USA",
+            "phone": "4250000000",
+            "email": "user@example.com",
+        },
+        "returnShipping": {"carrierName": "FedEx", "carrierAccountNumber": "000000"},
+    }
+    if args.type == "Import":
+        props["driveList"] = [
+            {
+                "driveId": f"{rng.getrandbits(32):08X}",
+                "bitLockerKey": bitlocker_key(rng),
+            }
+            for _ in range(args.drives)
+        ]
+    else:
+        props["export"] = {"blobList": {"blobPathPrefix": ["/"]}}
+    return {"job": args.name, "body": {"location": args.location, "properties": props}}
+
+
+def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    match args.op:
+        case "create":
+            return "create", _create_request(args)
+        case "list":
+            fields = {k: v for k, v in (("top", args.top), ("state", args.state)) if v is not None}
+            return "list", fields
+        case "keys":
+            return "list-bitlocker-keys", {"job": args.name}
+        case "ship":
+            tracking = args.tracking or f"{random.randrange(10**11, 10**12)}"
+            package: dict[str, Any] = {"carrierName": args.carrier, "trackingNumber": tracking}
+            if args.drive_count is not None:
+                package["driveCount"] = args.drive_count
+            return "ship", {"job": args.name, "deliveryPackage": package}
+        case op:
+            return str(op), {"job": args.name}
+
+
+def run_jobs(args: argparse.Namespace, console: Console) -> int:
+    """Send one command; print the answer. Exit 0 on success, 1 on an error answer."""
+    broker = BrokerConfig.from_url(args.broker)
+    op, fields = _request(args)
+
+    async def main() -> dict[str, Any]:
+        async with JobsClient(broker, timeout=args.timeout) as client:
+            return await client.request(op, **fields)
+
+    reply = anyio.run(main)
+    if args.json:
+        console.print_json(json.dumps(reply))
+    elif not reply.get("ok"):
+        failure = CommandFailed(reply)
+        console.print(f"[bold red]{failure.code}[/bold red] ({failure.status}): {failure.message}")
+    else:
+        _show(console, op, reply.get("result"))
+    return 0 if reply.get("ok") else 1
+
+
+def _show(console: Console, op: str, result: Any) -> None:
+    if op == "delete":
+        console.print("deleted")
+    elif op == "list":
+        table = Table("name", "type", "state", "cancel", "%", "drives")
+        for job in result["value"]:
+            props = job["properties"]
+            table.add_row(
+                job["name"],
+                props.get("jobType", ""),
+                props.get("state", ""),
+                "yes" if props.get("cancelRequested") else "",
+                str(props.get("percentComplete", "")),
+                str(len(props.get("driveList") or [])),
+            )
+        console.print(table)
+    elif op == "list-bitlocker-keys":
+        for key in result["value"]:
+            console.print(f"{key['driveId']}  {key['bitLockerKey']}")
+    else:
+        if op == "cancel":
+            console.print(f"cancel: [bold]{result['answer']}[/bold]")
+            result = result["job"]
+        props = result["properties"]
+        console.print(
+            f"[bold]{result['name']}[/bold] · {props.get('jobType')} · {props.get('state')}"
+            + (" · cancel requested" if props.get("cancelRequested") else "")
+        )
+        for drive in props.get("driveList") or []:
+            done = drive.get("percentComplete")
+            console.print(
+                f"  {drive['driveId']:<12} {drive.get('state', ''):<18}"
+                + (f" {done}%" if done is not None else "")
+            )

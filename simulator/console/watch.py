@@ -1,0 +1,74 @@
+"""``drivesim watch``: the status stream as it happens, one readable line per change."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import aiomqtt
+import anyio
+from rich.console import Console
+from rich.text import Text
+
+from simulator.console.timeline import Timeline
+from worker.mqtt.broker import BrokerConfig, Version, connected, make_client
+from worker.status import PREFIX
+
+__all__ = ["watch"]
+
+
+def _describe(topic: str, payload: bytes, *, retained: bool = False) -> Text | None:
+    parts = topic.split("/")
+    if len(parts) == 5 and parts[2] == "workers":
+        state = json.loads(payload)["state"] if payload else "(cleared)"
+        style = {"online": "green", "offline": "yellow", "lost": "bold red"}.get(state, "")
+        return Text(f"worker {parts[3]}: ", style="bold").append(state, style=style)
+    if len(parts) < 5 or parts[2] != "jobs":
+        return None
+    job, leaf = parts[3], parts[4]
+    line = Text(f"{job:<16} ", style="bold")
+    if leaf == "events" and payload:
+        event = json.loads(payload)
+        text = Timeline.describe(event["type"].rsplit(".", 1)[-1], event["data"])
+        return None if text is None else line.append(text)
+    if leaf == "state" and not payload:
+        return line.append("retained state cleared", style="dim")
+    if leaf == "state" and retained:
+        props = json.loads(payload)["properties"]
+        cancel = " · cancel requested" if props.get("cancelRequested") else ""
+        return line.append(f"is {props['state']}{cancel} (retained)", style="dim")
+    if leaf == "progress" and payload:
+        progress = json.loads(payload)
+        return line.append(
+            f"  drive {progress['driveId']}: {progress['percentComplete']}% "
+            f"({progress['bytesSucceeded'] / 1e9:.0f} GB)",
+            style="dim cyan",
+        )
+    return None
+
+
+def watch(broker: BrokerConfig, console: Console, *, job: str | None = None) -> None:
+    """Print the stream until interrupted (Ctrl-C)."""
+    topics = [f"{PREFIX}/jobs/{job or '+'}/#", f"{PREFIX}/workers/+/status"]
+
+    async def main() -> None:
+        def make(version: Version) -> aiomqtt.Client:
+            return make_client(broker, version=version)
+
+        while True:
+            try:
+                async with connected(broker, make, prefer="3.1.1") as (client, _):
+                    for topic in topics:
+                        await client.subscribe(topic, qos=1)
+                    console.print(f"watching {broker.url} · {', '.join(topics)}", style="dim")
+                    async for message in client.messages:
+                        payload = message.payload if isinstance(message.payload, bytes) else b""
+                        text = _describe(message.topic.value, payload, retained=message.retain)
+                        if text is not None:
+                            stamp = datetime.now().strftime("%H:%M:%S")  # wall clock: a viewer
+                            console.print(Text(f"{stamp} ", style="dim").append(text))
+            except aiomqtt.MqttError as exc:
+                console.print(f"connection lost ({exc}); reconnecting", style="yellow")
+                await anyio.sleep(1)
+
+    anyio.run(main)

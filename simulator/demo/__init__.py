@@ -1,0 +1,1 @@
+"""``drivesim demo``: the teaching demo of best-effort cancel."""

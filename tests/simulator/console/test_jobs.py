@@ -1,0 +1,91 @@
+"""``drivesim jobs`` and ``drivesim watch`` against a real worker process and Mosquitto."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from simulator.cli import main
+from simulator.live.processes import Mosquitto, WorkerProcess
+from tests.worker_process import worker_process
+
+SETTINGS = 'worker_id = "cli"\nspeed = 60\n[datacenter]\ncarrier_delay = "1h"\n'
+
+
+@pytest.fixture
+def worker(own_mosquitto: Mosquitto, tmp_path: Path) -> Iterator[WorkerProcess]:
+    process = worker_process(tmp_path, own_mosquitto.url, SETTINGS)
+    process.start()
+    deadline = time.monotonic() + 20
+    while "connected to broker" not in process.log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, process.log.read_text()
+        time.sleep(0.05)
+    yield process
+    process.stop()
+
+
+def _jobs(url: str, *args: str) -> list[str]:
+    return ["jobs", "--broker", url, *args]
+
+
+def test_jobs_commands_drive_a_job(
+    worker: WorkerProcess, own_mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """create, ship, get, cancel, keys and list answer with readable output and exit 0;
+    an error answer prints its code and exits 1; --json prints the raw reply."""
+    url = own_mosquitto.url
+    assert main(_jobs(url, "create", "cli-job", "--drives", "3")) == 0
+    assert "cli-job · Import · Creating" in capsys.readouterr().out
+    assert main(_jobs(url, "ship", "cli-job")) == 0
+    assert "Shipping" in capsys.readouterr().out
+    assert main(_jobs(url, "cancel", "cli-job")) == 0
+    assert "cancel: accepted" in capsys.readouterr().out
+    assert main(_jobs(url, "keys", "cli-job")) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 3
+    assert main(_jobs(url, "list", "--state", "Shipping")) == 0
+    assert "cli-job" in capsys.readouterr().out
+    assert main(_jobs(url, "delete", "cli-job")) == 1
+    assert "DeleteNotAllowed (409)" in capsys.readouterr().out
+    assert main(_jobs(url, "--json", "get", "nope")) == 1
+    reply = json.loads(capsys.readouterr().out)
+    assert reply["error"]["code"] == "ResourceNotFound"
+    assert reply["status"] == 404
+
+
+def test_watch_shows_the_stream(worker: WorkerProcess, own_mosquitto: Mosquitto) -> None:
+    """watch prints the worker's liveness and each job event as a readable line."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    command = [sys.executable, "-m", "simulator.cli", "watch", "--broker", own_mosquitto.url]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as watcher:
+        assert watcher.stdout is not None
+        lines = []
+        watchdog = threading.Timer(30, watcher.kill)  # a silent watcher must not hang the run
+        watchdog.start()
+        try:
+            for line in watcher.stdout:  # subscribed once it says what it watches
+                lines.append(line)
+                if "worker cli: online" in line:
+                    break
+            assert main(_jobs(own_mosquitto.url, "create", "watched", "--drives", "1")) == 0
+            assert main(_jobs(own_mosquitto.url, "ship", "watched")) == 0
+            for line in watcher.stdout:
+                lines.append(line)
+                if "Creating → Shipping" in line:
+                    break
+        finally:
+            watchdog.cancel()
+            watcher.send_signal(signal.SIGINT)
+            watcher.communicate(timeout=10)
+    out = "".join(lines)
+    assert "worker cli: online" in out
+    assert "watched          created · Import · 1 drive" in out
+    assert "watched          Creating → Shipping" in out
