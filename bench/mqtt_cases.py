@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import cProfile
 import json
-import resource
 import sys
 import threading
 import time
@@ -48,6 +47,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from bench.messages import DEFAULT_JOBS, make_messages, wire_payload
+from bench.procfs import own_cpu
 from worker.clock import Clock
 from worker.ledger import SIM_NOW, Ledger
 from worker.logs import configure_logging
@@ -84,14 +84,9 @@ class Timer:
         self.t0 = self.t_end = 0.0
         self.cpu = 0.0
 
-    @staticmethod
-    def _cpu() -> float:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-
     @contextmanager
     def timed(self) -> Iterator[None]:
-        cpu0 = self._cpu()
+        cpu0 = own_cpu()
         if self.profiler is not None:
             self.profiler.enable()
         self.t0 = time.time()
@@ -101,7 +96,7 @@ class Timer:
             self.t_end = time.time()
             if self.profiler is not None:
                 self.profiler.disable()
-            self.cpu = self._cpu() - cpu0
+            self.cpu = own_cpu() - cpu0
             if self.profiler is not None and self.profile_path:
                 self.profiler.dump_stats(self.profile_path)
 

@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.docs import finish
-from bench.mqtt_subscriber import sub_command, wait_subscribed
+from bench.subscriber import sub_command, wait_subscribed
 
 __all__ = ["TrialResult", "build_db", "main", "run", "scenario_text"]
 

@@ -101,9 +101,11 @@ import structlog
 
 from bench.disk_load import disk_load, disk_load_sentence
 from bench.docs import finish
-from bench.live import _busiest, _proc_cpu, _run_delay
-from bench.mqtt_subscriber import sub_command, wait_subscribed
-from bench.mqtt_throughput import machine
+from bench.machine import machine
+from bench.procfs import process_cpu as _proc_cpu
+from bench.procfs import run_delay as _run_delay
+from bench.stats import busiest as _busiest
+from bench.subscriber import sub_command, wait_subscribed
 from simulator.processes import Mosquitto
 from simulator.runner import RunResult, ScenarioRun
 from simulator.scenario import Scenario, load_scenario
