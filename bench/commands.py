@@ -302,13 +302,9 @@ def measure(
 # -- output ----------------------------------------------------------------------------------
 
 HEAD = header(
-    [
-        *("phase", "speed", "probe s", "cancels sent / answered / timeouts"),
-        *("p50 ms", "p99 ms", "max ms", "answers", "status msg/s observed"),
-        "customers' timed requests answered / due, late p99 s",
-        "CPU worker (peak) / broker / bench",
-        "worker waited for a CPU / machine steal",
-    ],
+    "phase | speed | probe s | cancels sent / answered / timeouts | p50 ms | p99 ms | max ms "
+    "| answers | status msg/s observed | customers' timed requests answered / due, late p99 s "
+    "| CPU worker (peak) / broker / bench | worker waited for a CPU / machine steal",
     "lrrrrrrlrrrr",
 )
 

@@ -310,15 +310,11 @@ def reference(messages: int = 20_000, reps: int = 3) -> dict[str, Any]:
 # -- output ----------------------------------------------------------------------------------
 
 HEAD = header(
-    [
-        *("scenario", "speed", "sim window", "wall s", "sim s / wall s", "committed"),
-        *("observed", "committed/s", "observed/s", "busiest s"),
-        "÷ aiomqtt: observed/s / busiest s",
-        "timed requests answered / due, late p50 / p99 s",
-        *("checkpoint late p50 / p99 s", "delivery p50 / p99 s", "finish late s"),
-        *("CPU worker (peak) / broker / bench", "worker RSS MiB", "worker commands/s peak"),
-        *("drain s", "invariants"),
-    ],
+    "scenario | speed | sim window | wall s | sim s / wall s | committed | observed "
+    "| committed/s | observed/s | busiest s | ÷ aiomqtt: observed/s / busiest s "
+    "| timed requests answered / due, late p50 / p99 s | checkpoint late p50 / p99 s "
+    "| delivery p50 / p99 s | finish late s | CPU worker (peak) / broker / bench "
+    "| worker RSS MiB | worker commands/s peak | drain s | invariants",
     "lrlrrrrrrrrrrrrrrrrl",
 )
 

@@ -461,10 +461,8 @@ def _fmt(value: float | None) -> str:
 
 
 HEAD = header(
-    [
-        *("trial", "jobs", "transfers", "up", "store", "pipeline", "connected", "resumed"),
-        *("announced", "received", "checks"),
-    ],
+    "trial | jobs | transfers | up | store | pipeline | connected | resumed | announced "
+    "| received | checks",
     "rrrrrrrrrrl",
 )
 

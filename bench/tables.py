@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 __all__ = ["header", "row"]
 
 _RULES = {"l": "---", "r": "---:"}
 
 
-def header(titles: Sequence[str], align: str) -> str:
-    """A table's first two lines: the column ``titles``, then the rule under each, aligned
-    as ``align`` says, one letter a column (``l`` left, ``r`` right)."""
-    if len(titles) != len(align) or set(align) - _RULES.keys():
-        raise ValueError(f"{len(titles)} columns, alignment {align!r}")
-    return row(*titles) + "\n|" + "|".join(_RULES[a] for a in align) + "|"
+def header(titles: str, align: str) -> str:
+    """A table's first two lines: the column titles (``titles``, as the header row reads:
+    ``"scenario | jobs | wall s"``), then the rule under each, aligned as ``align`` says,
+    one letter a column (``l`` left, ``r`` right: ``"lrr"``)."""
+    columns = titles.split(" | ")
+    if len(columns) != len(align) or set(align) - _RULES.keys():
+        raise ValueError(f"{len(columns)} columns, alignment {align!r}")
+    return row(*columns) + "\n|" + "|".join(_RULES[a] for a in align) + "|"
 
 
 def row(*cells: object) -> str:
