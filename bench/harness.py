@@ -1,5 +1,6 @@
-"""The processes and folders a benchmark runs: child Pythons, a Mosquitto of its own, the
-worker from another tree or under a profiler, working folders, files read as they grow.
+"""The processes and folders a benchmark runs: child Pythons, a Mosquitto of its own (and
+the worker's MQTT link to it), the worker from another tree or under a profiler, working
+folders, files read as they grow.
 
 A bench measures in a child process whatever must not share its interpreter (a peak RSS,
 a start-up, a publisher's CPU): :func:`python` and :func:`python_code` build the command,
@@ -16,17 +17,23 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from simulator.processes import DRIVESIM, Mosquitto
+
+if TYPE_CHECKING:
+    from worker.mqtt.link import MqttLink
 
 __all__ = [
     "NO_INFLIGHT_CAP",
     "ROOT",
     "Tail",
     "child_json",
+    "connected",
     "mosquitto",
     "python",
     "python_code",
@@ -126,6 +133,21 @@ def mosquitto(folder: Path, *, extra_config: str = "") -> Iterator[Mosquitto]:
         yield broker
     finally:
         broker.stop()
+
+
+@contextlib.asynccontextmanager
+async def connected(link: MqttLink, within: float = 10.0) -> AsyncIterator[MqttLink]:
+    """The worker's MQTT ``link`` running and connected to its broker for the block (within
+    ``within`` s, else TimeoutError); stopped after it, given as long to close."""
+    async with anyio.create_task_group() as tg:
+        await tg.start(link.run)
+        with anyio.fail_after(within):
+            await link.ready()
+        yield link
+        await link.stop()
+        with anyio.move_on_after(within):
+            await link.closed.wait()
+        tg.cancel_scope.cancel()
 
 
 # -- the worker, as another program ------------------------------------------------------------

@@ -46,6 +46,7 @@ import anyio.lowlevel
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from bench.harness import connected
 from bench.messages import DEFAULT_JOBS, make_messages, wire_payload
 from bench.procfs import own_cpu
 from worker.clock import Clock
@@ -126,10 +127,7 @@ async def _drivesim(args: argparse.Namespace, timer: Timer, *, live: bool) -> di
     link = MqttLink(config, worker_id="bench", meta=ledger, window=WINDOW)
     relay = OutboxRelay(ledger, link)
     sent = 0
-    async with anyio.create_task_group() as tg:
-        await tg.start(link.run)
-        with anyio.fail_after(10):
-            await link.ready()
+    async with connected(link):
         epoch = link.epoch
 
         if live:
@@ -155,9 +153,6 @@ async def _drivesim(args: argparse.Namespace, timer: Timer, *, live: bool) -> di
         else:
             with timer.timed():
                 sent = await relay.drain()
-        await link.stop()
-        with anyio.fail_after(10):
-            await link.closed.wait()
     left = len(store.pending(len(messages) + 1))
     store.close()
     return {

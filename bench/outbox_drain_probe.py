@@ -37,7 +37,7 @@ from pathlib import Path
 import anyio
 
 from bench import cli
-from bench.harness import NO_INFLIGHT_CAP, mosquitto
+from bench.harness import NO_INFLIGHT_CAP, connected, mosquitto
 from bench.messages import make_messages
 from bench.procfs import bytes_written, own_cpu
 from worker.clock import Clock
@@ -130,10 +130,7 @@ async def _drain(
     setattr(store, "ack", timed_ack)  # noqa: B010
     setattr(link, "publish", timed_publish)  # noqa: B010
     relay = OutboxRelay(ledger, link) if batch is None else OutboxRelay(ledger, link, batch=batch)
-    async with anyio.create_task_group() as tg:
-        await tg.start(link.run)
-        with anyio.fail_after(10):
-            await link.ready()
+    async with connected(link):
         client = link._client
         assert client is not None
         paho = client._client
@@ -156,9 +153,6 @@ async def _drain(
         sent = await relay.drain()
         elapsed, cpu = time.perf_counter() - started, own_cpu() - cpu
         setattr(loop, "_run_once", run_once)  # noqa: B010
-        await link.stop()
-        with anyio.fail_after(10):
-            await link.closed.wait()
     store.close()
 
     def ms(values: list[float]) -> str:

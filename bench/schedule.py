@@ -96,7 +96,7 @@ import anyio
 from bench import cli
 from bench.disk_load import add_disk_load_option, disk_load, disk_load_sentence
 from bench.docs import finish
-from bench.harness import mosquitto, workdir
+from bench.harness import connected, mosquitto, workdir
 from bench.lateness import Recorder, probe_loop, replay, wake_hook
 from bench.loop_diagnostics import (
     GcPauses,
@@ -374,10 +374,7 @@ def _run(
         # The link keeps its bookkeeping (epoch, protocol) apart, as the demo's mirror does.
         link = MqttLink(config, worker_id="bench-schedule", meta=MemoryMetadata())
         bus = LinkBus(link)
-        async with anyio.create_task_group() as tg:
-            await tg.start(link.run)
-            with anyio.fail_after(CONNECT_TIMEOUT):
-                await link.ready()
+        async with connected(link, CONNECT_TIMEOUT):
             print(f"  reference: {len(reference_offsets):,} bare timers ...", flush=True)
             out["reference"] = await replay(reference_offsets)
             run = ScenarioRun(scenario, store, speed=speed, sink=bus)
@@ -418,10 +415,6 @@ def _run(
             # The probe's wake-ups inside the window (not the warm-up, not the final drain).
             first, last = (loop_at + (t - sim_at) / scale for t in (settings.start, end))
             out["probe"] = summary_ms([late for due, late in probe if first <= due <= last])
-            await link.stop()
-            with anyio.move_on_after(5):
-                await link.closed.wait()
-            tg.cancel_scope.cancel()
 
     # The bench's own long-lived objects (the loaded scenario: every job and action of
     # the customers, which a real worker does not hold; the calibration's leftovers) are
