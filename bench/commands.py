@@ -57,10 +57,10 @@ from typing import Any
 import anyio
 
 from bench import cli, worker_log
+from bench.customers import request_figures
 from bench.disk_load import add_disk_load_option, disk_load, disk_load_sentence
 from bench.docs import finish
 from bench.harness import ROOT, python, render_profile, run_workdir, worker_program
-from bench.live import timed_requests
 from bench.sampler import cpu_figures, sampled, utilisation
 from bench.stats import nearest_index
 from bench.tables import header
@@ -271,7 +271,6 @@ def measure(
     result = outcome.run
     wall = result.wall_seconds
     observed = result.observed or 0
-    late, due = timed_requests(scenario, live.results, speed, result.sim_seconds)
     cpu = utilisation(sampler.samples, probe_start, probe_start + duration)
     return {
         "phase": label,
@@ -290,12 +289,9 @@ def measure(
         "observed_per_s": observed / wall if wall > 0 else 0.0,
         "committed": len(result.history),
         "jobs_created": sum(1 for r in live.results if r.do == "create" and r.ok),
-        "requests_due": due,
-        "requests_answered": len(late),
-        "request_late_p50_s": nearest_index(late, 0.5),
-        "request_late_p99_s": nearest_index(late, 0.99),
+        **request_figures(scenario, live.results, speed, result.sim_seconds),
         **cpu_figures(cpu),
-        **{f"worker_{k}": v for k, v in log.items()},
+        **log,
     }
 
 

@@ -52,6 +52,7 @@ from typing import Any
 import anyio
 
 from bench import cli, worker_log
+from bench.customers import request_figures
 from bench.docs import finish
 from bench.harness import ROOT, python, run_workdir
 from bench.mqtt_cases import CASES
@@ -59,7 +60,6 @@ from bench.sampler import cpu_figures, sampled, utilisation
 from bench.stats import busiest, median, nearest_index
 from bench.tables import header
 from bench.tables import row as cells
-from simulator.customer import ActionResult
 from simulator.history import History
 from simulator.live import LiveRun
 from simulator.scenario import Scenario, load_scenario
@@ -171,17 +171,6 @@ class _TimedRun(LiveRun):
             self.delivery.append(self.clock.now() - sent)
 
 
-def timed_requests(
-    scenario: Scenario, results: Sequence[ActionResult], speed: float, sim_seconds: float
-) -> tuple[list[float], int]:
-    """The scenario's scripted requests at a fixed simulated time: how late each answered
-    one was answered (wall s), and how many were due by ``sim_seconds``."""
-    timed = {a.index: a.at for a in scenario.actions if a.at is not None}
-    answered = {r.index: r.at for r in results if r.index in timed}
-    late = [(at - timed[i]) / speed for i, at in answered.items()]
-    return late, sum(1 for at in timed.values() if at <= sim_seconds)
-
-
 def auto_speed(scenario: Scenario, budget: float) -> float:
     """The scenario's live speed, raised so that its ``until`` takes at most ``budget`` s."""
     return max(scenario.live_speed, scenario.until / budget)
@@ -217,7 +206,6 @@ def measure(
             result.history, scenario.epoch, scenario.datacenter.checkpoint_interval
         )
     ]
-    requests, due = timed_requests(scenario, live.results, speed, result.sim_seconds)
     arrivals = sorted(live.arrivals)
     cpu = utilisation(sampler.samples, arrivals[0], arrivals[-1]) if arrivals else {}
     finish_late = (
@@ -254,16 +242,13 @@ def measure(
         "checkpoint_late_p50_s": nearest_index(late, 0.5),
         "checkpoint_late_p99_s": nearest_index(late, 0.99),
         "checkpoint_late_max_s": max(late, default=float("nan")),
-        "requests_due": due,
-        "requests_answered": len(requests),
-        "request_late_p50_s": nearest_index(requests, 0.5),
-        "request_late_p99_s": nearest_index(requests, 0.99),
+        **request_figures(scenario, live.results, speed, result.sim_seconds),
         "delivery_p50_s": nearest_index(live.delivery, 0.5) / speed,
         "delivery_p99_s": nearest_index(live.delivery, 0.99) / speed,
         "finish_late_s": finish_late,
         **cpu_figures(cpu),
         "worker_peak_rss_mib": sampler.peak_rss_kib / 1024,
-        **{f"worker_{k}": v for k, v in log.items()},
+        **log,
         "worker_starts": result.starts,
         "failed_checks": failed,
         "violations": {c.name: c.violations[:10] for c in checks if not c.ok},

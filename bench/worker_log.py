@@ -40,10 +40,10 @@ class LogTail:
 
 
 def summary(path: Path, epoch: datetime, speed: float) -> dict[str, float]:
-    """From the worker's JSON log: when it was running (wall seconds after the run's time
-    origin, which is taken before the worker starts), its commits and the commands it
-    answered and their busiest second, the commands that failed, the outbox drain after
-    SIGTERM, and how many log lines it wrote."""
+    """From the worker's JSON log, under a report's keys (``worker_...``): when it was
+    running (wall seconds after the run's time origin, which is taken before the worker
+    starts), its commits and the commands it answered and their busiest second, the
+    commands that failed, the outbox drain after SIGTERM, and how many log lines it wrote."""
     lines = failed = undrained = 0
     commits: list[float] = []
     commands: list[float] = []
@@ -78,7 +78,7 @@ def summary(path: Path, epoch: datetime, speed: float) -> dict[str, float]:
                 running = sim.total_seconds() / speed
     commits.sort()
     commands.sort()
-    return {
+    figures = {
         "ready_s": -1.0 if running is None else running,
         "log_lines": lines,
         "commits": len(commits),
@@ -89,3 +89,4 @@ def summary(path: Path, epoch: datetime, speed: float) -> dict[str, float]:
         "outbox_not_drained": undrained,
         "drain_s": stopped - stopping if stopping is not None and stopped is not None else -1.0,
     }
+    return {f"worker_{key}": value for key, value in figures.items()}
