@@ -29,14 +29,11 @@ asks for ``rate`` messages a second on average (the workload's daily cycle makes
 seconds busier). The run itself starts at simulated 0 (an empty datacenter fills up in
 the warm-up before ``--from``) and only steps due inside the window are reported.
 
-**Lateness.** While the measured run lasts, :attr:`worker.clock.Clock.wake_hook` is set
-(unset it costs one attribute read per timer): every :meth:`~worker.clock.Clock.call_at`
-timer that fires and every :meth:`~worker.clock.Clock.sleep` that ends reports ``(due,
-woke)`` in simulated seconds. Only the worker's own timers count: the pipeline's, which
-are :meth:`~worker.clock.Clock.call_at` callbacks outside any task, and the tasks named
-after functions of the ``worker`` package (the scripted customers' tasks are
-``simulator.runner...``): a package's arrival, each transfer checkpoint and drive finish,
-a late drive's arrival, the return shipment. Two figures per step, in wall milliseconds:
+**Lateness** (:mod:`bench.lateness`). While the measured run lasts, the clock's wake hook
+reports every timer of the worker's own that ends as ``(due, woke)`` in simulated seconds
+(the pipeline's callbacks and the ``worker`` package's tasks, not the customers'): a
+package's arrival, each transfer checkpoint and drive finish, a late drive's arrival, the
+return shipment. Two figures per step, in wall milliseconds:
 
 * *wake*: ``(woke - due) / speed``, the loop time at which the timer's callback ran (or
   its task resumed), against the loop time its simulated due time maps to;
@@ -59,16 +56,13 @@ the run's p99 reads as a multiple of it. A *probe* task also wakes every 10 ms d
 run (counted inside the window): the loop's responsiveness to any timer, not only the
 worker's.
 
-**Diagnostics.** The machine is shared, so the run also reports how long the loop's
-thread waited, runnable, for a CPU (``/proc/self/schedstat``): what other processes took.
-The slowest synchronous store calls (commit, reading a relay batch, acknowledging it) and
-garbage-collector pauses (``gc.callbacks``) come with their wall time and the CPU the
-thread spent in them; the CPU of this process per committed message and of the broker
-too. ``--blocking MS`` times every loop callback and lists those over ``MS`` by task, wall
-and CPU: wall far over CPU means the thread was preempted or waited in a system call, CPU
-close to wall is the worker's own code holding the loop. ``--profile FILE`` runs
-pyinstrument over the measured run (``.html`` or text; sampling adds its own lateness).
-``--keep DIR`` keeps the store, the broker's config and the subscriber's lines.
+**Diagnostics** (:mod:`bench.loop_diagnostics`). The machine is shared, so the run also
+reports how long the loop's thread waited, runnable, for a CPU (``/proc/self/schedstat``);
+the slowest synchronous store calls and garbage-collector pauses, wall and CPU; and the
+CPU per committed message of this process and of the broker. ``--blocking MS`` lists the
+loop callbacks over ``MS``, ``--profile FILE`` runs pyinstrument over the measured run
+(``.html`` or text; sampling adds its own lateness), ``--keep DIR`` keeps the store, the
+broker's config and the subscriber's lines.
 
 Timings are wall-clock and noisy on a shared machine; the smoke mode (``--smoke``: a tiny
 built-in scenario, a few seconds) runs in the test suite, which checks the counts and
