@@ -193,7 +193,9 @@ def _describe(handle: asyncio.Handle) -> str:
 
 
 def profiled(main: Callable[[], Any], path: Path) -> None:
-    from pyinstrument import Profiler
+    """``anyio.run(main)`` under pyinstrument, its report into ``path`` (HTML for
+    ``.html``, else text). Sampling adds lateness of its own."""
+    from pyinstrument import Profiler  # only when asked: it is a development tool
 
     profiler = Profiler(async_mode="disabled")
     profiler.start()
