@@ -21,7 +21,6 @@ only when a benchmark itself fails (an error, a lost message).
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -33,12 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import cli
 from bench.docs import write_section
+from bench.harness import ROOT, python
 from bench.load import TARGET_RSS_MIB, TARGET_SIMPY_RATIO, TARGET_WALL_S
+from bench.tables import row as cells
 
 __all__ = ["BENCHES", "Target", "main", "targets"]
-
-ROOT = Path(__file__).parents[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,7 @@ class Target:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = cli.parser("bench", __doc__)
     parser.add_argument("--docs", action="store_true", help="write docs/benchmarks.md")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, no docs")
     parser.add_argument("--only", nargs="+", choices=list(BENCHES), help="run only these")
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in names:
             bench = BENCHES[name]
             out = Path(scratch) / f"{name}.json"
-            command = [sys.executable, "-m", bench.module, "--json", str(out)]
+            command = python(bench.module, "--json", str(out))
             if args.smoke:
                 command += bench.smoke
             else:
@@ -213,9 +213,9 @@ def summary(rows: list[Target], elapsed: float, *, smoke: bool) -> str:
         "its own process with its references in the same invocation; its section below "
         "has the details.",
         "",
-        "| benchmark | target | measured | |",
+        "| benchmark | target | measured | |",  # the last column, the verdict, has no title
         "|---|---|---|---|",
-        *(f"| {r.bench} | {r.name} | {r.figure} | {verdicts[r.met]} |" for r in rows),
+        *(cells(r.bench, r.name, r.figure, verdicts[r.met]) for r in rows),
     ]
     return "\n".join(lines)
 

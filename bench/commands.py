@@ -6,14 +6,15 @@ runs ``configs/load-10k.toml`` in scaled real time. The load is a ``drivesim run
 scripted customers); the run is cut after ``--duration`` wall seconds of
 probing (load-10k in full takes hours at any speed where its customers keep up).
 
-The probe is a process of its own with its own MQTT 5 connection to the broker (not the
-scenario's customers, and not sharing their process, whose loop and threads are busy
-with the observer and the proxy). It sends ``--rate`` cancel requests a second, open
-loop (a slow answer does not hold up the next request), each to a job picked at random
-among those the status stream shows alive (the run hands it a fresh sample every
-second), and times request sent → reply received with ``time.perf_counter``. Every
-answer counts: 200 (accepted, or already requested), 409 (too late), 404 (deleted in
-the meantime); a request unanswered after ``--timeout`` counts as a timeout.
+The probe (:mod:`bench.cancel_probe`) is a process of its own with its own MQTT 5
+connection to the broker (not the scenario's customers, and not sharing their process,
+whose loop and threads are busy with the observer and the proxy). It sends ``--rate``
+cancel requests a second, open loop (a slow answer does not hold up the next request),
+each to a job picked at random among those the status stream shows alive (the run
+hands it a fresh sample every second), and times request sent → reply received with
+``time.perf_counter``. Every answer counts: 200 (accepted, or already requested), 409
+(too late), 404 (deleted in the meantime); a request unanswered after ``--timeout``
+counts as a timeout.
 
 The same invocation first probes an idle worker the same way, as the reference: the
 same scenario, worker and plumbing, but the customers only create ``--idle-jobs`` jobs
@@ -41,14 +42,11 @@ puts it back between them: the difference is what the harness adds.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
 import random
-import shlex
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -57,29 +55,20 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import structlog
 
-from bench.disk_load import disk_load, disk_load_sentence
+from bench import cli, worker_log
+from bench.customers import request_figures
+from bench.disk_load import add_disk_load_option, disk_load, disk_load_sentence
 from bench.docs import finish
-from bench.live import (
-    _percentile,
-    _Sampler,
-    _utilisation,
-    _worker_log,
-    cpu_figures,
-    run_workdir,
-    timed_requests,
-)
-from simulator.client import JobsClient
-from simulator.live.processes import DRIVESIM
+from bench.harness import ROOT, python, render_profile, run_workdir, worker_program
+from bench.sampler import cpu_figures, sampled, utilisation
+from bench.stats import nearest_index
+from bench.tables import header
+from bench.tables import row as cells
 from simulator.live.run import LiveResult, LiveRun
 from simulator.scenario import Scenario, load_scenario
-from worker.logs import configure_logging
-from worker.mqtt.broker import BrokerConfig
 
 __all__ = ["main", "measure", "probe_stats"]
-
-ROOT = Path(__file__).resolve().parents[1]
 
 SCENARIO = "configs/load-10k.toml"
 #: load-10k's scripted customers keep up at this speed on a 2-vCPU machine (2026-11-25: at
@@ -121,129 +110,6 @@ ship_after = ["10m", "30m"]
 """
 
 
-# -- the probe: a process of its own ---------------------------------------------------------
-
-
-async def _probe_main(
-    url: str, rate: float, reply_within: float, seed: int
-) -> list[dict[str, Any]]:
-    """Send ``rate`` cancels a second to names read from stdin (one JSON list a line,
-    each replacing the last) until stdin closes; every sample, in the order answered."""
-    names: list[str] = []
-    samples: list[dict[str, Any]] = []
-    rng = random.Random(seed)
-    stdin_closed = anyio.Event()
-
-    async def read_names() -> None:
-        async for line in anyio.wrap_file(sys.stdin):
-            with contextlib.suppress(ValueError):
-                names[:] = json.loads(line)
-        stdin_closed.set()
-
-    async with JobsClient(BrokerConfig.from_url(url), timeout=reply_within, prefer="5") as client:
-        if client.version != "5":
-            raise SystemExit("the broker did not take MQTT 5")
-        origin = time.perf_counter()
-        unix_origin = time.time()
-
-        async def cancel(job: str) -> None:
-            payload = json.dumps({"job": job}).encode()
-            sent = time.perf_counter()
-            try:
-                reply = await client.send("cancel", payload)
-            except TimeoutError:
-                samples.append(
-                    {
-                        "at": sent - origin,
-                        "latency": None,
-                        "status": 0,
-                        "answer": "timeout",
-                        "job": job,
-                    }
-                )
-                return
-            latency = time.perf_counter() - sent
-            status = int(reply.get("status", 0))
-            if reply.get("ok"):
-                answer = str((reply.get("result") or {}).get("answer", "ok"))
-            else:
-                answer = str((reply.get("error") or {}).get("code", "error"))
-            samples.append(
-                {
-                    "at": sent - origin,
-                    "unix": unix_origin + (sent - origin),
-                    "latency": latency,
-                    "status": status,
-                    "answer": answer,
-                    "job": job,
-                }
-            )
-
-        async with anyio.create_task_group() as readers:
-            readers.start_soon(read_names)
-            async with anyio.create_task_group() as requests:
-                period = 1.0 / rate
-                due = time.perf_counter()
-                while not stdin_closed.is_set():
-                    if names:
-                        requests.start_soon(cancel, rng.choice(names))
-                    due += period
-                    with anyio.move_on_after(max(0.0, due - time.perf_counter())):
-                        await stdin_closed.wait()
-            readers.cancel_scope.cancel()
-    return samples
-
-
-#: The worker, as a script: its source tree first on sys.path.
-WORKER_SCRIPT = """\
-import sys
-sys.path.insert(0, {tree!r})
-from simulator.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
-def worker_program(folder: Path, *, tree: Path | None, profile: Path | None) -> tuple[str, ...]:
-    """The command that runs ``drivesim`` for the live run: this tree's (or ``tree``'s),
-    under pyinstrument writing a session to ``profile``."""
-    if tree is None and profile is None:
-        return DRIVESIM
-    script = folder / "worker_main.py"
-    script.write_text(WORKER_SCRIPT.format(tree=str(tree or ROOT)))
-    if profile is None:
-        return (sys.executable, str(script))
-    return (
-        *(sys.executable, "-m", "pyinstrument", "--renderer", "session", "--interval", "0.005"),
-        *("--outfile", str(profile), str(script)),
-    )
-
-
-def render_profile(session: Path) -> None:
-    """The saved pyinstrument session as text and HTML beside it."""
-    for renderer, suffix in (("text", ".txt"), ("html", ".html")):
-        subprocess.run(
-            [
-                *(sys.executable, "-m", "pyinstrument", "--load", str(session)),
-                *("--renderer", renderer, "--outfile", str(session.with_suffix(suffix))),
-            ],
-            check=False,
-        )
-
-
-def _run_probe_child(argv: Sequence[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.commands --probe-child")
-    parser.add_argument("--probe-child", action="store_true")
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--rate", type=float, required=True)
-    parser.add_argument("--timeout", type=float, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    configure_logging(level="error", fmt="json", stream=sys.stderr)
-    samples = anyio.run(_probe_main, args.url, args.rate, args.timeout, args.seed)
-    args.out.write_text(json.dumps(samples))
-
-
 # -- a phase: a live run with the probe alongside --------------------------------------------
 
 
@@ -262,9 +128,9 @@ def probe_stats(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "count": len(samples),
         "answered": len(latencies),
         "timeouts": sum(1 for s in samples if s["latency"] is None),
-        "p50_s": _percentile(latencies, 0.5),
-        "p90_s": _percentile(latencies, 0.9),
-        "p99_s": _percentile(latencies, 0.99),
+        "p50_s": nearest_index(latencies, 0.5),
+        "p90_s": nearest_index(latencies, 0.9),
+        "p99_s": nearest_index(latencies, 0.99),
         "max_s": max(latencies, default=float("nan")),
         "mean_s": sum(latencies) / len(latencies) if latencies else float("nan"),
         "by_status": dict(sorted(Counter(str(s["status"]) for s in samples).items())),
@@ -309,11 +175,11 @@ async def _phase(
                 await anyio.sleep(0.05)
             out = scratch / "probe.json"
             errors = (scratch / "probe.err").open("wb")
-            command = [
-                *(sys.executable, "-m", "bench.commands", "--probe-child"),
+            command = python(
+                "bench.cancel_probe",
                 *("--url", live.broker.url, "--rate", str(rate), "--timeout", str(reply_within)),
                 *("--out", str(out), "--seed", str(seed)),
-            ]
+            )
             rng = random.Random(seed)
             async with await anyio.open_process(
                 command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, cwd=ROOT
@@ -387,31 +253,25 @@ def measure(
             program=program,
             direct=direct,
         )
-        sampler = _Sampler(live)
-        sampler.start()
-        try:
-            with disk_load(workdir, enabled=disk) as load:
-                outcome, samples, probe_start = anyio.run(
-                    lambda: _phase(
-                        live,
-                        rate=rate,
-                        duration=duration,
-                        reply_within=timeout,
-                        seed=seed,
-                        scratch=workdir,
-                    ),
-                    backend="asyncio",
-                )
-        finally:
-            sampler.stop()
-        worker_log = _worker_log(workdir / "run" / "worker.log", scenario.epoch, speed)
+        with sampled(live) as sampler, disk_load(workdir, enabled=disk) as load:
+            outcome, samples, probe_start = anyio.run(
+                lambda: _phase(
+                    live,
+                    rate=rate,
+                    duration=duration,
+                    reply_within=timeout,
+                    seed=seed,
+                    scratch=workdir,
+                ),
+                backend="asyncio",
+            )
+        log = worker_log.summary(workdir / "run" / "worker.log", scenario.epoch, speed)
     if profile is not None and (profile / f"worker-{label}.pyisession").exists():
         render_profile(profile / f"worker-{label}.pyisession")
     result = outcome.run
     wall = result.wall_seconds
     observed = result.observed or 0
-    late, due = timed_requests(scenario, live.results, speed, result.sim_seconds)
-    cpu = _utilisation(sampler.samples, probe_start, probe_start + duration)
+    cpu = utilisation(sampler.samples, probe_start, probe_start + duration)
     return {
         "phase": label,
         "scenario": path,
@@ -429,22 +289,19 @@ def measure(
         "observed_per_s": observed / wall if wall > 0 else 0.0,
         "committed": len(result.history),
         "jobs_created": sum(1 for r in live.results if r.do == "create" and r.ok),
-        "requests_due": due,
-        "requests_answered": len(late),
-        "request_late_p50_s": _percentile(late, 0.5),
-        "request_late_p99_s": _percentile(late, 0.99),
+        **request_figures(scenario, live.results, speed, result.sim_seconds),
         **cpu_figures(cpu),
-        **{f"worker_{k}": v for k, v in worker_log.items()},
+        **log,
     }
 
 
 # -- output ----------------------------------------------------------------------------------
 
-HEAD = (
-    "| phase | speed | probe s | cancels sent / answered / timeouts | p50 ms | p99 ms | max ms | "
-    "answers | status msg/s observed | customers' timed requests answered / due, late p99 s | "
-    "CPU worker (peak) / broker / bench | worker waited for a CPU / machine steal |\n"
-    "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"
+HEAD = header(
+    "phase | speed | probe s | cancels sent / answered / timeouts | p50 ms | p99 ms | max ms "
+    "| answers | status msg/s observed | customers' timed requests answered / due, late p99 s "
+    "| CPU worker (peak) / broker / bench | worker waited for a CPU / machine steal",
+    "lrrrrrrlrrrr",
 )
 
 
@@ -459,14 +316,20 @@ def setup(r: dict[str, Any]) -> str:
 
 def row(r: dict[str, Any]) -> str:
     p = r["probe"]
-    answers = ", ".join(f"{k} {v}" for k, v in p["by_answer"].items())
-    return (
-        f"| {setup(r)} | {r['speed']:,.0f} | {r['duration_s']:.0f} | "
-        f"{p['count']} / {p['answered']} / {p['timeouts']} | {_ms(p['p50_s'])} | "
-        f"{_ms(p['p99_s'])} | {_ms(p['max_s'])} | {answers} | {r['observed_per_s']:,.0f} | "
-        f"{r['requests_answered']} / {r['requests_due']}, {r['request_late_p99_s']:.2f} | "
+    return cells(
+        setup(r),
+        f"{r['speed']:,.0f}",
+        f"{r['duration_s']:.0f}",
+        f"{p['count']} / {p['answered']} / {p['timeouts']}",
+        _ms(p["p50_s"]),
+        _ms(p["p99_s"]),
+        _ms(p["max_s"]),
+        ", ".join(f"{k} {v}" for k, v in p["by_answer"].items()),
+        f"{r['observed_per_s']:,.0f}",
+        f"{r['requests_answered']} / {r['requests_due']}, {r['request_late_p99_s']:.2f}",
         f"{r['worker_cpu']:.0%} ({r['worker_cpu_peak']:.0%}) / {r['broker_cpu']:.0%} / "
-        f"{r['bench_cpu']:.0%} | {r['worker_waited']:.0%} / {r['steal']:.0%} |"
+        f"{r['bench_cpu']:.0%}",
+        f"{r['worker_waited']:.0%} / {r['steal']:.0%}",
     )
 
 
@@ -515,10 +378,7 @@ def table(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    given = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.commands", description=__doc__.split("\n\n")[0]
-    )
+    parser = cli.parser("bench.commands", __doc__)
     parser.add_argument("scenario", nargs="?", default=SCENARIO)
     parser.add_argument("--speed", type=float, default=SPEED, help="simulated seconds a second")
     parser.add_argument("--duration", type=float, help=f"probe seconds a phase ({DURATION:g})")
@@ -526,27 +386,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds for a reply")
     parser.add_argument("--idle-jobs", type=int, default=IDLE_JOBS, help="0: no idle phase")
     parser.add_argument("--seed", type=int, default=1, help="of the probe's picks")
-    parser.add_argument("--json", type=Path, help="write every figure (and sample) here")
     parser.add_argument("--keep", type=Path, help="keep each phase's workdir under this folder")
     parser.add_argument("--profile", type=Path, help="run the worker under pyinstrument")
     parser.add_argument("--worker-tree", type=Path, help="run the worker from this source tree")
     parser.add_argument(
         "--proxy", action="store_true", help="the worker through the fault proxy to the broker"
     )
-    parser.add_argument(
-        "--disk-load",
-        action="store_true",
-        help="keep the disk busy during each phase: a child writing and syncing 256 MiB files",
-    )
-    parser.add_argument("--docs", action="store_true", help="write the table into the docs")
+    add_disk_load_option(parser, "each phase")
     parser.add_argument("--smoke", action="store_true", help="a tiny scenario, seconds a phase")
+    cli.add_outputs(parser, json_help="write every figure (and sample) here")
+    given = cli.arguments(argv)
     args = parser.parse_args(given)
-    command = " ".join(
-        [".venv/bin/python -m bench.commands", *([shlex.join(given)] if given else [])]
-    )
-    saved = structlog.get_config()
-    configure_logging(level="error", fmt="json", stream=sys.stderr)
+    command = cli.command_line("bench.commands", given)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(cli.quiet_logging())
         path, speed = args.scenario, args.speed
         duration = args.duration if args.duration is not None else DURATION
         idle_jobs = args.idle_jobs
@@ -557,7 +410,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             speed = 20_000.0 if "--speed" not in given else speed
             duration = args.duration if args.duration is not None else 2.0
             idle_jobs = min(idle_jobs, 2)
-        stack.callback(structlog.configure, **saved)
         common: dict[str, Any] = {
             "speed": speed,
             "duration": duration,
@@ -589,7 +441,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    if "--probe-child" in sys.argv[1:]:
-        _run_probe_child(sys.argv[1:])
-        sys.exit(0)
     main()

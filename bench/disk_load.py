@@ -8,6 +8,7 @@ against the code before it under the same load.
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DiskLoad", "disk_load", "disk_load_sentence"]
+__all__ = ["DiskLoad", "add_disk_load_option", "disk_load", "disk_load_sentence"]
 
 #: The child: write ``sys.argv[2]`` MiB to ``sys.argv[1]``, fdatasync, start over; on
 #: SIGTERM (or its stdin closing) print the MiB it synced, and remove the file.
@@ -81,4 +82,13 @@ def disk_load_sentence(synced_mib: int | None) -> str:
     return (
         f" **Under disk load** (`--disk-load`): a child process wrote and synced "
         f"{synced_mib:,} MiB next to the store during the run."
+    )
+
+
+def add_disk_load_option(parser: argparse.ArgumentParser, during: str) -> None:
+    """``--disk-load``: keep the disk busy ``during`` (``the run``, ``each phase``)."""
+    parser.add_argument(
+        "--disk-load",
+        action="store_true",
+        help=f"keep the disk busy during {during}: a child writing and syncing 256 MiB files",
     )

@@ -40,13 +40,9 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import os
-import shlex
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -54,23 +50,25 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import structlog
 
+from bench import cli, worker_log
+from bench.customers import request_figures
 from bench.docs import finish
+from bench.harness import ROOT, python, run_workdir
 from bench.mqtt_cases import CASES
+from bench.sampler import cpu_figures, sampled, utilisation
+from bench.stats import busiest, median, nearest_index
+from bench.tables import header
+from bench.tables import row as cells
 from simulator.live.run import LiveRun
 from simulator.report.history import History
-from simulator.run.answers import ActionResult
 from simulator.scenario import Scenario, load_scenario
 from worker.clock import parse_duration
 from worker.config import Policy
-from worker.logs import configure_logging
 from worker.states import TERMINAL
 from worker.status import StatusMessage
 
 __all__ = ["Plan", "main", "measure", "reference"]
-
-ROOT = Path(__file__).resolve().parents[1]
 
 #: Checks a run cut before its end cannot pass: jobs still open, actions never reached.
 CUT_EXEMPT = frozenset({"terminal-or-deleted", "scripted-expectations"})
@@ -173,219 +171,6 @@ class _TimedRun(LiveRun):
             self.delivery.append(self.clock.now() - sent)
 
 
-#: What :class:`_Sampler` reads: (perf_counter, then the running totals of _SHARES).
-Sample = tuple[float, float, float, float, float, float]
-_SHARES = ("worker", "broker", "bench", "worker_waited", "steal")
-
-
-class _Sampler(threading.Thread):
-    """Every ``interval`` s: CPU seconds of the worker, the broker and this process, the
-    seconds the worker's loop thread waited, runnable, for a CPU, the machine's steal
-    (what the hypervisor gave other guests), and the worker's VmHWM, read from /proc
-    (restarted processes add up by pid)."""
-
-    def __init__(self, live: LiveRun, interval: float = 0.1) -> None:
-        super().__init__(daemon=True)
-        self.live = live
-        self.interval = interval
-        self.done = threading.Event()
-        self.samples: list[Sample] = []
-        self.peak_rss_kib = 0
-        self._cpu: dict[str, dict[int, float]] = {"worker": {}, "broker": {}}
-        self._waited: dict[int, float] = {}
-
-    def _pid(self, name: str) -> int | None:
-        owner = getattr(self.live, name, None)
-        process = getattr(owner, "process", None)
-        pid = getattr(process, "pid", None)
-        return pid if isinstance(pid, int) else None
-
-    def sample(self) -> None:
-        for name in ("worker", "broker"):
-            pid = self._pid(name)
-            if pid is not None and (cpu := _proc_cpu(pid)) is not None:
-                self._cpu[name][pid] = cpu
-                if name == "worker":
-                    self.peak_rss_kib = max(self.peak_rss_kib, _vm_hwm_kib(pid))
-                    if (waited := _run_delay(pid)) is not None:
-                        self._waited[pid] = waited
-        own = os.times()
-        self.samples.append(
-            (
-                time.perf_counter(),
-                sum(self._cpu["worker"].values()),
-                sum(self._cpu["broker"].values()),
-                own.user + own.system,
-                sum(self._waited.values()),
-                _steal(),
-            )
-        )
-
-    def run(self) -> None:
-        while not self.done.wait(self.interval):
-            self.sample()
-
-    def stop(self) -> None:
-        self.done.set()
-        self.join()
-
-
-def _proc_cpu(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _run_delay(pid: int) -> float | None:
-    """Seconds the main thread of ``pid`` has waited, runnable, for a CPU (schedstat)."""
-    try:
-        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _steal() -> float:
-    """CPU seconds the hypervisor has given other guests, all CPUs (/proc/stat's steal)."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def _vm_hwm_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
-def _busiest(times: Sequence[float], window: float = 1.0) -> int:
-    """Most of ``times`` (sorted) within any ``window`` seconds."""
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] > window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
-def run_workdir(stack: contextlib.ExitStack, keep: Path | None, temp: str, kept: str) -> Path:
-    """A run's workdir: a temporary one (prefix ``temp``) that ``stack`` removes, or with
-    ``keep`` a folder of its own (prefix ``kept``) under ``keep``, left in place."""
-    if keep is None:
-        return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=temp)))
-    keep.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=kept, dir=keep))
-
-
-def timed_requests(
-    scenario: Scenario, results: Sequence[ActionResult], speed: float, sim_seconds: float
-) -> tuple[list[float], int]:
-    """The scenario's scripted requests at a fixed simulated time: how late each answered
-    one was answered (wall s), and how many were due by ``sim_seconds``."""
-    timed = {a.index: a.at for a in scenario.actions if a.at is not None}
-    answered = {r.index: r.at for r in results if r.index in timed}
-    late = [(at - timed[i]) / speed for i, at in answered.items()]
-    return late, sum(1 for at in timed.values() if at <= sim_seconds)
-
-
-def cpu_figures(cpu: dict[str, float]) -> dict[str, float]:
-    """:func:`_utilisation`'s shares under the report's keys."""
-    return {
-        "worker_cpu": cpu.get("worker", 0.0),
-        "worker_cpu_peak": cpu.get("worker_peak", 0.0),
-        "broker_cpu": cpu.get("broker", 0.0),
-        "bench_cpu": cpu.get("bench", 0.0),
-        "worker_waited": cpu.get("worker_waited", 0.0),
-        "steal": cpu.get("steal", 0.0),
-    }
-
-
-def _utilisation(samples: Sequence[Sample], start: float, end: float) -> dict[str, float]:
-    """Mean CPU share (1.0 = one core) of each process over [start, end], the busiest
-    one-second stretch of the worker, the share of the time the worker waited for a CPU,
-    and the machine's steal (1.0 = one core)."""
-    inside = [s for s in samples if start - 0.15 <= s[0] <= end + 0.15]
-    out = dict.fromkeys(_SHARES, 0.0) | {"worker_peak": 0.0}
-    if len(inside) < 2:
-        return out
-    span = inside[-1][0] - inside[0][0]
-    for i, name in enumerate(_SHARES, start=1):
-        out[name] = (inside[-1][i] - inside[0][i]) / span
-    j = 0
-    for s in inside:
-        while s[0] - inside[j][0] > 1.0:
-            j += 1
-        if (dt := s[0] - inside[j][0]) >= 0.5:
-            out["worker_peak"] = max(out["worker_peak"], (s[1] - inside[j][1]) / dt)
-    return out
-
-
-def _worker_log(path: Path, epoch: datetime, speed: float) -> dict[str, float]:
-    """From the worker's JSON log: when it was running (wall seconds after the run's time
-    origin, which is taken before the worker starts), its commits and the commands it
-    answered and their busiest second, the commands that failed, the outbox drain after
-    SIGTERM, and how many log lines it wrote."""
-    lines = failed = undrained = 0
-    commits: list[float] = []
-    commands: list[float] = []
-    stopping = stopped = running = None
-    for raw in path.read_text(errors="replace").splitlines():
-        if not raw.startswith("{"):
-            continue
-        try:
-            entry = json.loads(raw)
-        except json.JSONDecodeError:
-            continue
-        lines += 1
-        wall = entry.get("wall_time")
-        if not isinstance(wall, str):
-            continue
-        when = datetime.fromisoformat(wall).timestamp()
-        match entry.get("event"):
-            case "job changed":
-                commits.append(when)
-            case "command":
-                commands.append(when)
-            case "command failed":
-                failed += 1
-            case "outbox not drained in time; the rest goes out on next start":
-                undrained += 1
-            case "worker stopping: draining the outbox":
-                stopping = when
-            case "worker stopped":
-                stopped = when
-            case "worker running" if running is None and isinstance(entry.get("sim_time"), str):
-                sim = datetime.fromisoformat(entry["sim_time"]) - epoch
-                running = sim.total_seconds() / speed
-    commits.sort()
-    commands.sort()
-    return {
-        "ready_s": -1.0 if running is None else running,
-        "log_lines": lines,
-        "commits": len(commits),
-        "peak_commits_per_s": _busiest(commits),
-        "commands": len(commands),
-        "peak_commands_per_s": _busiest(commands),
-        "commands_failed": failed,
-        "outbox_not_drained": undrained,
-        "drain_s": stopped - stopping if stopping is not None and stopped is not None else -1.0,
-    }
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def auto_speed(scenario: Scenario, budget: float) -> float:
     """The scenario's live speed, raised so that its ``until`` takes at most ``budget`` s."""
     return max(scenario.live_speed, scenario.until / budget)
@@ -402,15 +187,11 @@ def measure(
     with contextlib.ExitStack() as stack:
         tmp = run_workdir(stack, keep, "drivesim-bench-live-", f"{scenario.name}-{speed:.0f}-")
         live = _TimedRun(scenario, tmp, speed=speed, seed=seed)
-        sampler = _Sampler(live)
-        sampler.start()
-        started = time.perf_counter()
-        try:
+        with sampled(live) as sampler:
+            started = time.perf_counter()
             outcome = anyio.run(live.run, backend="asyncio")
-        finally:
-            sampler.stop()
         total = time.perf_counter() - started
-        worker_log = _worker_log(tmp / "worker.log", scenario.epoch, speed)
+        log = worker_log.summary(tmp / "worker.log", scenario.epoch, speed)
     result = outcome.run
     history = outcome.stored
     checks = outcome.checks()
@@ -425,9 +206,8 @@ def measure(
             result.history, scenario.epoch, scenario.datacenter.checkpoint_interval
         )
     ]
-    requests, due = timed_requests(scenario, live.results, speed, result.sim_seconds)
     arrivals = sorted(live.arrivals)
-    cpu = _utilisation(sampler.samples, arrivals[0], arrivals[-1]) if arrivals else {}
+    cpu = utilisation(sampler.samples, arrivals[0], arrivals[-1]) if arrivals else {}
     finish_late = (
         (result.sim_seconds - last_due(history, scenario.policy)) / speed
         if result.finished
@@ -457,21 +237,18 @@ def measure(
         "observed_per_s": observed / wall if wall > 0 else 0.0,
         "arrivals": len(arrivals),
         "arrival_span_s": arrivals[-1] - arrivals[0] if arrivals else 0.0,
-        "peak_observed_per_s": _busiest(arrivals),
+        "peak_observed_per_s": busiest(arrivals),
         "checkpoints": len(late),
-        "checkpoint_late_p50_s": _percentile(late, 0.5),
-        "checkpoint_late_p99_s": _percentile(late, 0.99),
+        "checkpoint_late_p50_s": nearest_index(late, 0.5),
+        "checkpoint_late_p99_s": nearest_index(late, 0.99),
         "checkpoint_late_max_s": max(late, default=float("nan")),
-        "requests_due": due,
-        "requests_answered": len(requests),
-        "request_late_p50_s": _percentile(requests, 0.5),
-        "request_late_p99_s": _percentile(requests, 0.99),
-        "delivery_p50_s": _percentile(live.delivery, 0.5) / speed,
-        "delivery_p99_s": _percentile(live.delivery, 0.99) / speed,
+        **request_figures(scenario, live.results, speed, result.sim_seconds),
+        "delivery_p50_s": nearest_index(live.delivery, 0.5) / speed,
+        "delivery_p99_s": nearest_index(live.delivery, 0.99) / speed,
         "finish_late_s": finish_late,
         **cpu_figures(cpu),
         "worker_peak_rss_mib": sampler.peak_rss_kib / 1024,
-        **{f"worker_{k}": v for k, v in worker_log.items()},
+        **log,
         "worker_starts": result.starts,
         "failed_checks": failed,
         "violations": {c.name: c.violations[:10] for c in checks if not c.ok},
@@ -489,11 +266,11 @@ def reference(messages: int = 20_000, reps: int = 3) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="drivesim-bench-ref-") as scratch:
         runs_file = Path(scratch) / "runs.json"
         done = subprocess.run(
-            [
-                *(sys.executable, "-m", "bench.mqtt_throughput", "--no-docs"),
+            python(
+                *("bench.mqtt_throughput", "--no-docs"),
                 *("--cases", REFERENCE_CASE, "--reps", str(reps)),
                 *("--messages", str(messages), "--json", str(runs_file)),
-            ],
+            ),
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -510,22 +287,20 @@ def reference(messages: int = 20_000, reps: int = 3) -> dict[str, Any]:
         "description": CASES[REFERENCE_CASE],
         "messages": messages,
         "rates": rates,
-        "rate": statistics.median(rates) if rates else 0.0,
+        "rate": median(rates, 0.0),
         "errors": errors,
     }
 
 
 # -- output ----------------------------------------------------------------------------------
 
-HEAD = (
-    "| scenario | speed | sim window | wall s | sim s / wall s | committed | observed | "
-    "committed/s | observed/s | busiest s | ÷ aiomqtt: observed/s / busiest s | "
-    "timed requests answered / due, late p50 / p99 s | checkpoint late p50 / p99 s | "
-    "delivery p50 / p99 s | finish late s | "
-    "CPU worker (peak) / broker / bench | worker RSS MiB | worker commands/s peak | drain s | "
-    "invariants |\n"
-    "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    "---:|---|"
+HEAD = header(
+    "scenario | speed | sim window | wall s | sim s / wall s | committed | observed "
+    "| committed/s | observed/s | busiest s | ÷ aiomqtt: observed/s / busiest s "
+    "| timed requests answered / due, late p50 / p99 s | checkpoint late p50 / p99 s "
+    "| delivery p50 / p99 s | finish late s | CPU worker (peak) / broker / bench "
+    "| worker RSS MiB | worker commands/s peak | drain s | invariants",
+    "lrlrrrrrrrrrrrrrrrrl",
 )
 
 
@@ -546,18 +321,29 @@ def row(r: dict[str, Any], ref_rate: float) -> str:
         checks = "FAILED: " + ", ".join(failed)
     else:
         checks = "ok" + (" (cut: " + ", ".join(sorted(CUT_EXEMPT)) + " n/a)" if r["cut"] else "")
-    return (
-        f"| `{r['scenario']}` | {r['speed']:,.0f} | {window} | {r['wall_s']:.1f} | "
-        f"{r['sim_per_wall']:,.0f} | {r['committed']:,} | {r['observed']:,} | "
-        f"{r['committed_per_s']:,.0f} | {r['observed_per_s']:,.0f} | "
-        f"{r['peak_observed_per_s']:,} | {ratio} | "
+    return cells(
+        f"`{r['scenario']}`",
+        f"{r['speed']:,.0f}",
+        window,
+        f"{r['wall_s']:.1f}",
+        f"{r['sim_per_wall']:,.0f}",
+        f"{r['committed']:,}",
+        f"{r['observed']:,}",
+        f"{r['committed_per_s']:,.0f}",
+        f"{r['observed_per_s']:,.0f}",
+        f"{r['peak_observed_per_s']:,}",
+        ratio,
         f"{r['requests_answered']} / {r['requests_due']}, "
-        f"{r['request_late_p50_s']:.2f} / {r['request_late_p99_s']:.2f} | "
-        f"{r['checkpoint_late_p50_s']:.3f} / {r['checkpoint_late_p99_s']:.3f} | "
-        f"{r['delivery_p50_s']:.3f} / {r['delivery_p99_s']:.3f} | {late} | "
+        f"{r['request_late_p50_s']:.2f} / {r['request_late_p99_s']:.2f}",
+        f"{r['checkpoint_late_p50_s']:.3f} / {r['checkpoint_late_p99_s']:.3f}",
+        f"{r['delivery_p50_s']:.3f} / {r['delivery_p99_s']:.3f}",
+        late,
         f"{r['worker_cpu']:.0%} ({r['worker_cpu_peak']:.0%}) / {r['broker_cpu']:.0%} / "
-        f"{r['bench_cpu']:.0%} | {r['worker_peak_rss_mib']:.0f} | "
-        f"{r['worker_peak_commands_per_s']} | {r['worker_drain_s']:.2f} | {checks} |"
+        f"{r['bench_cpu']:.0%}",
+        f"{r['worker_peak_rss_mib']:.0f}",
+        r["worker_peak_commands_per_s"],
+        f"{r['worker_drain_s']:.2f}",
+        checks,
     )
 
 
@@ -633,9 +419,7 @@ def plans(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[Pla
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.live", description=__doc__.split("\n\n")[0]
-    )
+    parser = cli.parser("bench.live", __doc__)
     parser.add_argument("scenarios", nargs="*", help="scenario files (default: the plan above)")
     parser.add_argument("--speed", type=float, nargs="+", help="simulated seconds a second")
     parser.add_argument("--until", help="cut a copy of each scenario at this simulated time")
@@ -645,18 +429,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--reference-messages", type=int, default=20_000)
     parser.add_argument("--reference-reps", type=int, default=3, help="0: no reference")
-    parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--keep", type=Path, help="keep each run's workdir under this folder")
-    parser.add_argument("--docs", action="store_true", help="write the table into the docs")
-    args = parser.parse_args(argv)
+    cli.add_outputs(parser)
+    given = cli.arguments(argv)
+    args = parser.parse_args(given)
     todo = plans(args, parser)
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
-    given = sys.argv[1:] if argv is None else argv
-    command = " ".join([".venv/bin/python -m bench.live", *([shlex.join(given)] if given else [])])
-    saved = structlog.get_config()
-    configure_logging(level="error", fmt="json", stream=sys.stderr)
-    try:
+    command = cli.command_line("bench.live", given)
+    with cli.quiet_logging():
         ref = None
         if args.reference_reps > 0:
             ref = reference(args.reference_messages, args.reference_reps)
@@ -673,8 +454,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(row(runs[-1], ref_rate), flush=True)
             if (said := note(runs[-1])) is not None:
                 print(said, flush=True)
-    finally:
-        structlog.configure(**saved)
     report: dict[str, Any] = {
         "command": command,
         "reference": ref,

@@ -12,14 +12,13 @@ writes the table into docs/benchmarks.md between its markers.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
-import time
-from pathlib import Path
 from typing import Any
 
+from bench import cli
 from bench.docs import finish
+from bench.harness import child_json, python, python_code
+from bench.tables import header
+from bench.tables import row as cells
 
 CHILD = """
 import json, sys, time
@@ -48,30 +47,21 @@ print(json.dumps({"wall": run_wall, "sim_days": result.sim_seconds / 86400,
 """
 
 
-ROOT = Path(__file__).parents[1]
-
-
 def measure(path: str) -> dict[str, float]:
     """drivesim's run of the scenario at ``path`` in a fresh process."""
-    data = _child([sys.executable, "-c", CHILD, path])
+    data, process_wall = child_json(python_code(CHILD, path))
+    data["process_wall"] = process_wall
     data["peak_rss_mib"] = data.pop("own_peak_rss_mib")
     return data
 
 
 def measure_simpy(path: str) -> dict[str, float]:
     """The SimPy reference's run of the same scenario in a fresh process."""
-    data = _child([sys.executable, "-m", "bench.simpy_reference", path])
+    data, process_wall = child_json(python("bench.simpy_reference", path))
+    data["process_wall"] = process_wall
     data.pop("ended", None)
     # Its own peak: the children's maximum includes the drivesim run before it.
     data["peak_rss_mib"] = data.pop("own_peak_rss_mib")
-    return data
-
-
-def _child(command: list[str]) -> dict[str, float]:
-    started = time.perf_counter()
-    out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
-    data: dict[str, float] = json.loads(out.strip().splitlines()[-1])
-    data["process_wall"] = time.perf_counter() - started
     return data
 
 
@@ -80,12 +70,11 @@ TARGET_WALL_S, TARGET_RSS_MIB, TARGET_SIMPY_RATIO = 60.0, 1024.0, 3.0
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = cli.parser("bench.load", __doc__)
     parser.add_argument(
         "scenarios", nargs="*", default=["configs/load-10k.toml", "configs/load-100k.toml"]
     )
-    parser.add_argument("--docs", action="store_true", help="write the table into the docs")
-    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    cli.add_outputs(parser, json_help="also write the figures to this file")
     parser.add_argument(
         "--smoke", action="store_true", help="configs/load-small.toml only; no docs"
     )
@@ -103,9 +92,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         r = measure(path)
         run: dict[str, Any] = {"scenario": path, "drivesim": r}
         rows.append(
-            f"| `{path}` | {r['jobs']:,.0f} | {r['sim_days']:.0f} | {r['wall']:.1f} | "
-            f"{r['changes']:,.0f} | {r['changes'] / r['wall']:,.0f} | {r['messages']:,.0f} | "
-            f"{r['messages'] / r['wall']:,.0f} | {r['peak_rss_mib']:,.0f} |"
+            cells(
+                f"`{path}`",
+                f"{r['jobs']:,.0f}",
+                f"{r['sim_days']:.0f}",
+                f"{r['wall']:.1f}",
+                f"{r['changes']:,.0f}",
+                f"{r['changes'] / r['wall']:,.0f}",
+                f"{r['messages']:,.0f}",
+                f"{r['messages'] / r['wall']:,.0f}",
+                f"{r['peak_rss_mib']:,.0f}",
+            )
         )
         print(rows[-1], flush=True)
         if args.simpy:
@@ -113,9 +110,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             run["simpy"] = s
             run["ratio"] = r["wall"] / s["wall"]
             simpy_rows.append(
-                f"| `{path}` | {s['jobs']:,.0f} | {s['sim_days']:.0f} | {s['wall']:.2f} | "
-                f"{s['events']:,.0f} | {s['events'] / s['wall']:,.0f} | "
-                f"{s['peak_rss_mib']:,.0f} | {run['ratio']:,.1f}x |"
+                cells(
+                    f"`{path}`",
+                    f"{s['jobs']:,.0f}",
+                    f"{s['sim_days']:.0f}",
+                    f"{s['wall']:.2f}",
+                    f"{s['events']:,.0f}",
+                    f"{s['events'] / s['wall']:,.0f}",
+                    f"{s['peak_rss_mib']:,.0f}",
+                    f"{run['ratio']:,.1f}x",
+                )
             )
             print(simpy_rows[-1], flush=True)
         runs.append(run)
@@ -128,8 +132,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "*event* is counted where drivesim commits a change; *ratio* is drivesim's wall time "
         "over SimPy's.",
         "",
-        "| scenario | jobs | simulated days | wall s | events | events/s | peak RSS MiB | ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        header(
+            "scenario | jobs | simulated days | wall s | events | events/s | peak RSS MiB | ratio",
+            "lrrrrrrr",
+        ),
         *simpy_rows,
     ]
     table = "\n".join(
@@ -142,9 +148,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "`warning` as the CLI runs. *Wall* is the run alone; a *change* is one committed "
             "job change (one `seq`); peak RSS is the process's own.",
             "",
-            "| scenario | jobs | simulated days | wall s | changes | changes/s | messages "
-            "| messages/s | peak RSS MiB |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            header(
+                "scenario | jobs | simulated days | wall s | changes | changes/s | messages "
+                "| messages/s | peak RSS MiB",
+                "lrrrrrrrr",
+            ),
             *rows,
             *(simpy_table if simpy_rows else []),
         ]

@@ -15,18 +15,15 @@ changes is 23 µs a change for all of it, and 3x SimPy 33 µs where SimPy takes 
 
 from __future__ import annotations
 
-import argparse
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
+from bench import cli
 from bench.docs import finish
+from bench.harness import child_json, python_code
+from bench.tables import header
+from bench.tables import row as cells
 
 __all__ = ["PARTS", "main", "measure"]
-
-ROOT = Path(__file__).parents[1]
 
 #: Part name, what it covers: the rows of the table, in order.
 PARTS: dict[str, str] = {
@@ -142,10 +139,7 @@ print(json.dumps({"reference_wall": reference, "wall": instrumented,
 
 def measure(path: str) -> dict[str, Any]:
     """The breakdown of a run of the scenario at ``path``, in a fresh process."""
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, path], check=True, capture_output=True, text=True, cwd=ROOT
-    ).stdout
-    data: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    data, _ = child_json(python_code(CHILD, path))
     unknown = data["parts"].keys() - PARTS.keys()
     assert not unknown, f"parts the table does not name: {unknown}"
     data["parts"]["the rest"] = data["wall"] - sum(data["parts"].values())
@@ -159,8 +153,13 @@ def table(path: str, data: dict[str, Any]) -> str:
         seconds = data["parts"].get(part, 0.0)
         what = PARTS.get(part, "the event loop; the customers' waits and records of their actions")
         rows.append(
-            f"| {part} | {what} | {seconds:.2f} | {100 * seconds / wall:.0f} % "
-            f"| {seconds / changes * 1e6:.1f} |"
+            cells(
+                part,
+                what,
+                f"{seconds:.2f}",
+                f"{100 * seconds / wall:.0f} %",
+                f"{seconds / changes * 1e6:.1f}",
+            )
         )
     return "\n".join(
         [
@@ -173,18 +172,16 @@ def table(path: str, data: dict[str, Any]) -> str:
             f"({data['reference_wall'] / changes * 1e6:.1f} µs a change), "
             f"{wall:.1f} s timed ({wall / changes * 1e6:.1f} µs a change).",
             "",
-            "| part | what | s | share | µs a change |",
-            "|---|---|---:|---:|---:|",
+            header("part | what | s | share | µs a change", "llrrr"),
             *rows,
         ]
     )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = cli.parser("bench.load_parts", __doc__)
     parser.add_argument("scenario", nargs="?", default="configs/load-10k.toml")
-    parser.add_argument("--docs", action="store_true", help="write the table into the docs")
-    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    cli.add_outputs(parser, json_help="also write the figures to this file")
     args = parser.parse_args(argv)
     data = measure(args.scenario)
     text = table(args.scenario, data)

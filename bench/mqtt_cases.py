@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import cProfile
 import json
-import resource
 import sys
 import threading
 import time
@@ -47,7 +46,9 @@ import anyio.lowlevel
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from bench.harness import connected
 from bench.messages import DEFAULT_JOBS, make_messages, wire_payload
+from bench.procfs import own_cpu
 from worker.clock import Clock
 from worker.ledger import SIM_NOW, Ledger
 from worker.logs import configure_logging
@@ -84,14 +85,9 @@ class Timer:
         self.t0 = self.t_end = 0.0
         self.cpu = 0.0
 
-    @staticmethod
-    def _cpu() -> float:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-
     @contextmanager
     def timed(self) -> Iterator[None]:
-        cpu0 = self._cpu()
+        cpu0 = own_cpu()
         if self.profiler is not None:
             self.profiler.enable()
         self.t0 = time.time()
@@ -101,7 +97,7 @@ class Timer:
             self.t_end = time.time()
             if self.profiler is not None:
                 self.profiler.disable()
-            self.cpu = self._cpu() - cpu0
+            self.cpu = own_cpu() - cpu0
             if self.profiler is not None and self.profile_path:
                 self.profiler.dump_stats(self.profile_path)
 
@@ -131,10 +127,7 @@ async def _drivesim(args: argparse.Namespace, timer: Timer, *, live: bool) -> di
     link = MqttLink(config, worker_id="bench", meta=ledger, window=WINDOW)
     relay = OutboxRelay(ledger, link)
     sent = 0
-    async with anyio.create_task_group() as tg:
-        await tg.start(link.run)
-        with anyio.fail_after(10):
-            await link.ready()
+    async with connected(link):
         epoch = link.epoch
 
         if live:
@@ -160,9 +153,6 @@ async def _drivesim(args: argparse.Namespace, timer: Timer, *, live: bool) -> di
         else:
             with timer.timed():
                 sent = await relay.drain()
-        await link.stop()
-        with anyio.fail_after(10):
-            await link.closed.wait()
     left = len(store.pending(len(messages) + 1))
     store.close()
     return {

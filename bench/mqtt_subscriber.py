@@ -22,79 +22,19 @@ import json
 import os
 import re
 import selectors
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from bench.messages import SUBSCRIPTION
+from bench.subscriber import probe, sub_command
 
-__all__ = ["PROBE_TOPIC", "main", "probe", "sub_command", "wait_subscribed"]
+__all__ = ["PROBE_TOPIC", "main"]
 
 PROBE_TOPIC = "bench/probe"
 _PROBE = b"__probe__"
 _JOB = re.compile(rb'"name":"([^"]*)"')
 _SEQ = re.compile(rb'"seq":(\d+)')
-
-
-def _tool(name: str) -> str:
-    """``name`` (a mosquitto client) on PATH, else beside the broker's binary."""
-    found = shutil.which(name)
-    if found is None:
-        broker = shutil.which("mosquitto") or shutil.which(
-            "mosquitto", path="/usr/sbin:/usr/local/sbin"
-        )
-        beside = Path(broker or "").parent
-        if broker is not None and (beside / name).is_file():
-            return str(beside / name)
-        raise SystemExit(f"{name} is not installed: apt-get install -y mosquitto-clients")
-    return found
-
-
-def _common(port: int, version: str) -> list[str]:
-    return ["-h", "127.0.0.1", "-p", str(port), "-q", "1", "-V", version]
-
-
-def sub_command(
-    port: int, topics: Sequence[str], output: str, *, version: str = "mqttv5"
-) -> list[str]:
-    """``mosquitto_sub`` at QoS 1 on ``topics``, a line per message in format ``output``
-    (its ``-F``); ``version``: ``mqttv5`` or ``mqttv311``."""
-    subscriptions = [arg for topic in topics for arg in ("-t", topic)]
-    return [_tool("mosquitto_sub"), *_common(port, version), *subscriptions, "-F", output]
-
-
-def probe(port: int, topic: str, payload: str = "probe", *, version: str = "mqttv5") -> None:
-    """Publish ``payload`` once on ``topic`` with ``mosquitto_pub`` (QoS 1): once a
-    subscriber on ``topic`` sees it come back, its subscription is in place."""
-    subprocess.run(
-        [_tool("mosquitto_pub"), *_common(port, version), "-t", topic, "-m", payload],
-        check=False,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def wait_subscribed(
-    seen: Callable[[], bool],
-    port: int,
-    topic: str,
-    *,
-    process: subprocess.Popen[bytes] | None = None,
-    version: str = "mqttv5",
-    timeout: float = 10.0,
-    interval: float = 0.05,
-) -> None:
-    """:func:`probe` ``topic`` every ``interval`` s until ``seen()`` (the caller's reader
-    got a probe back); RuntimeError after ``timeout`` s or if ``process`` exits first."""
-    deadline = time.monotonic() + timeout
-    while not seen():
-        if time.monotonic() > deadline or (process is not None and process.poll() is not None):
-            raise RuntimeError("mosquitto_sub did not subscribe in time")
-        probe(port, topic, version=version)
-        time.sleep(interval)
 
 
 def main(argv: list[str] | None = None) -> int:

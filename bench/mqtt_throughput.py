@@ -18,33 +18,33 @@ messages once, writes no docs, and exits non-zero if a message was lost.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib.metadata
 import json
-import os
-import platform
+import math
 import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.docs import write_section
-from bench.live import _proc_cpu
+from bench import cli
+from bench.docs import DOCS, write_section
+from bench.harness import NO_INFLIGHT_CAP, ROOT, mosquitto, python
+from bench.machine import load_average, machine, machine_line
 from bench.messages import make_messages, wire_payload
 from bench.mqtt_cases import CASES, FIRST_EPOCH
-from simulator.live.processes import Mosquitto, find_mosquitto
+from bench.procfs import process_cpu
+from bench.stats import median
+from bench.tables import header
+from bench.tables import row as cells
 
 __all__ = ["Case", "Run", "main"]
 
-ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs" / "benchmarks.md"
-#: Mosquitto as in the lab baseline: no per-client queue or in-flight cap.
-BROKER_CONFIG = "max_inflight_messages 0\n"
 REFERENCES = ("aiomqtt", "paho")
 SMOKE_MESSAGES = 300
 
@@ -99,12 +99,8 @@ class Run:
 
 def _broker_cpu(pid: int) -> float:
     """User + system CPU seconds of the broker (0 when /proc has it no more)."""
-    cpu = _proc_cpu(pid)
+    cpu = process_cpu(pid)
     return 0.0 if cpu is None else cpu
-
-
-def _python(module: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", module, *args]
 
 
 def run_once(
@@ -112,30 +108,16 @@ def run_once(
 ) -> Run:
     """Broker, subscriber and publisher for one run of ``case``; everything stopped after."""
     workdir = scratch / f"{case.name}-{rep}"
-    (workdir / "broker").mkdir(parents=True)
-    broker = Mosquitto(workdir / "broker", extra_config=BROKER_CONFIG)
     timeout = 60 + args.messages / 500
-    broker.start()
-    assert broker.process is not None
-    sub: subprocess.Popen[str] | None = None
-    try:
-        sub = subprocess.Popen(
-            _python(
-                "bench.mqtt_subscriber",
-                *("--port", str(broker.port), "--count", str(args.messages)),
-                *("--protocol", args.protocol, "--timeout", str(timeout)),
-            ),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+    with (
+        mosquitto(workdir / "broker", extra_config=NO_INFLIGHT_CAP) as broker,
+        _counting_subscriber(broker.port, args, timeout) as sub,
+    ):
+        assert broker.process is not None
         assert sub.stdout is not None
-        first = sub.stdout.readline().strip()
-        if first != "READY":
-            raise RuntimeError(f"the subscriber did not get ready: {first!r}")
         broker_cpu = _broker_cpu(broker.process.pid)
         result_file = workdir / "result.json"
-        command = _python(
+        command = python(
             "bench.mqtt_cases",
             *("--case", case.name, "--port", str(broker.port), "--messages", str(args.messages)),
             *("--payload", str(args.payload), "--protocol", args.protocol),
@@ -147,36 +129,59 @@ def run_once(
         received = json.loads(sub.stdout.readline() or "{}")
         sub.wait(timeout=30)
         broker_cpu = _broker_cpu(broker.process.pid) - broker_cpu
-        if publisher.returncode != 0 or not result_file.exists():
-            published: dict[str, float] = {}
-            error: str | None = f"publisher exited with {publisher.returncode}"
-        else:
-            published = json.loads(result_file.read_text())
-            error = None
-        return Run(
-            case=case.name,
-            rep=rep,
-            messages=args.messages,
-            published=int(published.get("published", 0)),
-            received=int(received.get("received", 0)),
-            unique=int(received.get("unique", 0)),
-            duplicates=int(received.get("duplicates", 0)),
-            out_of_order=int(received.get("out_of_order", 0)),
-            t0=float(published.get("t0", 0.0)),
-            t_acked=float(published.get("t_acked", 0.0)),
-            t_last=float(received.get("last", 0.0)),
-            pub_cpu_s=float(published.get("cpu_s", 0.0)),
-            broker_cpu_s=broker_cpu,
-            left_in_outbox=(
-                int(published["left_in_outbox"]) if "left_in_outbox" in published else None
-            ),
-            error=error,
-        )
+    if publisher.returncode != 0 or not result_file.exists():
+        published: dict[str, float] = {}
+        error: str | None = f"publisher exited with {publisher.returncode}"
+    else:
+        published = json.loads(result_file.read_text())
+        error = None
+    return Run(
+        case=case.name,
+        rep=rep,
+        messages=args.messages,
+        published=int(published.get("published", 0)),
+        received=int(received.get("received", 0)),
+        unique=int(received.get("unique", 0)),
+        duplicates=int(received.get("duplicates", 0)),
+        out_of_order=int(received.get("out_of_order", 0)),
+        t0=float(published.get("t0", 0.0)),
+        t_acked=float(published.get("t_acked", 0.0)),
+        t_last=float(received.get("last", 0.0)),
+        pub_cpu_s=float(published.get("cpu_s", 0.0)),
+        broker_cpu_s=broker_cpu,
+        left_in_outbox=(
+            int(published["left_in_outbox"]) if "left_in_outbox" in published else None
+        ),
+        error=error,
+    )
+
+
+@contextmanager
+def _counting_subscriber(
+    port: int, args: argparse.Namespace, timeout: float
+) -> Iterator[subprocess.Popen[str]]:
+    """:mod:`bench.mqtt_subscriber` on the broker at ``port``, subscribed (it said READY);
+    killed after the block if it has not finished by then."""
+    sub = subprocess.Popen(
+        python(
+            "bench.mqtt_subscriber",
+            *("--port", str(port), "--count", str(args.messages)),
+            *("--protocol", args.protocol, "--timeout", str(timeout)),
+        ),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert sub.stdout is not None
+        first = sub.stdout.readline().strip()
+        if first != "READY":
+            raise RuntimeError(f"the subscriber did not get ready: {first!r}")
+        yield sub
     finally:
-        if sub is not None and sub.poll() is None:
+        if sub.poll() is None:
             sub.kill()
             sub.wait()
-        broker.stop()
 
 
 # -- summary ---------------------------------------------------------------------------------
@@ -226,84 +231,42 @@ def summarize(runs: list[Run], cases: list[Case], reps: int) -> list[Row]:
     return rows
 
 
-def _median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
 def _ratio_cell(values: list[float]) -> str:
     if not values:
         return "–"
     each = " / ".join(f"{v:.2f}" for v in values)
-    return f"**{_median(values):.2f}** ({each})" if len(values) > 1 else f"{values[0]:.2f}"
+    return f"**{median(values, 0.0):.2f}** ({each})" if len(values) > 1 else f"{values[0]:.2f}"
+
+
+HEAD = header(
+    "case | end-to-end msg/s (median) | min – max | ratio vs aiomqtt (b) | ratio vs paho (c) "
+    "| PUBACK msg/s | publisher CPU µs/msg | broker CPU µs/msg | delivered (min) | duplicates "
+    "| out of order",
+    "lrrllrrrrrr",
+)
 
 
 def table(rows: list[Row], messages: int) -> str:
-    head = (
-        "| case | end-to-end msg/s (median) | min – max | ratio vs aiomqtt (b) | "
-        "ratio vs paho (c) | PUBACK msg/s | publisher CPU µs/msg | broker CPU µs/msg | "
-        "delivered (min) | duplicates | out of order |\n"
-        "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|\n"
-    )
-    lines = []
-    for row in rows:
-        lines.append(
-            f"| **{row.case.name}**: {row.case.description} | {_median(row.rates):,.0f} | "
-            f"{min(row.rates):,.0f} – {max(row.rates):,.0f} | "
-            f"{_ratio_cell(row.ratios['aiomqtt'])} | {_ratio_cell(row.ratios['paho'])} | "
-            f"{_median(row.ack_rates):,.0f} | {row.pub_cpu_us:.1f} | {row.broker_cpu_us:.1f} | "
-            f"{row.delivered_min:,} / {messages:,} | {row.duplicates} | {row.out_of_order} |"
+    lines = [
+        cells(
+            f"**{row.case.name}**: {row.case.description}",
+            f"{median(row.rates, math.nan):,.0f}",
+            f"{min(row.rates):,.0f} – {max(row.rates):,.0f}",
+            _ratio_cell(row.ratios["aiomqtt"]),
+            _ratio_cell(row.ratios["paho"]),
+            f"{median(row.ack_rates, math.nan):,.0f}",
+            f"{row.pub_cpu_us:.1f}",
+            f"{row.broker_cpu_us:.1f}",
+            f"{row.delivered_min:,} / {messages:,}",
+            row.duplicates,
+            row.out_of_order,
         )
-    return head + "\n".join(lines) + "\n"
+        for row in rows
+    ]
+    return HEAD + "\n" + "\n".join(lines) + "\n"
 
 
-# -- machine facts and the docs section --------------------------------------------------------
-
-
-def _mosquitto_version() -> str:
-    out = subprocess.run([find_mosquitto(), "-h"], capture_output=True, text=True, check=False)
-    first = (out.stdout or out.stderr).splitlines()
-    return first[0].removeprefix("mosquitto version ").strip() if first else "?"
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "?"
-
-
-def _git_state() -> str:
-    """The commit the benchmark ran against, and whether worker/ had uncommitted edits."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    commit = git("rev-parse", "--short", "HEAD") or "?"
-    dirty = git("status", "--porcelain", "--", "worker")
-    return f"{commit}{' + uncommitted edits in worker/' if dirty else ''}"
-
-
-def machine() -> dict[str, str]:
-    def version(dist: str) -> str:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return "?"
-
-    return {
-        "nproc": str(os.cpu_count()),
-        "cpu": _cpu_model(),
-        "kernel": platform.release(),
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "mosquitto": _mosquitto_version(),
-        "aiomqtt": version("aiomqtt"),
-        "paho-mqtt": version("paho-mqtt"),
-        "anyio": version("anyio"),
-        "sqlite": __import__("sqlite3").sqlite_version,
-        "drivesim": _git_state(),
-    }
+# -- the docs section ------------------------------------------------------------------------
 
 
 def section(
@@ -322,11 +285,10 @@ def section(
         ]
     )
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    facts_line = ", ".join(f"{k} {v}" for k, v in facts.items())
     return (
         "## MQTT status throughput, end to end (`bench/mqtt_throughput.py`)\n\n"
         f"Run {when}, {elapsed:.0f} s in all: `{command}`\n\n"
-        f"* **Machine:** {facts_line}.\n"
+        f"* **Machine:** {machine_line(facts)}.\n"
         f"* **Load:** 1-minute load average {loads[0]:.2f} before, {loads[1]:.2f} after.\n"
         f"* **Messages:** {args.messages:,} per run, QoS 1, retained job snapshots on "
         f"{min(args.jobs, args.messages)} topics `importexport/v1/jobs/<job>/state`, "
@@ -378,9 +340,7 @@ def write_docs(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.mqtt_throughput", description=__doc__.split("\n\n")[0]
-    )
+    parser = cli.parser("bench.mqtt_throughput", __doc__)
     parser.add_argument("--messages", type=int, default=20_000, help="messages per run")
     parser.add_argument("--reps", type=int, default=3, help="repetitions of every case")
     parser.add_argument("--payload", type=int, default=300, help="payload bytes (as stored)")
@@ -413,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     started = time.monotonic()
-    load_before = os.getloadavg()[0]
+    load_before = load_average()
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="drivesim-bench-") as scratch:
         for rep in range(1, args.reps + 1):
@@ -433,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
     elapsed = time.monotonic() - started
-    loads = (load_before, os.getloadavg()[0])
+    loads = (load_before, load_average())
     rows = summarize(runs, cases, args.reps)
     print()
     print(table(rows, args.messages))

@@ -25,9 +25,7 @@ message from :mod:`bench.mqtt_throughput` rather than from here.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import resource
 import sqlite3
 import statistics
 import sys
@@ -38,9 +36,10 @@ from pathlib import Path
 
 import anyio
 
+from bench import cli
+from bench.harness import NO_INFLIGHT_CAP, connected, mosquitto
 from bench.messages import make_messages
-from bench.mqtt_throughput import BROKER_CONFIG
-from simulator.live.processes import Mosquitto
+from bench.procfs import bytes_written, own_cpu
 from worker.clock import Clock
 from worker.ledger import Ledger
 from worker.logs import configure_logging
@@ -52,18 +51,6 @@ from worker.status import StatusMessage
 from worker.store import Commit, OutboxEntry
 
 __all__ = ["main"]
-
-
-def _written() -> int:
-    for line in Path("/proc/self/io").read_text().splitlines():
-        if line.startswith("wchar:"):
-            return int(line.split()[1])
-    return 0
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 class Probe:
@@ -120,13 +107,13 @@ async def _drain(
 
     def timed_ack(ids: Sequence[int]) -> None:
         probe.acking = True
-        started, written = time.perf_counter(), _written()
+        started, written = time.perf_counter(), bytes_written()
         changes = store._db.total_changes
         try:
             ack(ids)
         finally:
             probe.ack.append(time.perf_counter() - started)
-            probe.ack_bytes += _written() - written
+            probe.ack_bytes += bytes_written() - written
             probe.ack_rows += store._db.total_changes - changes
             probe.acking = False
 
@@ -143,10 +130,7 @@ async def _drain(
     setattr(store, "ack", timed_ack)  # noqa: B010
     setattr(link, "publish", timed_publish)  # noqa: B010
     relay = OutboxRelay(ledger, link) if batch is None else OutboxRelay(ledger, link, batch=batch)
-    async with anyio.create_task_group() as tg:
-        await tg.start(link.run)
-        with anyio.fail_after(10):
-            await link.ready()
+    async with connected(link):
         client = link._client
         assert client is not None
         paho = client._client
@@ -165,13 +149,10 @@ async def _drain(
             run_once()
 
         setattr(loop, "_run_once", counted)  # noqa: B010
-        started, cpu = time.perf_counter(), _cpu()
+        started, cpu = time.perf_counter(), own_cpu()
         sent = await relay.drain()
-        elapsed, cpu = time.perf_counter() - started, _cpu() - cpu
+        elapsed, cpu = time.perf_counter() - started, own_cpu() - cpu
         setattr(loop, "_run_once", run_once)  # noqa: B010
-        await link.stop()
-        with anyio.fail_after(10):
-            await link.closed.wait()
     store.close()
 
     def ms(values: list[float]) -> str:
@@ -204,24 +185,18 @@ async def _drain(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.outbox_drain_probe", description=__doc__.split("\n\n")[0]
-    )
+    parser = cli.parser("bench.outbox_drain_probe", __doc__)
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--payload", type=int, default=300)
     parser.add_argument("--batch", type=int, help="OutboxRelay batch (default: the relay's)")
     args = parser.parse_args(argv)
     configure_logging(level="warning", fmt="json", stream=sys.stderr)
     messages = make_messages(args.messages, args.payload)
-    with tempfile.TemporaryDirectory(prefix="drivesim-probe-") as scratch:
-        workdir = Path(scratch)
-        (workdir / "broker").mkdir()
-        broker = Mosquitto(workdir / "broker", extra_config=BROKER_CONFIG)
-        broker.start()
-        try:
-            anyio.run(_drain, broker.port, workdir, messages, args.batch, Probe())
-        finally:
-            broker.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="drivesim-probe-") as scratch,
+        mosquitto(Path(scratch) / "broker", extra_config=NO_INFLIGHT_CAP) as broker,
+    ):
+        anyio.run(_drain, broker.port, Path(scratch), messages, args.batch, Probe())
     return 0
 
 

@@ -2,11 +2,12 @@
 
 Time from restart to all jobs resumed after a SIGKILL with 10,000 jobs in flight.
 
-1. A database with ``--jobs`` jobs in flight is built in virtual time (:func:`build_db`): a
-   generated scenario whose jobs are all created and shipped in the first simulated hour,
-   cut after one simulated day, when they are spread over Shipping, Received, Transferring
-   (drives mid-copy, between two checkpoints) and Packaging; none is finished. It is kept in
-   ``--workdir`` and reused by later invocations with the same sizes.
+1. A database with ``--jobs`` jobs in flight is built in virtual time
+   (:mod:`bench.jobs_in_flight`): a generated scenario whose jobs are all created and
+   shipped in the first simulated hour, cut after one simulated day, when they are spread
+   over Shipping, Received, Transferring (drives mid-copy, between two checkpoints) and
+   Packaging; none is finished. It is kept in ``--workdir`` and reused by later
+   invocations with the same sizes.
 2. A real Mosquitto starts, and a subscriber (``mosquitto_sub``, C, its own process: it
    stamps each message with its receive time) on every job's and drive's snapshot topic.
 3. ``drivesim worker`` (the real process, ``--log-format json``) starts on a copy of the
@@ -38,30 +39,32 @@ rots). ``--docs`` writes the table into docs/benchmarks.md between its markers.
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import json
 import re
 import shutil
 import signal
-import sqlite3
-import statistics
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench import cli, harness
 from bench.docs import finish
-from bench.mqtt_subscriber import sub_command, wait_subscribed
+from bench.harness import mosquitto, python_code, workdir
+from bench.jobs_in_flight import StoreState, build_db, read_store
+from bench.stats import median
+from bench.subscriber import Subscriber
+from bench.tables import header
+from bench.tables import row as cells
+from bench.worker_log import LogTail, stamp
+from simulator.live.processes import Mosquitto, WorkerProcess
+from worker.status import PREFIX
 
-__all__ = ["TrialResult", "build_db", "main", "run", "scenario_text"]
+__all__ = ["TrialResult", "main", "read_store", "run"]
 
-ROOT = Path(__file__).resolve().parents[1]
 TARGET = 2.0
 PROBE = "bench/recovery-probe"
 _EPOCH = re.compile(r'^\{"epoch":(\d+),')
@@ -76,155 +79,28 @@ MILESTONES = (
 )
 
 
-def scenario_text(jobs: int) -> str:
-    """A scenario whose ``jobs`` are all in flight, none finished, when cut after a day.
+class Snapshots:
+    """Every job's and drive's snapshot an independent subscriber (``mosquitto_sub``)
+    receives: ``(receive time, topic, epoch)`` of each, epoch None for an empty payload."""
 
-    Created within the first hour and shipped within half an hour of that, packages arrive
-    between 2 h and 3 d later, so at the cut about 70 % are still Shipping; the rest wait
-    for one of ``jobs / 50`` bays (Received), copy (Transferring: every bay busy, checkpoints
-    every 15 min) or wait 2 to 4 days to be shipped back (Packaging).
-    """
-    west, east = max(1, jobs * 12 // 1000), max(1, jobs * 8 // 1000)
-    return f"""\
-name = "recovery-{jobs}"
-description = "{jobs} jobs in flight after one simulated day: the crash-recovery benchmark."
-seed = 7
-until = "1d"
-
-[datacenter]
-locations = {{ "West US" = {west}, "East US" = {east} }}
-throughput_mb_s = 200
-checkpoint_interval = "15m"
-carrier_delay = ["2h", "3d"]
-return_delay = ["2d", "4d"]
-drive_size = ["200GB", "2TB"]
-export_size = ["500GB", "6TB"]
-
-[workload]
-jobs = {jobs}
-over = "1h"
-arrivals = "uniform"
-export_share = 0.2
-drives = [1, 4]
-ship_after = ["1m", "30m"]
-"""
-
-
-def build_db(workdir: Path, jobs: int) -> tuple[Path, Path, float]:
-    """The scenario file and a database of ``jobs`` in flight (built once, then reused);
-    and the seconds it took to build (0 when reused)."""
-    scenario_path = workdir / f"recovery-{jobs}.toml"
-    db = workdir / f"recovery-{jobs}.db"
-    text = scenario_text(jobs)
-    if db.exists() and scenario_path.exists() and scenario_path.read_text() == text:
-        return scenario_path, db, 0.0
-    scenario_path.write_text(text)
-    for stale in workdir.glob(f"recovery-{jobs}.db*"):
-        stale.unlink()
-    command = [sys.executable, "-c", _BUILD, str(scenario_path), str(db)]
-    started = time.perf_counter()
-    subprocess.run(command, check=True, cwd=ROOT, capture_output=True)
-    return scenario_path, db, time.perf_counter() - started
-
-
-_BUILD = """
-import os
-import sys
-from simulator.run.runner import run_scenario
-from simulator.scenario import load_scenario
-from worker.logs import configure_logging
-from worker.sqlite_store import SQLiteStore
-configure_logging(level="warning", fmt="json")
-store = SQLiteStore(sys.argv[2] + ".tmp")
-try:
-    run_scenario(load_scenario(sys.argv[1]), store)
-finally:
-    store.close()
-os.replace(sys.argv[2] + ".tmp", sys.argv[2])
-"""
-
-ACTIVE = ("Shipping", "Received", "Transferring", "Packaging")
-
-
-@dataclass(slots=True)
-class StoreState:
-    """What a (killed) worker's store holds."""
-
-    jobs: set[str]
-    states: dict[str, int]
-    drives: int
-    transferring: int
-
-    @property
-    def active(self) -> int:
-        return sum(self.states.get(s, 0) for s in ACTIVE)
-
-
-def read_store(db: Path) -> StoreState:
-    """The jobs in ``db``, read-only (no checkpoint of the WAL the worker left behind)."""
-    from worker.model import DriveState
-    from worker.record import decode
-
-    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        rows = connection.execute("SELECT record FROM jobs").fetchall()
-    finally:
-        connection.close()
-    state = StoreState(jobs=set(), states={}, drives=0, transferring=0)
-    for (blob,) in rows:
-        record = decode(blob)
-        state.jobs.add(record.name)
-        name = str(record.state)
-        state.states[name] = state.states.get(name, 0) + 1
-        state.drives += len(record.sim.drives)
-        state.transferring += len(record.drives_in({DriveState.TRANSFERRING}))
-    return state
-
-
-class Subscriber:
-    """``mosquitto_sub`` on every job's and drive's snapshot topic, lines read by a thread:
-    ``(receive time, topic, epoch)`` of each snapshot (epoch None for an empty payload)."""
-
-    def __init__(self, port: int) -> None:
-        from worker.status import PREFIX
-
-        topics = [f"{PREFIX}/jobs/+/state", f"{PREFIX}/jobs/+/drives/+/state", PROBE]
-        self.port = port
-        self.process = subprocess.Popen(
-            sub_command(port, topics, "%U %t %p", version="mqttv311"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+    def __init__(self, port: int, path: Path) -> None:
+        topics = [f"{PREFIX}/jobs/+/state", f"{PREFIX}/jobs/+/drives/+/state"]
+        self._subscriber = Subscriber(
+            port, topics, "%p", path, probe_topic=PROBE, version="mqttv311", interval=0.1
         )
+        self._subscriber.start()
         self.seen: list[tuple[float, str, int | None]] = []
-        self._probed = threading.Event()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        wait_subscribed(
-            lambda: self._probed.wait(0.1), port, PROBE, version="mqttv311", interval=0.0
-        )
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        seen = self.seen
-        for raw in self.process.stdout:
-            stamp, _, rest = raw.decode("utf-8", "replace").partition(" ")
-            topic, _, payload = rest.partition(" ")
-            if topic == PROBE:
-                self._probed.set()
-                continue
+    def read(self) -> list[tuple[float, str, int | None]]:
+        """:attr:`seen`, with what came since the last read."""
+        lines = self._subscriber.lines()
+        for received, topic, payload in lines[len(self.seen) :]:
             match = _EPOCH.match(payload)
-            seen.append((float(stamp), topic, int(match[1]) if match else None))
+            self.seen.append((received, topic, int(match[1]) if match else None))
+        return self.seen
 
     def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._reader.join(timeout=5)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        self._subscriber.stop()
 
 
 @dataclass(slots=True)
@@ -269,67 +145,33 @@ class TrialResult:
         }
 
 
-class LogTail:
-    """The worker log's JSON events from ``offset`` (default: its end now) on, read as the
-    worker writes them: each :meth:`read` parses only the lines completed since the last."""
-
-    def __init__(self, path: Path, offset: int | None = None) -> None:
-        self.path = path
-        self.offset = path.stat().st_size if offset is None else offset
-        self.events: list[dict[str, Any]] = []
-        self._partial = b""
-
-    def read(self) -> list[dict[str, Any]]:
-        """Every event from the start offset, the new ones parsed and appended."""
-        with self.path.open("rb") as log:
-            log.seek(self.offset)
-            data = log.read()
-        self.offset += len(data)
-        *lines, self._partial = (self._partial + data).split(b"\n")
-        for line in lines:
-            if line.startswith(b"{"):
-                try:
-                    self.events.append(json.loads(line))
-                except ValueError:
-                    continue
-        return self.events
-
-
-def _stamp(event: dict[str, Any]) -> float:
-    return datetime.fromisoformat(str(event["wall_time"])).timestamp()
-
-
 class Bench:
-    """Mosquitto, the subscriber and the worker process, in ``workdir``."""
+    """The subscriber and the worker process on ``broker``, in ``workdir``."""
 
-    def __init__(self, workdir: Path, scenario: Path, db: Path, speed: float) -> None:
-        from simulator.live.processes import Mosquitto, WorkerProcess
-
-        (workdir / "broker").mkdir(parents=True, exist_ok=True)
-        self.broker = Mosquitto(workdir / "broker")
-        self.broker.start()
-        self.subscriber = Subscriber(self.broker.port)
+    def __init__(
+        self, broker: Mosquitto, workdir: Path, scenario: Path, db: Path, speed: float
+    ) -> None:
+        self.snapshots = Snapshots(broker.port, workdir / "received.txt")
         self.log = workdir / "worker.log"
         self.log.write_bytes(b"")
         #: The log of the latest :meth:`start`.
         self.tail = LogTail(self.log)
         self.db = db
         self.worker = WorkerProcess(
-            ["--scenario", str(scenario), "--speed", repr(speed), "--broker", self.broker.url],
+            ["--scenario", str(scenario), "--speed", repr(speed), "--broker", broker.url],
             log=self.log,
             db=db,
         )
 
     def close(self) -> None:
         self.worker.stop()
-        self.subscriber.close()
-        self.broker.stop()
+        self.snapshots.close()
 
     def start(self, timeout: float, expected: StoreState) -> tuple[float, list[str]]:
         """Spawn the worker and wait until it resumed and re-announced every job; the spawn
         time and what went wrong (empty: nothing). :attr:`tail` reads the log of this start."""
         self.tail = LogTail(self.log)
-        mark = len(self.subscriber.seen)
+        mark = len(self.snapshots.read())
         spawned = time.time()
         self.worker.start()
         deadline = time.monotonic() + timeout
@@ -353,7 +195,8 @@ class Bench:
         return None
 
     def _announced(self, mark: int, epoch: int) -> set[str]:
-        return {t for _, t, e in self.subscriber.seen[mark:] if e == epoch and t.count("/") == 4}
+        seen = self.snapshots.read()[mark:]
+        return {t for _, t, e in seen if e == epoch and t.count("/") == 4}
 
     def measure(self, trial: int, expected: StoreState, timeout: float) -> TrialResult:
         result = TrialResult(
@@ -364,13 +207,13 @@ class Bench:
             transfers=expected.transferring,
             drives=expected.drives,
         )
-        mark = len(self.subscriber.seen)
+        mark = len(self.snapshots.read())
         spawned, problems = self.start(timeout, expected)
         result.problems += problems
         for event in self.tail.read():
             name = event["event"]
             if name in MILESTONES and name not in result.events:
-                result.events[name] = _stamp(event) - spawned
+                result.events[name] = stamp(event) - spawned
             if name == "store loaded":
                 result.loaded_jobs = int(event["jobs"])
             elif name == "jobs resumed":
@@ -381,9 +224,9 @@ class Bench:
         result.resumed = result.events.get("jobs resumed")
         epoch = self._epoch()
         firsts: dict[str, float] = {}
-        for stamp, topic, e in self.subscriber.seen[mark:]:
+        for received, topic, e in self.snapshots.read()[mark:]:
             if e == epoch and topic not in firsts:
-                firsts[topic] = stamp
+                firsts[topic] = received
         jobs = {t: s for t, s in firsts.items() if t.count("/") == 4}
         names = {t.split("/")[3] for t in jobs}
         result.snapshots_jobs = len(jobs)
@@ -429,14 +272,11 @@ def startup_costs(reps: int = 3) -> dict[str, float]:
     """Interpreter start alone and ``drivesim worker``'s imports, in fresh processes (median
     wall seconds)."""
 
-    def child(code: str) -> float:
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
-        return time.perf_counter() - started
+    def seconds(code: str) -> float:
+        return harness.run(python_code(code))[1]
 
-    code = "import simulator.cli, worker.app"
-    bare = statistics.median(child("pass") for _ in range(reps))
-    imports = statistics.median(child(code) for _ in range(reps))
+    bare = median([seconds("pass") for _ in range(reps)], 0.0)
+    imports = median([seconds("import simulator.cli, worker.app") for _ in range(reps)], 0.0)
     return {"interpreter": bare, "interpreter+imports": imports}
 
 
@@ -457,22 +297,23 @@ def run(
         stale.unlink()
     shutil.copyfile(seed_db, db)
     initial = read_store(db)
-    bench = Bench(workdir, scenario, db, speed)
     results: list[TrialResult] = []
     first: list[str] = []
-    try:
-        _, first = bench.start(timeout, initial)
-        changes = bench.run_for(run_for)
-        for trial in range(1, trials + 1):
-            bench.kill()
-            expected = read_store(db)
-            result = bench.measure(trial, expected, timeout)
-            result.changes_before_kill = changes
-            results.append(result)
+    with mosquitto(workdir / "broker") as broker:
+        bench = Bench(broker, workdir, scenario, db, speed)
+        try:
+            _, first = bench.start(timeout, initial)
             changes = bench.run_for(run_for)
-        exit_code = bench.worker.signal(signal.SIGTERM)
-    finally:
-        bench.close()
+            for trial in range(1, trials + 1):
+                bench.kill()
+                expected = read_store(db)
+                result = bench.measure(trial, expected, timeout)
+                result.changes_before_kill = changes
+                results.append(result)
+                changes = bench.run_for(run_for)
+            exit_code = bench.worker.signal(signal.SIGTERM)
+        finally:
+            bench.close()
     costs = startup_costs()
     resumed = [r.resumed for r in results if r.resumed is not None]
     reannounced = [r.reannounced for r in results if r.reannounced is not None]
@@ -484,9 +325,9 @@ def run(
         "first_start_problems": first,
         "initial_states": initial.states,
         "trials": [_as_dict(r) for r in results],
-        "resumed_median": statistics.median(resumed) if resumed else None,
+        "resumed_median": median(resumed, None),
         "resumed_max": max(resumed) if resumed else None,
-        "reannounced_median": statistics.median(reannounced) if reannounced else None,
+        "reannounced_median": median(reannounced, None),
         "target": TARGET,
         "target_met": bool(resumed) and max(resumed) < TARGET,
         "ok": not first and all(not r.problems for r in results) and len(results) == trials,
@@ -518,21 +359,33 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+HEAD = header(
+    "trial | jobs | transfers | up | store | pipeline | connected | resumed | announced "
+    "| received | checks",
+    "rrrrrrrrrrl",
+)
+
+
+def row(t: dict[str, Any]) -> str:
+    """One trial: the phases of its restart, seconds from the spawn."""
+    b, e = t["breakdown"], t["events"]
+    return cells(
+        t["trial"],
+        f"{t['jobs']:,}",
+        f"{t['transfers']:,}",
+        _fmt(b["start-up (interpreter, imports, settings)"]),
+        _fmt(b["store open + load_jobs"]),
+        _fmt(b["pipeline: jobs stepped, transfers resumed"]),
+        _fmt(e.get("connected to broker")),
+        f"**{_fmt(t['resumed'])}**",
+        _fmt(e.get("every job announced again")),
+        _fmt(t["reannounced"]),
+        "ok" if not t["problems"] else "FAILED",
+    )
+
+
 def table(report: dict[str, Any], command: str) -> str:
     """The Markdown section for docs/benchmarks.md."""
-    rows = []
-    for t in report["trials"]:
-        b = t["breakdown"]
-        e = t["events"]
-        rows.append(
-            f"| {t['trial']} | {t['jobs']:,} | {t['transfers']:,} | "
-            f"{_fmt(b['start-up (interpreter, imports, settings)'])} | "
-            f"{_fmt(b['store open + load_jobs'])} | "
-            f"{_fmt(b['pipeline: jobs stepped, transfers resumed'])} | "
-            f"{_fmt(e.get('connected to broker'))} | **{_fmt(t['resumed'])}** | "
-            f"{_fmt(e.get('every job announced again'))} | {_fmt(t['reannounced'])} | "
-            f"{'ok' if not t['problems'] else 'FAILED'} |"
-        )
     states = ", ".join(f"{n:,} {s}" for s, n in sorted(report["initial_states"].items()))
     startup = report["startup"]
     verdict = "met" if report["target_met"] else "NOT met"
@@ -558,16 +411,14 @@ def table(report: dict[str, Any], command: str) -> str:
             f"Interpreter start alone {startup['interpreter']:.2f} s, with `drivesim worker`'s "
             f"imports {startup['interpreter+imports']:.2f} s.",
             "",
-            "| trial | jobs | transfers | up | store | pipeline | connected | resumed "
-            "| announced | received | checks |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-            *rows,
+            HEAD,
+            *(row(t) for t in report["trials"]),
         ]
     )
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = cli.parser("bench.recovery", __doc__)
     parser.add_argument("--jobs", type=int, default=10_000, help="jobs in flight (10,000)")
     parser.add_argument("--trials", type=int, default=3, help="SIGKILL/restart cycles (3)")
     parser.add_argument(
@@ -583,24 +434,23 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--smoke", action="store_true", help="tiny sizes: 100 jobs, 1 trial, 1 s at 3000x"
     )
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the report here")
-    parser.add_argument("--docs", action="store_true", help="write the table into the docs")
-    args = parser.parse_args(argv)
+    cli.add_outputs(parser, json_help="write the report here")
+    given = cli.arguments(argv)
+    args = parser.parse_args(given)
     if args.smoke:
         args.jobs, args.trials, args.run_for, args.speed = 100, 1, 1.0, 3000.0
-    command = "python -m bench.recovery " + " ".join(argv if argv is not None else sys.argv[1:])
-    with tempfile.TemporaryDirectory(prefix="drivesim-recovery-") as tmp:
+    with contextlib.ExitStack() as stack:
         report = run(
             jobs=args.jobs,
             trials=args.trials,
             speed=args.speed,
             run_for=args.run_for,
-            workdir=args.workdir or Path(tmp),
+            workdir=workdir(stack, "drivesim-recovery-", args.workdir),
             timeout=args.timeout,
         )
     for trial in report["trials"]:
         print(json.dumps(trial), flush=True)
-    section = table(report, command.strip())
+    section = table(report, cli.command_line("bench.recovery", given))
     finish("recovery", section, report, json_path=args.json, docs=args.docs, echo="", indent=2)
     return report
 

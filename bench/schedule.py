@@ -29,14 +29,11 @@ asks for ``rate`` messages a second on average (the workload's daily cycle makes
 seconds busier). The run itself starts at simulated 0 (an empty datacenter fills up in
 the warm-up before ``--from``) and only steps due inside the window are reported.
 
-**Lateness.** While the measured run lasts, :attr:`worker.clock.Clock.wake_hook` is set
-(unset it costs one attribute read per timer): every :meth:`~worker.clock.Clock.call_at`
-timer that fires and every :meth:`~worker.clock.Clock.sleep` that ends reports ``(due,
-woke)`` in simulated seconds. Only the worker's own timers count: the pipeline's, which
-are :meth:`~worker.clock.Clock.call_at` callbacks outside any task, and the tasks named
-after functions of the ``worker`` package (the scripted customers' tasks are
-``simulator.run.runner...``): a package's arrival, each transfer checkpoint and drive finish,
-a late drive's arrival, the return shipment. Two figures per step, in wall milliseconds:
+**Lateness** (:mod:`bench.lateness`). While the measured run lasts, the clock's wake hook
+reports every timer of the worker's own that ends as ``(due, woke)`` in simulated seconds
+(the pipeline's callbacks and the ``worker`` package's tasks, not the customers'): a
+package's arrival, each transfer checkpoint and drive finish, a late drive's arrival, the
+return shipment. Two figures per step, in wall milliseconds:
 
 * *wake*: ``(woke - due) / speed``, the loop time at which the timer's callback ran (or
   its task resumed), against the loop time its simulated due time maps to;
@@ -59,16 +56,13 @@ the run's p99 reads as a multiple of it. A *probe* task also wakes every 10 ms d
 run (counted inside the window): the loop's responsiveness to any timer, not only the
 worker's.
 
-**Diagnostics.** The machine is shared, so the run also reports how long the loop's
-thread waited, runnable, for a CPU (``/proc/self/schedstat``): what other processes took.
-The slowest synchronous store calls (commit, reading a relay batch, acknowledging it) and
-garbage-collector pauses (``gc.callbacks``) come with their wall time and the CPU the
-thread spent in them; the CPU of this process per committed message and of the broker
-too. ``--blocking MS`` times every loop callback and lists those over ``MS`` by task, wall
-and CPU: wall far over CPU means the thread was preempted or waited in a system call, CPU
-close to wall is the worker's own code holding the loop. ``--profile FILE`` runs
-pyinstrument over the measured run (``.html`` or text; sampling adds its own lateness).
-``--keep DIR`` keeps the store, the broker's config and the subscriber's lines.
+**Diagnostics** (:mod:`bench.loop_diagnostics`). The machine is shared, so the run also
+reports how long the loop's thread waited, runnable, for a CPU (``/proc/self/schedstat``);
+the slowest synchronous store calls and garbage-collector pauses, wall and CPU; and the
+CPU per committed message of this process and of the broker. ``--blocking MS`` lists the
+loop callbacks over ``MS``, ``--profile FILE`` runs pyinstrument over the measured run
+(``.html`` or text; sampling adds its own lateness), ``--keep DIR`` keeps the store, the
+broker's config and the subscriber's lines.
 
 Timings are wall-clock and noisy on a shared machine; the smoke mode (``--smoke``: a tiny
 built-in scenario, a few seconds) runs in the test suite, which checks the counts and
@@ -84,44 +78,45 @@ import contextlib
 import dataclasses
 import gc
 import math
-import os
-import shlex
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
-import structlog
 
-from bench.disk_load import disk_load, disk_load_sentence
+from bench import cli
+from bench.disk_load import add_disk_load_option, disk_load, disk_load_sentence
 from bench.docs import finish
-from bench.live import _busiest, _proc_cpu, _run_delay
-from bench.mqtt_subscriber import sub_command, wait_subscribed
-from bench.mqtt_throughput import machine
+from bench.harness import connected, mosquitto, workdir
+from bench.lateness import Recorder, probe_loop, replay, wake_hook
+from bench.loop_diagnostics import (
+    GcPauses,
+    SlowCallbacks,
+    StoreTimings,
+    TimedSQLiteStore,
+    profiled,
+)
+from bench.machine import load_average, machine_line
+from bench.procfs import own_run_delay, process_cpu
+from bench.stats import busiest, busiest_span, summary_ms
+from bench.subscriber import Subscriber
+from bench.tables import header
+from bench.tables import row as cells
 from simulator.live.processes import Mosquitto
 from simulator.run.result import RunResult
 from simulator.run.runner import ScenarioRun
 from simulator.scenario import Scenario, load_scenario
-from worker.clock import Clock, format_duration, parse_duration, virtual_loop
-from worker.logs import configure_logging
+from worker.clock import format_duration, parse_duration, virtual_loop
 from worker.memory_store import MemoryStore
 from worker.metadata import MemoryMetadata
 from worker.mqtt.broker import BrokerConfig
 from worker.mqtt.link import MqttLink
-from worker.retention import deletion_due
-from worker.sqlite_store import SQLiteStore
 from worker.status import PREFIX, StatusMessage
-from worker.store import Commit, OutboxEntry
 
-__all__ = ["Calibration", "Recorder", "main", "measure", "percentile"]
-
-ROOT = Path(__file__).resolve().parents[1]
+__all__ = ["Calibration", "Settings", "main", "measure"]
 
 DEFAULT_SCENARIO = "configs/load-10k.toml"
 #: load-10k's datacenter is full (about 2,200 messages every six simulated hours) from
@@ -131,10 +126,6 @@ DEFAULT_RATE = 5000.0
 TARGET_P99_MS = 50.0
 SUBSCRIPTION = f"{PREFIX}/jobs/#"
 PROBE_TOPIC = "bench/schedule/probe"
-#: What the subscriber writes per message: receive time (unix, ns), topic, QoS.
-FORMAT = "%U %t %q"
-#: The loop probe's period (wall seconds).
-PROBE_PERIOD = 0.01
 #: Wall seconds to wait for the broker, and for the last messages to reach the subscriber.
 CONNECT_TIMEOUT = 10.0
 SETTLE_TIMEOUT = 60.0
@@ -168,276 +159,6 @@ ship_after = ["10m", "1h"]
 """
 SMOKE_RATE = 1000.0
 
-log = structlog.get_logger("drivesim.bench.schedule")
-
-
-# -- figures ------------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The nearest-rank ``q`` quantile (0 < q ≤ 1) of ``values``; NaN when empty."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-
-
-def _summary(seconds: Sequence[float]) -> dict[str, float]:
-    """Count, p50, p99, p99.9 and max of wall seconds, in milliseconds."""
-    ordered = sorted(seconds)
-    return {
-        "n": len(ordered),
-        "p50_ms": percentile(ordered, 0.50) * 1000,
-        "p99_ms": percentile(ordered, 0.99) * 1000,
-        "p999_ms": percentile(ordered, 0.999) * 1000,
-        "max_ms": (ordered[-1] * 1000) if ordered else math.nan,
-    }
-
-
-def _is_worker_task(name: str) -> bool:
-    """The worker's own tasks: those anyio names after functions of the ``worker`` package
-    (the sweeper); customers run elsewhere."""
-    return name.startswith("worker.")
-
-
-#: Where a timer's due moment waits for its commit when the timer is a callback, not a task.
-_TIMER = "timer"
-
-
-# -- recording ---------------------------------------------------------------------------------
-
-
-class Recorder:
-    """The bench's :attr:`Clock.wake_hook` and its store's commit observer.
-
-    Every worker timer that ends is kept as ``(due, late)``: its simulated due time and
-    how late it woke, in loop (wall) seconds. The task's due moment, in loop time, waits
-    for the task's next commit, which is kept as ``(due, late)`` too.
-    """
-
-    def __init__(self) -> None:
-        self.wakes: list[tuple[float, float]] = []
-        self.commits: list[tuple[float, float]] = []
-        self.other_wakes = 0
-        #: (loop time, simulated time, scale) read at the first wake: maps one to the other.
-        self.anchor: tuple[float, float, float] | None = None
-        self._due_at: dict[asyncio.Task[Any] | str, tuple[float, float]] = {}
-        #: The measured run, once made (its clock and ledger, for the sweeper's deletions).
-        self.run: ScenarioRun | None = None
-
-    def on_wake(self, clock: Clock, due: float, woke: float) -> None:
-        task = asyncio.current_task()
-        if task is not None and not _is_worker_task(task.get_name()):
-            self.other_wakes += 1
-            return
-        late = (woke - due) / clock.scale
-        loop_now = asyncio.get_running_loop().time()
-        if self.anchor is None:
-            self.anchor = (loop_now, woke, clock.scale)
-        self.wakes.append((due, late))
-        self._due_at[task or _TIMER] = (due, loop_now - late)
-
-    def on_commit(self, commit: Commit) -> None:
-        task = asyncio.current_task()
-        pending = self._due_at.pop(task or _TIMER, None)
-        if pending is not None:
-            due, due_loop = pending
-            self.commits.append((due, asyncio.get_running_loop().time() - due_loop))
-        elif (
-            commit.delete
-            and self.run is not None
-            and task is not None
-            and task.get_name().startswith("worker.retention.")
-        ):
-            self._sweeper_commit(commit, self.run)
-
-    def _sweeper_commit(self, commit: Commit, run: ScenarioRun) -> None:
-        # The deleted record is still the ledger's: the ledger swaps after the commit.
-        policy = run.scenario.policy
-        clock = run.clock
-        now = clock.now()
-        for name in commit.delete:
-            record = run.ledger.get(name)
-            if record is None:
-                continue
-            due = deletion_due(record, policy)
-            if due is None:
-                continue
-            tick = math.ceil(due / policy.sweep_interval) * policy.sweep_interval
-            self.commits.append((tick, max(0.0, now - tick) / clock.scale))
-
-
-class StoreTimings:
-    """The slowest synchronous store calls: they hold the loop while they run."""
-
-    def __init__(self) -> None:
-        self.calls: dict[str, list[float]] = {"commit": [], "pending": [], "ack": []}
-        #: The CPU the loop's thread spent in each call (wall well over it: I/O, preemption).
-        self.cpu: dict[str, list[float]] = {"commit": [], "pending": [], "ack": []}
-        self.rows: dict[str, int] = {"pending": 0, "ack": 0}
-        #: Outbox messages committed and acknowledged so far, and the most ever pending.
-        self.committed = 0
-        self.backlog_max = 0
-
-    def figures(self) -> dict[str, dict[str, float]]:
-        out: dict[str, dict[str, float]] = {}
-        for name, seconds in self.calls.items():
-            s = _summary(seconds)
-            out[name] = {
-                "n": s["n"],
-                "p99_ms": s["p99_ms"],
-                "max_ms": s["max_ms"],
-                "max_cpu_ms": max(self.cpu[name], default=0.0) * 1000,
-            }
-            if name in self.rows:
-                out[name]["rows"] = self.rows[name]
-        out["outbox"] = {"backlog_max": self.backlog_max}
-        return out
-
-
-class TimedSQLiteStore(SQLiteStore):
-    """The worker's SQLite store, timing its calls and telling the recorder of commits."""
-
-    def __init__(self, path: Path, recorder: Recorder, timings: StoreTimings) -> None:
-        super().__init__(path)
-        self.recorder = recorder
-        self.timings = timings
-
-    def commit(self, commit: Commit) -> None:
-        started, used = time.perf_counter(), time.thread_time()
-        super().commit(commit)
-        timings = self.timings
-        timings.calls["commit"].append(time.perf_counter() - started)
-        timings.cpu["commit"].append(time.thread_time() - used)
-        timings.committed += len(commit.messages)
-        timings.backlog_max = max(timings.backlog_max, timings.committed - timings.rows["ack"])
-        self.recorder.on_commit(commit)
-
-    def pending_after(self, after: int, limit: int) -> list[OutboxEntry]:
-        """Read a relay batch, timed under ``pending`` (``pending`` reads through this)."""
-        started, used = time.perf_counter(), time.thread_time()
-        result = super().pending_after(after, limit)
-        timings = self.timings
-        timings.calls["pending"].append(time.perf_counter() - started)
-        timings.cpu["pending"].append(time.thread_time() - used)
-        timings.rows["pending"] += len(result)
-        return result
-
-    def ack(self, ids: Sequence[int]) -> None:
-        """Acknowledge a relay batch, timed under ``ack``."""
-        started, used = time.perf_counter(), time.thread_time()
-        super().ack(ids)
-        timings = self.timings
-        timings.calls["ack"].append(time.perf_counter() - started)
-        timings.cpu["ack"].append(time.thread_time() - used)
-        timings.rows["ack"] += len(ids)
-
-
-class GcPauses:
-    """Garbage-collector pauses while installed (``gc.callbacks``)."""
-
-    def __init__(self) -> None:
-        self.pauses: list[tuple[int, float, float]] = []
-        #: Unreachable objects the full (generation 2) passes found, in all.
-        self.collected_full = 0
-        self._started = self._used = 0.0
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._started, self._used = time.perf_counter(), time.thread_time()
-        else:
-            took = time.perf_counter() - self._started
-            self.pauses.append((info["generation"], took, time.thread_time() - self._used))
-            if info["generation"] == 2:
-                self.collected_full += info["collected"]
-
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        gc.callbacks.append(self)
-        try:
-            yield
-        finally:
-            gc.callbacks.remove(self)
-
-    def figures(self) -> dict[str, float]:
-        seconds = [s for _, s, _ in self.pauses]
-        return {
-            "n": len(seconds),
-            "gen2": sum(1 for g, _, _ in self.pauses if g == 2),
-            "max_ms": max(seconds, default=0.0) * 1000,
-            "max_cpu_ms": max((c for _, _, c in self.pauses), default=0.0) * 1000,
-            "total_ms": sum(seconds) * 1000,
-            "collected_full": self.collected_full,
-        }
-
-
-class SlowCallbacks:
-    """Loop callbacks (task steps, timers) that ran longer than ``threshold`` wall seconds:
-    what held the loop, with the CPU the loop's thread spent in them (wall well over CPU:
-    the thread was preempted, or waited in a system call such as an fsync). Opt-in
-    (``--blocking MS``): it reads two clocks around every callback."""
-
-    def __init__(self, threshold: float) -> None:
-        self.threshold = threshold
-        self.slow: list[tuple[float, float, str]] = []
-
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        original = asyncio.events.Handle._run
-        threshold, slow = self.threshold, self.slow
-        wall, cpu = time.perf_counter, time.thread_time
-
-        def timed(handle: asyncio.Handle) -> None:
-            started, used = wall(), cpu()
-            original(handle)
-            took = wall() - started
-            if took > threshold:
-                slow.append((took, cpu() - used, _describe(handle)))
-
-        asyncio.events.Handle._run = timed  # type: ignore[method-assign,assignment]
-        try:
-            yield
-        finally:
-            asyncio.events.Handle._run = original  # type: ignore[method-assign]
-
-    def figures(self) -> list[dict[str, Any]]:
-        """Per callback, most time first: how often it went over, its longest and total,
-        and the CPU of that total."""
-        by: dict[str, list[tuple[float, float]]] = {}
-        for took, used, what in self.slow:
-            by.setdefault(what, []).append((took, used))
-        rows = [
-            {
-                "what": what,
-                "n": len(t),
-                "max_ms": max(w for w, _ in t) * 1000,
-                "total_ms": sum(w for w, _ in t) * 1000,
-                "cpu_ms": sum(c for _, c in t) * 1000,
-            }
-            for what, t in by.items()
-        ]
-        return sorted(rows, key=lambda r: -float(r["total_ms"]))
-
-
-def _describe(handle: asyncio.Handle) -> str:
-    callback = getattr(handle, "_callback", None)
-    owner = getattr(callback, "__self__", None)
-    if isinstance(owner, asyncio.Task):
-        return "task " + owner.get_name()
-    step = handle._args[0] if getattr(handle, "_args", None) else None  # the pipeline's _call
-    if callable(step):
-        return getattr(step, "__qualname__", repr(step))[:100]
-    return repr(callback)[:100]
-
-
-@contextmanager
-def _wake_hook(hook: Callable[[Clock, float, float], None]) -> Iterator[None]:
-    Clock.wake_hook = hook
-    try:
-        yield
-    finally:
-        Clock.wake_hook = None
-
 
 # -- calibration in virtual time -------------------------------------------------------------------
 
@@ -466,7 +187,7 @@ def calibrate(scenario: Scenario, start: float) -> Calibration:
 
     run = ScenarioRun(scenario, MemoryStore(), on_message=on_message)
     started = time.perf_counter()
-    with _wake_hook(recorder.on_wake):
+    with wake_hook(recorder.on_wake):
         result: RunResult = anyio.run(
             run.run, backend="asyncio", backend_options={"loop_factory": virtual_loop}
         )
@@ -479,53 +200,6 @@ def calibrate(scenario: Scenario, start: float) -> Calibration:
         end=end,
         wall_s=wall,
     )
-
-
-# -- the reference: a bare sleep loop on the same schedule -----------------------------------------
-
-
-def busiest_span(offsets: Sequence[float], seconds: float) -> list[float]:
-    """The sorted ``offsets`` inside the ``seconds`` long span holding the most of them,
-    shifted to start at 0."""
-    if not offsets:
-        return []
-    best, best_lo, lo = 0, 0, 0
-    for hi, value in enumerate(offsets):
-        while value - offsets[lo] > seconds:
-            lo += 1
-        if hi - lo + 1 > best:
-            best, best_lo = hi - lo + 1, lo
-    first = offsets[best_lo]
-    return [x - first for x in offsets[best_lo : best_lo + best]]
-
-
-async def replay(offsets: Sequence[float], *, lead: float = 0.2) -> list[float]:
-    """Sleep until each of ``offsets`` (loop seconds from now + ``lead``), each in a task of
-    its own armed up to ``lead`` ahead, as the worker's timers are; how late each woke."""
-    late: list[float] = []
-    origin = anyio.current_time() + lead
-
-    async def one(due: float) -> None:
-        await anyio.sleep(max(0.0, due - anyio.current_time()))
-        late.append(anyio.current_time() - due)
-
-    async with anyio.create_task_group() as tg:
-        index = 0
-        while index < len(offsets):
-            horizon = anyio.current_time() + lead
-            while index < len(offsets) and origin + offsets[index] <= horizon:
-                tg.start_soon(one, origin + offsets[index])
-                index += 1
-            await anyio.sleep(lead / 2)
-    return late
-
-
-async def _probe(late: list[tuple[float, float]]) -> None:
-    """Wake every :data:`PROBE_PERIOD`, noting ``(due, late)`` in loop time; until cancelled."""
-    while True:
-        due = anyio.current_time() + PROBE_PERIOD
-        await anyio.sleep(PROBE_PERIOD)
-        late.append((due, anyio.current_time() - due))
 
 
 # -- the MQTT side ---------------------------------------------------------------------------------
@@ -552,59 +226,6 @@ class LinkBus:
                 self.final_drain = time.time()
         await self.link.publish(messages)
         self.published += len(messages)
-
-
-class Subscriber:
-    """``mosquitto_sub -q 1`` in its own process, a line per message into a file."""
-
-    def __init__(self, broker: Mosquitto, path: Path) -> None:
-        self.broker = broker
-        self.path = path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        port = self.broker.port
-        with self.path.open("wb") as out:
-            self.process = subprocess.Popen(
-                sub_command(port, [SUBSCRIPTION, PROBE_TOPIC], FORMAT),
-                stdout=out,
-                stderr=subprocess.DEVNULL,
-            )
-        wait_subscribed(
-            lambda: PROBE_TOPIC.encode() in self.path.read_bytes(),
-            port,
-            PROBE_TOPIC,
-            process=self.process,
-            timeout=CONNECT_TIMEOUT,
-        )
-
-    def lines(self) -> list[tuple[float, str, int]]:
-        """``(receive unix time, topic, qos)`` of every status message received so far."""
-        out = []
-        for raw in self.path.read_bytes().splitlines():
-            parts = raw.decode().split(" ")
-            if len(parts) == 3 and parts[1] != PROBE_TOPIC:
-                out.append((float(parts[0]), parts[1], int(parts[2])))
-        return out
-
-    def wait_for(self, count: int, timeout: float) -> None:
-        """Until ``count`` status messages are in (or ``timeout``), then 0.3 s more."""
-        deadline = time.monotonic() + timeout
-        while len(self.lines()) < count and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(0.3)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-
-def _own_run_delay() -> float:
-    """Seconds this process's main thread (the loop's) has waited, runnable, for a CPU:
-    what other processes on the machine took from it."""
-    waited = _run_delay(os.getpid())
-    return math.nan if waited is None else waited
 
 
 # -- the measured run ------------------------------------------------------------------------------
@@ -654,27 +275,29 @@ def measure(settings: Settings) -> dict[str, Any]:
     reference_offsets = busiest_span(offsets, settings.reference_seconds)
 
     with contextlib.ExitStack() as stack:
-        if settings.keep is not None:
-            workdir = settings.keep
-            workdir.mkdir(parents=True, exist_ok=True)
-        else:
-            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-sch-")))
-        broker = Mosquitto(workdir)
-        broker.start()
-        subscriber = Subscriber(broker, workdir / "received.txt")
+        folder = workdir(stack, "bench-sch-", settings.keep)
+        broker = stack.enter_context(mosquitto(folder))
+        # Receive time, topic and QoS of every status message, in a file of its own.
+        subscriber = Subscriber(
+            broker.port,
+            [SUBSCRIPTION],
+            "%q",
+            folder / "received.txt",
+            probe_topic=PROBE_TOPIC,
+            timeout=CONNECT_TIMEOUT,
+        )
         try:
             subscriber.start()
-            with disk_load(workdir, enabled=settings.disk_load) as load:
-                run = _run(settings, speed, reference_offsets, broker, workdir)
+            with disk_load(folder, enabled=settings.disk_load) as load:
+                run = _run(settings, speed, reference_offsets, broker, folder)
             run["disk_load_mib"] = load.reported_mib
             committed: Counter[str] = run.pop("committed_topics")
             subscriber.wait_for(sum(committed.values()), SETTLE_TIMEOUT)
-            lines = subscriber.lines()
+            lines = [(stamp, topic, int(qos)) for stamp, topic, qos in subscriber.lines()]
         finally:
             subscriber.stop()
-            cpu = _proc_cpu(broker.process.pid) if broker.process else None
+            cpu = process_cpu(broker.process.pid) if broker.process else None
             broker_cpu = math.nan if cpu is None else cpu
-            broker.stop()
 
     received = Counter(topic for _, topic, _ in lines)
     qos0 = {topic for _, topic, qos in lines if qos == 0}
@@ -692,11 +315,10 @@ def measure(settings: Settings) -> dict[str, Any]:
             extra_in_run += 1
     arrivals = sorted(t for t, _, _ in lines if w_from <= t <= w_until)
     wall_window = w_until - w_from
-    busiest = _busiest(arrivals)
     wakes = [late for due, late in run.pop("wakes") if settings.start <= due <= cal.end]
     commits = [late for due, late in run.pop("commits") if settings.start <= due <= cal.end]
-    wake, commit = _summary(wakes), _summary(commits)
-    ref = _summary(run.pop("reference"))
+    wake, commit = summary_ms(wakes), summary_ms(commits)
+    ref = summary_ms(run.pop("reference"))
     report: dict[str, Any] = {
         "scenario": settings.path,
         "from_s": settings.start,
@@ -706,7 +328,7 @@ def measure(settings: Settings) -> dict[str, Any]:
         "window_messages_expected": cal.window_messages,
         "rate_asked": asked,
         "rate_achieved": len(arrivals) / wall_window if wall_window > 0 else math.nan,
-        "busiest_second": busiest,
+        "busiest_second": busiest(arrivals),
         "window_wall_s": wall_window,
         "committed": sum(committed.values()),
         "received": len(lines),
@@ -739,7 +361,7 @@ def _run(
     timings = StoreTimings()
     pauses = GcPauses()
     slow = SlowCallbacks(settings.blocking or 0.0)
-    store = TimedSQLiteStore(workdir / "worker.db", recorder, timings)
+    store = TimedSQLiteStore(workdir / "worker.db", timings, recorder.on_commit)
     out: dict[str, Any] = {}
 
     async def main() -> None:
@@ -747,10 +369,7 @@ def _run(
         # The link keeps its bookkeeping (epoch, protocol) apart, as the demo's mirror does.
         link = MqttLink(config, worker_id="bench-schedule", meta=MemoryMetadata())
         bus = LinkBus(link)
-        async with anyio.create_task_group() as tg:
-            await tg.start(link.run)
-            with anyio.fail_after(CONNECT_TIMEOUT):
-                await link.ready()
+        async with connected(link, CONNECT_TIMEOUT):
             print(f"  reference: {len(reference_offsets):,} bare timers ...", flush=True)
             out["reference"] = await replay(reference_offsets)
             run = ScenarioRun(scenario, store, speed=speed, sink=bus)
@@ -758,19 +377,19 @@ def _run(
             probe: list[tuple[float, float]] = []
             print(f"  running at {speed:,.0f} through {broker.url} ...", flush=True)
             cpu, wall, unix = time.process_time(), time.perf_counter(), time.time()
-            waited = _own_run_delay()
+            waited = own_run_delay()
             loop_t0 = anyio.current_time()
             async with anyio.create_task_group() as probing:
-                probing.start_soon(_probe, probe)
+                probing.start_soon(probe_loop, probe)
                 with (
-                    _wake_hook(recorder.on_wake),
+                    wake_hook(recorder.on_wake),
                     pauses.installed(),
                     slow.installed() if settings.blocking is not None else contextlib.nullcontext(),
                 ):
                     result = await run.run()
                 probing.cancel_scope.cancel()
             out["run_wall_s"] = time.perf_counter() - wall
-            out["cpu_wait_s"] = _own_run_delay() - waited
+            out["cpu_wait_s"] = own_run_delay() - waited
             out["gc_tracked_end"] = len(gc.get_objects())
             out["gc_frozen"] = gc.get_freeze_count()
             out["cpu_s"] = time.process_time() - cpu
@@ -790,11 +409,7 @@ def _run(
             out["window_unix"] = (zero + settings.start / speed, zero + end / speed)
             # The probe's wake-ups inside the window (not the warm-up, not the final drain).
             first, last = (loop_at + (t - sim_at) / scale for t in (settings.start, end))
-            out["probe"] = _summary([late for due, late in probe if first <= due <= last])
-            await link.stop()
-            with anyio.move_on_after(5):
-                await link.closed.wait()
-            tg.cancel_scope.cancel()
+            out["probe"] = summary_ms([late for due, late in probe if first <= due <= last])
 
     # The bench's own long-lived objects (the loaded scenario: every job and action of
     # the customers, which a real worker does not hold; the calibration's leftovers) are
@@ -803,7 +418,7 @@ def _run(
     gc.freeze()
     try:
         if settings.profile is not None:
-            _profiled(main, settings.profile)
+            profiled(main, settings.profile)
         else:
             anyio.run(main, backend="asyncio")
     finally:
@@ -819,30 +434,14 @@ def _run(
     return out
 
 
-def _profiled(main: Callable[[], Any], path: Path) -> None:
-    from pyinstrument import Profiler
-
-    profiler = Profiler(async_mode="disabled")
-    profiler.start()
-    try:
-        anyio.run(main, backend="asyncio")
-    finally:
-        profiler.stop()
-        if path.suffix == ".html":
-            path.write_text(profiler.output_html())
-        else:
-            path.write_text(profiler.output_text(unicode=True, show_all=False))
-        print(f"profile: {path}", flush=True)
-
-
 # -- output ----------------------------------------------------------------------------------------
 
-HEAD = (
-    "| scenario | window | speed | msg/s asked | msg/s achieved (busiest s) | timed steps "
+HEAD = header(
+    "scenario | window | speed | msg/s asked | msg/s achieved (busiest s) | timed steps "
     "| wake late p50 / p99 / max ms | commit late p50 / p99 / max ms "
     "| reference p50 / p99 / max ms | p99 ÷ reference | loop probe p99 / max ms "
-    "| committed / received / lost | CPU bench / broker | waited for a CPU | p99 < 50 ms |\n"
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    "| committed / received / lost | CPU bench / broker | waited for a CPU | p99 < 50 ms",
+    "llrrrrrrrrrrrrl",
 )
 
 
@@ -851,17 +450,23 @@ def _ms(s: dict[str, float]) -> str:
 
 
 def row(r: dict[str, Any]) -> str:
-    window = f"{r['from_s'] / 86400:.1f}–{r['until_s'] / 86400:.1f} d"
     run_wall = r["run_wall_s"]
-    return (
-        f"| `{r['scenario']}` | {window} | {r['speed']:,.0f} | {r['rate_asked']:,.0f} "
-        f"| {r['rate_achieved']:,.0f} ({r['busiest_second']:,}) | {r['wake']['n']:,} "
-        f"| {_ms(r['wake'])} | {_ms(r['commit'])} | {_ms(r['reference'])} "
-        f"| {r['p99_ratio']:.1f}× | {r['probe']['p99_ms']:.1f} / {r['probe']['max_ms']:.1f} "
-        f"| {r['committed']:,} / {r['received']:,} / {r['lost']:,} "
-        f"| {r['cpu']:.0%} / {r['broker_cpu_s'] / run_wall:.0%} "
-        f"| {r['cpu_wait_s'] / run_wall:.0%} "
-        f"| {'yes' if r['target_met'] else '**no**'} |"
+    return cells(
+        f"`{r['scenario']}`",
+        f"{r['from_s'] / 86400:.1f}–{r['until_s'] / 86400:.1f} d",
+        f"{r['speed']:,.0f}",
+        f"{r['rate_asked']:,.0f}",
+        f"{r['rate_achieved']:,.0f} ({r['busiest_second']:,})",
+        f"{r['wake']['n']:,}",
+        _ms(r["wake"]),
+        _ms(r["commit"]),
+        _ms(r["reference"]),
+        f"{r['p99_ratio']:.1f}×",
+        f"{r['probe']['p99_ms']:.1f} / {r['probe']['max_ms']:.1f}",
+        f"{r['committed']:,} / {r['received']:,} / {r['lost']:,}",
+        f"{r['cpu']:.0%} / {r['broker_cpu_s'] / run_wall:.0%}",
+        f"{r['cpu_wait_s'] / run_wall:.0%}",
+        "yes" if r["target_met"] else "**no**",
     )
 
 
@@ -959,14 +564,8 @@ def _blocking_lines(r: dict[str, Any]) -> list[str]:
     ]
 
 
-def _machine() -> str:
-    return ", ".join(f"{key} {value}" for key, value in machine().items())
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.schedule", description=__doc__.split("\n\n")[0]
-    )
+    parser = cli.parser("bench.schedule", __doc__)
     parser.add_argument("scenario", nargs="?", help=f"scenario file (default {DEFAULT_SCENARIO})")
     parser.add_argument(
         "--rate", type=float, help=f"status messages a second asked for (default {DEFAULT_RATE:g})"
@@ -985,69 +584,66 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         metavar="MS",
         help="also note every loop callback longer than MS ms (a diagnosis; it costs a little)",
     )
-    parser.add_argument(
-        "--disk-load",
-        action="store_true",
-        help="keep the disk busy during the run: a child writing and syncing 256 MiB files",
-    )
+    add_disk_load_option(parser, "the run")
     parser.add_argument("--keep", type=Path, help="keep the working directory here")
-    parser.add_argument("--json", type=Path, help="write every figure here")
-    parser.add_argument("--docs", action="store_true", help="write the table into the docs")
-    args = parser.parse_args(argv)
-    given = sys.argv[1:] if argv is None else argv
-    command = shlex.join([".venv/bin/python", "-m", "bench.schedule", *given])
-
-    saved = structlog.get_config()
-    configure_logging(level="error", fmt="json", stream=sys.stderr)
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-schedule-smoke-") as tmp:
-            if args.smoke:
-                if args.scenario:
-                    parser.error("--smoke runs its own scenario")
-                if args.docs:
-                    parser.error("--smoke never writes the docs")
-                path = Path(tmp) / "schedule-smoke.toml"
-                path.write_text(SMOKE_SCENARIO)
-                label, full = "smoke", load_scenario(path)
-                start = parse_duration(args.start or "0s")
-                until = parse_duration(args.until) if args.until else full.until
-                rate, reference_seconds = args.rate or SMOKE_RATE, min(args.reference_seconds, 1)
-            else:
-                label = args.scenario or DEFAULT_SCENARIO
-                full = load_scenario(label)
-                start = parse_duration(args.start or DEFAULT_FROM)
-                until = parse_duration(args.until or DEFAULT_UNTIL)
-                rate, reference_seconds = args.rate or DEFAULT_RATE, args.reference_seconds
-            if not start < until:
-                parser.error("--from must come before --until")
-            settings = Settings(
-                scenario=dataclasses.replace(full, until=until),
-                path=label,
-                rate=rate,
-                start=start,
-                speed=args.speed,
-                reference_seconds=reference_seconds,
-                profile=args.profile,
-                keep=args.keep,
-                blocking=None if args.blocking is None else args.blocking / 1000,
-                disk_load=args.disk_load,
-            )
-            load_before = os.getloadavg()[0]
-            run = measure(settings)
-            load_after = os.getloadavg()[0]
-    finally:
-        structlog.configure(**saved)
+    cli.add_outputs(parser)
+    given = cli.arguments(argv)
+    args = parser.parse_args(given)
+    command = cli.command_line("bench.schedule", given)
+    with (
+        cli.quiet_logging(),
+        tempfile.TemporaryDirectory(prefix="bench-schedule-smoke-") as tmp,
+    ):
+        settings = _settings(args, parser, Path(tmp))
+        load_before = load_average()
+        run = measure(settings)
+        load_after = load_average()
     report: dict[str, Any] = {
         "command": command,
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": _machine(),
+        "machine": machine_line(),
         "load_before": load_before,
         "load_after": load_after,
-        "reference_seconds": reference_seconds,
+        "reference_seconds": settings.reference_seconds,
         "run": run,
     }
     finish("schedule", table(report), report, json_path=args.json, docs=args.docs)
     return report
+
+
+def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser, tmp: Path) -> Settings:
+    """What the command line asks for; ``--smoke`` writes its scenario into ``tmp``."""
+    if args.smoke:
+        if args.scenario:
+            parser.error("--smoke runs its own scenario")
+        if args.docs:
+            parser.error("--smoke never writes the docs")
+        path = tmp / "schedule-smoke.toml"
+        path.write_text(SMOKE_SCENARIO)
+        label, full = "smoke", load_scenario(path)
+        start = parse_duration(args.start or "0s")
+        until = parse_duration(args.until) if args.until else full.until
+        rate, reference_seconds = args.rate or SMOKE_RATE, min(args.reference_seconds, 1)
+    else:
+        label = args.scenario or DEFAULT_SCENARIO
+        full = load_scenario(label)
+        start = parse_duration(args.start or DEFAULT_FROM)
+        until = parse_duration(args.until or DEFAULT_UNTIL)
+        rate, reference_seconds = args.rate or DEFAULT_RATE, args.reference_seconds
+    if not start < until:
+        parser.error("--from must come before --until")
+    return Settings(
+        scenario=dataclasses.replace(full, until=until),
+        path=label,
+        rate=rate,
+        start=start,
+        speed=args.speed,
+        reference_seconds=reference_seconds,
+        profile=args.profile,
+        keep=args.keep,
+        blocking=None if args.blocking is None else args.blocking / 1000,
+        disk_load=args.disk_load,
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The status streams of the shipped scenarios, pinned by digest: a change that alters a
 single byte a consumer would receive fails here, so a refactoring can prove it changed
 nothing. A change meant to alter the stream regenerates the digests with
-``.venv/bin/python -m tests.simulator.test_golden_streams --write`` and says why in its
+``.venv/bin/python -m tests.simulator.run.test_golden_streams --write`` and says why in its
 commit.
 """
 
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from simulator.runner import run_scenario
+from simulator.run.runner import run_scenario
 from simulator.scenario import load_scenario
 from worker.logs import configure_logging
 from worker.memory_store import MemoryStore
 from worker.status import StatusMessage
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 GOLDEN = Path(__file__).parent / "data" / "golden-streams.json"
 SCENARIOS = (
     "cancel-mid-transfer",
