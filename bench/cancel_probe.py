@@ -25,8 +25,8 @@ from typing import Any
 import anyio
 
 from simulator.client import JobsClient
-from worker.logs import configure_logging
-from worker.mqtt.broker import BrokerConfig
+from worker import configure_logging
+from worker.mqtt import BrokerConfig
 
 __all__ = ["main", "probe"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import structlog
 
-from worker.logs import configure_logging
+from worker import configure_logging
 
 __all__ = ["add_outputs", "arguments", "command_line", "parser", "quiet_logging"]
 

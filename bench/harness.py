@@ -26,7 +26,7 @@ import anyio
 from simulator.live.processes import DRIVESIM, Mosquitto
 
 if TYPE_CHECKING:
-    from worker.mqtt.link import MqttLink
+    from worker.mqtt import MqttLink
 
 __all__ = [
     "NO_INFLIGHT_CAP",

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from bench import harness
 from bench.harness import python_code
-from worker.model import DriveState
+from worker import DriveState
 from worker.record import decode
+from worker.states import ACTIVE
 
-__all__ = ["ACTIVE", "StoreState", "build_db", "read_store", "scenario_text"]
+__all__ = ["StoreState", "build_db", "read_store", "scenario_text"]
 
 
 def scenario_text(jobs: int) -> str:
@@ -70,8 +71,7 @@ import os
 import sys
 from simulator.run.runner import run_scenario
 from simulator.scenario import load_scenario
-from worker.logs import configure_logging
-from worker.sqlite_store import SQLiteStore
+from worker import SQLiteStore, configure_logging
 configure_logging(level="warning", fmt="json")
 store = SQLiteStore(sys.argv[2] + ".tmp")
 try:
@@ -80,8 +80,6 @@ finally:
     store.close()
 os.replace(sys.argv[2] + ".tmp", sys.argv[2])
 """
-
-ACTIVE = ("Shipping", "Received", "Transferring", "Packaging")
 
 
 @dataclass(slots=True)

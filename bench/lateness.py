@@ -24,9 +24,7 @@ from typing import Any
 import anyio
 
 from simulator.run.runner import ScenarioRun
-from worker.clock import Clock
-from worker.retention import deletion_due
-from worker.store import Commit
+from worker import Clock, Commit, deletion_due
 
 __all__ = ["PROBE_PERIOD", "Recorder", "probe_loop", "replay", "wake_hook"]
 

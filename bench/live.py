@@ -63,10 +63,8 @@ from bench.tables import row as cells
 from simulator.live.run import LiveRun
 from simulator.report.history import History
 from simulator.scenario import Scenario, load_scenario
-from worker.clock import parse_duration
-from worker.config import Policy
+from worker import Policy, StatusMessage, parse_duration
 from worker.states import TERMINAL
-from worker.status import StatusMessage
 
 __all__ = ["Plan", "main", "measure", "reference"]
 

@@ -24,8 +24,7 @@ CHILD = """
 import json, sys, time
 from simulator.run.runner import run_scenario
 from simulator.scenario import load_scenario
-from worker.logs import configure_logging
-from worker.memory_store import MemoryStore
+from worker import MemoryStore, configure_logging
 configure_logging(level="warning")  # as the CLI does: info events would cost more than the run
 scenario = load_scenario(sys.argv[1])
 counts = {"changes": 0, "messages": 0, "jobs": 0}

@@ -46,13 +46,10 @@ from time import perf_counter
 from simulator.run import runner
 from simulator.run.runner import ScenarioRun, run_scenario
 from simulator.scenario import load_scenario
-from worker import ledger
-from worker.relay import OutboxRelay
-from worker.logs import configure_logging
-from worker.pipeline import DatacenterPipeline
-from worker.retention import RetentionSweeper
-from worker.service import JobService
-from worker.memory_store import MemoryStore
+from worker import (
+    DatacenterPipeline, JobService, MemoryStore, OutboxRelay, RetentionSweeper, configure_logging,
+)
+from worker import ledger  # internal: its commit is wrapped in a timer
 
 configure_logging(level="warning")
 scenario = load_scenario(sys.argv[1])

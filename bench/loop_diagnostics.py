@@ -20,8 +20,7 @@ from typing import Any
 import anyio
 
 from bench.stats import summary_ms
-from worker.sqlite_store import SQLiteStore
-from worker.store import Commit, OutboxEntry
+from worker import Commit, OutboxEntry, SQLiteStore
 
 __all__ = ["GcPauses", "SlowCallbacks", "StoreTimings", "TimedSQLiteStore", "profiled"]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from worker.status import StatusMessage, job_topic
+from worker import StatusMessage, job_topic
 
 __all__ = ["DEFAULT_JOBS", "SUBSCRIPTION", "make_messages", "wire_payload"]
 

@@ -49,15 +49,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from bench.harness import connected
 from bench.messages import DEFAULT_JOBS, make_messages, wire_payload
 from bench.procfs import own_cpu
-from worker.clock import Clock
-from worker.ledger import SIM_NOW, Ledger
-from worker.logs import configure_logging
-from worker.mqtt.broker import BrokerConfig
-from worker.mqtt.link import MqttLink
-from worker.relay import OutboxRelay
-from worker.sqlite_store import SQLiteStore
-from worker.status import StatusMessage
-from worker.store import Commit
+from worker import Clock, Commit, Ledger, OutboxRelay, SQLiteStore, StatusMessage, configure_logging
+from worker.ledger import SIM_NOW
+from worker.mqtt import BrokerConfig, MqttLink
 
 __all__ = ["CASES", "main"]
 

@@ -40,15 +40,17 @@ from bench import cli
 from bench.harness import NO_INFLIGHT_CAP, connected, mosquitto
 from bench.messages import make_messages
 from bench.procfs import bytes_written, own_cpu
-from worker.clock import Clock
-from worker.ledger import Ledger
-from worker.logs import configure_logging
-from worker.mqtt.broker import BrokerConfig
-from worker.mqtt.link import MqttLink
-from worker.relay import OutboxRelay
-from worker.sqlite_store import SQLiteStore
-from worker.status import StatusMessage
-from worker.store import Commit, OutboxEntry
+from worker import (
+    Clock,
+    Commit,
+    Ledger,
+    OutboxEntry,
+    OutboxRelay,
+    SQLiteStore,
+    StatusMessage,
+    configure_logging,
+)
+from worker.mqtt import BrokerConfig, MqttLink
 
 __all__ = ["main"]
 

@@ -61,7 +61,7 @@ from bench.tables import header
 from bench.tables import row as cells
 from bench.worker_log import LogTail, stamp
 from simulator.live.processes import Mosquitto, WorkerProcess
-from worker.status import PREFIX
+from worker import TOPIC_PREFIX
 
 __all__ = ["TrialResult", "main", "read_store", "run"]
 
@@ -84,7 +84,7 @@ class Snapshots:
     receives: ``(receive time, topic, epoch)`` of each, epoch None for an empty payload."""
 
     def __init__(self, port: int, path: Path) -> None:
-        topics = [f"{PREFIX}/jobs/+/state", f"{PREFIX}/jobs/+/drives/+/state"]
+        topics = [f"{TOPIC_PREFIX}/jobs/+/state", f"{TOPIC_PREFIX}/jobs/+/drives/+/state"]
         self._subscriber = Subscriber(
             port, topics, "%p", path, probe_topic=PROBE, version="mqttv311", interval=0.1
         )

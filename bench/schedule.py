@@ -109,12 +109,16 @@ from simulator.live.processes import Mosquitto
 from simulator.run.result import RunResult
 from simulator.run.runner import ScenarioRun
 from simulator.scenario import Scenario, load_scenario
-from worker.clock import format_duration, parse_duration, virtual_loop
-from worker.memory_store import MemoryStore
-from worker.metadata import MemoryMetadata
-from worker.mqtt.broker import BrokerConfig
-from worker.mqtt.link import MqttLink
-from worker.status import PREFIX, StatusMessage
+from worker import (
+    TOPIC_PREFIX,
+    MemoryMetadata,
+    MemoryStore,
+    StatusMessage,
+    format_duration,
+    parse_duration,
+    virtual_loop,
+)
+from worker.mqtt import BrokerConfig, MqttLink
 
 __all__ = ["Calibration", "Settings", "main", "measure"]
 
@@ -124,7 +128,7 @@ DEFAULT_SCENARIO = "configs/load-10k.toml"
 DEFAULT_FROM, DEFAULT_UNTIL = "7d", "17d"
 DEFAULT_RATE = 5000.0
 TARGET_P99_MS = 50.0
-SUBSCRIPTION = f"{PREFIX}/jobs/#"
+SUBSCRIPTION = f"{TOPIC_PREFIX}/jobs/#"
 PROBE_TOPIC = "bench/schedule/probe"
 #: Wall seconds to wait for the broker, and for the last messages to reach the subscriber.
 CONNECT_TIMEOUT = 10.0

@@ -31,11 +31,7 @@ from typing import Any
 import simpy
 
 from simulator.scenario import Action, JobSpec, Scenario, load_scenario
-from worker import states
-from worker.heap import long_lived_heap
-from worker.model import JobState, JobType
-from worker.plan import Planner
-from worker.record import DrivePlan
+from worker import DrivePlan, JobState, JobType, Planner, long_lived_heap, states
 
 __all__ = ["run_reference"]
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.harness import Tail
+from simulator.live.processes import terminate
 
 __all__ = ["Subscriber", "probe", "sub_command", "wait_subscribed"]
 
@@ -158,10 +159,4 @@ class Subscriber:
         time.sleep(linger)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)

@@ -17,11 +17,8 @@ from rich.markup import escape
 from simulator.console.jobs import DEFAULT_BROKER, add_jobs_parser, run_jobs
 from simulator.demo.command import add_demo_parser, run_demo
 from simulator.scenario.file import load_scenario
-from worker.errors import DrivesimError
-from worker.logs import configure_logging
-from worker.mqtt.broker import BrokerConfig
-from worker.settings import HttpConfig, load_worker_settings
-from worker.status import PREFIX
+from worker import TOPIC_PREFIX, DrivesimError, HttpConfig, configure_logging, load_worker_settings
+from worker.mqtt import BrokerConfig
 
 # What one command alone needs is imported by that command, so that ``drivesim worker`` (which
 # a crashed worker's supervisor restarts) does not wait for the HTTP server, the live runner,
@@ -32,7 +29,6 @@ if TYPE_CHECKING:
     from simulator.report.history import History
     from simulator.run.result import RunResult
     from simulator.scenario.file import Scenario
-    from worker.http_server import HttpServer
 
 __all__ = ["main"]
 
@@ -173,7 +169,7 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
 
 
 def _worker(args: argparse.Namespace, console: Console) -> int:
-    from worker.app import serve
+    from worker import serve
 
     settings = load_worker_settings(args.config)
     if args.broker:
@@ -202,14 +198,14 @@ def _worker(args: argparse.Namespace, console: Console) -> int:
             settings, http=dataclasses.replace(settings.http, https=True)
         )
 
-    def ready(broker: BrokerConfig, http: HttpServer | None) -> None:
+    def ready(broker: BrokerConfig, http: HttpConfig | None) -> None:
         console.print(
             f"worker [bold]{settings.worker_id}[/bold] serving on {broker.url} "
             f"({settings.speed:g} simulated seconds a second, store {settings.db})"
         )
         console.print(
             f"watch it: mosquitto_sub -h {broker.host} -p {broker.port} "
-            f"-t '{PREFIX}/#' -v    or: drivesim watch --broker {broker.url}"
+            f"-t '{TOPIC_PREFIX}/#' -v    or: drivesim watch --broker {broker.url}"
         )
         if http is not None:
             console.print(f"Azure REST API (Microsoft.ImportExport) on {http.url}")
@@ -229,9 +225,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from simulator.report.invariants import check_run
     from simulator.report.json_report import build_report
     from simulator.run.runner import run_scenario
-    from worker.memory_store import MemoryStore
-    from worker.sqlite_store import SQLiteStore
-    from worker.store import JobStore
+    from worker import JobStore, MemoryStore, SQLiteStore
 
     scenario = load_scenario(args.scenario)
     if args.speed is not None and args.speed <= 0:

@@ -18,9 +18,8 @@ import anyio
 from anyio.abc import TaskGroup
 from paho.mqtt.packettypes import PacketTypes
 
-from worker.errors import CommandFailed
-from worker.mqtt.broker import BrokerConfig, Version, connected, make_client, mqtt_properties
-from worker.status import PREFIX
+from worker import TOPIC_PREFIX, CommandFailed
+from worker.mqtt import BrokerConfig, Version, connected, make_client, mqtt_properties
 
 __all__ = ["JobsClient"]
 
@@ -35,7 +34,7 @@ class JobsClient:
         self.timeout = timeout
         self.prefer: Version = prefer
         self.client_id = f"drivesim-client-{uuid.uuid4().hex[:12]}"
-        self.reply_topic = f"{PREFIX}/replies/{self.client_id}"
+        self.reply_topic = f"{TOPIC_PREFIX}/replies/{self.client_id}"
         self.version: Version = "3.1.1"
         self._client: aiomqtt.Client | None = None
         self._waiting: dict[str, tuple[anyio.Event, list[dict[str, Any]]]] = {}
@@ -108,7 +107,7 @@ class JobsClient:
             # dies waits for a PUBACK that never comes.
             with anyio.fail_after(self.timeout):
                 await self._client.publish(
-                    f"{PREFIX}/commands/{op}", payload, qos=1, properties=properties
+                    f"{TOPIC_PREFIX}/commands/{op}", payload, qos=1, properties=properties
                 )
                 await done[0].wait()
         finally:

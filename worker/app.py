@@ -28,7 +28,7 @@ from worker.mqtt.embedded import embedded_broker
 from worker.mqtt.link import MqttLink
 from worker.plan import Planner
 from worker.service import JobService
-from worker.settings import WorkerSettings
+from worker.settings import HttpConfig, WorkerSettings
 from worker.sqlite_store import SQLiteStore
 
 if TYPE_CHECKING:  # the REST API (starlette, uvicorn) is imported only when it is served
@@ -132,10 +132,10 @@ async def _broker(settings: WorkerSettings) -> AsyncIterator[BrokerConfig]:
 def serve(
     settings: WorkerSettings,
     *,
-    on_ready: Callable[[BrokerConfig, HttpServer | None], None],
+    on_ready: Callable[[BrokerConfig, HttpConfig | None], None],
 ) -> None:
     """Run a worker until SIGINT or SIGTERM; ``on_ready`` is told the broker it serves on,
-    and the Azure REST API's server when there is one (its URL, its certificate). On the
+    and the Azure REST API as served when there is one (its URL, its certificate). On the
     embedded broker it is told once the worker is subscribed to commands there."""
     log.info("worker starting", worker=settings.worker_id, db=str(settings.db))
 
@@ -162,7 +162,7 @@ def serve(
                 # and a command sent on seeing "serving on" must find it there. (An outside
                 # broker may be down; the worker serves HTTP and keeps its outbox meanwhile.)
                 await worker.link.ready()
-            on_ready(broker, worker.http)
+            on_ready(broker, worker.http.bound if worker.http is not None else None)
             await worker.stop.wait()
             # worker.run returns once it has shut down; then the signal task is done too.
 

@@ -27,7 +27,7 @@ from worker.errors import PayloadTooLarge, ServiceError, ServiceUnavailable, Val
 from worker.model import to_builtins
 from worker.requests import check_depth, decode
 from worker.service import JobService
-from worker.status import PREFIX
+from worker.status import TOPIC_PREFIX
 
 __all__ = ["OPERATIONS", "CommandHandler", "Reply"]
 
@@ -69,7 +69,7 @@ class ShipRequest(_Request, kw_only=True):
 
 
 #: Where 3.1.1 clients may ask for replies: their own level under this prefix, no wildcards.
-REPLY_PREFIX = f"{PREFIX}/replies/"
+REPLY_PREFIX = f"{TOPIC_PREFIX}/replies/"
 
 
 class _Address(msgspec.Struct, rename="camel"):

@@ -127,10 +127,16 @@ class HttpServer:
         self.cert_file: Path | None = Path(config.cert_file) if config.cert_file else None
 
     @property
-    def url(self) -> str:
+    def bound(self) -> HttpConfig:
+        """The configuration as served: the port bound and the certificate in use."""
         assert self.address is not None, "not running"
         host, port = self.address
-        return dataclasses.replace(self.config, host=host, port=port).url
+        cert_file = str(self.cert_file) if self.cert_file is not None else None
+        return dataclasses.replace(self.config, host=host, port=port, cert_file=cert_file)
+
+    @property
+    def url(self) -> str:
+        return self.bound.url
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         generated: Path | None = None

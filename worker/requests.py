@@ -21,11 +21,20 @@ from worker.model import (
     UpdateJobParameters,
 )
 
-__all__ = ["check_depth", "check_drive_list", "check_name", "decode", "parse_put", "parse_update"]
+__all__ = [
+    "DRIVE_ID",
+    "JOB_NAME",
+    "check_depth",
+    "check_drive_list",
+    "check_name",
+    "decode",
+    "parse_put",
+    "parse_update",
+]
 
 #: Job names: a letter or digit, then letters, digits, '-' or '_'; at most 64 characters.
 #: They are one MQTT topic level and one ARM path segment, so nothing else is allowed.
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 #: Drive ids are hardware serial numbers "without spaces".
 DRIVE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 LOG_LEVELS = ("Error", "Verbose")
@@ -34,7 +43,7 @@ T = TypeVar("T")
 
 
 def check_name(name: object) -> str:
-    if not isinstance(name, str) or not NAME.fullmatch(name):
+    if not isinstance(name, str) or not JOB_NAME.fullmatch(name):
         raise ValidationError(
             f"The job name {name!r} is invalid: use 1 to 64 letters, digits, '-' or '_', "
             "starting with a letter or digit.",

@@ -32,7 +32,9 @@ from typing import Literal
 from worker.model import DriveState, JobState
 
 __all__ = [
+    "ACTIVE",
     "AFTER_COPY",
+    "ARRIVED",
     "CANCEL_WINDOWS",
     "COPYING_DRIVES",
     "DELETABLE",
@@ -56,6 +58,7 @@ __all__ = [
     "Outcome",
     "Step",
     "Verdict",
+    "allowed_in",
     "check_tables",
     "copy_step_over",
     "decide",
@@ -258,8 +261,25 @@ AFTER_COPY: frozenset[JobState] = frozenset(
     s for s, step in STEPS.items() if step in (S.RETURN, S.RETENTION)
 )
 
+#: States the datacenter works in: from the package on its way in to the drives on their way
+#: back.
+ACTIVE: frozenset[JobState] = frozenset(
+    s for s, step in STEPS.items() if step in (S.ARRIVAL, S.COPY, S.RETURN)
+)
+
+#: States past the package's arrival (or the end of waiting for it).
+ARRIVED: frozenset[JobState] = frozenset(
+    s for s, step in STEPS.items() if step in (S.COPY, S.RETURN, S.RETENTION)
+)
+
+
+def allowed_in(command: Command) -> frozenset[JobState]:
+    """The states in which ``command`` applies to a job."""
+    return frozenset(s for s, row in RULES.items() if command in row)
+
+
 #: States in which the customer may delete a job (Jobs_Delete: "Creating or Completed").
-DELETABLE: frozenset[JobState] = frozenset(s for s, row in RULES.items() if C.DELETE in row)
+DELETABLE: frozenset[JobState] = allowed_in(C.DELETE)
 
 Outcome = Literal["succeeded", "cancelled", "failed"]
 

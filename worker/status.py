@@ -20,15 +20,18 @@ import msgspec
 from worker.record import JobRecord
 
 __all__ = [
-    "PREFIX",
+    "TOPIC_PREFIX",
     "Event",
     "StatusMessage",
     "build_messages",
     "decode_payload",
+    "drive_topic",
+    "job_topic",
     "snapshot_messages",
 ]
 
-PREFIX = "importexport/v1"
+#: The root of every topic drivesim uses: job status, workers, commands and replies.
+TOPIC_PREFIX = "importexport/v1"
 EVENT_TYPE_PREFIX = "com.drivesim.importexport."
 SOURCE = "/drivesim/datacenter"
 
@@ -55,11 +58,11 @@ class StatusMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 def job_topic(job: str, leaf: str) -> str:
-    return f"{PREFIX}/jobs/{job}/{leaf}"
+    return f"{TOPIC_PREFIX}/jobs/{job}/{leaf}"
 
 
 def drive_topic(job: str, drive: str) -> str:
-    return f"{PREFIX}/jobs/{job}/drives/{drive}/state"
+    return f"{TOPIC_PREFIX}/jobs/{job}/drives/{drive}/state"
 
 
 def build_messages(
@@ -74,7 +77,7 @@ def build_messages(
     record = after or before
     assert record is not None
     name = record.name
-    base = f"{PREFIX}/jobs/{name}/"
+    base = f"{TOPIC_PREFIX}/jobs/{name}/"
     messages: list[StatusMessage] = []
     add = messages.append
     # The members every payload of this change ends with, encoded once.

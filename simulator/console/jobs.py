@@ -12,9 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from simulator.client import JobsClient
-from worker.errors import CommandFailed
-from worker.mqtt.broker import BrokerConfig
-from worker.plan import bitlocker_key
+from worker import CommandFailed, bitlocker_key
+from worker.mqtt import BrokerConfig
 
 __all__ = ["add_jobs_parser", "run_jobs"]
 

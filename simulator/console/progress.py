@@ -10,8 +10,7 @@ from rich.live import Live
 from rich.text import Text
 
 from simulator.faults.plan import FaultRecord
-from worker.clock import format_duration
-from worker.status import StatusMessage
+from worker import StatusMessage, format_duration
 
 __all__ = ["RunProgress"]
 

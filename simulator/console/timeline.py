@@ -11,8 +11,7 @@ from rich.text import Text
 
 from simulator.faults.plan import FaultRecord
 from simulator.run.answers import ActionResult
-from worker.clock import format_duration
-from worker.status import StatusMessage, decode_payload
+from worker import StatusMessage, decode_payload, format_duration
 
 __all__ = ["Timeline", "print_summary"]
 

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.text import Text
 
 from simulator.console.timeline import Timeline
-from worker.mqtt.broker import BrokerConfig, Version, connected, make_client
-from worker.status import PREFIX
+from worker import TOPIC_PREFIX
+from worker.mqtt import BrokerConfig, Version, connected, make_client
 
 __all__ = ["watch"]
 
@@ -49,7 +49,7 @@ def _describe(topic: str, payload: bytes, *, retained: bool = False) -> Text | N
 
 def watch(broker: BrokerConfig, console: Console, *, job: str | None = None) -> None:
     """Print the stream until interrupted (Ctrl-C)."""
-    topics = [f"{PREFIX}/jobs/{job or '+'}/#", f"{PREFIX}/workers/+/status"]
+    topics = [f"{TOPIC_PREFIX}/jobs/{job or '+'}/#", f"{TOPIC_PREFIX}/workers/+/status"]
 
     async def main() -> None:
         def make(version: Version) -> aiomqtt.Client:

@@ -10,8 +10,7 @@ from typing import Any
 
 from simulator.demo.outcome import size
 from simulator.scenario.file import Scenario
-from worker.model import DriveState
-from worker.status import PREFIX, StatusMessage, decode_payload
+from worker import TOPIC_PREFIX, DriveState, StatusMessage, decode_payload
 
 __all__ = ["Board", "DriveView", "JobView", "Wire", "describe_message"]
 
@@ -54,7 +53,7 @@ class Wire:
 
 
 def _short(topic: str) -> str:
-    return topic.removeprefix(f"{PREFIX}/jobs/")
+    return topic.removeprefix(f"{TOPIC_PREFIX}/jobs/")
 
 
 def describe_message(message: StatusMessage) -> str:

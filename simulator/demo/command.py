@@ -30,13 +30,9 @@ from simulator.demo.summary import print_compare, print_summary
 from simulator.demo.view import LiveView
 from simulator.run.answers import ActionResult
 from simulator.run.result import RunResult
-from worker.clock import virtual_loop
-from worker.errors import DrivesimError
-from worker.model import JobState
-from worker.mqtt.broker import BrokerConfig
-from worker.mqtt.embedded import embedded_broker
+from worker import TOPIC_PREFIX, DrivesimError, JobState, StatusMessage, virtual_loop
+from worker.mqtt import BrokerConfig, embedded_broker
 from worker.states import CancelWindow
-from worker.status import PREFIX, StatusMessage
 
 __all__ = ["add_demo_parser", "play_virtual", "run_demo", "run_virtual"]
 
@@ -216,7 +212,7 @@ def _live(console: Console, options: StoryOptions, speed: float, url: str | None
             narrator.intro(
                 f"{speed:g} simulated seconds a second ({_pace(speed)} a second)",
                 f"{label} · watch it: mosquitto_sub -h {config.host} -p {config.port} "
-                f"-t '{PREFIX}/#' -v",
+                f"-t '{TOPIC_PREFIX}/#' -v",
             )
 
             def on_message(message: StatusMessage) -> None:

@@ -17,12 +17,8 @@ from collections.abc import Callable
 import anyio
 from anyio.abc import TaskStatus
 
-from worker.errors import PublishError
-from worker.logs import get_logger
-from worker.metadata import MemoryMetadata
-from worker.mqtt.broker import BrokerConfig
-from worker.mqtt.link import MqttLink
-from worker.status import StatusMessage
+from worker import MemoryMetadata, PublishError, StatusMessage, get_logger
+from worker.mqtt import BrokerConfig, MqttLink
 
 __all__ = ["BrokerMirror"]
 

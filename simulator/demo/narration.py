@@ -16,10 +16,8 @@ from simulator.demo.board import Board, describe_message
 from simulator.demo.outcome import at, size
 from simulator.demo.story import CARRIER, MAIN, OTHER, StoryOptions
 from simulator.run.answers import ActionResult
-from worker.clock import parse_duration
-from worker.model import JobState
+from worker import JobState, StatusMessage, decode_payload, parse_duration
 from worker.states import CANCEL_WINDOWS, CancelWindow
-from worker.status import StatusMessage, decode_payload
 
 __all__ = ["SOURCES", "Narrator", "window_text"]
 

@@ -14,7 +14,7 @@ from simulator.report.invariants import CheckResult, check_run
 from simulator.report.json_report import after_cancel
 from simulator.run.answers import ActionResult
 from simulator.run.result import RunResult
-from worker.clock import format_duration
+from worker import format_duration
 
 __all__ = ["DemoOutcome", "DriveFate", "at", "outcome_of", "size"]
 

@@ -24,11 +24,16 @@ from simulator.run.answers import ActionResult
 from simulator.run.result import RunResult
 from simulator.run.runner import ScenarioRun
 from simulator.scenario.file import Scenario
-from worker.clock import Clock, virtual_loop
-from worker.logs import get_logger, sim_time
-from worker.memory_store import MemoryStore
+from worker import (
+    Clock,
+    MemoryStore,
+    StatusMessage,
+    decode_payload,
+    get_logger,
+    sim_time,
+    virtual_loop,
+)
 from worker.states import TERMINAL
-from worker.status import StatusMessage, decode_payload
 
 __all__ = ["StoryRun"]
 

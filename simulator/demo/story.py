@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from simulator.scenario.file import Scenario, parse_scenario
-from worker.model import JobState
+from worker import JobState
 from worker.states import CANCEL_WINDOWS, CancelWindow
 
 __all__ = [

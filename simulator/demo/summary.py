@@ -15,7 +15,7 @@ from rich.table import Table
 from simulator.demo.narration import window_text
 from simulator.demo.outcome import DemoOutcome, at, size
 from simulator.run.answers import ActionResult
-from worker.model import JobState
+from worker import JobState
 from worker.states import CANCEL_WINDOWS
 
 __all__ = ["compare_rows", "print_compare", "print_summary"]

@@ -41,7 +41,7 @@ import anyio
 from simulator.live.processes import Mosquitto, WorkerProcess
 from simulator.live.proxy import FaultProxy
 from simulator.run.answers import ActionResult
-from worker.clock import Clock
+from worker import Clock
 
 __all__ = [
     "FAULTS",

@@ -9,8 +9,8 @@ import anyio
 from anyio.abc import TaskStatus
 
 from simulator.client import JobsClient
-from worker.logs import get_logger
-from worker.mqtt.broker import BrokerConfig
+from worker import get_logger
+from worker.mqtt import BrokerConfig
 
 __all__ = ["RetryingCommands"]
 

@@ -19,8 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from simulator.report.history import History
 from simulator.report.invariants import check_stream
-from worker.clock import DEFAULT_EPOCH
-from worker.status import PREFIX, StatusMessage
+from worker import DEFAULT_EPOCH, TOPIC_PREFIX, StatusMessage
 
 __all__ = ["Observer", "Received", "collect_retained"]
 
@@ -34,7 +33,7 @@ class Observer:
         self,
         port: int,
         *,
-        topics: tuple[str, ...] = (f"{PREFIX}/#",),
+        topics: tuple[str, ...] = (f"{TOPIC_PREFIX}/#",),
         username: str | None = None,
         password: str | None = None,
         listener: Callable[[str, bytes], None] | None = None,
@@ -139,13 +138,13 @@ class Observer:
         return {c.name: c.violations for c in check_stream(self.history()) if c.violations}
 
     def worker_states(self, worker_id: str) -> list[str]:
-        topic = f"{PREFIX}/workers/{worker_id}/status"
+        topic = f"{TOPIC_PREFIX}/workers/{worker_id}/status"
         return [json.loads(p)["state"] for t, p, _ in self.snapshot() if t == topic and p]
 
 
 def collect_retained(port: int, *, quiet: float = 1.0, timeout: float = 60) -> dict[str, bytes]:
     """The job topics the broker holds retained, read by a fresh subscriber."""
-    observer = Observer(port, topics=(f"{PREFIX}/jobs/#",))
+    observer = Observer(port, topics=(f"{TOPIC_PREFIX}/jobs/#",))
     try:
         observer.wait_subscribed(timeout)
         observer.wait_quiet(quiet, timeout)

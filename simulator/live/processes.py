@@ -16,9 +16,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from worker.errors import DrivesimError
+from worker import DrivesimError
 
-__all__ = ["Mosquitto", "WorkerProcess", "find_mosquitto", "free_port"]
+__all__ = ["Mosquitto", "WorkerProcess", "find_mosquitto", "free_port", "terminate"]
 
 
 def find_mosquitto() -> str:
@@ -106,13 +106,7 @@ class Mosquitto:
         return self.process is not None and self.process.poll() is None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self.process = None
 
 
@@ -180,3 +174,15 @@ class WorkerProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def terminate(process: subprocess.Popen[bytes] | None, *, grace: float = 10.0) -> None:
+    """Stop ``process`` if it still runs: SIGTERM, and SIGKILL after ``grace`` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

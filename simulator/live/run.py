@@ -47,11 +47,8 @@ from simulator.run.customer import Customer
 from simulator.run.result import SCHEDULING_SLACK, RunResult
 from simulator.scenario.file import Scenario
 from simulator.scenario.spec import Action
-from worker.clock import Clock
-from worker.logs import get_logger, sim_time
-from worker.mqtt.broker import BrokerConfig
-from worker.sqlite_store import SQLiteStore
-from worker.status import StatusMessage
+from worker import Clock, SQLiteStore, StatusMessage, get_logger, sim_time
+from worker.mqtt import BrokerConfig
 
 __all__ = ["LiveResult", "LiveRun"]
 

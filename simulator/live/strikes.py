@@ -15,9 +15,7 @@ from anyio.abc import TaskGroup
 
 from simulator.faults.kinds import FaultKind, Heal, Processes, ProcessFault
 from simulator.faults.plan import FaultRecord
-from worker.clock import Clock
-from worker.errors import DrivesimError
-from worker.logs import get_logger
+from worker import Clock, DrivesimError, get_logger
 
 __all__ = ["ProcessStrikes"]
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from worker import TOPIC_PREFIX, StatusMessage, decode_payload
 from worker.states import AFTER_COPY
-from worker.status import PREFIX, StatusMessage, decode_payload
 
 __all__ = ["DriveSnapshot", "EventRecord", "History", "Incarnation", "JobSnapshot"]
 
@@ -107,7 +107,7 @@ class History:
 
     def _add(self, message: StatusMessage, current: dict[str, Incarnation]) -> None:
         job = message.job
-        leaf = message.topic.removeprefix(f"{PREFIX}/jobs/{job}/")
+        leaf = message.topic.removeprefix(f"{TOPIC_PREFIX}/jobs/{job}/")
         body = decode_payload(message.payload)
         if leaf == "state" and body is not None:
             # Every change announces exactly one job snapshot (QoS 1): its seq is the change's.

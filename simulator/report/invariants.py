@@ -15,15 +15,16 @@ from dataclasses import dataclass, field
 
 from simulator.report.history import History
 from simulator.run.result import RunResult
-from worker.model import DriveState, JobState, to_builtins
+from worker import TOPIC_PREFIX, DriveState, JobState, to_builtins
 from worker.states import (
     CANCEL_WINDOWS,
     DELETABLE,
     TERMINAL,
+    Command,
+    allowed_in,
     is_legal_drive_transition,
     is_legal_job_transition,
 )
-from worker.status import PREFIX
 
 __all__ = [
     "CHECKS",
@@ -178,9 +179,9 @@ def _no_start(history: History) -> list[str]:
 def _deletes(run: RunResult, history: History) -> list[str]:
     found = []
     allowed = {
-        "customer": {str(s) for s in DELETABLE},
-        "retention": {str(s) for s in TERMINAL},
-        "expired": {str(JobState.CREATING)},
+        "customer": DELETABLE,
+        "retention": allowed_in(Command.RETIRE),
+        "expired": allowed_in(Command.EXPIRE),
     }
     for life in history.incarnations:
         deleted = life.deleted
@@ -258,7 +259,7 @@ def _retained(run: RunResult, history: History) -> list[str]:
     found = []
     states = {t: p for t, p in run.retained.items() if t.endswith("/state") and "/drives/" not in t}
     for name, record in run.jobs.items():
-        payload = states.pop(f"{PREFIX}/jobs/{name}/state", None)
+        payload = states.pop(f"{TOPIC_PREFIX}/jobs/{name}/state", None)
         if payload is None:
             found.append(f"{name}: in the store but no retained snapshot")
             continue

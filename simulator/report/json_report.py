@@ -17,7 +17,8 @@ from simulator.report.metrics import (
     measure,
 )
 from simulator.run.result import RunResult
-from worker.model import DriveState
+from worker import DriveState, JobState
+from worker.states import ARRIVED
 
 __all__ = [
     "FINISHED",
@@ -90,13 +91,13 @@ def sometimes(
                 "cancel landed mid-transfer" if flying else "cancel landed before a transfer"
             ] += 1
         final = life.final_state
-        if final == "Closed":
+        if final == JobState.CLOSED:
             counts["job closed with errors"] += 1
         if life.deleted is not None:
             counts[f"job deleted ({life.deleted.data.get('reason')})"] += 1
-        # The first snapshot past Creating and Shipping: the package had arrived.
+        # The first snapshot past the package's arrival.
         package_in = min(
-            (s.seq for s in life.snapshots if s.state not in ("Creating", "Shipping")),
+            (s.seq for s in life.snapshots if s.state in ARRIVED),
             default=None,
         )
         for event in life.events_of("driveStateChanged"):

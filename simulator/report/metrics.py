@@ -25,8 +25,8 @@ from typing import Any
 
 from simulator.report.history import History, Incarnation
 from simulator.run.result import RunResult
-from worker.model import DriveState, JobState
-from worker.states import AFTER_COPY
+from worker import DriveState, JobState
+from worker.states import ACTIVE, AFTER_COPY, TERMINAL
 
 __all__ = [
     "WALL_CLOCK_FIELDS",
@@ -48,16 +48,6 @@ __all__ = [
 #: Throughput figures that depend on the wall clock (drop them to compare two runs).
 WALL_CLOCK_FIELDS = ("changesPerWallSecond", "messagesPerWallSecond")
 
-TERMINAL = frozenset({JobState.COMPLETED.value, JobState.CLOSED.value})
-#: Job states in which the datacenter works on a job.
-ACTIVE = frozenset(
-    {
-        JobState.SHIPPING.value,
-        JobState.RECEIVED.value,
-        JobState.TRANSFERRING.value,
-        JobState.PACKAGING.value,
-    }
-)
 UNKNOWN_LOCATION = "(unknown)"
 DAY = 86_400.0
 

@@ -16,8 +16,7 @@ from simulator.faults.kinds import CustomerFault, Fault
 from simulator.run.answers import ActionResult
 from simulator.scenario.file import Scenario
 from simulator.scenario.spec import Action, JobSpec
-from worker.clock import Clock
-from worker.plan import Planner, bitlocker_key
+from worker import Clock, Planner, bitlocker_key
 
 __all__ = ["Customer", "Send", "create_body", "ship_body"]
 

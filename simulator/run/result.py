@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from simulator.faults.plan import FaultRecord
 from simulator.run.answers import ActionResult
 from simulator.scenario.file import Scenario
-from worker.record import JobRecord
-from worker.status import StatusMessage
+from worker import JobRecord, StatusMessage
 
 __all__ = ["SCHEDULING_SLACK", "RunResult"]
 

@@ -25,18 +25,22 @@ from simulator.run.customer import Customer, create_body, ship_body
 from simulator.run.result import SCHEDULING_SLACK, RunResult
 from simulator.scenario.file import Scenario
 from simulator.scenario.spec import Action
-from worker.clock import Clock, virtual_loop
-from worker.datacenter import Datacenter
-from worker.errors import ConfigError, ServiceError
-from worker.heap import long_lived_heap
-from worker.ledger import stored_time
-from worker.logs import get_logger
-from worker.memory_bus import MemoryBus
-from worker.plan import Planner
-from worker.record import JobRecord
-from worker.sink import StatusSink
-from worker.status import StatusMessage
-from worker.store import JobStore
+from worker import (
+    Clock,
+    ConfigError,
+    Datacenter,
+    JobRecord,
+    JobStore,
+    MemoryBus,
+    Planner,
+    ServiceError,
+    StatusMessage,
+    StatusSink,
+    get_logger,
+    long_lived_heap,
+    stored_time,
+    virtual_loop,
+)
 
 __all__ = ["ScenarioRun", "run_scenario"]
 

@@ -18,16 +18,18 @@ from simulator.faults.kinds import FAULTS, Fault
 from simulator.faults.plan import draw_faults
 from simulator.scenario.spec import Action, ActionKind, DriveFile, JobSpec
 from simulator.scenario.workload import Workload, expand
-from worker.clock import DEFAULT_EPOCH
-from worker.config import DatacenterConfig, Policy
-from worker.model import JobState
-from worker.record import DrivePlan
-from worker.requests import DRIVE_ID, NAME
-from worker.settings import (
+from worker import (
+    DEFAULT_EPOCH,
+    DRIVE_ID,
+    JOB_NAME,
+    DatacenterConfig,
     DatacenterFile,
+    DrivePlan,
     Duration,
     Durations,
     FileReader,
+    JobState,
+    Policy,
     PolicyFile,
     SettingsFile,
     Size,
@@ -294,7 +296,7 @@ class _Builder(FileReader):
         )
 
     def job(self, key: str, job: JobFile, dc: DatacenterConfig, policy: Policy) -> JobSpec:
-        if not NAME.fullmatch(job.name):
+        if not JOB_NAME.fullmatch(job.name):
             raise self.fail(f"{key}.name", "1 to 64 letters, digits, '-' or '_'")
         location = job.location or next(iter(dc.locations))
         if location not in dc.locations:

@@ -11,10 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from worker.model import JobState
-from worker.plan import PlanHints
-from worker.record import DrivePlan
-from worker.settings import Duration, SettingsFile, Size
+from worker import DrivePlan, Duration, JobState, PlanHints, SettingsFile, Size
 
 __all__ = ["Action", "ActionKind", "DriveFile", "JobSpec"]
 

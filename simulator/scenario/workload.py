@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from typing import Literal, overload
 
 from simulator.scenario.spec import Action, ActionKind, DriveFile, JobSpec
-from worker.config import DAY, Range
-from worker.model import JobState
+from worker import DAY, JobState, Range
 
 __all__ = ["Workload", "expand"]
 

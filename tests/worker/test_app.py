@@ -21,7 +21,7 @@ from tests.worker_process import worker_process
 from worker.model import to_builtins
 from worker.mqtt.broker import BrokerConfig
 from worker.sqlite_store import SQLiteStore
-from worker.status import PREFIX
+from worker.status import TOPIC_PREFIX
 
 WORKER_ID = "e2e"
 SETTINGS = f"""
@@ -119,7 +119,7 @@ def _transferring(messages: list[Received]) -> bool:
 
 def _retained_equals_store(port: int, db: Path) -> None:
     """A fresh subscriber's retained job snapshots are exactly the store's jobs."""
-    fresh = Observer(port, topics=(f"{PREFIX}/jobs/+/state",))
+    fresh = Observer(port, topics=(f"{TOPIC_PREFIX}/jobs/+/state",))
     try:
         fresh.wait_subscribed()
         store = SQLiteStore(db)
@@ -227,7 +227,9 @@ def test_broker_crash_is_survived_and_replayed(
 def test_worker_crash_shows_lost_and_resumes(own_mosquitto: Mosquitto, worker_factory: Any) -> None:
     """SIGKILL the worker mid-transfer: the Last Will says lost; restarted on its database
     it resumes every job and the stream stays consistent."""
-    observer = Observer(own_mosquitto.port, topics=(f"{PREFIX}/jobs/+/#", f"{PREFIX}/workers/#"))
+    observer = Observer(
+        own_mosquitto.port, topics=(f"{TOPIC_PREFIX}/jobs/+/#", f"{TOPIC_PREFIX}/workers/#")
+    )
     try:
         observer.wait_subscribed()
         worker = worker_factory(own_mosquitto.url)

@@ -23,7 +23,7 @@ from worker.memory_store import MemoryStore
 from worker.mqtt.broker import BrokerConfig
 from worker.mqtt.link import MqttLink
 from worker.plan import Planner
-from worker.status import PREFIX
+from worker.status import TOPIC_PREFIX
 
 DOCS = Path(__file__).parents[2] / "docs" / "mosquitto"
 USERS = {"drivesim-worker": "worker-secret", "operator": "operator-secret", "watcher": "w"}
@@ -79,7 +79,9 @@ def test_the_acl_separates_worker_and_clients(secured: Mosquitto) -> None:
                 )
                 with contextlib.suppress(aiomqtt.MqttError):
                     async with forger:
-                        await forger.publish(f"{PREFIX}/jobs/forged/state", b"{}", qos=1, timeout=2)
+                        await forger.publish(
+                            f"{TOPIC_PREFIX}/jobs/forged/state", b"{}", qos=1, timeout=2
+                        )
                 with pytest.raises(aiomqtt.MqttError):
                     async with aiomqtt.Client("127.0.0.1", secured.port, timeout=5):
                         pass
@@ -96,5 +98,5 @@ def test_the_acl_separates_worker_and_clients(secured: Mosquitto) -> None:
         topics = [t for t, _, _ in watcher.snapshot()]
     finally:
         watcher.close()
-    assert f"{PREFIX}/workers/secure/status" in topics, "the worker's status did not arrive"
-    assert f"{PREFIX}/jobs/forged/state" not in topics, "a client published status"
+    assert f"{TOPIC_PREFIX}/workers/secure/status" in topics, "the worker's status did not arrive"
+    assert f"{TOPIC_PREFIX}/jobs/forged/state" not in topics, "a client published status"

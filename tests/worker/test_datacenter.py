@@ -15,7 +15,7 @@ from worker.logs import sim_time
 from worker.memory_bus import MemoryBus
 from worker.memory_store import MemoryStore
 from worker.model import JobState
-from worker.status import PREFIX, StatusMessage
+from worker.status import TOPIC_PREFIX, StatusMessage
 
 Body = Callable[..., dict[str, Any]]
 MakeDatacenter = Callable[..., Datacenter]
@@ -49,7 +49,7 @@ def test_a_running_datacenter_moves_jobs_and_delivers_every_message(
 
     run(main)
     assert bus.messages == [entry.message for entry in datacenter.store.history()]
-    assert json.loads(bus.retained[f"{PREFIX}/jobs/job1/state"])["properties"]["state"] == (
+    assert json.loads(bus.retained[f"{TOPIC_PREFIX}/jobs/job1/state"])["properties"]["state"] == (
         "Completed"
     )
 
@@ -127,7 +127,7 @@ def test_announce_sends_every_snapshot_before_any_job_moves(
 
     run(resume)
     snapshot = bus.messages[0]
-    assert snapshot.topic == f"{PREFIX}/jobs/job1/state"
+    assert snapshot.topic == f"{TOPIC_PREFIX}/jobs/job1/state"
     assert snapshot.seq == committed.sim.seq
     assert json.loads(snapshot.payload)["properties"]["state"] == "Shipping"
 

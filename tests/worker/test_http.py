@@ -26,7 +26,7 @@ from worker.app import Worker
 from worker.errors import ConfigError
 from worker.mqtt.broker import BrokerConfig
 from worker.settings import HttpConfig, load_worker_settings
-from worker.status import PREFIX
+from worker.status import TOPIC_PREFIX
 
 T = TypeVar("T")
 
@@ -367,7 +367,7 @@ def test_http_and_mqtt_share_one_service(tmp_path: Path, mosquitto: Mosquitto) -
                 _worker(tmp_path, mosquitto, worker_id="both") as worker,
                 MqttClient("127.0.0.1", mosquitto.port, identifier="http-test-sub") as sub,
             ):
-                await sub.subscribe(f"{PREFIX}/#")
+                await sub.subscribe(f"{TOPIC_PREFIX}/#")
                 client = _sdk(_url(worker))
                 try:
                     await anyio.to_thread.run_sync(

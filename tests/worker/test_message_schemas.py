@@ -45,7 +45,7 @@ from worker.config import GB, HOUR
 from worker.mqtt.broker import BrokerConfig
 from worker.mqtt.link import MqttLink
 from worker.mqtt.publisher import with_epoch
-from worker.status import PREFIX
+from worker.status import TOPIC_PREFIX
 
 ROOT = Path(__file__).parents[2]
 DOCS = ROOT / "docs"
@@ -54,7 +54,7 @@ SCHEMAS = DOCS / "schemas"
 CONFIGS = ROOT / "configs"
 SCENARIOS = ("cancel-mid-transfer", "cancel-too-late", "export-job")
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
-REPLIES = f"{PREFIX}/replies/"
+REPLIES = f"{TOPIC_PREFIX}/replies/"
 
 Json = Any
 Body = Callable[..., dict[str, Any]]
@@ -308,7 +308,7 @@ def test_seq_rises_by_one_per_change_and_the_clear_is_the_deleting_change(
         states: dict[str, list[int]] = defaultdict(list)
         deletions: dict[str, list[int]] = defaultdict(list)
         for message in run.history:
-            if message.topic == f"{PREFIX}/jobs/{message.job}/state":
+            if message.topic == f"{TOPIC_PREFIX}/jobs/{message.job}/state":
                 states[message.job].append(message.seq)
                 if not message.payload:
                     deletions[message.job].append(message.seq)
@@ -521,7 +521,7 @@ async def test_live_worker_messages_match_the_contract(
     epochs: dict[str, int] = {}  # job -> epoch its snapshots must carry
 
     def observed_status() -> int:
-        return sum(m.topic.value.startswith(f"{PREFIX}/jobs/") for m in received)
+        return sum(m.topic.value.startswith(f"{TOPIC_PREFIX}/jobs/") for m in received)
 
     async def drained() -> None:
         await _until(lambda: not store.pending(1))
@@ -540,7 +540,7 @@ async def test_live_worker_messages_match_the_contract(
     v5 = JobsClient(BrokerConfig.from_url(own_mosquitto.url, protocol="5"))
     v311 = JobsClient(BrokerConfig.from_url(own_mosquitto.url, protocol="3.1.1"))
     async with observer, anyio.create_task_group() as tg, v5, v311:
-        await observer.subscribe(f"{PREFIX}/#", qos=1)
+        await observer.subscribe(f"{TOPIC_PREFIX}/#", qos=1)
         tg.start_soon(collect, observer)
         assert (v5.version, v311.version) == ("5", "3.1.1")
         ask, ask311 = Requester(v5, sent), Requester(v311, sent)
@@ -672,7 +672,7 @@ async def test_live_worker_messages_match_the_contract(
             leaks = any(s.encode() in payload for s in secrets)
             assert leaks == (request.op == "list-bitlocker-keys" and request.status == 200)
             continue
-        if topic.startswith(f"{PREFIX}/commands/"):
+        if topic.startswith(f"{TOPIC_PREFIX}/commands/"):
             assert key in sent, topic
             request = sent[key]
             assert request.op == topic.rsplit("/", 1)[-1]
@@ -788,7 +788,7 @@ def test_document_structure_is_consistent(contract: Contract) -> None:
         placeholders = set(re.findall(r"\{([^}]+)\}", address or ""))
         assert placeholders == set(channel.get("parameters", {})), name
         if address is not None:
-            assert address.startswith(PREFIX + "/"), name
+            assert address.startswith(TOPIC_PREFIX + "/"), name
     for name, operation in document["operations"].items():
         channel_ref = operation["channel"]["$ref"]
         for message in operation["messages"]:

@@ -7,3 +7,25 @@
 * :mod:`~worker.mqtt.publisher`: status through a window of QoS 1 publishes;
 * :mod:`~worker.mqtt.intake`: commands in, replies out.
 """
+
+from worker.mqtt.broker import (
+    BrokerConfig,
+    Protocol,
+    Version,
+    connected,
+    make_client,
+    mqtt_properties,
+)
+from worker.mqtt.embedded import embedded_broker
+from worker.mqtt.link import MqttLink
+
+__all__ = [
+    "BrokerConfig",
+    "MqttLink",
+    "Protocol",
+    "Version",
+    "connected",
+    "embedded_broker",
+    "make_client",
+    "mqtt_properties",
+]

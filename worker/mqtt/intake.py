@@ -18,11 +18,11 @@ from paho.mqtt.properties import Properties
 from worker.commands import CommandHandler, Reply
 from worker.logs import get_logger
 from worker.mqtt.broker import mqtt_properties
-from worker.status import PREFIX
+from worker.status import TOPIC_PREFIX
 
 __all__ = ["COMMAND_FILTER", "CommandIntake"]
 
-COMMAND_FILTER = f"{PREFIX}/commands/+"
+COMMAND_FILTER = f"{TOPIC_PREFIX}/commands/+"
 
 log = get_logger("drivesim.mqtt")
 

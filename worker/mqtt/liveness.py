@@ -15,7 +15,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 
 from worker.mqtt.broker import Version, mqtt_properties
-from worker.status import PREFIX
+from worker.status import TOPIC_PREFIX
 
 __all__ = ["Liveness", "worker_status_topic"]
 
@@ -23,7 +23,7 @@ State = Literal["online", "offline", "lost"]
 
 
 def worker_status_topic(worker_id: str) -> str:
-    return f"{PREFIX}/workers/{worker_id}/status"
+    return f"{TOPIC_PREFIX}/workers/{worker_id}/status"
 
 
 class Liveness:

@@ -10,7 +10,7 @@ from typing import Any
 
 from simulator.report.html.svg import escape as _e
 from simulator.report.html.svg import number as _f
-from worker.clock import format_duration
+from worker import format_duration
 
 __all__ = ["DAY", "LABEL", "RIGHT", "WIDTH", "Scale", "duration", "fault_marks", "moment"]
 

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from worker.errors import ChromiumMissing
+from worker import ChromiumMissing
 
 __all__ = ["chromium", "dump_dom", "screenshot"]
 

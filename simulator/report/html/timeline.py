@@ -25,6 +25,7 @@ from simulator.report.html.svg import number as _f
 from simulator.report.metrics import DriveStages, time_span
 from simulator.run.answers import ActionResult
 from simulator.run.result import RunResult
+from worker import DriveState, JobState
 
 __all__ = [
     "DRIVE_STATES",
@@ -48,24 +49,10 @@ FIRST_LANES = 120
 #: Up to this many job lives the timeline has a sub-lane per drive, and a zoom on the copy step.
 DRIVE_LANES_UP_TO = 40
 
-JOB_STATES = (
-    "Creating",
-    "Shipping",
-    "Received",
-    "Transferring",
-    "Packaging",
-    "Completed",
-    "Closed",
-)
-DRIVE_STATES = (
-    "Specified",
-    "Received",
-    "NeverReceived",
-    "Transferring",
-    "Completed",
-    "CompletedMoreInfo",
-    "ShippedBack",
-)
+#: The states in the legend, in the order a job or a drive passes them (each has a colour in
+#: :mod:`~simulator.report.html.style`).
+JOB_STATES = tuple(str(state) for state in JobState)
+DRIVE_STATES = tuple(str(state) for state in DriveState)
 
 AXIS = 34.0
 JOB_H, DRIVE_H, GAP = 14.0, 9.0, 4.0

@@ -21,7 +21,7 @@ from simulator.report.history import History
 from simulator.report.invariants import check_stream
 from worker.model import JobState
 from worker.states import CANCEL_WINDOWS, CancelWindow
-from worker.status import PREFIX
+from worker.status import TOPIC_PREFIX
 
 ROOT = Path(__file__).parents[3]
 
@@ -137,18 +137,20 @@ def test_real_time_demo_publishes_the_story(mosquitto: Mosquitto) -> None:
     finally:
         observer.close()
     assert observer.worker_states("demo") == ["online", "offline"]
-    events = [json.loads(p) for t, p, _ in received if t == f"{PREFIX}/jobs/{MAIN}/events"]
+    events = [json.loads(p) for t, p, _ in received if t == f"{TOPIC_PREFIX}/jobs/{MAIN}/events"]
     kinds = [e["type"].rsplit(".", 1)[-1] for e in events]
     assert "cancelRequested" in kinds
     assert kinds.count("driveSkipped") == 3
     assert kinds[-1] == "jobDeleted"
-    snapshots = [json.loads(p) for t, p, _ in received if t == f"{PREFIX}/jobs/{MAIN}/state" and p]
+    snapshots = [
+        json.loads(p) for t, p, _ in received if t == f"{TOPIC_PREFIX}/jobs/{MAIN}/state" and p
+    ]
     assert all(s["epoch"] == 1 for s in snapshots)
     assert snapshots[-1]["properties"]["state"] == "Completed"
     assert snapshots[-1]["properties"]["cancelRequested"] is True
     assert snapshots[-1]["outcome"] == "cancelled"
     cleared = {t for t, p, _ in received if not p and t.endswith("/state")}
-    assert {f"{PREFIX}/jobs/{MAIN}/state", f"{PREFIX}/jobs/{OTHER}/state"} <= cleared
+    assert {f"{TOPIC_PREFIX}/jobs/{MAIN}/state", f"{TOPIC_PREFIX}/jobs/{OTHER}/state"} <= cleared
     stream = History(ours, demo_scenario(StoryOptions()).epoch)
     assert {c.name: c.violations for c in check_stream(stream) if c.violations} == {}
     assert [life.job for life in stream.incarnations] == [OTHER, MAIN]

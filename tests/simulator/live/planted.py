@@ -37,7 +37,7 @@ from worker import changes
 from worker.errors import PublishError
 from worker.mqtt.link import MqttLink
 from worker.record import JobRecord
-from worker.status import PREFIX, Event, StatusMessage
+from worker.status import TOPIC_PREFIX, Event, StatusMessage
 
 __all__ = ["BUGS", "DROP_SEQ", "run"]
 
@@ -55,7 +55,7 @@ def plant_drop_status() -> None:
         if dropped:
             return None  # one message only
         for index, message in enumerate(messages):
-            state = f"{PREFIX}/jobs/{message.job}/state"
+            state = f"{TOPIC_PREFIX}/jobs/{message.job}/state"
             if message.topic == state and message.seq == DROP_SEQ and message.payload:
                 return index
         return None

@@ -14,7 +14,7 @@ from worker.errors import PublishError
 from worker.metadata import MemoryMetadata
 from worker.mqtt.broker import BrokerConfig
 from worker.mqtt.link import MqttLink
-from worker.status import PREFIX, StatusMessage
+from worker.status import TOPIC_PREFIX, StatusMessage
 
 
 def test_a_batch_awaiting_pubacks_fails_as_soon_as_the_connection_drops(
@@ -30,7 +30,7 @@ def test_a_batch_awaiting_pubacks_fails_as_soon_as_the_connection_drops(
         link = MqttLink(broker, worker_id="held", meta=MemoryMetadata())
         messages = [
             StatusMessage(
-                topic=f"{PREFIX}/jobs/held/progress",
+                topic=f"{TOPIC_PREFIX}/jobs/held/progress",
                 payload=b"{}",
                 qos=1,
                 retain=False,
@@ -77,7 +77,7 @@ def test_batches_beyond_the_window_arrive_whole_and_in_order(
     job = f"window-{protocol.replace('.', '')}"
     progress = [
         StatusMessage(
-            topic=f"{PREFIX}/jobs/{job}/progress",
+            topic=f"{TOPIC_PREFIX}/jobs/{job}/progress",
             payload=b'{"n":%d}' % i,
             qos=0 if i % 3 == 0 else 1,
             retain=False,
@@ -87,7 +87,7 @@ def test_batches_beyond_the_window_arrive_whole_and_in_order(
         for i in range(1, 241)
     ]
     snapshot = StatusMessage(
-        topic=f"{PREFIX}/jobs/{job}/state",
+        topic=f"{TOPIC_PREFIX}/jobs/{job}/state",
         payload=b'{"seq":241}',
         qos=1,
         retain=True,
@@ -96,7 +96,12 @@ def test_batches_beyond_the_window_arrive_whole_and_in_order(
     )
     unheard = [
         StatusMessage(
-            topic=f"{PREFIX}/elsewhere/{i}", payload=b"{}", qos=1, retain=False, job=job, seq=i
+            topic=f"{TOPIC_PREFIX}/elsewhere/{i}",
+            payload=b"{}",
+            qos=1,
+            retain=False,
+            job=job,
+            seq=i,
         )
         for i in range(30)
     ]
@@ -107,7 +112,7 @@ def test_batches_beyond_the_window_arrive_whole_and_in_order(
         received: list[bytes] = []
         observer = aiomqtt.Client("127.0.0.1", own_mosquitto.port, identifier=f"{job}-observer")
         async with observer, anyio.create_task_group() as tg:
-            await observer.subscribe(f"{PREFIX}/jobs/{job}/#", qos=1)
+            await observer.subscribe(f"{TOPIC_PREFIX}/jobs/{job}/#", qos=1)
             await tg.start(link.run)
             with anyio.fail_after(10):
                 await link.ready()
@@ -146,7 +151,7 @@ def test_a_batch_cut_short_takes_the_batches_behind_it_along(own_mosquitto: Mosq
     def batch(first: int) -> list[StatusMessage]:
         return [
             StatusMessage(
-                topic=f"{PREFIX}/jobs/{job}/progress",
+                topic=f"{TOPIC_PREFIX}/jobs/{job}/progress",
                 payload=b'{"n":%d}' % i,
                 qos=1,
                 retain=False,
@@ -182,7 +187,7 @@ def test_a_batch_cut_short_takes_the_batches_behind_it_along(own_mosquitto: Mosq
                     last.set()
 
         async with observer, anyio.create_task_group() as tg:
-            await observer.subscribe(f"{PREFIX}/jobs/{job}/#", qos=1)
+            await observer.subscribe(f"{TOPIC_PREFIX}/jobs/{job}/#", qos=1)
             await tg.start(link.run)
             with anyio.fail_after(10):
                 await link.ready()
