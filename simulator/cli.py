@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 
+from simulator.console import arguments
+from simulator.console.arguments import MAX_SPEED, Parser, add_global_options
 from simulator.console.jobs import DEFAULT_BROKER, add_jobs_parser, run_jobs
 from simulator.demo.command import add_demo_parser, run_demo
 from simulator.scenario.file import load_scenario
@@ -36,16 +38,20 @@ EXIT_OK, EXIT_INVARIANT, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="drivesim", description="A simulated Azure Import/Export datacenter."
+    parser = Parser(
+        prog="drivesim",
+        description="A simulated Azure Import/Export datacenter: run scenarios, serve the "
+        "datacenter over MQTT and the Azure REST API, and watch it.",
     )
-    parser.add_argument("--log-level", default="warning", help="debug, info, warning (default)")
-    parser.add_argument(
-        "--log-format", choices=("auto", "console", "json"), default="auto", help="log rendering"
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    add_global_options(parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run a scenario file and report on it")
+    run = commands.add_parser(
+        "run",
+        help="run a scenario file and report on it",
+        description="Run a scenario file (a datacenter, jobs, scripted customers, faults) and "
+        "check the invariants: exit 0 when every one holds, 1 when one fails, 2 on bad input.",
+    )
     run.add_argument(
         "scenario", type=Path, help="a scenario file, e.g. configs/cancel-mid-transfer.toml"
     )
@@ -54,19 +60,25 @@ def _parser() -> argparse.ArgumentParser:
         "--virtual", action="store_true", help="virtual time: as fast as possible (default)"
     )
     pace.add_argument(
-        "--speed", type=float, metavar="N", help="scaled real time: N simulated seconds a second"
+        "--speed",
+        type=arguments.speed,
+        metavar="N",
+        help=f"scaled real time: N simulated seconds a second (above 0, up to {MAX_SPEED:,.0f})",
     )
-    run.add_argument("--seed", type=int, help="override the scenario's seed")
+    run.add_argument("--seed", type=arguments.seed, help="override the scenario's seed")
     run.add_argument(
         "--db",
+        type=arguments.store_path,
         metavar="PATH",
         help="SQLite job store (default: a temporary file); an existing run there is resumed; "
         "':memory:' keeps everything in memory",
     )
-    run.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report here")
+    run.add_argument(
+        "--report", type=arguments.output_file, metavar="FILE", help="write the JSON report here"
+    )
     run.add_argument(
         "--html",
-        type=Path,
+        type=arguments.output_file,
         metavar="FILE",
         help="write a self-contained HTML report (timeline, queue, bays, messages) here",
     )
@@ -81,36 +93,57 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--workdir",
-        type=Path,
+        type=arguments.output_dir,
         metavar="DIR",
         help="with --live: keep the broker's and the worker's files and logs here",
     )
 
     worker = commands.add_parser(
-        "worker", help="run the datacenter as a service over MQTT until SIGINT or SIGTERM"
+        "worker",
+        help="run the datacenter as a service over MQTT until SIGINT or SIGTERM",
+        description="Run the datacenter as a long-lived service: commands and status over "
+        "MQTT, and the Azure REST API with --http, until SIGINT or SIGTERM.",
     )
-    worker.add_argument("--config", type=Path, help="worker settings, e.g. configs/worker.toml")
     worker.add_argument(
-        "--broker", help="broker URL, e.g. mqtt://127.0.0.1:1883 (default: an embedded broker)"
+        "--config",
+        type=arguments.existing_file,
+        metavar="FILE",
+        help="worker settings, e.g. configs/worker.toml",
     )
-    worker.add_argument("--db", type=Path, help="SQLite job store (overrides the config)")
+    worker.add_argument(
+        "--broker",
+        type=arguments.broker_url,
+        metavar="URL",
+        help="broker URL, e.g. mqtt://127.0.0.1:1883 (default: an embedded broker)",
+    )
+    worker.add_argument(
+        "--db",
+        type=arguments.output_file,
+        metavar="PATH",
+        help="SQLite job store (overrides the config)",
+    )
     worker.add_argument(
         "--scenario",
-        type=Path,
+        type=arguments.existing_file,
+        metavar="FILE",
         help="take the datacenter, rules, epoch, seed and pinned drive fates from a scenario file",
     )
-    worker.add_argument("--seed", type=int, help="override the seed")
+    worker.add_argument("--seed", type=arguments.seed, help="override the seed")
     worker.add_argument(
-        "--speed", type=float, metavar="N", help="simulated seconds a second (overrides the config)"
+        "--speed",
+        type=arguments.speed,
+        metavar="N",
+        help=f"simulated seconds a second (above 0, up to {MAX_SPEED:,.0f}; overrides the config)",
     )
     worker.add_argument(
         "--time-origin",
-        type=float,
+        type=arguments.number(low=0),
         metavar="UNIX_TIME",
         help="the wall-clock time of simulated second 0 (a restarted worker catches up)",
     )
     worker.add_argument(
         "--http",
+        type=arguments.http_address,
         metavar="[HOST:]PORT",
         help="also serve the Azure REST API (Microsoft.ImportExport) here, e.g. 127.0.0.1:8080 "
         "(host 127.0.0.1 unless given)",
@@ -125,14 +158,30 @@ def _parser() -> argparse.ArgumentParser:
     add_jobs_parser(commands)
     add_demo_parser(commands)
 
-    watcher = commands.add_parser("watch", help="a live, readable view of the status stream")
-    watcher.add_argument("--broker", default=DEFAULT_BROKER, help=f"broker URL ({DEFAULT_BROKER})")
-    watcher.add_argument("--job", help="only this job")
+    watcher = commands.add_parser(
+        "watch",
+        help="a live, readable view of the status stream",
+        description="Subscribe to the status stream and print one readable line per change, "
+        "stamped with its simulated time, until Ctrl-C.",
+    )
+    watcher.add_argument(
+        "--broker",
+        type=arguments.broker_url,
+        default=DEFAULT_BROKER,
+        metavar="URL",
+        help=f"broker URL (default: {DEFAULT_BROKER})",
+    )
+    watcher.add_argument("--job", type=arguments.job_name, help="only this job")
+    for sub in arguments.subparsers(parser):
+        add_global_options(sub, defaults=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exited:  # a bad value (2, its line printed) or --help (0)
+        return exited.code if isinstance(exited.code, int) else EXIT_BAD_INPUT
     configure_logging(level=args.log_level, fmt=args.log_format)
     console = Console(highlight=False)
     try:
