@@ -88,12 +88,18 @@ class Datacenter:
         relay = self.relay = OutboxRelay(self.ledger, sink, replay_tail=replay_tail)
         self._drained = False
         self.commands.open()
-        async with anyio.create_task_group() as tg:
-            await tg.start(self._run, relay, announce)
-            yield relay
-            self.halt()
-        if not self._drained:
-            await self.drain()
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(self._run, relay, announce)
+                yield relay
+                self.halt()
+            if not self._drained:
+                await self.drain()
+        finally:
+            # The store remembers when the datacenter stopped (stopped or cancelled), not
+            # only its last commit: a resumed clock starts there, so simulated time (and
+            # the log stamped with it) never goes back over what this run already lived.
+            self.ledger.note({})
 
     async def _run(
         self, relay: OutboxRelay, announce: bool, *, task_status: TaskStatus[None]
