@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def _stamps(text: str) -> list[str]:
 
 
 def _backwards(stamps: list[str]) -> list[tuple[str, str]]:
-    return [(a, b) for a, b in zip(stamps, stamps[1:], strict=False) if b < a]
+    return [(a, b) for a, b in itertools.pairwise(stamps) if b < a]
 
 
 def test_the_demo_log_never_goes_back_when_it_fast_forwards() -> None:
