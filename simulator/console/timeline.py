@@ -13,7 +13,7 @@ from simulator.faults.plan import FaultRecord
 from simulator.run.answers import ActionResult
 from worker import StatusMessage, decode_payload, format_duration
 
-__all__ = ["Timeline", "print_summary"]
+__all__ = ["Timeline", "format_size", "print_summary"]
 
 STYLES = {
     "Completed": "green",
@@ -24,7 +24,9 @@ STYLES = {
 }
 
 
-def _bytes(n: int) -> str:
+def format_size(n: int) -> str:
+    """Bytes as the command line prints them: ``"2.16 TB"``, ``"720.00 GB"``, ``"12 B"``
+    (decimal units, as drive sizes are given)."""
     for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6)):
         if n >= size:
             return f"{n / size:.2f} {unit}"
@@ -134,7 +136,7 @@ def print_summary(console: Console, report: dict[str, Any]) -> None:
         table.add_row("already requested", str(cancel["alreadyRequested"]))
         table.add_row("rejected, too late", str(cancel["rejectedTooLate"]))
         table.add_row("drives finished after the request", str(cancel["drivesFinishedAfterCancel"]))
-        table.add_row("bytes copied after the request", _bytes(cancel["bytesAfterCancel"]))
+        table.add_row("bytes copied after the request", format_size(cancel["bytesAfterCancel"]))
         table.add_row("drives skipped", str(cancel["drivesSkipped"]))
         console.print(table)
     table = Table(title="invariants", title_justify="left")
