@@ -19,7 +19,14 @@ from simulator.console.arguments import MAX_SPEED, Parser, add_global_options
 from simulator.console.jobs import DEFAULT_BROKER, add_jobs_parser, run_jobs
 from simulator.demo.command import add_demo_parser, run_demo
 from simulator.scenario.file import load_scenario
-from worker import TOPIC_PREFIX, DrivesimError, HttpConfig, configure_logging, load_worker_settings
+from worker import (
+    TOPIC_PREFIX,
+    DrivesimError,
+    HttpConfig,
+    StatusMessage,
+    configure_logging,
+    load_worker_settings,
+)
 from worker.mqtt import BrokerConfig
 
 # What one command alone needs is imported by that command, so that ``drivesim worker`` (which
@@ -28,6 +35,7 @@ from worker.mqtt import BrokerConfig
 if TYPE_CHECKING:
     from simulator.console.progress import RunProgress
     from simulator.console.timeline import Timeline
+    from simulator.faults.plan import FaultRecord
     from simulator.report.history import History
     from simulator.run.result import RunResult
     from simulator.scenario.file import Scenario
@@ -281,15 +289,17 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         raise DrivesimError("--speed must be a positive number of simulated seconds a second")
     if args.live:
         return _run_live(args, console, scenario)
-    with tempfile.TemporaryDirectory(prefix="drivesim-") as tmp:
-        store: JobStore
-        if args.db == ":memory:":
-            store = MemoryStore()
-        else:
-            store = SQLiteStore(args.db or Path(tmp) / "run.db")
-        try:
-            timeline = Timeline(console, scenario.epoch)
-            with _progress(scenario) as progress:
+    # The progress line stays up after the simulation: the history, the invariants and the
+    # report of a long run take their time too (half a minute after load-10k).
+    with _progress(scenario) as progress:
+        with tempfile.TemporaryDirectory(prefix="drivesim-") as tmp:
+            store: JobStore
+            if args.db == ":memory:":
+                store = MemoryStore()
+            else:
+                store = SQLiteStore(args.db or Path(tmp) / "run.db")
+            try:
+                timeline = Timeline(console, scenario.epoch)
                 result = run_scenario(
                     scenario,
                     store,
@@ -297,11 +307,15 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                     seed=args.seed,
                     **_observers(args.quiet, progress, timeline),
                 )
-        finally:
-            store.close()
-    history = History(result.history, scenario.epoch)
-    report = build_report(result, history, check_run(result, history))
-    return _finish(args, console, report, history, result)
+            finally:
+                store.close()
+        with progress.phase("reading the history"):
+            history = History(result.history, scenario.epoch)
+        with progress.phase("checking the invariants"):
+            checks = check_run(result, history)
+        with progress.phase("building the report"):
+            report = build_report(result, history, checks)
+        return _finish(args, console, report, history, result, progress)
 
 
 def _run_live(args: argparse.Namespace, console: Console, scenario: Scenario) -> int:
@@ -330,28 +344,39 @@ def _run_live(args: argparse.Namespace, console: Console, scenario: Scenario) ->
             **_observers(args.quiet, progress, timeline),
         )
         outcome: LiveResult = anyio.run(live.run, backend="asyncio")
-    return _finish(args, console, outcome.report(), outcome.stored, outcome.run)
+        with progress.phase("checking the invariants and building the report"):
+            report = outcome.report()
+        return _finish(args, console, report, outcome.stored, outcome.run, progress)
 
 
 def _progress(scenario: Scenario) -> RunProgress:
-    """The progress line on stderr (shown with --quiet, in place of the timeline)."""
+    """The progress line on stderr, with the time left: under the timeline on a terminal
+    (which it keeps at the bottom), alone with --quiet; every ten seconds in a log file."""
     from simulator.console.progress import RunProgress
 
     return RunProgress(
-        Console(stderr=True, highlight=False), scenario.epoch, jobs=len(scenario.jobs)
+        Console(stderr=True, highlight=False),
+        scenario.epoch,
+        jobs=len(scenario.jobs),
+        until=scenario.until,
     )
 
 
 def _observers(quiet: bool, progress: RunProgress, timeline: Timeline) -> dict[str, Any]:
-    """What hears a run's messages, answered actions and faults: the timeline, or with
-    ``quiet`` the progress line."""
+    """What hears a run's messages, answered actions and faults: the progress line, and
+    unless ``quiet`` the timeline."""
     if quiet:
         return {"on_message": progress.on_message, "on_action": None, "on_fault": progress.on_fault}
-    return {
-        "on_message": timeline.on_message,
-        "on_action": timeline.on_action,
-        "on_fault": timeline.on_fault,
-    }
+
+    def on_message(message: StatusMessage) -> None:
+        timeline.on_message(message)
+        progress.on_message(message)
+
+    def on_fault(record: FaultRecord) -> None:
+        timeline.on_fault(record)
+        progress.on_fault(record)
+
+    return {"on_message": on_message, "on_action": timeline.on_action, "on_fault": on_fault}
 
 
 def _finish(
@@ -360,13 +385,15 @@ def _finish(
     report: dict[str, Any],
     history: History,
     run: RunResult,
+    progress: RunProgress,
 ) -> int:
     from simulator.console.timeline import print_summary
     from simulator.report.html.page import write_html
 
     print_summary(console, report)
     if args.html is not None:
-        write_html(args.html, report, history, run)
+        with progress.phase("writing the HTML report"):
+            write_html(args.html, report, history, run)
         console.print(f"html report: {args.html}")
     if args.report is not None:
         args.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
