@@ -234,3 +234,8 @@ def test_global_options_work_after_the_subcommand() -> None:
     assert (args.log_level, args.log_format) == ("error", "auto")
     args = parser.parse_args(["watch"])
     assert (args.log_level, args.log_format) == ("warning", "auto")
+
+
+def test_the_readme_quotes_the_fastest_speed() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert f"up to {arguments.MAX_SPEED:,.0f}, beyond which `--virtual`" in readme
