@@ -326,7 +326,8 @@ def _run_live(args: argparse.Namespace, console: Console, scenario: Scenario) ->
 
     if args.virtual or args.db:
         raise DrivesimError("--live runs in scaled real time on the worker's own store")
-    timeline = Timeline(console, scenario.epoch)
+    # Answers come back before the observer hears their events: held to keep time order.
+    timeline = Timeline(console, scenario.epoch, hold=True)
     speed = args.speed or scenario.live_speed
     console.print(
         f"live run of [bold]{scenario.name}[/bold]: {speed:g} simulated seconds a second, "
@@ -344,6 +345,7 @@ def _run_live(args: argparse.Namespace, console: Console, scenario: Scenario) ->
             **_observers(args.quiet, progress, timeline),
         )
         outcome: LiveResult = anyio.run(live.run, backend="asyncio")
+        timeline.flush()
         with progress.phase("checking the invariants and building the report"):
             report = outcome.report()
         return _finish(args, console, report, outcome.stored, outcome.run, progress)
