@@ -31,7 +31,7 @@ from bench.stats import nearest_rank
 from bench.tables import header
 from bench.tables import row as cells
 from simulator.live.postgres import PostgreSQL
-from worker.postgres_store import MIGRATIONS, migrate
+from worker import open_store
 
 __all__ = ["main", "measure"]
 
@@ -139,8 +139,7 @@ def _fresh(server: PostgreSQL, database: str) -> str:
     with psycopg.connect(server.url(), autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {database}")
         admin.execute(f"CREATE DATABASE {database}")
-    with psycopg.connect(server.url(database), autocommit=True) as db:
-        migrate(db)
+    open_store(server.url(database)).close()
     return server.url(database)
 
 
@@ -155,7 +154,7 @@ def measure(server: PostgreSQL, commits: int, rounds: int = 1) -> list[dict[str,
             url = _fresh(server, f"drivers_{n}")
             run(url, max(commits // 10, 1), [])  # warm-up: the connection, the plans
             rates[name].append(commits / run(url, commits, latencies[name]))
-    results = [
+    results: list[dict[str, Any]] = [
         {
             "driver": name,
             "commits": commits,
@@ -200,8 +199,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "## PostgreSQL drivers: one commit's round trip (`bench/postgres_drivers.py`)",
             "",
             f"Command: `{cli.command_line('bench.postgres_drivers', cli.arguments(argv))}`. "
-            + __doc__.split("\n\n")[1].replace("\n", " ")
-            + f" Schema version {len(MIGRATIONS)}.",
+            + __doc__.split("\n\n")[1].replace("\n", " "),
             "",
             header(
                 "driver | commits/s, median round (range) | p50 ms | p99 ms | rate ÷ the store's",
