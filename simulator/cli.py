@@ -17,7 +17,14 @@ from rich.markup import escape
 from simulator.console.jobs import DEFAULT_BROKER, add_jobs_parser, run_jobs
 from simulator.demo.command import add_demo_parser, run_demo
 from simulator.scenario.file import load_scenario
-from worker import TOPIC_PREFIX, DrivesimError, HttpConfig, configure_logging, load_worker_settings
+from worker import (
+    TOPIC_PREFIX,
+    DrivesimError,
+    HttpConfig,
+    configure_logging,
+    load_worker_settings,
+    store_name,
+)
 from worker.mqtt import BrokerConfig
 
 # What one command alone needs is imported by that command, so that ``drivesim worker`` (which
@@ -93,7 +100,13 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--broker", help="broker URL, e.g. mqtt://127.0.0.1:1883 (default: an embedded broker)"
     )
-    worker.add_argument("--db", type=Path, help="SQLite job store (overrides the config)")
+    worker.add_argument(
+        "--db",
+        "--store",
+        metavar="PATH|URL",
+        help="the job store: a SQLite file, or a postgresql://USER@HOST:PORT/DBNAME URL "
+        "(one worker per database for now; overrides the config)",
+    )
     worker.add_argument(
         "--scenario",
         type=Path,
@@ -201,7 +214,7 @@ def _worker(args: argparse.Namespace, console: Console) -> int:
     def ready(broker: BrokerConfig, http: HttpConfig | None) -> None:
         console.print(
             f"worker [bold]{settings.worker_id}[/bold] serving on {broker.url} "
-            f"({settings.speed:g} simulated seconds a second, store {settings.db})"
+            f"({settings.speed:g} simulated seconds a second, store {store_name(settings.db)})"
         )
         console.print(
             f"watch it: mosquitto_sub -h {broker.host} -p {broker.port} "
