@@ -40,6 +40,7 @@ in the service's own group (``drivesim`` of subscription ``00000000-0000-0000-00
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -63,7 +64,8 @@ from worker.errors import (
     ValidationError,
 )
 from worker.logs import get_logger
-from worker.model import ArmScope, to_builtins
+from worker.model import ArmScope, JobState, to_builtins
+from worker.requests import JOB_NAME
 from worker.service import DATACENTER_ADDRESS, MAX_TOP, JobService
 
 __all__ = ["API_VERSIONS", "ArmApi", "openapi_document"]
@@ -75,13 +77,34 @@ PROVIDER = "Microsoft.ImportExport"
 _SUB = "/subscriptions/{subscription}"
 _RG = _SUB + "/resourceGroups/{group}"
 _JOBS = f"/providers/{PROVIDER}/jobs"
-_FILTER = re.compile(r"\s*(?:properties/)?state\s+eq\s+'([^']*)'\s*", re.IGNORECASE)
-_DIGITS = re.compile(r"[0-9]{1,9}")
-#: Subscription ids are GUIDs.
-_GUID = re.compile(r"[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}", re.IGNORECASE)
-#: ARM's rule for resource group names: 1 to 90 letters, digits, '_', '-', '.', '(' or ')'
-#: (letters and digits of any script), not ending in '.'.
-_GROUP = re.compile(r"[-\w._()]{0,89}[-\w_()]")
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+#: What the server accepts, as patterns that ``worker/openapi.json`` states word for word
+#: (``tests/worker/test_http_openapi.py`` holds them equal): plain regular expressions that
+#: mean the same in Python and in JSON Schema, anchored, with no flags.
+PATTERNS = {
+    # Subscription ids are GUIDs.
+    "subscriptionId": "^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$",
+    # ARM's rule for resource group names: 1 to 90 letters, digits, '_', '-', '.', '(' or
+    # ')' (letters and digits of any script), not ending in '.'.
+    "resourceGroupName": r"^[-\w._()]{0,89}[-\w_()]$",
+    "jobName": f"^{JOB_NAME.pattern}$",
+    # Nothing (no filter), or one state, keywords in any case: "state eq 'Shipping'".
+    "$filter": (
+        rf"^\s*(?:(?:{_any_case('properties')}/)?{_any_case('state')}\s+{_any_case('eq')}\s+"
+        rf"'({'|'.join(JobState)})'\s*)?$"
+    ),
+    "$top": "^[0-9]{1,9}$",
+    "$skiptoken": "^[0-9]{1,9}$",
+}
+_FILTER = re.compile(PATTERNS["$filter"])
+_DIGITS = re.compile(PATTERNS["$top"])
+_GUID = re.compile(PATTERNS["subscriptionId"])
+_GROUP = re.compile(PATTERNS["resourceGroupName"])
 #: The largest ``$skiptoken``: nine digits.
 MAX_SKIPTOKEN = 999_999_999
 _CARRIERS = ["DHL", "FedEx", "UPS", "USPS"]
@@ -107,9 +130,30 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 @cache
-def openapi_document() -> bytes:
-    """The OpenAPI description of this API (package data ``worker/openapi.json``)."""
-    return resources.files("worker").joinpath("openapi.json").read_bytes()
+def openapi_document(*, token_required: bool = False) -> bytes:
+    """The OpenAPI description of this API, as a worker with or without a configured token
+    serves it.
+
+    ``worker/openapi.json`` (package data, kept by hand) describes the default worker: no
+    token, so no security requirement and no 401 answer. With ``token_required``, the
+    bearer scheme becomes required of every operation but ``GET /openapi.json``, and each
+    of them documents its 401. The patterns of the path and query parameters are
+    :data:`PATTERNS`, word for word (a test holds them equal).
+    """
+    base = resources.files("worker").joinpath("openapi.json").read_bytes()
+    if not token_required:
+        return base
+    document = json.loads(base)
+    document["security"] = [{"bearer": []}]
+    for path, item in document["paths"].items():
+        for operation in item.values():
+            if path != "/openapi.json":
+                operation["responses"]["401"] = {
+                    "description": "The Authorization header is missing (AuthenticationFailed) "
+                    "or is not 'Bearer <the configured token>' (InvalidAuthenticationToken).",
+                    "schema": {"$ref": "#/definitions/ErrorResponse"},
+                }
+    return json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n"
 
 
 def _json(status: int, body: Any) -> Response:
@@ -235,7 +279,9 @@ class ArmApi:
 
     async def openapi(self, request: Request) -> Response:
         """The description: public, no ``api-version`` (like ARM's own metadata)."""
-        return Response(openapi_document(), media_type="application/json")
+        return Response(
+            openapi_document(token_required=self.token is not None), media_type="application/json"
+        )
 
     async def job(self, request: Request) -> Response:
         name: str = request.path_params["name"]
@@ -369,12 +415,13 @@ def _int_param(value: str | None, name: str, *, low: int, high: int | None = Non
 
 
 def _state_filter(value: str | None) -> str | None:
-    if value is None or not value.strip():
+    if value is None:
         return None
     match = _FILTER.fullmatch(value)
     if match is None:
         raise ValidationError(
-            f"Unsupported $filter '{value}'; only \"state eq '<State>'\" is understood.",
+            f"Unsupported $filter '{value}'; only \"state eq '<State>'\" is understood, "
+            f"with a state of {', '.join(JobState)}.",
             code="InvalidFilter",
             target="$filter",
         )
