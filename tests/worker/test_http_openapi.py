@@ -287,6 +287,7 @@ def test_what_the_description_allows_a_list_accepts(tmp_path: Path, mosquitto: M
     def flow(worker: Worker) -> None:
         with requests.Session() as session:
             for result in schema.get_all_operations():
+                assert isinstance(result, Ok), result.err()
                 operation = result.ok()
                 if operation.definition.raw["operationId"] not in lists:
                     continue
