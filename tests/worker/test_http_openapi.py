@@ -193,7 +193,10 @@ MAX_EXAMPLES = 25
 
 
 def _fuzz(
-    url: str, case_strategy: SearchStrategy[Case[Any]], headers: dict[str, str] | None = None
+    url: str,
+    case_strategy: SearchStrategy[Case[Any]],
+    headers: dict[str, str] | None = None,
+    checks: list[Any] = CHECKS,
 ) -> None:
     with requests.Session() as session:
 
@@ -208,7 +211,7 @@ def _fuzz(
         @given(case=case_strategy)
         def run(case: Case[Any]) -> None:
             case.call_and_validate(
-                base_url=url, session=session, checks=CHECKS, timeout=10, headers=headers
+                base_url=url, session=session, checks=checks, timeout=10, headers=headers
             )
 
         run()
