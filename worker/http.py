@@ -27,7 +27,7 @@ Served, for ``api-version`` 2016-11-01, 2020-08-01 and 2021-01-01 (``{job}`` pat
                                       from Microsoft's 2021-01-01 definition
 
 Any subscription (a GUID, else 400 ``InvalidSubscriptionId``) and any resource group (ARM's
-name rule, else 400 ``InvalidResourceGroupName``) are served, as if each existed, so code
+name rule, else 400 ``InvalidResourceGroup``) are served, as if each existed, so code
 written for Azure runs unchanged. A job is created in the group of its PUT (its ``id`` says
 so) and found only there: another group's GET, PATCH, DELETE or listBitLockerKeys is 404
 ``ResourceNotFound``, and a list by group or by subscription holds exactly its jobs
@@ -387,10 +387,12 @@ def _check_scope(request: Request) -> None:
         )
     group = params.get("group")
     if group is not None and not _GROUP.fullmatch(group):
+        bad = "".join(dict.fromkeys(c for c in group if not re.fullmatch(r"[-\w._()]", c)))
+        why = f"has these invalid characters: '{bad}'" if bad else "is invalid"
         raise ValidationError(
-            f"Resource group '{group}' is invalid: use 1 to 90 letters, digits, '_', '-', "
-            "'.', '(' or ')', not ending in '.'.",
-            code="InvalidResourceGroupName",
+            f"The provided resource group name '{group}' {why}. The name can only be a "
+            "letter, digit, '-', '.', '(', ')' or '_', 1 to 90 of them, not ending in '.'.",
+            code="InvalidResourceGroup",
             target="resourceGroupName",
         )
 

@@ -282,7 +282,7 @@ def test_bad_requests_get_an_error_response_and_change_nothing(
             bad_sub = job.replace(SUB, "my-subscription")
             refused(http.get(bad_sub, params=v), 400, "InvalidSubscriptionId")
             bad_group = job.replace(f"/resourceGroups/{RG}/", "/resourceGroups/ends-in-dot./")
-            refused(http.get(bad_group, params=v), 400, "InvalidResourceGroupName")
+            refused(http.get(bad_group, params=v), 400, "InvalidResourceGroup")
             refused(
                 http.get(JOBS, params={**v, "$skiptoken": "1000000000"}),
                 400,

@@ -152,16 +152,18 @@ def test_malformed_subscription_and_group_are_refused(tmp_path: Path, mosquitto:
         with httpx.Client(base_url=_url(worker), timeout=10) as http:
             for path, code in (
                 (f"/subscriptions/not-a-guid{jobs}", "InvalidSubscriptionId"),
-                (f"/subscriptions/{MINE}/resourceGroups/ends.{jobs}", "InvalidResourceGroupName"),
+                (f"/subscriptions/{MINE}/resourceGroups/ends.{jobs}", "InvalidResourceGroup"),
                 (
                     f"/subscriptions/{MINE}/resourceGroups/{'g' * 91}{jobs}",
-                    "InvalidResourceGroupName",
+                    "InvalidResourceGroup",
                 ),
-                (f"/subscriptions/{MINE}/resourceGroups/a%20b{jobs}/j", "InvalidResourceGroupName"),
+                (f"/subscriptions/{MINE}/resourceGroups/a%20b{jobs}/j", "InvalidResourceGroup"),
             ):
                 answer = http.get(path, params=v)
                 assert answer.status_code == 400, path
                 assert answer.json()["error"]["code"] == code
+            spaced = http.get(f"/subscriptions/{MINE}/resourceGroups/a b!{jobs}", params=v)
+            assert "has these invalid characters: ' !'" in spaced.json()["error"]["message"]
             # 90 characters, letters of any script: served.
             fine = f"/subscriptions/{MINE}/resourceGroups/{'é' * 89}_{jobs}"
             assert http.get(fine, params=v).json() == {"value": []}
