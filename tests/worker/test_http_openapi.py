@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections import Counter
 import socket
 from pathlib import Path
 from typing import Any
@@ -197,7 +198,9 @@ def _fuzz(
     case_strategy: SearchStrategy[Case[Any]],
     headers: dict[str, str] | None = None,
     checks: list[Any] = CHECKS,
+    statuses: Counter[int] | None = None,
 ) -> None:
+    """Run generated requests through ``checks``; count their statuses in ``statuses``."""
     with requests.Session() as session:
 
         @settings(
@@ -210,9 +213,11 @@ def _fuzz(
         )
         @given(case=case_strategy)
         def run(case: Case[Any]) -> None:
-            case.call_and_validate(
+            response = case.call_and_validate(
                 base_url=url, session=session, checks=checks, timeout=10, headers=headers
             )
+            if statuses is not None:
+                statuses[response.status_code] += 1
 
         run()
 
@@ -229,6 +234,7 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(
     scope = {"subscriptionId": SUB, "resourceGroupName": RG}
     headers = {"Authorization": f"Bearer {token}"} if token else None
     tested = []
+    statuses: Counter[int] = Counter()
 
     def flow(worker: Worker) -> None:
         url = _url(worker)
@@ -243,13 +249,19 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(
             if operation.query or operation.body or operation.path_parameters:
                 modes.append(GenerationMode.NEGATIVE)
             for mode in modes:
-                _fuzz(url, operation.as_strategy(mode), headers)
+                _fuzz(url, operation.as_strategy(mode), headers, statuses=statuses)
                 if params:
-                    _fuzz(url, operation.as_strategy(mode, path_parameters=params), headers)
+                    strategy = operation.as_strategy(mode, path_parameters=params)
+                    _fuzz(url, strategy, headers, statuses=statuses)
             tested.append(operation.label)
 
     _run(tmp_path, mosquitto, flow, token=token)
     assert len(tested) == 11, tested
+    # Requests reached the handlers (the token was sent), and were refused too.
+    assert statuses[200] > 50, statuses
+    assert statuses[400] > 50, statuses
+    # Without a token nothing is 401; with one, negative mode sends broken ones.
+    assert (statuses[401] > 0) is (token is not None), statuses
 
 
 def _answers(
