@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
-from collections import Counter
 import socket
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
