@@ -29,6 +29,7 @@ from tests.worker.test_http import (
     _worker,
 )
 from worker.app import Worker
+from worker.model import ArmScope
 
 #: A user's own subscriptions, as their code and configs have them.
 MINE = "3f2b6c1e-9d4a-4e8b-b1c7-5a0d2e9f4c13"
@@ -214,3 +215,19 @@ def test_an_export_job_through_sdk_0_1_0(tmp_path: Path, mosquitto: Mosquitto) -
             assert {d.state for d in got.properties.drive_list} == {"ShippedBack"}
 
     _run(tmp_path, mosquitto, flow, speed=200_000)
+
+
+def test_a_scope_holds_its_own_jobs_only() -> None:
+    group = ArmScope(MINE, "rg")
+    job = group.job_id("j1")
+    assert (
+        job == f"/subscriptions/{MINE}/resourceGroups/rg/providers/Microsoft.ImportExport/jobs/j1"
+    )
+    assert group.holds(job)
+    assert ArmScope(MINE.upper(), "RG").holds(job)  # compared case-insensitively
+    assert ArmScope(MINE).holds(job)  # the whole subscription
+    assert not ArmScope(MINE, "r").holds(job)  # a prefix of the name is another group
+    assert not group.holds(ArmScope(MINE, "rg2").job_id("j1"))  # nor a longer one
+    assert not ArmScope(THEIRS, "rg").holds(job)
+    assert not ArmScope(THEIRS).holds(job)
+    assert ArmScope.of(job) == group
