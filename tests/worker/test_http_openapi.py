@@ -102,6 +102,13 @@ def test_the_description_states_what_the_server_accepts() -> None:
         assert definition.get("additionalProperties") is False, name
 
 
+def test_the_readme_quotes_the_servers_bounds() -> None:
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    assert f"`$top` 1..{MAX_TOP}, `$skiptoken` 0..{MAX_SKIPTOKEN}," in readme
+    assert "(ARM's name rule: 1 to 90 letters" in readme
+    assert PATTERNS["resourceGroupName"] == r"^[-\w._()]{0,89}[-\w_()]$"  # 1 to 90
+
+
 def test_the_token_decides_the_security_requirement() -> None:
     """Without a token (the default worker) nothing is required and nothing answers 401;
     with one, the bearer scheme is required of every operation but the description's."""
