@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import jsonschema  # type: ignore[import-untyped]
+import msgspec
 import pytest
 import requests
 import schemathesis
@@ -32,7 +33,7 @@ from simulator.live.processes import Mosquitto
 from tests.worker.test_http import JOBS, RG, SUB, VERSION, _put_body, _raw, _run, _url
 from worker.app import Worker
 from worker.http import API_VERSIONS, MAX_SKIPTOKEN, PATTERNS, openapi_document
-from worker.model import JobState, JobType
+from worker.model import DeliveryPackage, JobState, JobType
 from worker.requests import LOG_LEVELS
 from worker.service import MAX_TOP
 
@@ -97,6 +98,16 @@ def test_the_description_states_what_the_server_accepts() -> None:
     update = document["definitions"]["UpdateJobParameters"]["properties"]["properties"]
     assert update["properties"]["state"]["enum"] == ["", "Shipping"]
     assert update["properties"]["logLevel"]["enum"] == list(LOG_LEVELS)
+    # The bounds of the model's constrained numbers.
+    package = msgspec.inspect.type_info(DeliveryPackage)
+    assert isinstance(package, msgspec.inspect.StructType)
+    drive_count_type = next(f.type for f in package.fields if f.name == "drive_count")
+    assert isinstance(drive_count_type, msgspec.inspect.UnionType)
+    bounds = drive_count_type.types[0]
+    assert isinstance(bounds, msgspec.inspect.IntType)
+    for name in ("DeliveryPackageInformation", "PackageInformation"):
+        drive_count = document["definitions"][name]["properties"]["driveCount"]
+        assert (drive_count["minimum"], drive_count["maximum"]) == (bounds.ge, bounds.le)
     # Unknown fields are refused, and none is answered: every object says so.
     for name, definition in document["definitions"].items():
         assert definition.get("additionalProperties") is False, name
