@@ -1,5 +1,5 @@
 """Every field spelling that a served api-version defines is accepted: walked from
-Microsoft's three definitions (``shared/reference/azure-spec``) and from the SDK 0.1.0
+Microsoft's three definitions (``tests/worker/data/azure-spec``) and from the SDK 0.1.0
 line's request models (generated from the 2016-11-01 definition's first revision, whose
 ``blobListblobPath`` the current one spells ``blobListBlobPath``).
 
@@ -11,7 +11,6 @@ every depth, and decodes it as the service does: a property drivesim does not kn
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,8 @@ from worker.http import API_VERSIONS
 from worker.model import PutJobParameters, UpdateJobParameters
 from worker.requests import decode, parse_put
 
-#: Microsoft's definitions, copied unchanged into the shared folder beside the repository
-#: (not redistributed in it). CI has it; elsewhere the tests that read it skip.
-SPECS = Path(__file__).parents[3] / "shared" / "reference" / "azure-spec"
+#: Microsoft's definitions, copied unchanged (``data/azure-spec/README.md`` says from where).
+SPECS = Path(__file__).parent / "data" / "azure-spec"
 
 #: Values for the properties whose type is an enumeration in drivesim (the definitions
 #: type them as free strings).
@@ -39,14 +37,8 @@ REQUESTS: dict[str, type[msgspec.Struct]] = {
 
 
 def microsoft_definition(version: str) -> dict[str, Any]:
-    """Microsoft's definition of ``version``; skips the test where the shared folder is
-    missing, and fails in CI, which always has it."""
-    path = SPECS / version / "storageimportexport.json"
-    if not path.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"{path} is missing: CI has the shared folder beside the repository")
-        pytest.skip(f"{path} is missing (the shared folder beside the repository)")
-    spec: dict[str, Any] = json.loads(path.read_text())
+    """Microsoft's definition of ``version``."""
+    spec: dict[str, Any] = json.loads((SPECS / version / "storageimportexport.json").read_text())
     return spec
 
 

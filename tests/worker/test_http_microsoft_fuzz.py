@@ -1,5 +1,5 @@
 """Fuzzing drivesim's REST API with Microsoft's own 2021-01-01 definition of the service
-(``shared/reference/azure-spec``), the one the azure-core SDK line is generated from: for
+(``tests/worker/data/azure-spec``), the one the azure-core SDK line is generated from: for
 every operation Microsoft defines, in positive and negative mode, never a 5xx, and every
 answer's status and body valid by Microsoft's schemas (an error is Microsoft's
 ``ErrorResponse``). Once as generated (any api-version, subscription, group), once pinned
