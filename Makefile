@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint mosquitto chromium clean
+.PHONY: demo test lint mosquitto chromium postgresql clean
 
 $(BIN)/drivesim: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ $(BIN)/drivesim: pyproject.toml
 mosquitto:
 	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || \
 		(apt-get update -qq && apt-get install -y -qq mosquitto mosquitto-clients >/dev/null)
+
+# The PostgreSQL store's tests start a server of their own; install Debian's when missing.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq postgresql >/dev/null)
 
 # The HTML report tests render pages in headless Chromium; install Debian's package too.
 chromium:
@@ -30,7 +35,7 @@ lint: $(BIN)/drivesim
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint mosquitto chromium
+test: lint mosquitto chromium postgresql
 	$(BIN)/pytest
 
 clean:

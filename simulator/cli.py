@@ -26,6 +26,7 @@ from worker import (
     StatusMessage,
     configure_logging,
     load_worker_settings,
+    store_name,
 )
 from worker.mqtt import BrokerConfig
 
@@ -126,9 +127,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.add_argument(
         "--db",
-        type=arguments.output_file,
-        metavar="PATH",
-        help="SQLite job store (overrides the config)",
+        "--store",
+        type=arguments.worker_store,
+        metavar="PATH|URL",
+        help="the job store: a SQLite file, or a postgresql://USER@HOST:PORT/DBNAME URL "
+        "(one worker per database for now; overrides the config)",
     )
     worker.add_argument(
         "--scenario",
@@ -258,7 +261,7 @@ def _worker(args: argparse.Namespace, console: Console) -> int:
     def ready(broker: BrokerConfig, http: HttpConfig | None) -> None:
         console.print(
             f"worker [bold]{settings.worker_id}[/bold] serving on {broker.url} "
-            f"({settings.speed:g} simulated seconds a second, store {settings.db})"
+            f"({settings.speed:g} simulated seconds a second, store {store_name(settings.db)})"
         )
         console.print(
             f"watch it: mosquitto_sub -h {broker.host} -p {broker.port} "

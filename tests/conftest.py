@@ -1,13 +1,19 @@
-"""Fixtures shared by every test package: a real Mosquitto broker."""
+"""Fixtures shared by every test package: a real Mosquitto broker, a real PostgreSQL."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import structlog
+from psycopg import sql
 
+from simulator.live.postgres import PostgreSQL
 from simulator.live.processes import Mosquitto
 
 
@@ -36,3 +42,25 @@ def own_mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgresql() -> Iterator[PostgreSQL]:
+    """One PostgreSQL server for the session, for tests that do not kill it. Its folder is
+    outside pytest's (which the ``postgres`` user cannot enter when tests run as root)."""
+    workdir = Path(tempfile.mkdtemp(prefix="drivesim-postgresql-"))
+    workdir.chmod(0o755)
+    server = PostgreSQL(workdir / "server")
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def postgresql_url(postgresql: PostgreSQL) -> str:
+    """The URL of a new, empty database of the test's own on the session's server."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgresql.url(), autocommit=True) as db:
+        db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return postgresql.url(name)

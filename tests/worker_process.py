@@ -9,8 +9,11 @@ from simulator.live.processes import WorkerProcess
 __all__ = ["worker_process"]
 
 
-def worker_process(tmp: Path, broker_url: str, settings: str) -> WorkerProcess:
+def worker_process(
+    tmp: Path, broker_url: str, settings: str, *, db: str | Path | None = None
+) -> WorkerProcess:
+    """``db``: its store (default: a SQLite file in ``tmp``)."""
     config = tmp / "worker.toml"
     config.write_text(settings)
     args = ["--config", str(config), "--broker", broker_url]
-    return WorkerProcess(args, log=tmp / "worker.log", db=tmp / "worker.db")
+    return WorkerProcess(args, log=tmp / "worker.log", db=db or tmp / "worker.db")

@@ -68,6 +68,7 @@ from worker.sqlite_store import SQLiteStore
 from worker.states import CancelAnswer, CancelWindow
 from worker.status import TOPIC_PREFIX, StatusMessage, decode_payload, job_topic
 from worker.store import Commit, JobStore, OutboxEntry
+from worker.stores import open_store, store_name
 
 __all__ = [
     "DAY",
@@ -141,6 +142,7 @@ __all__ = [
     "job_topic",
     "load_worker_settings",
     "long_lived_heap",
+    "open_store",
     "parse_duration",
     "parse_size",
     "read_toml",
@@ -148,6 +150,7 @@ __all__ = [
     "sim_time",
     "sizes",
     "states",
+    "store_name",
     "stored_time",
     "to_builtins",
     "virtual_loop",

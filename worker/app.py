@@ -29,7 +29,7 @@ from worker.mqtt.link import MqttLink
 from worker.plan import Planner
 from worker.service import JobService
 from worker.settings import HttpConfig, WorkerSettings
-from worker.sqlite_store import SQLiteStore
+from worker.stores import open_store, store_name
 
 if TYPE_CHECKING:  # the REST API (starlette, uvicorn) is imported only when it is served
     from worker.http_server import HttpServer
@@ -54,7 +54,7 @@ class Worker:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         settings = self.settings
-        store = SQLiteStore(settings.db)
+        store = open_store(settings.db)
         try:
             start = stored_time(store)
             if settings.time_origin is not None:
@@ -68,7 +68,7 @@ class Worker:
                 policy=settings.policy,
                 command_limit=settings.max_command_bytes,
             )
-            log.info("store loaded", jobs=len(datacenter.ledger), db=str(settings.db))
+            log.info("store loaded", jobs=len(datacenter.ledger), db=store_name(settings.db))
             link = MqttLink(
                 self.broker,
                 worker_id=settings.worker_id,
@@ -137,7 +137,7 @@ def serve(
     """Run a worker until SIGINT or SIGTERM; ``on_ready`` is told the broker it serves on,
     and the Azure REST API as served when there is one (its URL, its certificate). On the
     embedded broker it is told once the worker is subscribed to commands there."""
-    log.info("worker starting", worker=settings.worker_id, db=str(settings.db))
+    log.info("worker starting", worker=settings.worker_id, db=store_name(settings.db))
 
     async def main() -> None:
         # With 10,000 jobs, full collections were most of the pipeline's start.

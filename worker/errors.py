@@ -11,6 +11,7 @@ with :meth:`ServiceError.to_arm` and nothing else.
     │   │   └── PayloadTooLarge           413  PayloadTooLarge
     │   ├── ResourceNotFound              404  ResourceNotFound
     │   ├── InvalidJobState               409  InvalidJobState, CancelTooLate, DeleteNotAllowed
+    │   ├── Conflict                      409  JobNameInUse (the name is another group's job)
     │   ├── AuthenticationFailed          401  AuthenticationFailed, InvalidAuthenticationToken
     │   └── ServiceUnavailable            503  ServiceUnavailable (shutting down: ask again)
     ├── StoreError                        the job store failed; the change was not made
@@ -29,6 +30,7 @@ __all__ = [
     "ChromiumMissing",
     "CommandFailed",
     "ConfigError",
+    "Conflict",
     "DrivesimError",
     "InvalidJobState",
     "PayloadTooLarge",
@@ -87,6 +89,14 @@ class ResourceNotFound(ServiceError):
 
     status = 404
     default_code = "ResourceNotFound"
+
+
+class Conflict(ServiceError):
+    """The request names a resource that exists elsewhere: a job name taken in another
+    resource group (drivesim keeps job names unique across groups)."""
+
+    status = 409
+    default_code = "Conflict"
 
 
 class InvalidJobState(ServiceError):

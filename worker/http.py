@@ -26,13 +26,21 @@ Served, for ``api-version`` 2016-11-01, 2020-08-01 and 2021-01-01 (``{job}`` pat
                                       ``api-version`` or token: ``worker/openapi.json``, derived
                                       from Microsoft's 2021-01-01 definition
 
-The worker has one subscription and one resource group (those of the service, compared
-case-insensitively); others are 404 ``SubscriptionNotFound`` / ``ResourceGroupNotFound``.
-Any bearer token is accepted unless one is configured.
+Any subscription (a GUID, else 400 ``InvalidSubscriptionId``) and any resource group (ARM's
+name rule, else 400 ``InvalidResourceGroup``) are served, as if each existed, so code
+written for Azure runs unchanged. A job is created in the group of its PUT (its ``id`` says
+so) and found only there: another group's GET, PATCH, DELETE or listBitLockerKeys is 404
+``ResourceNotFound``, and a list by group or by subscription holds exactly its jobs
+(compared case-insensitively, as ARM does). One deviation: job names are unique across
+groups, since a job's name is its key on MQTT and in the store, so a PUT of a name that
+another group holds is 409 ``JobNameInUse``. Jobs created over MQTT or by a scenario are
+in the service's own group (``drivesim`` of subscription ``00000000-0000-0000-0000-
+000000000000``). Any bearer token is accepted unless one is configured.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -56,7 +64,8 @@ from worker.errors import (
     ValidationError,
 )
 from worker.logs import get_logger
-from worker.model import to_builtins
+from worker.model import ArmScope, JobState, to_builtins
+from worker.requests import JOB_NAME
 from worker.service import DATACENTER_ADDRESS, MAX_TOP, JobService
 
 __all__ = ["API_VERSIONS", "ArmApi", "openapi_document"]
@@ -68,8 +77,36 @@ PROVIDER = "Microsoft.ImportExport"
 _SUB = "/subscriptions/{subscription}"
 _RG = _SUB + "/resourceGroups/{group}"
 _JOBS = f"/providers/{PROVIDER}/jobs"
-_FILTER = re.compile(r"\s*(?:properties/)?state\s+eq\s+'([^']*)'\s*", re.IGNORECASE)
-_DIGITS = re.compile(r"[0-9]{1,9}")
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+#: What the server accepts, as patterns that ``worker/openapi.json`` states word for word
+#: (``tests/worker/test_http_openapi.py`` holds them equal): plain regular expressions that
+#: mean the same in Python and in JSON Schema, anchored, with no flags.
+PATTERNS = {
+    # Subscription ids are GUIDs.
+    "subscriptionId": "^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$",
+    # ARM's rule for resource group names: 1 to 90 letters, digits, '_', '-', '.', '(' or
+    # ')' (letters and digits of any script), not ending in '.'.
+    "resourceGroupName": r"^[-\w._()]{0,89}[-\w_()]$",
+    "jobName": f"^{JOB_NAME.pattern}$",
+    # Nothing (no filter), or one state, keywords in any case: "state eq 'Shipping'".
+    "$filter": (
+        rf"^\s*(?:(?:{_any_case('properties')}/)?{_any_case('state')}\s+{_any_case('eq')}\s+"
+        rf"'({'|'.join(JobState)})'\s*)?$"
+    ),
+    "$top": "^[0-9]{1,9}$",
+    "$skiptoken": "^[0-9]{1,9}$",
+}
+_FILTER = re.compile(PATTERNS["$filter"])
+_DIGITS = re.compile(PATTERNS["$top"])
+_GUID = re.compile(PATTERNS["subscriptionId"])
+_GROUP = re.compile(PATTERNS["resourceGroupName"])
+#: The largest ``$skiptoken``: nine digits.
+MAX_SKIPTOKEN = 999_999_999
 _CARRIERS = ["DHL", "FedEx", "UPS", "USPS"]
 
 _OPERATIONS = [
@@ -93,9 +130,30 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 @cache
-def openapi_document() -> bytes:
-    """The OpenAPI description of this API (package data ``worker/openapi.json``)."""
-    return resources.files("worker").joinpath("openapi.json").read_bytes()
+def openapi_document(*, token_required: bool = False) -> bytes:
+    """The OpenAPI description of this API, as a worker with or without a configured token
+    serves it.
+
+    ``worker/openapi.json`` (package data, kept by hand) describes the default worker: no
+    token, so no security requirement and no 401 answer. With ``token_required``, the
+    bearer scheme becomes required of every operation but ``GET /openapi.json``, and each
+    of them documents its 401. The patterns of the path and query parameters are
+    :data:`PATTERNS`, word for word (a test holds them equal).
+    """
+    base = resources.files("worker").joinpath("openapi.json").read_bytes()
+    if not token_required:
+        return base
+    document = json.loads(base)
+    document["security"] = [{"bearer": []}]
+    for path, item in document["paths"].items():
+        for operation in item.values():
+            if path != "/openapi.json":
+                operation["responses"]["401"] = {
+                    "description": "The Authorization header is missing (AuthenticationFailed) "
+                    "or is not 'Bearer <the configured token>' (InvalidAuthenticationToken).",
+                    "schema": {"$ref": "#/definitions/ErrorResponse"},
+                }
+    return json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n"
 
 
 def _json(status: int, body: Any) -> Response:
@@ -158,7 +216,7 @@ class ArmApi:
                     raise ServiceUnavailable("The worker is shutting down; send the request again.")
                 self._authenticate(request)
                 _check_api_version(request)
-                self._check_scope(request)
+                _check_scope(request)
                 response = await handler(request)
             except ServiceError as exc:
                 response = _error(exc)
@@ -204,21 +262,6 @@ class ArmApi:
                 "The access token is invalid.", code="InvalidAuthenticationToken"
             )
 
-    def _check_scope(self, request: Request) -> None:
-        params = request.path_params
-        service = self.service
-        subscription = params.get("subscription")
-        if subscription is not None and subscription.lower() != service.subscription_id.lower():
-            raise ResourceNotFound(
-                f"The subscription '{subscription}' could not be found.",
-                code="SubscriptionNotFound",
-            )
-        group = params.get("group")
-        if group is not None and group.lower() != service.resource_group.lower():
-            raise ResourceNotFound(
-                f"Resource group '{group}' could not be found.", code="ResourceGroupNotFound"
-            )
-
     async def _body(self, request: Request) -> bytes:
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_body:
@@ -236,43 +279,50 @@ class ArmApi:
 
     async def openapi(self, request: Request) -> Response:
         """The description: public, no ``api-version`` (like ARM's own metadata)."""
-        return Response(openapi_document(), media_type="application/json")
+        return Response(
+            openapi_document(token_required=self.token is not None), media_type="application/json"
+        )
 
     async def job(self, request: Request) -> Response:
         name: str = request.path_params["name"]
+        scope = _scope(request)
         service = self.service
         match request.method:
             case "PUT":
-                created = await service.create(name, await self._body(request))
+                body = await self._body(request)
+                created = await service.create(name, body, scope=scope)
                 return _json(201 if created.created else 200, to_builtins(created.job))
             case "PATCH":
-                job = await service.update(name, await self._body(request))
+                job = await service.update(name, await self._body(request), scope=scope)
                 return _json(200, to_builtins(job))
             case "DELETE":
-                await service.delete(name)
+                await service.delete(name, scope=scope)
                 return Response(status_code=200, headers={"x-ms-request-id": str(uuid.uuid4())})
             case _:
-                return _json(200, to_builtins(await service.get(name)))
+                return _json(200, to_builtins(await service.get(name, scope=scope)))
 
     async def keys(self, request: Request) -> Response:
-        keys = await self.service.list_bitlocker_keys(request.path_params["name"])
+        keys = await self.service.list_bitlocker_keys(
+            request.path_params["name"], scope=_scope(request)
+        )
         return _json(200, {"value": [to_builtins(k) for k in keys]})
 
     async def list_jobs(self, request: Request) -> Response:
         query = request.query_params
         top = _int_param(query.get("$top"), "$top", low=1, high=MAX_TOP)
-        skip = _int_param(query.get("$skiptoken"), "$skiptoken", low=0) or 0
+        skip = _int_param(query.get("$skiptoken"), "$skiptoken", low=0, high=MAX_SKIPTOKEN) or 0
         state = _state_filter(query.get("$filter"))
+        scope = _scope(request)
         want = self.page_size if top is None else min(self.page_size, top - skip)
         if want <= 0:
             return _json(200, {"value": []})
-        jobs = await self.service.list(top=want, state=state, skip=skip)
+        jobs = await self.service.list(top=want, state=state, skip=skip, scope=scope)
         body: dict[str, Any] = {"value": [to_builtins(j) for j in jobs]}
         after = skip + len(jobs)
         if (
             len(jobs) == want
             and (top is None or after < top)
-            and await self.service.list(top=1, state=state, skip=after)
+            and await self.service.list(top=1, state=state, skip=after, scope=scope)
         ):
             body["nextLink"] = str(request.url.include_query_params(**{"$skiptoken": after}))
         return _json(200, body)
@@ -324,6 +374,34 @@ def _check_api_version(request: Request) -> None:
         )
 
 
+def _check_scope(request: Request) -> None:
+    """Refuse a malformed subscription id or resource group name (any well-formed one is
+    served)."""
+    params = request.path_params
+    subscription = params.get("subscription")
+    if subscription is not None and not _GUID.fullmatch(subscription):
+        raise ValidationError(
+            f"The provided subscription identifier '{subscription}' is malformed or invalid.",
+            code="InvalidSubscriptionId",
+            target="subscriptionId",
+        )
+    group = params.get("group")
+    if group is not None and not _GROUP.fullmatch(group):
+        bad = "".join(dict.fromkeys(c for c in group if not re.fullmatch(r"[-\w._()]", c)))
+        why = f"has these invalid characters: '{bad}'" if bad else "is invalid"
+        raise ValidationError(
+            f"The provided resource group name '{group}' {why}. The name can only be a "
+            "letter, digit, '-', '.', '(', ')' or '_', 1 to 90 of them, not ending in '.'.",
+            code="InvalidResourceGroup",
+            target="resourceGroupName",
+        )
+
+
+def _scope(request: Request) -> ArmScope:
+    params = request.path_params
+    return ArmScope(params["subscription"], params.get("group"))
+
+
 def _int_param(value: str | None, name: str, *, low: int, high: int | None = None) -> int | None:
     if value is None:
         return None
@@ -339,12 +417,13 @@ def _int_param(value: str | None, name: str, *, low: int, high: int | None = Non
 
 
 def _state_filter(value: str | None) -> str | None:
-    if value is None or not value.strip():
+    if value is None:
         return None
     match = _FILTER.fullmatch(value)
     if match is None:
         raise ValidationError(
-            f"Unsupported $filter '{value}'; only \"state eq '<State>'\" is understood.",
+            f"Unsupported $filter '{value}'; only \"state eq '<State>'\" is understood, "
+            f"with a state of {', '.join(JobState)}.",
             code="InvalidFilter",
             target="$filter",
         )

@@ -9,11 +9,13 @@ list-keys operation.
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 __all__ = [
+    "ArmScope",
     "ArmStruct",
     "ArmValue",
     "BlobList",
@@ -38,6 +40,41 @@ __all__ = [
 ]
 
 RESOURCE_TYPE = "Microsoft.ImportExport/jobs"
+
+
+@dataclass(frozen=True, slots=True)
+class ArmScope:
+    """Where ARM resources live: a subscription, and a resource group in it (``group``
+    None: the whole subscription, as a list by subscription asks).
+
+    A job keeps the scope it was created in as the start of its ``id``; ARM compares
+    subscription ids and group names case-insensitively, and so does :meth:`holds`.
+    """
+
+    subscription: str
+    group: str | None = None
+
+    @property
+    def path(self) -> str:
+        """``/subscriptions/{subscription}[/resourceGroups/{group}]``."""
+        path = f"/subscriptions/{self.subscription}"
+        return path if self.group is None else f"{path}/resourceGroups/{self.group}"
+
+    def job_id(self, name: str) -> str:
+        """The ARM ``id`` of job ``name`` in this resource group."""
+        if self.group is None:
+            raise ValueError("a job lives in a resource group, not in a whole subscription")
+        return f"{self.path}/providers/{RESOURCE_TYPE}/{name}"
+
+    def holds(self, resource_id: str) -> bool:
+        """Whether the resource of ARM ``id`` ``resource_id`` is in this scope."""
+        return resource_id.lower().startswith(self.path.lower() + "/")
+
+    @classmethod
+    def of(cls, resource_id: str) -> ArmScope:
+        """The resource group that the resource of ARM ``id`` ``resource_id`` is in."""
+        parts = resource_id.split("/")
+        return cls(parts[2], parts[4])
 
 
 class JobState(enum.StrEnum):
@@ -185,6 +222,10 @@ class BlobList(ArmValue, kw_only=True, frozen=True):
 class Export(ArmValue, kw_only=True, frozen=True):
     blob_list: BlobList | None = None
     blob_list_blob_path: str | None = None
+    #: ``blobListblobPath``: the same field as spelt by the 2016-11-01 definition's first
+    #: revision, which the SDK 0.1.0 line sends. Accepted on input and folded into
+    #: ``blobListBlobPath`` (:func:`worker.requests.parse_put`), so never stored or answered.
+    blob_list_blob_path_2016: str | None = msgspec.field(default=None, name="blobListblobPath")
 
 
 class EncryptionKey(ArmValue, kw_only=True, frozen=True):

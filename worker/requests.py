@@ -110,7 +110,7 @@ def parse_put(
     body: bytes | str | Mapping[str, Any], *, locations: Mapping[str, int], max_drives: int
 ) -> PutJobParameters:
     """A validated Jobs_Create body."""
-    params = decode(body, PutJobParameters)
+    params = _fold_spellings(decode(body, PutJobParameters))
     props = params.properties
     if params.location not in locations:
         known = ", ".join(sorted(locations))
@@ -157,6 +157,25 @@ def parse_put(
                 "or export.blobListBlobPath.",
                 target="properties.export",
             )
+    return params
+
+
+def _fold_spellings(params: PutJobParameters) -> PutJobParameters:
+    """The job with every older spelling of a field folded into the current one
+    (``export.blobListblobPath`` into ``export.blobListBlobPath``)."""
+    export = params.properties.export
+    if export is None or export.blob_list_blob_path_2016 is None:
+        return params
+    old, new = export.blob_list_blob_path_2016, export.blob_list_blob_path
+    if new is not None and new != old:
+        raise ValidationError(
+            "export.blobListBlobPath and export.blobListblobPath (its 2016-11-01 spelling) "
+            "are the same field and disagree; send one.",
+            target="properties.export.blobListblobPath",
+        )
+    params.properties.export = msgspec.structs.replace(
+        export, blob_list_blob_path=old, blob_list_blob_path_2016=None
+    )
     return params
 
 

@@ -17,10 +17,11 @@ import msgspec
 
 from worker import changes, states
 from worker.config import DatacenterConfig, Policy
-from worker.errors import InvalidJobState, ResourceNotFound, ValidationError
+from worker.errors import Conflict, InvalidJobState, ResourceNotFound, ValidationError
 from worker.ledger import Ledger
 from worker.model import (
     RESOURCE_TYPE,
+    ArmScope,
     DriveBitLockerKey,
     DriveState,
     DriveStatus,
@@ -74,7 +75,16 @@ _CANCEL = UpdateJobParameters(properties=UpdateJobProperties(cancel_requested=Tr
 
 
 class JobService:
-    """Create, get, list, update, delete and list keys, as Microsoft.ImportExport does."""
+    """Create, get, list, update, delete and list keys, as Microsoft.ImportExport does.
+
+    Every operation takes an optional ``scope`` (:class:`~worker.model.ArmScope`), the
+    subscription and resource group of an ARM request: a job is created in it (its ``id``
+    says so), found only in it (another group's job is 404 ResourceNotFound, as in ARM), and
+    a list holds only its jobs. Without one (MQTT commands, scenarios), jobs are created in
+    the service's own ``subscription_id`` and ``resource_group`` and found by name in any.
+    Job names are unique across groups: a create of a name that another group holds is
+    409 JobNameInUse (ARM would make it a second job).
+    """
 
     def __init__(
         self,
@@ -91,17 +101,23 @@ class JobService:
         self.datacenter: DatacenterConfig = planner.datacenter
         self.subscription_id = subscription_id
         self.resource_group = resource_group
+        self.scope = ArmScope(subscription_id, resource_group)
 
     # -- queries -------------------------------------------------------------------------
 
-    async def get(self, name: str) -> JobResponse:
-        return copy_job(self._record(name).job)
+    async def get(self, name: str, *, scope: ArmScope | None = None) -> JobResponse:
+        return copy_job(self._record(name, scope).job)
 
     async def list(
-        self, *, top: int | None = None, state: str | None = None, skip: int = 0
+        self,
+        *,
+        top: int | None = None,
+        state: str | None = None,
+        skip: int = 0,
+        scope: ArmScope | None = None,
     ) -> builtins.list[JobResponse]:
-        """Jobs in creation order; ``top`` at most 100, optionally only those in ``state``,
-        after the first ``skip`` of them (for paging)."""
+        """Jobs in creation order; ``top`` at most 100, optionally only those in ``state``
+        and in ``scope``, after the first ``skip`` of them (for paging)."""
         if top is not None and (isinstance(top, bool) or not isinstance(top, int)):
             raise ValidationError("$top must be an integer.", target="$top")
         if top is not None and not 1 <= top <= MAX_TOP:
@@ -119,12 +135,18 @@ class JobService:
         if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
             raise ValidationError("$skiptoken is invalid.", target="$skiptoken")
         # Stops at the page's last job: a page (or a probe with top=1) does not copy them all.
-        matching = (r.job for r in self.ledger if wanted is None or r.state is wanted)
+        matching = (
+            r.job
+            for r in self.ledger
+            if (wanted is None or r.state is wanted) and (scope is None or scope.holds(r.job.id))
+        )
         return [copy_job(job) for job in itertools.islice(matching, skip, skip + (top or MAX_TOP))]
 
-    async def list_bitlocker_keys(self, name: str) -> builtins.list[DriveBitLockerKey]:
+    async def list_bitlocker_keys(
+        self, name: str, *, scope: ArmScope | None = None
+    ) -> builtins.list[DriveBitLockerKey]:
         """The only way BitLocker keys leave the worker."""
-        record = self._record(name)
+        record = self._record(name, scope)
         return [
             DriveBitLockerKey(drive_id=drive_id, bit_locker_key=key)
             for drive_id, key in record.keys.items()
@@ -139,14 +161,25 @@ class JobService:
         *,
         hints: PlanHints | None = None,
         meta: Mapping[str, bytes] | None = None,
+        scope: ArmScope | None = None,
     ) -> CreateResult:
-        """Jobs_Create: a new job in Creating, or a replacement of one still in Creating."""
+        """Jobs_Create: a new job in Creating, or a replacement of one still in Creating
+        (in the same resource group)."""
         check_name(name)
         params = parse_put(
             body, locations=self.datacenter.locations, max_drives=self.policy.max_drives
         )
         existing = self.ledger.get(name)
         if existing is not None:
+            if scope is not None and not scope.holds(existing.job.id):
+                held = ArmScope.of(existing.job.id)
+                raise Conflict(
+                    f"The job name '{name}' is in use in resource group '{held.group}' of "
+                    f"subscription '{held.subscription}': drivesim keeps job names unique "
+                    "across resource groups. Choose another name, or delete that job first.",
+                    code="JobNameInUse",
+                    target="jobName",
+                )
             _judge(existing, Command.REPLACE, target="jobName")
         now = self.ledger.clock.now()
         props = params.properties
@@ -173,7 +206,8 @@ class JobService:
         )
         record = JobRecord(
             job=JobResponse(
-                id=self._resource_id(name),
+                # A replacement keeps its id (its group, spelt as when first created).
+                id=existing.job.id if existing else (scope or self.scope).job_id(name),
                 name=name,
                 type=RESOURCE_TYPE,
                 location=params.location,
@@ -208,9 +242,10 @@ class JobService:
         body: bytes | str | Mapping[str, Any],
         *,
         meta: Mapping[str, bytes] | None = None,
+        scope: ArmScope | None = None,
     ) -> JobResponse:
         """Jobs_Update (PATCH): change fields, ship (``state=Shipping``), or cancel."""
-        record = self._record(name)
+        record = self._record(name, scope)
         params = parse_update(body, max_drives=self.policy.max_drives)
         updated, _ = self._update(record, params, meta)
         return copy_job(updated.job)
@@ -223,9 +258,15 @@ class JobService:
         assert verdict.cancel is not None
         return CancelResult(answer=verdict.cancel, job=copy_job(updated.job), state=record.state)
 
-    async def delete(self, name: str, *, meta: Mapping[str, bytes] | None = None) -> None:
+    async def delete(
+        self,
+        name: str,
+        *,
+        meta: Mapping[str, bytes] | None = None,
+        scope: ArmScope | None = None,
+    ) -> None:
         """Jobs_Delete: only a job in Creating or Completed."""
-        record = self._record(name)
+        record = self._record(name, scope)
         self.ledger.delete(name, changes.delete(record, Command.DELETE), meta)
 
     # -- helpers -------------------------------------------------------------------------
@@ -301,21 +342,16 @@ class JobService:
 
         return self.ledger.update(name, change, meta), cancel
 
-    def _record(self, name: str) -> JobRecord:
+    def _record(self, name: str, scope: ArmScope | None = None) -> JobRecord:
         record = self.ledger.get(name) if isinstance(name, str) else None
-        if record is None:
+        if record is None or (scope is not None and not scope.holds(record.job.id)):
+            group = (scope or self.scope).group
             raise ResourceNotFound(
                 f"The Resource 'Microsoft.ImportExport/jobs/{name}' under resource group "
-                f"'{self.resource_group}' was not found.",
+                f"'{group}' was not found.",
                 target=str(name),
             )
         return record
-
-    def _resource_id(self, name: str) -> str:
-        return (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-            f"/providers/Microsoft.ImportExport/jobs/{name}"
-        )
 
     def _judge_ship(self, record: JobRecord, props: UpdateJobProperties) -> Verdict:
         """The verdict on moving the job to Shipping, with what shipping needs given now or

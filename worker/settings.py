@@ -92,7 +92,8 @@ class WorkerSettings:
     means the embedded broker."""
 
     worker_id: str
-    db: Path
+    #: The job store: a SQLite file's path, or a ``postgresql://`` URL.
+    db: str | Path
     speed: float
     seed: int
     epoch: datetime
@@ -159,7 +160,7 @@ def load_worker_settings(path: str | Path | None) -> WorkerSettings:
     epoch = data.epoch if data.epoch.tzinfo else data.epoch.replace(tzinfo=UTC)
     return WorkerSettings(
         worker_id=data.worker_id,
-        db=Path(data.db),
+        db=data.db,
         speed=data.speed,
         seed=data.seed,
         epoch=epoch,

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from worker import JOB_NAME, HttpConfig
 from worker.mqtt import BrokerConfig
@@ -40,6 +41,7 @@ __all__ = [
     "speed",
     "store_path",
     "subparsers",
+    "worker_store",
 ]
 
 #: The log levels ``--log-level`` takes (structlog's, as logging names them).
@@ -216,6 +218,20 @@ def output_dir(text: str) -> Path:
 def store_path(text: str) -> str:
     """A SQLite store to create or resume, or ``:memory:``."""
     return text if text == ":memory:" else str(output_file(text))
+
+
+def worker_store(text: str) -> str:
+    """A worker's store: a ``postgresql://`` (or ``postgres://``) URL with a host, or a
+    SQLite file to create or resume."""
+    if text.startswith(("postgresql://", "postgres://")):
+        try:
+            host = urlsplit(text).hostname
+        except ValueError:
+            host = None
+        if not host:
+            _fail("a URL such as postgresql://USER@HOST:PORT/DBNAME", text)
+        return text
+    return str(output_file(text))
 
 
 def http_address(text: str) -> str:

@@ -122,7 +122,7 @@ class WorkerProcess:
         args: Sequence[str],
         *,
         log: Path,
-        db: Path | None = None,
+        db: str | Path | None = None,
         program: Sequence[str] = DRIVESIM,
     ) -> None:
         self.args = [*args, *(("--db", str(db)) if db is not None else ())]

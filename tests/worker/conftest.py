@@ -27,6 +27,7 @@ from worker import (
     virtual_loop,
 )
 from worker.model import DriveState, DriveStatus, JobDetails, JobResponse, JobState
+from worker.postgres_store import PostgresStore
 from worker.record import DrivePlan, DriveSim, JobRecord, JobSim, encode
 
 ACCOUNT_ID = (
@@ -110,12 +111,17 @@ def ship_body() -> Callable[..., dict[str, Any]]:
     return _ship_body
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
-    """Each test using it runs against the in-memory store and a real SQLite file."""
-    job_store: JobStore = (
-        MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "jobs.db")
-    )
+    """Each test using it runs against the in-memory store, a real SQLite file and a real
+    PostgreSQL database."""
+    job_store: JobStore
+    if request.param == "memory":
+        job_store = MemoryStore()
+    elif request.param == "sqlite":
+        job_store = SQLiteStore(tmp_path / "jobs.db")
+    else:
+        job_store = PostgresStore(request.getfixturevalue("postgresql_url"))
     yield job_store
     job_store.close()
 

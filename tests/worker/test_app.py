@@ -20,6 +20,7 @@ from simulator.live.proxy import FaultProxy
 from tests.worker_process import worker_process
 from worker.model import to_builtins
 from worker.mqtt.broker import BrokerConfig
+from worker.postgres_store import PostgresStore
 from worker.sqlite_store import SQLiteStore
 from worker.status import TOPIC_PREFIX
 
@@ -51,8 +52,8 @@ TERMINAL = ("Completed", "Closed")
 def worker_factory(tmp_path: Path) -> Iterator[Any]:
     made: list[WorkerProcess] = []
 
-    def make(broker_url: str) -> WorkerProcess:
-        worker = worker_process(tmp_path, broker_url, SETTINGS)
+    def make(broker_url: str, db: str | Path | None = None) -> WorkerProcess:
+        worker = worker_process(tmp_path, broker_url, SETTINGS, db=db)
         made.append(worker)
         return worker
 
@@ -117,12 +118,12 @@ def _transferring(messages: list[Received]) -> bool:
     return any(e["data"]["to"] == "Transferring" for e in _events(messages, "driveStateChanged"))
 
 
-def _retained_equals_store(port: int, db: Path) -> None:
+def _retained_equals_store(port: int, db: str | Path) -> None:
     """A fresh subscriber's retained job snapshots are exactly the store's jobs."""
     fresh = Observer(port, topics=(f"{TOPIC_PREFIX}/jobs/+/state",))
     try:
         fresh.wait_subscribed()
-        store = SQLiteStore(db)
+        store = PostgresStore(db, exclusive=False) if isinstance(db, str) else SQLiteStore(db)
         jobs = store.load_jobs()
         store.close()
         fresh.wait_for(lambda ms: len(ms) >= len(jobs), timeout=10, what="retained snapshots")
@@ -224,15 +225,19 @@ def test_broker_crash_is_survived_and_replayed(
 
 
 @pytest.mark.slow
-def test_worker_crash_shows_lost_and_resumes(own_mosquitto: Mosquitto, worker_factory: Any) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_worker_crash_shows_lost_and_resumes(
+    own_mosquitto: Mosquitto, worker_factory: Any, kind: str, request: pytest.FixtureRequest
+) -> None:
     """SIGKILL the worker mid-transfer: the Last Will says lost; restarted on its database
-    it resumes every job and the stream stays consistent."""
+    (a SQLite file, or PostgreSQL) it resumes every job and the stream stays consistent."""
+    db = request.getfixturevalue("postgresql_url") if kind == "postgresql" else None
     observer = Observer(
         own_mosquitto.port, topics=(f"{TOPIC_PREFIX}/jobs/+/#", f"{TOPIC_PREFIX}/workers/#")
     )
     try:
         observer.wait_subscribed()
-        worker = worker_factory(own_mosquitto.url)
+        worker = worker_factory(own_mosquitto.url, db)
         worker.start()
         observer.wait_for(lambda ms: "online" in observer.worker_states(WORKER_ID), what="online")
         _commands(

@@ -278,7 +278,16 @@ def test_bad_requests_get_an_error_response_and_change_nothing(
                 "InvalidApiVersionParameter",
             )
             other_rg = job.replace(f"/resourceGroups/{RG}/", "/resourceGroups/other/")
-            refused(http.get(other_rg, params=v), 404, "ResourceGroupNotFound")
+            refused(http.get(other_rg, params=v), 404, "ResourceNotFound")
+            bad_sub = job.replace(SUB, "my-subscription")
+            refused(http.get(bad_sub, params=v), 400, "InvalidSubscriptionId")
+            bad_group = job.replace(f"/resourceGroups/{RG}/", "/resourceGroups/ends-in-dot./")
+            refused(http.get(bad_group, params=v), 400, "InvalidResourceGroup")
+            refused(
+                http.get(JOBS, params={**v, "$skiptoken": "1000000000"}),
+                400,
+                "InvalidQueryParameterValue",
+            )
             refused(http.get("/nowhere", params=v), 404, "NotFound")
             refused(http.post(job, params=v), 405, "MethodNotAllowed")
             refused(http.delete(f"{JOBS}/j2", params=v), 404, "ResourceNotFound")

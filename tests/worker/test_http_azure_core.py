@@ -36,6 +36,8 @@ from worker.http_server import self_signed_certificate
 from worker.settings import HttpConfig, load_worker_settings
 
 SDK = ["azure-mgmt-storageimportexport==1.0.0b2", "azure-mgmt-core>=1.3.2,<2"]
+#: A user's own subscription.
+MINE = "5c0ffee0-1234-4abc-8def-0123456789ab"
 
 
 def _run_https(tmp_path: Path, broker: Mosquitto, body: Any, **http: Any) -> Any:
@@ -130,12 +132,16 @@ def sdk_1_0_0b2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-def _client(script: str, sdk: Path) -> Callable[[Worker], dict[str, Any]]:
-    """Run ``script`` with the 1.0.0b2 SDK against the worker; its last line of JSON."""
+def _client(
+    script: str, sdk: Path, subscription: str = SUB, group: str = RG
+) -> Callable[[Worker], dict[str, Any]]:
+    """Run ``script`` with the 1.0.0b2 SDK against the worker (in ``subscription`` and
+    resource group ``group``); its last line of JSON."""
 
     def flow(worker: Worker) -> dict[str, Any]:
+        args = [_url(worker), _cert(worker), subscription, group, ACCOUNT]
         done = subprocess.run(
-            [sys.executable, "-c", script, _url(worker), _cert(worker), SUB, RG, ACCOUNT],
+            [sys.executable, "-c", script, *args],
             capture_output=True,
             text=True,
             timeout=60,
@@ -187,6 +193,14 @@ with client:
     out["got"] = client.jobs.get("exp1", rg).properties.job_type
     out["top"] = [j.name for j in client.jobs.list_by_subscription(top=1)]
     out["listed"] = [j.name for j in client.jobs.list_by_resource_group(rg)]
+    client.jobs.create("elsewhere", rg + "-2", job("Import"))
+    out["by_group"] = [j.name for j in client.jobs.list_by_resource_group(rg + "-2")]
+    out["by_subscription"] = [j.name for j in client.jobs.list_by_subscription()]
+    out["id"] = client.jobs.get("elsewhere", rg + "-2").id
+    try:
+        client.jobs.get("elsewhere", rg)
+    except ResourceNotFoundError as exc:
+        out["other_group"] = [exc.status_code, exc.error.code]
     package = models.DeliveryPackageInformation(
         carrier_name="FedEx", tracking_number="123", drive_count=1, ship_date="2024-01-01"
     )
@@ -217,13 +231,20 @@ def test_the_azure_core_sdk_over_https(
     tmp_path: Path, mosquitto: Mosquitto, sdk_1_0_0b2: Path
 ) -> None:
 
-    out = _run_https(tmp_path, mosquitto, _client(CLIENT, sdk_1_0_0b2))
+    # The user's own subscription and resource group, as their code has them.
+    client = _client(CLIENT, sdk_1_0_0b2, subscription=MINE, group="My-Resource-Group")
+    out = _run_https(tmp_path, mosquitto, client)
     assert out == {
         "version": "1.0.0b2",
         "created": "Creating",
         "got": "Export",
         "top": ["imp1"],
         "listed": ["imp1", "exp1"],
+        "by_group": ["elsewhere"],
+        "by_subscription": ["imp1", "exp1", "elsewhere"],
+        "id": f"/subscriptions/{MINE}/resourceGroups/My-Resource-Group-2/providers/"
+        "Microsoft.ImportExport/jobs/elsewhere",
+        "other_group": [404, "ResourceNotFound"],
         "moved": ["Shipping", "123"],
         "cancelled": True,
         "keys": [["DRV0", "KEY-0"]],

@@ -64,3 +64,11 @@ def test_bad_settings_name_their_key(tmp_path: Path, text: str, key: str) -> Non
         load_worker_settings(path)
     assert info.value.path == str(path)
     assert info.value.key == key
+
+
+def test_a_postgresql_store_is_kept_as_its_url(tmp_path: Path) -> None:
+    """``db`` may be a PostgreSQL URL: it reaches the worker as written, not as a path."""
+    url = "postgresql://drivesim@127.0.0.1:5432/sim"
+    path = tmp_path / "worker.toml"
+    path.write_text(f'db = "{url}"\n')
+    assert load_worker_settings(path).db == url
