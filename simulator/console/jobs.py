@@ -107,10 +107,10 @@ def add_jobs_parser(commands: Any) -> None:
     )
     ship.add_argument(
         "--drive-count",
-        type=arguments.count(1, 10),
+        type=arguments.count(0, 1000),  # what the service takes (worker.model.DriveCount)
         default=None,
         metavar="N",
-        help="drives in the package, 1 to 10 (default: not sent)",
+        help="drives in the package, 0 to 1000 (default: not sent)",
     )
 
     listing = ops.add_parser(

@@ -95,6 +95,7 @@ def _corpus(tmp: Path) -> list[tuple[list[str], str]]:
         (["jobs", "ship", "j1", "--carrier", ""], "--carrier"),
         (["jobs", "ship", "j1", "--tracking", ""], "--tracking"),
         (["jobs", "ship", "j1", "--drive-count", "-1"], "--drive-count"),
+        (["jobs", "ship", "j1", "--drive-count", "1001"], "--drive-count"),
         (["jobs", "list", "--top", "0"], "--top"),
         (["jobs", "list", "--top", "1e3"], "--top"),
         (["jobs", "list", "--state", "Done"], "--state"),
