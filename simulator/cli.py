@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 
+from simulator.console import arguments
+from simulator.console.arguments import MAX_SPEED, Parser, add_global_options
 from simulator.console.jobs import DEFAULT_BROKER, add_jobs_parser, run_jobs
 from simulator.demo.command import add_demo_parser, run_demo
 from simulator.scenario.file import load_scenario
@@ -21,6 +23,7 @@ from worker import (
     TOPIC_PREFIX,
     DrivesimError,
     HttpConfig,
+    StatusMessage,
     configure_logging,
     load_worker_settings,
     store_name,
@@ -33,6 +36,7 @@ from worker.mqtt import BrokerConfig
 if TYPE_CHECKING:
     from simulator.console.progress import RunProgress
     from simulator.console.timeline import Timeline
+    from simulator.faults.plan import FaultRecord
     from simulator.report.history import History
     from simulator.run.result import RunResult
     from simulator.scenario.file import Scenario
@@ -43,16 +47,20 @@ EXIT_OK, EXIT_INVARIANT, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="drivesim", description="A simulated Azure Import/Export datacenter."
+    parser = Parser(
+        prog="drivesim",
+        description="A simulated Azure Import/Export datacenter: run scenarios, serve the "
+        "datacenter over MQTT and the Azure REST API, and watch it.",
     )
-    parser.add_argument("--log-level", default="warning", help="debug, info, warning (default)")
-    parser.add_argument(
-        "--log-format", choices=("auto", "console", "json"), default="auto", help="log rendering"
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    add_global_options(parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run a scenario file and report on it")
+    run = commands.add_parser(
+        "run",
+        help="run a scenario file and report on it",
+        description="Run a scenario file (a datacenter, jobs, scripted customers, faults) and "
+        "check the invariants: exit 0 when every one holds, 1 when one fails, 2 on bad input.",
+    )
     run.add_argument(
         "scenario", type=Path, help="a scenario file, e.g. configs/cancel-mid-transfer.toml"
     )
@@ -61,19 +69,25 @@ def _parser() -> argparse.ArgumentParser:
         "--virtual", action="store_true", help="virtual time: as fast as possible (default)"
     )
     pace.add_argument(
-        "--speed", type=float, metavar="N", help="scaled real time: N simulated seconds a second"
+        "--speed",
+        type=arguments.speed,
+        metavar="N",
+        help=f"scaled real time: N simulated seconds a second (above 0, up to {MAX_SPEED:,.0f})",
     )
-    run.add_argument("--seed", type=int, help="override the scenario's seed")
+    run.add_argument("--seed", type=arguments.seed, help="override the scenario's seed")
     run.add_argument(
         "--db",
+        type=arguments.store_path,
         metavar="PATH",
         help="SQLite job store (default: a temporary file); an existing run there is resumed; "
         "':memory:' keeps everything in memory",
     )
-    run.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report here")
+    run.add_argument(
+        "--report", type=arguments.output_file, metavar="FILE", help="write the JSON report here"
+    )
     run.add_argument(
         "--html",
-        type=Path,
+        type=arguments.output_file,
         metavar="FILE",
         help="write a self-contained HTML report (timeline, queue, bays, messages) here",
     )
@@ -88,42 +102,59 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--workdir",
-        type=Path,
+        type=arguments.output_dir,
         metavar="DIR",
         help="with --live: keep the broker's and the worker's files and logs here",
     )
 
     worker = commands.add_parser(
-        "worker", help="run the datacenter as a service over MQTT until SIGINT or SIGTERM"
+        "worker",
+        help="run the datacenter as a service over MQTT until SIGINT or SIGTERM",
+        description="Run the datacenter as a long-lived service: commands and status over "
+        "MQTT, and the Azure REST API with --http, until SIGINT or SIGTERM.",
     )
-    worker.add_argument("--config", type=Path, help="worker settings, e.g. configs/worker.toml")
     worker.add_argument(
-        "--broker", help="broker URL, e.g. mqtt://127.0.0.1:1883 (default: an embedded broker)"
+        "--config",
+        type=arguments.existing_file,
+        metavar="FILE",
+        help="worker settings, e.g. configs/worker.toml",
+    )
+    worker.add_argument(
+        "--broker",
+        type=arguments.broker_url,
+        metavar="URL",
+        help="broker URL, e.g. mqtt://127.0.0.1:1883 (default: an embedded broker)",
     )
     worker.add_argument(
         "--db",
         "--store",
+        type=arguments.worker_store,
         metavar="PATH|URL",
         help="the job store: a SQLite file, or a postgresql://USER@HOST:PORT/DBNAME URL "
         "(one worker per database for now; overrides the config)",
     )
     worker.add_argument(
         "--scenario",
-        type=Path,
+        type=arguments.existing_file,
+        metavar="FILE",
         help="take the datacenter, rules, epoch, seed and pinned drive fates from a scenario file",
     )
-    worker.add_argument("--seed", type=int, help="override the seed")
+    worker.add_argument("--seed", type=arguments.seed, help="override the seed")
     worker.add_argument(
-        "--speed", type=float, metavar="N", help="simulated seconds a second (overrides the config)"
+        "--speed",
+        type=arguments.speed,
+        metavar="N",
+        help=f"simulated seconds a second (above 0, up to {MAX_SPEED:,.0f}; overrides the config)",
     )
     worker.add_argument(
         "--time-origin",
-        type=float,
+        type=arguments.number(low=0),
         metavar="UNIX_TIME",
         help="the wall-clock time of simulated second 0 (a restarted worker catches up)",
     )
     worker.add_argument(
         "--http",
+        type=arguments.http_address,
         metavar="[HOST:]PORT",
         help="also serve the Azure REST API (Microsoft.ImportExport) here, e.g. 127.0.0.1:8080 "
         "(host 127.0.0.1 unless given)",
@@ -138,14 +169,30 @@ def _parser() -> argparse.ArgumentParser:
     add_jobs_parser(commands)
     add_demo_parser(commands)
 
-    watcher = commands.add_parser("watch", help="a live, readable view of the status stream")
-    watcher.add_argument("--broker", default=DEFAULT_BROKER, help=f"broker URL ({DEFAULT_BROKER})")
-    watcher.add_argument("--job", help="only this job")
+    watcher = commands.add_parser(
+        "watch",
+        help="a live, readable view of the status stream",
+        description="Subscribe to the status stream and print one readable line per change, "
+        "stamped with its simulated time, until Ctrl-C.",
+    )
+    watcher.add_argument(
+        "--broker",
+        type=arguments.broker_url,
+        default=DEFAULT_BROKER,
+        metavar="URL",
+        help=f"broker URL (default: {DEFAULT_BROKER})",
+    )
+    watcher.add_argument("--job", type=arguments.job_name, help="only this job")
+    for sub in arguments.subparsers(parser):
+        add_global_options(sub, defaults=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exited:  # a bad value (2, its line printed) or --help (0)
+        return exited.code if isinstance(exited.code, int) else EXIT_BAD_INPUT
     configure_logging(level=args.log_level, fmt=args.log_format)
     console = Console(highlight=False)
     try:
@@ -245,15 +292,17 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         raise DrivesimError("--speed must be a positive number of simulated seconds a second")
     if args.live:
         return _run_live(args, console, scenario)
-    with tempfile.TemporaryDirectory(prefix="drivesim-") as tmp:
-        store: JobStore
-        if args.db == ":memory:":
-            store = MemoryStore()
-        else:
-            store = SQLiteStore(args.db or Path(tmp) / "run.db")
-        try:
-            timeline = Timeline(console, scenario.epoch)
-            with _progress(scenario) as progress:
+    # The progress line stays up after the simulation: the history, the invariants and the
+    # report of a long run take their time too (half a minute after load-10k).
+    with _progress(scenario) as progress:
+        with tempfile.TemporaryDirectory(prefix="drivesim-") as tmp:
+            store: JobStore
+            if args.db == ":memory:":
+                store = MemoryStore()
+            else:
+                store = SQLiteStore(args.db or Path(tmp) / "run.db")
+            try:
+                timeline = Timeline(console, scenario.epoch)
                 result = run_scenario(
                     scenario,
                     store,
@@ -261,11 +310,15 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                     seed=args.seed,
                     **_observers(args.quiet, progress, timeline),
                 )
-        finally:
-            store.close()
-    history = History(result.history, scenario.epoch)
-    report = build_report(result, history, check_run(result, history))
-    return _finish(args, console, report, history, result)
+            finally:
+                store.close()
+        with progress.phase("reading the history"):
+            history = History(result.history, scenario.epoch)
+        with progress.phase("checking the invariants"):
+            checks = check_run(result, history)
+        with progress.phase("building the report"):
+            report = build_report(result, history, checks)
+        return _finish(args, console, report, history, result, progress)
 
 
 def _run_live(args: argparse.Namespace, console: Console, scenario: Scenario) -> int:
@@ -276,7 +329,8 @@ def _run_live(args: argparse.Namespace, console: Console, scenario: Scenario) ->
 
     if args.virtual or args.db:
         raise DrivesimError("--live runs in scaled real time on the worker's own store")
-    timeline = Timeline(console, scenario.epoch)
+    # Answers come back before the observer hears their events: held to keep time order.
+    timeline = Timeline(console, scenario.epoch, hold=True)
     speed = args.speed or scenario.live_speed
     console.print(
         f"live run of [bold]{scenario.name}[/bold]: {speed:g} simulated seconds a second, "
@@ -294,28 +348,40 @@ def _run_live(args: argparse.Namespace, console: Console, scenario: Scenario) ->
             **_observers(args.quiet, progress, timeline),
         )
         outcome: LiveResult = anyio.run(live.run, backend="asyncio")
-    return _finish(args, console, outcome.report(), outcome.stored, outcome.run)
+        timeline.flush()
+        with progress.phase("checking the invariants and building the report"):
+            report = outcome.report()
+        return _finish(args, console, report, outcome.stored, outcome.run, progress)
 
 
 def _progress(scenario: Scenario) -> RunProgress:
-    """The progress line on stderr (shown with --quiet, in place of the timeline)."""
+    """The progress line on stderr, with the time left: under the timeline on a terminal
+    (which it keeps at the bottom), alone with --quiet; every ten seconds in a log file."""
     from simulator.console.progress import RunProgress
 
     return RunProgress(
-        Console(stderr=True, highlight=False), scenario.epoch, jobs=len(scenario.jobs)
+        Console(stderr=True, highlight=False),
+        scenario.epoch,
+        jobs=len(scenario.jobs),
+        until=scenario.until,
     )
 
 
 def _observers(quiet: bool, progress: RunProgress, timeline: Timeline) -> dict[str, Any]:
-    """What hears a run's messages, answered actions and faults: the timeline, or with
-    ``quiet`` the progress line."""
+    """What hears a run's messages, answered actions and faults: the progress line, and
+    unless ``quiet`` the timeline."""
     if quiet:
         return {"on_message": progress.on_message, "on_action": None, "on_fault": progress.on_fault}
-    return {
-        "on_message": timeline.on_message,
-        "on_action": timeline.on_action,
-        "on_fault": timeline.on_fault,
-    }
+
+    def on_message(message: StatusMessage) -> None:
+        timeline.on_message(message)
+        progress.on_message(message)
+
+    def on_fault(record: FaultRecord) -> None:
+        timeline.on_fault(record)
+        progress.on_fault(record)
+
+    return {"on_message": on_message, "on_action": timeline.on_action, "on_fault": on_fault}
 
 
 def _finish(
@@ -324,13 +390,15 @@ def _finish(
     report: dict[str, Any],
     history: History,
     run: RunResult,
+    progress: RunProgress,
 ) -> int:
     from simulator.console.timeline import print_summary
     from simulator.report.html.page import write_html
 
     print_summary(console, report)
     if args.html is not None:
-        write_html(args.html, report, history, run)
+        with progress.phase("writing the HTML report"):
+            write_html(args.html, report, history, run)
         console.print(f"html report: {args.html}")
     if args.report is not None:
         args.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

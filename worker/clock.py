@@ -46,6 +46,7 @@ class Clock:
         "_epoch_day",
         "_epoch_us",
         "_last_iso",
+        "_loop",
         "_origin",
         "epoch",
         "scale",
@@ -68,6 +69,7 @@ class Clock:
         self.scale = scale
         self.start = start
         self._origin: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         # isoformat() in integer arithmetic from the epoch's UTC midnight: the date part
         # once per simulated day. None: an epoch that is not UTC formats through datetime.
         self._days: dict[int, str] | None = None
@@ -81,10 +83,18 @@ class Clock:
 
     def now(self) -> float:
         """Simulated seconds since the epoch."""
-        loop_now = asyncio.get_running_loop().time()  # anyio.current_time(), 4x cheaper
+        loop = asyncio.get_running_loop()
+        loop_now = loop.time()  # anyio.current_time(), 4x cheaper
         if self._origin is None:
             self._origin = loop_now
+            self._loop = loop
         return self.start + (loop_now - self._origin) * self.scale
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop this clock reads (None until its first :meth:`now`): its time
+        means nothing on another loop."""
+        return self._loop
 
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` of simulated time."""

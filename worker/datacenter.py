@@ -88,12 +88,24 @@ class Datacenter:
         relay = self.relay = OutboxRelay(self.ledger, sink, replay_tail=replay_tail)
         self._drained = False
         self.commands.open()
-        async with anyio.create_task_group() as tg:
-            await tg.start(self._run, relay, announce)
-            yield relay
-            self.halt()
-        if not self._drained:
-            await self.drain()
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(self._run, relay, announce)
+                yield relay
+                self.halt()
+            if not self._drained:
+                await self.drain()
+        except (anyio.get_cancelled_exc_class(), KeyboardInterrupt):
+            self._stopped()
+            raise
+        self._stopped()
+
+    def _stopped(self) -> None:
+        """The store remembers when the datacenter stopped (or was cancelled), not only its
+        last commit: a resumed clock starts there, so simulated time, and the log stamped
+        with it, never goes back over what this run already lived. (After an error the
+        store may be what failed: it is left alone.)"""
+        self.ledger.note({})
 
     async def _run(
         self, relay: OutboxRelay, announce: bool, *, task_status: TaskStatus[None]

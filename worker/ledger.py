@@ -165,6 +165,7 @@ class Ledger:
                 seq=seq,
                 state=None if after is None else str(after.state),
                 events=[e.type for e in events],
+                sim_time=sim_time,  # the commit's time, as its status messages say
             )
         self._outbox_pending()
         for listener in self._listeners:

@@ -3,7 +3,7 @@ in every event, job and drive bound through contextvars."""
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
 import sys
 from collections.abc import Callable
@@ -18,7 +18,18 @@ __all__ = ["Logger", "SimTime", "configure_logging", "get_logger"]
 
 
 class SimTime:
-    """A processor that stamps each event with the simulated time of a clock."""
+    """A processor that stamps each event with the simulated time of a clock.
+
+    An event that brings its own ``sim_time`` keeps it: a committed change is logged at the
+    time it was committed (the time its status messages carry), not at the moment the line
+    is written, which in scaled real time is later. An event logged from another thread's
+    event loop than the clock's (the demo's fast-forward runs on a loop of its own), or
+    with no loop running, is not stamped: that clock's time means nothing there.
+
+    A run's log never goes backwards in simulated time: lines are stamped in the order
+    they are written, and a datacenter that stops records the time it stopped at
+    (:meth:`worker.datacenter.Datacenter.running`), where a resumed run's clock starts.
+    """
 
     __slots__ = ("clock",)
 
@@ -26,10 +37,15 @@ class SimTime:
         self.clock: Clock | None = None
 
     def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
-        if self.clock is not None:
-            # No running event loop (before or after a run): no simulated time to stamp.
-            with contextlib.suppress(RuntimeError):
-                event_dict["sim_time"] = self.clock.isoformat()
+        clock = self.clock
+        if clock is None or "sim_time" in event_dict:
+            return event_dict
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no running event loop (before or after a run)
+            return event_dict
+        if clock.loop is None or clock.loop is loop:
+            event_dict["sim_time"] = clock.isoformat()
         return event_dict
 
 
@@ -44,6 +60,9 @@ def configure_logging(
     stream: TextIO | None = None,
 ) -> None:
     """Configure structlog for the CLI: ``auto`` is the console on a terminal, else JSON."""
+    levels = logging.getLevelNamesMapping()
+    if level.upper() not in levels or level.upper() == "NOTSET":
+        raise ValueError(f"expected a log level such as debug, info or warning, got {level!r}")
     stream = stream or sys.stderr
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
@@ -61,9 +80,7 @@ def configure_logging(
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(levels[level.upper()]),
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )

@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from simulator.client import JobsClient
-from worker import CommandFailed, bitlocker_key
+from simulator.console import arguments
+from worker import CommandFailed, JobState, bitlocker_key
 from worker.mqtt import BrokerConfig
 
 __all__ = ["add_jobs_parser", "run_jobs"]
@@ -21,18 +22,63 @@ DEFAULT_BROKER = "mqtt://127.0.0.1:18830"
 
 
 def add_jobs_parser(commands: Any) -> None:
-    jobs = commands.add_parser("jobs", help="create, inspect, ship, cancel and delete jobs")
-    jobs.add_argument("--broker", default=DEFAULT_BROKER, help=f"broker URL ({DEFAULT_BROKER})")
+    """The ``jobs`` subcommand, its operations and their options."""
+    jobs = commands.add_parser(
+        "jobs",
+        help="create, inspect, ship, cancel and delete jobs",
+        description="Send one command to a worker over MQTT and print its answer: exit 0 on "
+        "success, 1 on an error answer.",
+    )
+    jobs.add_argument(
+        "--broker",
+        type=arguments.broker_url,
+        default=DEFAULT_BROKER,
+        metavar="URL",
+        help=f"broker URL (default: {DEFAULT_BROKER})",
+    )
     jobs.add_argument("--json", action="store_true", help="print the raw JSON answer")
-    jobs.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a reply")
-    ops = jobs.add_subparsers(dest="op", required=True)
+    jobs.add_argument(
+        "--timeout",
+        type=arguments.number(low=0, high=3600, open_low=True),
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds to wait for a reply (default: 10)",
+    )
+    ops = jobs.add_subparsers(dest="op", required=True, metavar="OPERATION")
 
-    create = ops.add_parser("create", help="create an import or export job")
-    create.add_argument("name")
-    create.add_argument("--type", choices=("Import", "Export"), default="Import")
-    create.add_argument("--drives", type=int, default=4, help="import drives (1 to 10)")
-    create.add_argument("--location", default="West US")
-    create.add_argument("--body", help="a JSON file with the full PUT body instead")
+    create = ops.add_parser(
+        "create",
+        help="create an import or export job",
+        description="Create (or replace) a job: an import with random drives and keys, an "
+        "export of every blob, or the PUT body of a JSON file.",
+    )
+    create.add_argument("name", type=arguments.job_name, help="the job's name")
+    create.add_argument(
+        "--type",
+        type=arguments.choice(("Import", "Export")),
+        choices=("Import", "Export"),
+        default="Import",
+        help="the job type (default: Import)",
+    )
+    create.add_argument(
+        "--drives",
+        type=arguments.count(1, 10),
+        default=4,
+        metavar="N",
+        help="import drives, 1 to 10 (default: 4)",
+    )
+    create.add_argument(
+        "--location",
+        type=arguments.nonempty,
+        default="West US",
+        help="the datacenter location (default: West US)",
+    )
+    create.add_argument(
+        "--body",
+        type=arguments.json_file,
+        metavar="FILE",
+        help="a JSON file with the full PUT body instead",
+    )
 
     for op, text in (
         ("get", "show a job"),
@@ -40,23 +86,56 @@ def add_jobs_parser(commands: Any) -> None:
         ("delete", "delete a job (Creating or Completed only)"),
         ("keys", "list the BitLocker keys of a job's drives"),
     ):
-        ops.add_parser(op, help=text).add_argument("name")
+        ops.add_parser(op, help=text, description=text[0].upper() + text[1:] + ".").add_argument(
+            "name", type=arguments.job_name, help="the job's name"
+        )
 
-    ship = ops.add_parser("ship", help="tell the service the package is on its way")
-    ship.add_argument("name")
-    ship.add_argument("--carrier", default="FedEx")
-    ship.add_argument("--tracking", default=None, help="tracking number (default: random)")
-    ship.add_argument("--drive-count", type=int, default=None)
+    ship = ops.add_parser(
+        "ship",
+        help="tell the service the package is on its way",
+        description="Move a job to Shipping with its delivery package (carrier and tracking).",
+    )
+    ship.add_argument("name", type=arguments.job_name, help="the job's name")
+    ship.add_argument(
+        "--carrier", type=arguments.nonempty, default="FedEx", help="carrier (default: FedEx)"
+    )
+    ship.add_argument(
+        "--tracking",
+        type=arguments.nonempty,
+        default=None,
+        help="tracking number (default: random)",
+    )
+    ship.add_argument(
+        "--drive-count",
+        type=arguments.count(0, 1000),  # what the service takes (worker.model.DriveCount)
+        default=None,
+        metavar="N",
+        help="drives in the package, 0 to 1000 (default: not sent)",
+    )
 
-    listing = ops.add_parser("list", help="list jobs")
-    listing.add_argument("--top", type=int, default=None)
-    listing.add_argument("--state", default=None)
+    listing = ops.add_parser(
+        "list", help="list jobs", description="List jobs, optionally in one state."
+    )
+    listing.add_argument(
+        "--top",
+        type=arguments.count(1, 100),
+        default=None,
+        metavar="N",
+        help="at most N jobs, 1 to 100",
+    )
+    listing.add_argument(
+        "--state",
+        type=arguments.choice(str(s) for s in JobState),
+        choices=[str(s) for s in JobState],
+        default=None,
+        metavar="STATE",
+        help="only jobs in this state: " + ", ".join(str(s) for s in JobState),
+    )
 
 
 def _create_request(args: argparse.Namespace) -> dict[str, Any]:
-    if args.body:
-        with open(args.body, encoding="utf-8") as file:
-            return {"job": args.name, "body": json.load(file)}
+    if args.body is not None:  # read and parsed by the parser (arguments.json_file)
+        return {"job": args.name, "body": args.body}
     rng = random.Random()
     props: dict[str, Any] = {
         "jobType": args.type,

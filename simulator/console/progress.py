@@ -1,8 +1,11 @@
-"""Progress of a long run on the terminal: simulated time, jobs, messages, rate."""
+"""Progress of a long run on the terminal: simulated time, jobs, messages, rate, time left;
+then the phases that follow the simulation (history, invariants, report, HTML)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from rich.console import Console
@@ -12,33 +15,63 @@ from rich.text import Text
 from simulator.faults.plan import FaultRecord
 from worker import StatusMessage, format_duration
 
-__all__ = ["RunProgress"]
+__all__ = ["RunProgress", "format_wall"]
+
+
+def format_wall(seconds: float) -> str:
+    """Wall-clock seconds, short: ``"8 s"``, ``"2 min 05 s"``, ``"1 h 02 min"``."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02} min"
 
 
 class RunProgress:
-    """Counts the status stream as it goes by and redraws one line a few times a second
-    (a terminal) or prints a line every ten seconds (a log file)."""
+    """Counts the status stream as it goes by and shows one line: redrawn a few times a
+    second on a terminal (it ticks even while no message comes), or printed every ten
+    seconds in a log file.
 
-    def __init__(self, console: Console, epoch: datetime, *, jobs: int) -> None:
+    The time left is estimated from how far the run is: the larger of the simulated time
+    over the scenario's ``until`` and the share of jobs deleted (a run ends once every job
+    is gone, or at ``until``). After the simulation, :meth:`phase` names what runs (reading
+    the history, checking the invariants...) with its time so far, so that no stretch of a
+    long run is silent.
+    """
+
+    def __init__(
+        self, console: Console, epoch: datetime, *, jobs: int, until: float | None = None
+    ) -> None:
         self.console = console
         self.epoch = epoch
         self.total_jobs = jobs
-        self.messages = self.created = self.ended = self.faults = 0
+        self.until = until
+        self.messages = self.created = self.ended = self.deleted = self.faults = 0
         self.sim_time = ""
+        #: What runs after the simulation, and since when (None: the simulation runs).
+        self.current_phase: tuple[str, float] | None = None
         self._started = time.monotonic()
         self._shown = 0.0
         self._every = 0.25 if console.is_terminal else 10.0
+        self._printed = False
         self._live: Live | None = None
 
     def __enter__(self) -> RunProgress:
         if self.console.is_terminal:
-            self._live = Live(self._line(), console=self.console, transient=True)
+            self._live = Live(self, console=self.console, transient=True, refresh_per_second=4)
             self._live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._live is not None:
             self._live.__exit__(None, None, None)
+
+    def __rich__(self) -> Text:
+        """What the live display draws at each refresh: the line as it stands now."""
+        return self._line()
 
     def on_fault(self, record: FaultRecord) -> None:
         if record.struck is not None:
@@ -51,6 +84,8 @@ class RunProgress:
             payload = message.payload
             if b".jobCreated" in payload:
                 self.created += 1
+            elif b".jobDeleted" in payload:
+                self.deleted += 1
             elif b'"outcome":' in payload and b".stateChanged" in payload:
                 self.ended += 1
             now = time.monotonic()
@@ -60,20 +95,65 @@ class RunProgress:
                 self.sim_time = stamp
                 self._show()
 
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Show ``name`` (``"checking the invariants"``) while the block runs. In a log file
+        a phase is printed only after a run long enough to have printed progress."""
+        self.current_phase = (name, time.monotonic())
+        if self._live is not None:
+            self._live.refresh()
+        elif self._printed:
+            self.console.print(Text(f"{name}…", style="dim"))
+        try:
+            yield
+        finally:
+            self.current_phase = None
+
+    def simulated(self) -> float | None:
+        """Simulated seconds the stream has reached, as last sampled."""
+        if not self.sim_time:
+            return None
+        try:
+            at = datetime.fromisoformat(self.sim_time.rstrip('"'))
+        except ValueError:
+            return None
+        return (at - self.epoch).total_seconds()
+
+    def done(self) -> float:
+        """How far the run is, from 0 to 1 (see the class)."""
+        share = self.deleted / self.total_jobs if self.total_jobs else 0.0
+        simulated = self.simulated()
+        if self.until and simulated is not None:
+            share = max(share, simulated / self.until)
+        return min(1.0, share)
+
+    def eta(self) -> float | None:
+        """Wall-clock seconds left, estimated; None until there is something to go on."""
+        elapsed = self._elapsed()
+        done = self.done()
+        if done < 0.01 or elapsed < 2.0:
+            return None
+        return elapsed * (1 - done) / done
+
     def _elapsed(self) -> float:
         return max(1e-9, time.monotonic() - self._started)
 
     def _line(self) -> Text:
-        simulated = ""
-        if self.sim_time:
-            try:
-                at = datetime.fromisoformat(self.sim_time.rstrip('"'))
-                simulated = format_duration((at - self.epoch).total_seconds()).strip()
-            except ValueError:
-                simulated = self.sim_time
+        if self.current_phase is not None:
+            name, since = self.current_phase
+            return Text(
+                f"{name}… {format_wall(time.monotonic() - since)} · "
+                f"run {format_wall(self._elapsed())} so far",
+                style="dim",
+            )
+        simulated = self.simulated()
+        shown = format_duration(simulated).strip() if simulated is not None else self.sim_time
         rate = self.messages / self._elapsed()
+        eta = self.eta()
+        # The time left first: what a narrow terminal keeps when it cuts the line.
+        left = "" if eta is None else f" · {self.done():.0%}, about {format_wall(eta)} left"
         return Text(
-            f"simulated {simulated or '0d'} · jobs created {self.created:,}/{self.total_jobs:,}"
+            f"simulated {shown or '0d'}{left} · jobs created {self.created:,}/{self.total_jobs:,}"
             f" · ended {self.ended:,} · messages {self.messages:,} ({rate:,.0f}/s)"
             + (f" · faults {self.faults}" if self.faults else ""),
             style="dim",
@@ -81,6 +161,7 @@ class RunProgress:
 
     def _show(self) -> None:
         if self._live is not None:
-            self._live.update(self._line())
+            self._live.update(self)
         else:
             self.console.print(self._line())
+            self._printed = True

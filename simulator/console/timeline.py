@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import math
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +16,7 @@ from simulator.faults.plan import FaultRecord
 from simulator.run.answers import ActionResult
 from worker import StatusMessage, decode_payload, format_duration
 
-__all__ = ["Timeline", "print_summary"]
+__all__ = ["Timeline", "format_size", "print_summary"]
 
 STYLES = {
     "Completed": "green",
@@ -24,7 +27,9 @@ STYLES = {
 }
 
 
-def _bytes(n: int) -> str:
+def format_size(n: int) -> str:
+    """Bytes as the command line prints them: ``"2.16 TB"``, ``"720.00 GB"``, ``"12 B"``
+    (decimal units, as drive sizes are given)."""
     for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6)):
         if n >= size:
             return f"{n / size:.2f} {unit}"
@@ -32,12 +37,38 @@ def _bytes(n: int) -> str:
 
 
 class Timeline:
-    """Prints one line per event and per scripted answer, stamped with simulated time."""
+    """Prints one line per event and per scripted answer, stamped with simulated time.
 
-    def __init__(self, console: Console, epoch: datetime) -> None:
+    ``hold``: the answers and faults come from another clock and channel than the events
+    (a live run: the customers' process hears an answer before the observer hears the
+    events its request caused), so each is held until the stream has passed its time, and
+    the lines stay in simulated-time order; :meth:`flush` prints what is still held.
+    """
+
+    def __init__(self, console: Console, epoch: datetime, *, hold: bool = False) -> None:
         self.console = console
         self.epoch = epoch
+        self.hold = hold
         self.lines = 0
+        self._held: list[tuple[float, int, str, Text]] = []
+        self._seen = -math.inf
+        self._order = itertools.count()  # held lines of one instant, in the order they came
+
+    def _put(self, when: float, job: str, text: Text) -> None:
+        """An answer's or a fault's line: now, or once the stream has passed ``when``."""
+        if not self.hold or when <= self._seen:
+            self._line(when, job, text)
+        else:
+            heapq.heappush(self._held, (when, next(self._order), job, text))
+
+    def _release(self, until: float) -> None:
+        while self._held and self._held[0][0] < until:
+            when, _, job, text = heapq.heappop(self._held)
+            self._line(when, job, text)
+
+    def flush(self) -> None:
+        """Print the lines still held (the run is over)."""
+        self._release(math.inf)
 
     def _line(self, when: float, job: str, text: Text | str) -> None:
         line = Text(f"{format_duration(when)}  ", style="dim")
@@ -55,23 +86,25 @@ class Timeline:
             text.append(f" · {result.detail}", style="dim" if ok else "")
         if result.expect is not None and not result.ok:
             text.append(f"  (expected {result.expect})", style="bold red")
-        self._line(result.at, result.job, text)
+        self._put(result.at, result.job, text)
 
     def on_fault(self, record: FaultRecord) -> None:
         if record.skipped is not None:
             text = Text(f"⚡ {record.fault.describe()}: skipped, {record.skipped}", style="dim")
-            self._line(record.fault.at, "(fault)", text)
+            self._put(record.fault.at, "(fault)", text)
             return
         text = Text(f"⚡ {record.fault.describe()}", style="bold magenta")
         if record.detail:
             text.append(f" · {record.detail}", style="dim")
-        self._line(record.struck if record.struck is not None else record.fault.at, "(fault)", text)
+        self._put(record.struck if record.struck is not None else record.fault.at, "(fault)", text)
 
     def on_message(self, message: StatusMessage) -> None:
         if not message.topic.endswith("/events"):
             return
         event = decode_payload(message.payload)
         when = (datetime.fromisoformat(event["time"]) - self.epoch).total_seconds()
+        self._release(when)
+        self._seen = max(self._seen, when)
         text = self.describe(event["type"].rsplit(".", 1)[-1], event["data"])
         if text is not None:
             self._line(when, message.job, text)
@@ -134,7 +167,7 @@ def print_summary(console: Console, report: dict[str, Any]) -> None:
         table.add_row("already requested", str(cancel["alreadyRequested"]))
         table.add_row("rejected, too late", str(cancel["rejectedTooLate"]))
         table.add_row("drives finished after the request", str(cancel["drivesFinishedAfterCancel"]))
-        table.add_row("bytes copied after the request", _bytes(cancel["bytesAfterCancel"]))
+        table.add_row("bytes copied after the request", format_size(cancel["bytesAfterCancel"]))
         table.add_row("drives skipped", str(cancel["drivesSkipped"]))
         console.print(table)
     table = Table(title="invariants", title_justify="left")

@@ -1,4 +1,5 @@
-"""``drivesim watch``: the status stream as it happens, one readable line per change."""
+"""``drivesim watch``: the status stream as it happens, one readable line per change, stamped
+with the simulated time the message carries."""
 
 from __future__ import annotations
 
@@ -10,11 +11,26 @@ import anyio
 from rich.console import Console
 from rich.text import Text
 
-from simulator.console.timeline import Timeline
+from simulator.console.timeline import Timeline, format_size
 from worker import TOPIC_PREFIX
 from worker.mqtt import BrokerConfig, Version, connected, make_client
 
 __all__ = ["watch"]
+
+
+def _sim_time(payload: bytes) -> str | None:
+    """The simulated time a status message carries (``simTime``, or an event's ``time``),
+    as ``2026-01-05 09:30:00``; None when it carries none (a cleared retained message)."""
+    if not payload:
+        return None
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return None
+    stamp = body.get("simTime") or body.get("time") if isinstance(body, dict) else None
+    if not isinstance(stamp, str):
+        return None
+    return stamp.replace("T", " ")[:19]
 
 
 def _describe(topic: str, payload: bytes, *, retained: bool = False) -> Text | None:
@@ -41,10 +57,19 @@ def _describe(topic: str, payload: bytes, *, retained: bool = False) -> Text | N
         progress = json.loads(payload)
         return line.append(
             f"  drive {progress['driveId']}: {progress['percentComplete']}% "
-            f"({progress['bytesSucceeded'] / 1e9:.0f} GB)",
+            f"({format_size(progress['bytesSucceeded'])})",
             style="dim cyan",
         )
     return None
+
+
+def _stamped(payload: bytes, text: Text) -> Text:
+    """A line stamped with the simulated time its message carries, else (a worker's status,
+    a cleared message) with the wall-clock time it arrived, marked as such."""
+    stamp = _sim_time(payload)
+    if stamp is None:
+        stamp = f"{datetime.now():%H:%M:%S} (wall)".rjust(19)  # as wide as a simulated time
+    return Text(f"{stamp}  ", style="dim").append(text)
 
 
 def watch(broker: BrokerConfig, console: Console, *, job: str | None = None) -> None:
@@ -65,8 +90,7 @@ def watch(broker: BrokerConfig, console: Console, *, job: str | None = None) -> 
                         payload = message.payload if isinstance(message.payload, bytes) else b""
                         text = _describe(message.topic.value, payload, retained=message.retain)
                         if text is not None:
-                            stamp = datetime.now().strftime("%H:%M:%S")  # wall clock: a viewer
-                            console.print(Text(f"{stamp} ", style="dim").append(text))
+                            console.print(_stamped(payload, text))
             except aiomqtt.MqttError as exc:
                 console.print(f"connection lost ({exc}); reconnecting", style="yellow")
                 await anyio.sleep(1)

@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 from rich.console import Console
 
+from simulator.console import arguments
 from simulator.demo.board import Board
 from simulator.demo.mirror import BrokerMirror
 from simulator.demo.narration import Narrator
@@ -53,20 +54,22 @@ def add_demo_parser(commands: Any) -> None:
         "side, a picture",
         description="One import job, cancelled while its drives copy, explained step by step.",
     )
+    policies = [str(w) for w in CancelWindow]
     demo.add_argument(
         "--policy",
-        choices=[str(w) for w in CancelWindow],
+        type=arguments.choice(policies),
+        choices=policies,
         default=str(CancelWindow.BEFORE_PACKAGING),
         help="the cancel window (default: before-packaging, the classic REST docs)",
     )
+    states = [str(s) for s in CANCEL_STATES]
     demo.add_argument(
         "--cancel-at",
-        choices=[str(s) for s in CANCEL_STATES],
+        type=arguments.choice(states),
+        choices=states,
         default=str(JobState.TRANSFERRING),
         metavar="STATE",
-        help="the state the cancel is asked in: "
-        + ", ".join(str(s) for s in CANCEL_STATES)
-        + " (default: Transferring)",
+        help="the state the cancel is asked in: " + ", ".join(states) + " (default: Transferring)",
     )
     demo.add_argument(
         "--compare",
@@ -79,15 +82,20 @@ def add_demo_parser(commands: Any) -> None:
     )
     pace.add_argument(
         "--speed",
-        type=float,
+        type=arguments.speed,
         metavar="N",
-        help=f"simulated seconds a second (default {DEFAULT_SPEED:g}: about a minute)",
+        help=f"simulated seconds a second, above 0 and up to {arguments.MAX_SPEED:,.0f} "
+        f"(default {DEFAULT_SPEED:g}: about a minute)",
     )
     demo.add_argument(
-        "--html", type=Path, metavar="FILE", help="write the picture (self-contained HTML/SVG)"
+        "--html",
+        type=arguments.output_file,
+        metavar="FILE",
+        help="write the picture (self-contained HTML/SVG)",
     )
     demo.add_argument(
         "--broker",
+        type=arguments.broker_url,
         metavar="URL",
         help="publish to this broker, e.g. mqtt://127.0.0.1:1883 (default: an embedded one)",
     )

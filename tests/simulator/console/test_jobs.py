@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from simulator.cli import main
+from simulator.console.watch import _describe, _stamped
 from simulator.live.processes import Mosquitto, WorkerProcess
 from tests.worker_process import worker_process
 
@@ -89,3 +91,27 @@ def test_watch_shows_the_stream(worker: WorkerProcess, own_mosquitto: Mosquitto)
     assert "worker cli: online" in out
     assert "watched          created · Import · 1 drive" in out
     assert "watched          Creating → Shipping" in out
+    # Stamped with the simulated time the messages carry (the worker's epoch is 2026-01-05
+    # 08:00, its clock 60 simulated seconds a second), not the viewer's wall clock.
+    created = next(line for line in lines if "created · Import" in line)
+    assert re.match(r"2026-01-05 0[89]:\d\d:\d\d  watched ", created), created
+
+
+def test_watch_prints_sizes_as_the_timeline_does() -> None:
+    """A progress line in TB or GB, with the timeline's formatter, and its simulated time."""
+    payload = json.dumps(
+        {
+            "driveId": "9CA995BB",
+            "percentComplete": 60,
+            "bytesSucceeded": 1_200_000_000_000,
+            "job": "j1",
+            "seq": 9,
+            "simTime": "2026-01-05T09:30:00.250Z",
+        }
+    ).encode()
+    text = _describe("importexport/v1/jobs/j1/progress", payload)
+    assert text is not None
+    line = _stamped(payload, text).plain
+    assert line == "2026-01-05 09:30:00  j1                 drive 9CA995BB: 60% (1.20 TB)"
+    small = payload.replace(b"1200000000000", b"720000000000")
+    assert "(720.00 GB)" in str(_describe("importexport/v1/jobs/j1/progress", small))

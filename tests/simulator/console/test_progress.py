@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
+import pty
+import re
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from simulator.console.progress import RunProgress
@@ -35,3 +42,64 @@ def test_progress_counts_jobs_and_messages_of_a_real_run() -> None:
     assert "jobs created 5/5" in last
     assert "ended" in last
     assert last.startswith("simulated ")
+
+
+def test_the_line_estimates_the_time_left_from_how_far_the_run_is() -> None:
+    """Half the jobs deleted after 10 s: about 10 s left; the simulated time over the
+    scenario's until counts when it is further along."""
+    console = Console(file=io.StringIO(), force_terminal=False, width=200)
+    progress = RunProgress(console, DEFAULT_EPOCH, jobs=10, until=100 * 86400.0)
+    progress._started -= 10.0
+    assert progress.eta() is None  # nothing to go on yet
+    progress.deleted = 5
+    eta = progress.eta()
+    assert eta is not None
+    assert 9.5 < eta < 11
+    assert "50%, about 10 s left" in progress._line().plain
+    progress.sim_time = "2026-04-05T08:00:00.000Z"  # 90 of the 100 days
+    assert progress.done() == pytest.approx(0.9)
+
+
+def test_the_phases_after_the_simulation_are_shown() -> None:
+    """After the run, the line names the phase that runs instead of freezing; in a log file
+    a phase is printed once the run has printed progress (a short run stays quiet)."""
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=200)
+    with RunProgress(console, DEFAULT_EPOCH, jobs=1) as progress:
+        with progress.phase("checking the invariants"):
+            assert progress._line().plain.startswith("checking the invariants… 0 s")
+        assert out.getvalue() == ""
+        progress._show()  # a long run's periodic line
+        with progress.phase("building the report"):
+            pass
+        assert progress._line().plain.startswith("simulated ")
+    assert out.getvalue().splitlines()[-1] == "building the report…"
+
+
+def test_a_run_on_a_terminal_shows_its_progress_and_phases_by_default(tmp_path: Path) -> None:
+    """drivesim run, timeline and all, on a real pseudo-terminal: the progress line is drawn
+    under the timeline, then each phase after the simulation."""
+    drivesim = Path(sys.executable).parent / "drivesim"
+    scenario = Path(__file__).parents[3] / "configs" / "cancel-mid-transfer.toml"
+    main, side = pty.openpty()
+    env = {**os.environ, "COLUMNS": "200", "TERM": "xterm"}
+    command = [str(drivesim), "run", str(scenario), "--html", str(tmp_path / "r.html")]
+    with subprocess.Popen(command, stdin=side, stdout=side, stderr=side, env=env) as process:
+        os.close(side)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the terminal's other side is closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(timeout=60) == 0
+    os.close(main)
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode(errors="replace"))
+    assert "cancel recorded in Transferring" in screen  # the timeline
+    assert "jobs created 1/1" in screen  # the progress line, under it
+    for phase in ("reading the history…", "checking the invariants…", "building the report…"):
+        assert phase in screen
+    assert "writing the HTML report…" in screen
