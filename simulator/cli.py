@@ -18,12 +18,12 @@ from simulator.console.jobs import DEFAULT_BROKER, add_jobs_parser, run_jobs
 from simulator.demo.command import add_demo_parser, run_demo
 from simulator.scenario.file import load_scenario
 from worker import (
-    TOPIC_PREFIX,
     DrivesimError,
     HttpConfig,
     configure_logging,
     load_worker_settings,
     store_name,
+    watch_command,
 )
 from worker.mqtt import BrokerConfig
 
@@ -217,8 +217,8 @@ def _worker(args: argparse.Namespace, console: Console) -> int:
             f"({settings.speed:g} simulated seconds a second, store {store_name(settings.db)})"
         )
         console.print(
-            f"watch it: mosquitto_sub -h {broker.host} -p {broker.port} "
-            f"-t '{TOPIC_PREFIX}/#' -v    or: drivesim watch --broker {broker.url}"
+            f"watch it: {watch_command(broker.host, broker.port)}"
+            f"    or: drivesim watch --broker {broker.url}"
         )
         if http is not None:
             console.print(f"Azure REST API (Microsoft.ImportExport) on {http.url}")
