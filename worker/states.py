@@ -408,8 +408,10 @@ def copy_step_over(drives: Iterable[DriveState], *, cancel_requested: bool) -> b
 
 
 def restarts_expiry(state: JobState) -> bool:
-    """Whether an update that changes something restarts the job's expiry: in the states
-    where a job expires (Creating: "keeps it Creating and resets the 2-week timer")."""
+    """Whether an accepted Update restarts the job's expiry, whatever it changes (nothing
+    at all, too): in the states where a job expires. Creating: "Calling Update while
+    Creating keeps it Creating and resets the 2-week timer" (Microsoft's docs, D-STATE in
+    docs/lifecycle.md)."""
     return C.EXPIRE in RULES[state]
 
 

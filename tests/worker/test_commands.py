@@ -434,7 +434,12 @@ def _body(properties: dict[str, Any]) -> Callable[[Body], dict[str, Any]]:
         (J.PACKAGING, "update", _body({"logLevel": "Verbose"}), "InvalidJobState"),
         (J.PACKAGING, "delete", _fields(), "DeleteNotAllowed"),
         (J.COMPLETED, "ship", _fields(deliveryPackage=PACKAGE), "InvalidJobState"),
-        (J.COMPLETED, "update", _body({"returnAddress": ADDRESS}), "InvalidJobState"),
+        (
+            J.COMPLETED,
+            "update",
+            _body({"returnAddress": {**ADDRESS, "city": "Elsewhere"}}),
+            "InvalidJobState",
+        ),
         (J.COMPLETED, "create", lambda body: {"body": body(1)}, "InvalidJobState"),
     ],
 )
