@@ -7,7 +7,7 @@ import dataclasses
 import json
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,13 +20,14 @@ from simulator.console.jobs import DEFAULT_BROKER, add_jobs_parser, run_jobs
 from simulator.demo.command import add_demo_parser, run_demo
 from simulator.scenario.file import load_scenario
 from worker import (
-    TOPIC_PREFIX,
+    DatacenterConfig,
     DrivesimError,
     HttpConfig,
     StatusMessage,
     configure_logging,
     load_worker_settings,
     store_name,
+    watch_command,
 )
 from worker.mqtt import BrokerConfig
 
@@ -42,6 +43,14 @@ if TYPE_CHECKING:
     from simulator.scenario.file import Scenario
 
 __all__ = ["main"]
+
+
+def _served(locations: Mapping[str, int]) -> str:
+    """The locations a worker serves, with their bays: ``West US (2 bays)``."""
+    return ", ".join(
+        f"{name} ({bays} bay{'s' if bays != 1 else ''})" for name, bays in locations.items()
+    )
+
 
 EXIT_OK, EXIT_INVARIANT, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -117,7 +126,10 @@ def _parser() -> argparse.ArgumentParser:
         "--config",
         type=arguments.existing_file,
         metavar="FILE",
-        help="worker settings, e.g. configs/worker.toml",
+        help="worker settings, e.g. configs/worker.toml. Without one the worker serves "
+        f"{_served(DatacenterConfig().locations)}; to serve other locations, list them "
+        "with their bays in its [datacenter] table: "
+        'locations = { "West US" = 2, "East US" = 3 }',
     )
     worker.add_argument(
         "--broker",
@@ -264,8 +276,16 @@ def _worker(args: argparse.Namespace, console: Console) -> int:
             f"({settings.speed:g} simulated seconds a second, store {store_name(settings.db)})"
         )
         console.print(
-            f"watch it: mosquitto_sub -h {broker.host} -p {broker.port} "
-            f"-t '{TOPIC_PREFIX}/#' -v    or: drivesim watch --broker {broker.url}"
+            escape(
+                f"locations: {_served(settings.datacenter.locations)} "
+                "(more in the [datacenter] locations of --config)"
+            ),
+            soft_wrap=True,
+        )
+        console.print(
+            f"watch it: {watch_command(broker.host, broker.port)}"
+            f"    or: drivesim watch --broker {broker.url}",
+            soft_wrap=True,  # a command to copy: never broken across lines
         )
         if http is not None:
             console.print(f"Azure REST API (Microsoft.ImportExport) on {http.url}")

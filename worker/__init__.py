@@ -66,7 +66,14 @@ from worker.settings import HttpConfig, WorkerSettings, load_worker_settings
 from worker.sink import StatusSink
 from worker.sqlite_store import SQLiteStore
 from worker.states import CancelAnswer, CancelWindow
-from worker.status import TOPIC_PREFIX, StatusMessage, decode_payload, job_topic
+from worker.status import (
+    STATUS_FILTERS,
+    TOPIC_PREFIX,
+    StatusMessage,
+    decode_payload,
+    job_topic,
+    watch_command,
+)
 from worker.store import Commit, JobStore, OutboxEntry
 from worker.stores import open_store, store_name
 
@@ -75,6 +82,7 @@ __all__ = [
     "DEFAULT_EPOCH",
     "DRIVE_ID",
     "JOB_NAME",
+    "STATUS_FILTERS",
     "TOPIC_PREFIX",
     "AuthenticationFailed",
     "CancelAnswer",
@@ -154,4 +162,5 @@ __all__ = [
     "stored_time",
     "to_builtins",
     "virtual_loop",
+    "watch_command",
 ]

@@ -29,6 +29,7 @@ __all__ = [
     "checkpoint",
     "delete",
     "finish_drive",
+    "late_drives",
     "lose_package",
     "receive",
     "receive_late_drive",
@@ -77,6 +78,16 @@ def set_drive_state(
         Event("driveStateChanged", {"driveId": drive.drive_id, "from": str(old), "to": str(new)})
     )
     return record.set_drive(drive, state=new, **fields)
+
+
+def late_drives(record: JobRecord) -> list[DriveStatus]:
+    """The drives the package came without that are on their way on their own: NeverReceived
+    to the service, due at ``arrives_at`` to the simulation."""
+    sims = record.sim.drives
+    return [d for d in record.drives_in(_NEVER) if sims[d.drive_id].arrives_at is not None]
+
+
+_NEVER = frozenset({D.NEVER_RECEIVED})
 
 
 def _refuse(record: JobRecord, command: Command, verdict: states.Verdict) -> InvalidJobState:
@@ -134,6 +145,7 @@ def cancel(record: JobRecord, now: float, verdict: Verdict) -> list[Event]:
     sim.cancel_requested_at = now
     sim.cancel_state = state
     in_flight = record.drives_in(states.COPYING_DRIVES)
+    late = late_drives(record)
     for drive in in_flight:
         record.set_drive_sim(drive.drive_id, bytes_at_cancel=drive.bytes_succeeded or 0)
     events = [
@@ -144,7 +156,8 @@ def cancel(record: JobRecord, now: float, verdict: Verdict) -> list[Event]:
                 "drivesInFlight": [d.drive_id for d in in_flight],
                 "drivesNotStarted": [
                     d.drive_id
-                    for d in record.drives_in(states.EXPECTED_DRIVES | states.WAITING_DRIVES)
+                    for d in record.drives
+                    if d.state in states.EXPECTED_DRIVES | states.WAITING_DRIVES or d in late
                 ],
                 "bytesAtCancel": {d.drive_id: d.bytes_succeeded or 0 for d in in_flight},
             },
@@ -155,22 +168,24 @@ def cancel(record: JobRecord, now: float, verdict: Verdict) -> list[Event]:
 
 
 def receive(record: JobRecord, now: float) -> list[Event]:
-    """Shipping → Received: drives in the package are Received, the others NeverReceived;
-    a drive that comes on its own later stays Specified until it does."""
+    """Shipping → Received: drives in the package are Received, the others NeverReceived,
+    decided as the package is opened, as the service does. A drive that comes on its own
+    later is NeverReceived too until it does (:func:`receive_late_drive`)."""
     received = _require(record, Command.RECEIVE)
     events: list[Event] = []
     for drive in record.drives_in(states.EXPECTED_DRIVES):
         sim = record.sim.drives[drive.drive_id]
-        if sim.plan.arrives and sim.plan.late_by > 0:
+        in_package = sim.plan.arrives and sim.plan.late_by <= 0
+        if sim.plan.arrives and not in_package:
             record.set_drive_sim(drive.drive_id, arrives_at=now + sim.plan.late_by)
-            continue
-        set_drive_state(record, drive, D.RECEIVED if sim.plan.arrives else D.NEVER_RECEIVED, events)
+        set_drive_state(record, drive, D.RECEIVED if in_package else D.NEVER_RECEIVED, events)
     set_state(record, received, now, events)
     return events
 
 
 def receive_late_drive(record: JobRecord, drive_id: str, now: float) -> list[Event]:
-    """A drive that came after its package: Specified → Received."""
+    """A drive that came after its package: NeverReceived → Received ("A NeverReceived
+    drive that arrives later is moved to Received")."""
     after = _require(record, Command.RECEIVE_LATE_DRIVE)
     events: list[Event] = []
     set_drive_state(record, record.drive(drive_id), D.RECEIVED, events)
@@ -297,6 +312,7 @@ def settle(record: JobRecord, now: float) -> list[Event]:
     if not states.copy_step_over(
         (d.state for d in record.drives if d.state is not None),
         cancel_requested=record.cancel_requested,
+        on_their_way=len(late_drives(record)),
     ):
         return []
     events: list[Event] = []
@@ -351,9 +367,10 @@ def _percent(done: int, total: int) -> int:
 def _update_job_percent(record: JobRecord) -> None:
     total = done = 0
     for drive in record.drives:
-        if drive.state is D.NEVER_RECEIVED:  # not in the datacenter: nothing to copy
-            continue
-        total += record.sim.drives[drive.drive_id].plan.size_bytes
+        sim = record.sim.drives[drive.drive_id]
+        if drive.state is D.NEVER_RECEIVED and sim.arrives_at is None:
+            continue  # missing for good: nothing to copy (a late one is, as the job waits)
+        total += sim.plan.size_bytes
         done += drive.bytes_succeeded or 0
     record.job.properties.percent_complete = _percent(done, total)
 

@@ -6,8 +6,11 @@ unknown operations or fields, an oversized body, an unknown job, a request in th
 state. Nothing in a refused request changes anything.
 
 Requests (``job`` names the job; ``replyTo`` and ``correlationId`` are for MQTT 3.1.1
-clients, which have no response topic; ``replyTo`` must lie under
-``importexport/v1/replies/``)::
+clients, which have no response topic). Every reply address, a ``replyTo`` or an MQTT 5
+response topic, must be a topic name under ``importexport/v1/replies/`` (no wildcards): the
+worker never publishes a reply (which can hold BitLocker keys) into the status tree or
+anywhere else. A request whose ``replyTo`` breaks the rule is refused before it runs
+(``InvalidReplyTo``); see :func:`reply_address_error`::
 
     create               {"job": NAME, "body": PutJobParameters}
     get | delete | cancel | list-bitlocker-keys   {"job": NAME}
@@ -29,7 +32,7 @@ from worker.requests import check_depth, decode
 from worker.service import JobService
 from worker.status import TOPIC_PREFIX
 
-__all__ = ["OPERATIONS", "CommandHandler", "Reply"]
+__all__ = ["OPERATIONS", "REPLY_PREFIX", "CommandHandler", "Reply", "reply_address_error"]
 
 OPERATIONS = (
     "create",
@@ -68,19 +71,27 @@ class ShipRequest(_Request, kw_only=True):
     return_address: dict[str, Any] | None = None
 
 
-#: Where 3.1.1 clients may ask for replies: their own level under this prefix, no wildcards.
+#: Where replies go: a client's own level under this prefix, no wildcards.
 REPLY_PREFIX = f"{TOPIC_PREFIX}/replies/"
 
 
+def reply_address_error(topic: str) -> str | None:
+    """Why ``topic`` cannot be a reply address (None when it can)."""
+    if not topic.startswith(REPLY_PREFIX) or topic == REPLY_PREFIX:
+        return f"'{topic}' is not under {REPLY_PREFIX}: replies go only to {REPLY_PREFIX}CLIENT."
+    if "+" in topic or "#" in topic or "\0" in topic:
+        return f"'{topic}' holds a wildcard: a reply address is a topic name."
+    return None
+
+
 class _Address(msgspec.Struct, rename="camel"):
-    reply_to: str | None = None
-    correlation_id: str | None = None
+    reply_to: Any = None
+    correlation_id: Any = None
 
 
 def _reply_address(payload: bytes, max_bytes: int) -> tuple[str | None, str | None]:
-    """``replyTo`` and ``correlationId`` of a request, read leniently so that a request
-    refused for its content still gets its answer. A ``replyTo`` outside the reply
-    prefix, or with wildcards, is ignored: the worker publishes nowhere else."""
+    """``replyTo`` and ``correlationId`` of a request as written, read leniently so that a
+    request refused for its content still gets its answer (None where unreadable)."""
     try:
         if len(payload) > max_bytes:
             return None, None
@@ -88,12 +99,9 @@ def _reply_address(payload: bytes, max_bytes: int) -> tuple[str | None, str | No
         address = msgspec.json.decode(payload, type=_Address)
     except (msgspec.DecodeError, msgspec.ValidationError, ValidationError):
         return None, None
-    reply_to = address.reply_to
-    if reply_to is not None and (
-        not reply_to.startswith(REPLY_PREFIX) or "+" in reply_to or "#" in reply_to
-    ):
-        reply_to = None
-    return reply_to, address.correlation_id
+    reply_to = address.reply_to if isinstance(address.reply_to, str) else None
+    correlation_id = address.correlation_id if isinstance(address.correlation_id, str) else None
+    return reply_to, correlation_id
 
 
 _SHAPES: dict[str, type[_Request]] = {
@@ -147,8 +155,18 @@ class CommandHandler:
         self.closed = False
 
     async def handle(self, op: str, payload: bytes) -> Reply:
+        """Run a request and build its answer. A request whose ``replyTo`` is no reply
+        address is refused before anything runs, and its reply has no ``reply_to``: the
+        transport answers it on an MQTT 5 response topic or says in the log that it cannot."""
         reply_to, correlation_id = _reply_address(payload, self.max_bytes)
         try:
+            if reply_to is not None and (why := reply_address_error(reply_to)) is not None:
+                reply_to = None
+                raise ValidationError(
+                    f"Invalid replyTo: {why} The request was not run.",
+                    code="InvalidReplyTo",
+                    target="replyTo",
+                )
             if self.closed:
                 raise ServiceUnavailable("The worker is shutting down; send the request again.")
             request = self._parse(op, payload)

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import PurePath
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -14,7 +15,16 @@ from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
 
 from worker.clock import Clock
 
-__all__ = ["Logger", "SimTime", "configure_logging", "get_logger"]
+__all__ = ["Logger", "SimTime", "configure_logging", "get_logger", "plain_paths"]
+
+
+def plain_paths(logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
+    """A processor that logs every path as the plain path it is: both renderers would
+    write ``PosixPath('...')``, a Python repr, for a field holding a ``Path``."""
+    for key, value in event_dict.items():
+        if isinstance(value, PurePath):
+            event_dict[key] = str(value)
+    return event_dict
 
 
 class SimTime:
@@ -78,6 +88,7 @@ def configure_logging(
             sim_time,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="wall_time"),
             structlog.processors.format_exc_info,
+            plain_paths,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(levels[level.upper()]),

@@ -225,7 +225,7 @@ class DatacenterPipeline:
         if not record.cancel_requested:
             for drive in record.drives_in(states.WAITING_DRIVES):
                 self._take_bay(name, drive.drive_id)
-        for drive in record.drives_in(states.EXPECTED_DRIVES):
+        for drive in changes.late_drives(record):
             arrives_at = record.sim.drives[drive.drive_id].arrives_at
             assert arrives_at is not None
             self._late[name, drive.drive_id] = self.clock.call_at(

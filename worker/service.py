@@ -278,7 +278,9 @@ class JobService:
         record as committed and the cancel verdict, if the PATCH asked to cancel."""
         name = record.name
         props = params.properties
-        fields = _fields_set(props)
+        # A field given with the value it has is no change (newer SDKs send
+        # ``backupDriveManifest: false`` in every PATCH): neither refused nor announced.
+        fields = _fields_changed(props, record.job.properties)
         state = record.state
         refused = sorted(f for f in fields if f not in states.UPDATABLE_FIELDS[state])
         if refused:
@@ -326,9 +328,10 @@ class JobService:
             if fields:
                 _apply_fields(rec, props, new_plans)
                 events.append(Event("jobUpdated", {"fields": sorted(fields)}))
-            if (fields or params.tags is not None) and states.restarts_expiry(rec.state):
-                # A PATCH that changes nothing (``state: ""``, ``cancelRequested: false``)
-                # is a no-op and restarts nothing.
+            if states.restarts_expiry(rec.state):
+                # Any accepted Update in Creating restarts the expiry, one that changes
+                # nothing too (``state: ""``, ``cancelRequested: false``): "Calling Update
+                # while Creating keeps it Creating and resets the 2-week timer" (D-STATE).
                 rec.sim.touched_at = now
             if ship is not None:
                 events += changes.ship(
@@ -406,10 +409,17 @@ _UPDATE_FIELDS = {
 }
 
 
-def _fields_set(props: Any) -> set[str]:
+def _fields_changed(props: Any, current: JobDetails) -> set[str]:
+    """The fields a PATCH gives with a value other than the job's. A drive list always
+    counts: it carries keys and replaces the drives' plans."""
     if props is None:
         return set()
-    return {wire for attr, wire in _UPDATE_FIELDS.items() if getattr(props, attr) is not None}
+    return {
+        wire
+        for attr, wire in _UPDATE_FIELDS.items()
+        if (value := getattr(props, attr)) is not None
+        and (attr == "drive_list" or value != getattr(current, attr))
+    }
 
 
 def _apply_fields(rec: JobRecord, props: Any, plans: Mapping[str, Any]) -> None:

@@ -243,7 +243,8 @@ DRIVE_TRANSITIONS: Mapping[DriveState, frozenset[DriveState]] = {
 COPYING_DRIVES: frozenset[DriveState] = frozenset({D.TRANSFERRING})
 #: Drives received and waiting for a bay: after a cancel they never start.
 WAITING_DRIVES: frozenset[DriveState] = frozenset({D.RECEIVED})
-#: Drives not received yet: once the package is in, the late ones still on their way.
+#: Drives not received yet, before their package is opened. Once it is, a drive it came
+#: without is NeverReceived, whether or not it turns up later (``changes.late_drives``).
 EXPECTED_DRIVES: frozenset[DriveState] = frozenset({D.SPECIFIED})
 #: Drives the datacenter holds at the end, and ships back.
 RETURNED_DRIVES: frozenset[DriveState] = frozenset({D.RECEIVED, D.COMPLETED, D.COMPLETED_MORE_INFO})
@@ -397,19 +398,24 @@ _ACTIONS: Mapping[Command, str] = {
 }
 
 
-def copy_step_over(drives: Iterable[DriveState], *, cancel_requested: bool) -> bool:
-    """Whether the copy step is over: no drive copies or is still expected, and none waits
-    for a bay, unless a cancel means those never start. A late drive is waited for even
-    after a cancel: it must be received to be shipped back."""
+def copy_step_over(
+    drives: Iterable[DriveState], *, cancel_requested: bool, on_their_way: int = 0
+) -> bool:
+    """Whether the copy step is over: no drive copies or is still expected, none of the
+    NeverReceived drives is on its way (``on_their_way``, drives that will arrive after
+    their package), and none waits for a bay, unless a cancel means those never start. A
+    late drive is waited for even after a cancel: it must be received to be shipped back."""
     states = set(drives)
-    if states & (COPYING_DRIVES | EXPECTED_DRIVES):
+    if on_their_way or states & (COPYING_DRIVES | EXPECTED_DRIVES):
         return False
     return cancel_requested or not states & WAITING_DRIVES
 
 
 def restarts_expiry(state: JobState) -> bool:
-    """Whether an update that changes something restarts the job's expiry: in the states
-    where a job expires (Creating: "keeps it Creating and resets the 2-week timer")."""
+    """Whether an accepted Update restarts the job's expiry, whatever it changes (nothing
+    at all, too): in the states where a job expires. Creating: "Calling Update while
+    Creating keeps it Creating and resets the 2-week timer" (Microsoft's docs, D-STATE in
+    docs/lifecycle.md)."""
     return C.EXPIRE in RULES[state]
 
 

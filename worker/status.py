@@ -20,6 +20,7 @@ import msgspec
 from worker.record import JobRecord
 
 __all__ = [
+    "STATUS_FILTERS",
     "TOPIC_PREFIX",
     "Event",
     "StatusMessage",
@@ -28,10 +29,16 @@ __all__ = [
     "drive_topic",
     "job_topic",
     "snapshot_messages",
+    "watch_command",
 ]
 
 #: The root of every topic drivesim uses: job status, workers, commands and replies.
 TOPIC_PREFIX = "importexport/v1"
+#: What a consumer subscribes to in order to watch the datacenter: job status and worker
+#: liveness, never a secret. Not ``importexport/v1/#``: that also matches the commands
+#: (``create`` and ``update`` carry BitLocker keys) and the replies under
+#: ``importexport/v1/replies/`` (``list-bitlocker-keys`` answers with them).
+STATUS_FILTERS = (f"{TOPIC_PREFIX}/jobs/#", f"{TOPIC_PREFIX}/workers/#")
 EVENT_TYPE_PREFIX = "com.drivesim.importexport."
 SOURCE = "/drivesim/datacenter"
 
@@ -55,6 +62,12 @@ class StatusMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     retain: bool
     job: str
     seq: int
+
+
+def watch_command(host: str, port: int) -> str:
+    """The ``mosquitto_sub`` line every hint prints: the status topics only."""
+    filters = " ".join(f"-t '{f}'" for f in STATUS_FILTERS)
+    return f"mosquitto_sub -h {host} -p {port} {filters} -v"
 
 
 def job_topic(job: str, leaf: str) -> str:

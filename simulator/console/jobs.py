@@ -200,8 +200,19 @@ def run_jobs(args: argparse.Namespace, console: Console) -> int:
         failure = CommandFailed(reply)
         console.print(f"[bold red]{failure.code}[/bold red] ({failure.status}): {failure.message}")
     else:
+        if op == "create":
+            console.print(_created(reply))
         _show(console, op, reply.get("result"))
     return 0 if reply.get("ok") else 1
+
+
+def _created(reply: dict[str, Any]) -> str:
+    """What a create did: the service answers 201 for a new job and 200 when it replaced
+    one of that name still in Creating (its drives, keys and fields are the new ones)."""
+    name = reply["result"]["name"]
+    if reply.get("status") == 201:
+        return f"created job {name}"
+    return f"replaced existing job {name} (it was still Creating; the new body replaces it)"
 
 
 def _show(console: Console, op: str, result: Any) -> None:

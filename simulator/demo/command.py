@@ -31,7 +31,7 @@ from simulator.demo.summary import print_compare, print_summary
 from simulator.demo.view import LiveView
 from simulator.run.answers import ActionResult
 from simulator.run.result import RunResult
-from worker import TOPIC_PREFIX, DrivesimError, JobState, StatusMessage, virtual_loop
+from worker import DrivesimError, JobState, StatusMessage, virtual_loop, watch_command
 from worker.mqtt import BrokerConfig, embedded_broker
 from worker.states import CancelWindow
 
@@ -219,8 +219,7 @@ def _live(console: Console, options: StoryOptions, speed: float, url: str | None
                 return None
             narrator.intro(
                 f"{speed:g} simulated seconds a second ({_pace(speed)} a second)",
-                f"{label} · watch it: mosquitto_sub -h {config.host} -p {config.port} "
-                f"-t '{TOPIC_PREFIX}/#' -v",
+                f"{label} · watch it: {watch_command(config.host, config.port)}",
             )
 
             def on_message(message: StatusMessage) -> None:

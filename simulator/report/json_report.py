@@ -100,17 +100,23 @@ def sometimes(
             (s.seq for s in life.snapshots if s.state in ARRIVED),
             default=None,
         )
+        never: set[str] = set()  # drives NeverReceived, until one turns up
         for event in life.events_of("driveStateChanged"):
+            drive, to = str(event.data.get("driveId")), event.data.get("to")
             if (
-                event.data.get("from") == DriveState.SPECIFIED
+                event.data.get("from") == DriveState.NEVER_RECEIVED
+                and to == DriveState.RECEIVED
                 and package_in is not None
                 and package_in < event.seq
             ):
                 counts["drive arrived after its package"] += 1
-            if event.data.get("to") == DriveState.NEVER_RECEIVED:
-                counts["drive never received"] += 1
-            elif event.data.get("to") == DriveState.COMPLETED_MORE_INFO:
+                never.discard(drive)
+            if to == DriveState.NEVER_RECEIVED:
+                never.add(drive)
+            elif to == DriveState.COMPLETED_MORE_INFO:
                 counts["drive finished with errors"] += 1
+        if never:
+            counts["drive never received"] += len(never)
     for action in run.actions:
         if action.outcome == "rejected-too-late":
             counts["cancel rejected as too late"] += 1

@@ -434,7 +434,12 @@ def _body(properties: dict[str, Any]) -> Callable[[Body], dict[str, Any]]:
         (J.PACKAGING, "update", _body({"logLevel": "Verbose"}), "InvalidJobState"),
         (J.PACKAGING, "delete", _fields(), "DeleteNotAllowed"),
         (J.COMPLETED, "ship", _fields(deliveryPackage=PACKAGE), "InvalidJobState"),
-        (J.COMPLETED, "update", _body({"returnAddress": ADDRESS}), "InvalidJobState"),
+        (
+            J.COMPLETED,
+            "update",
+            _body({"returnAddress": {**ADDRESS, "city": "Elsewhere"}}),
+            "InvalidJobState",
+        ),
         (J.COMPLETED, "create", lambda body: {"body": body(1)}, "InvalidJobState"),
     ],
 )
@@ -544,16 +549,43 @@ async def test_refused_request_keeps_its_reply_address(
 
 @pytest.mark.parametrize(
     "reply_to",
-    ["importexport/v1/jobs/alpha/events", "elsewhere", "importexport/v1/replies/#"],
+    [
+        "importexport/v1/jobs/alpha/events",
+        "elsewhere",
+        "importexport/v1/replies/#",
+        "importexport/v1/replies/+",
+        "importexport/v1/replies/",
+    ],
 )
-async def test_reply_topics_outside_the_reply_prefix_are_ignored(
-    reply_to: str, handler: CommandHandler
+@pytest.mark.parametrize(
+    ("op", "fields"),
+    [
+        ("list", {}),
+        ("cancel", {"job": "alpha"}),
+        ("delete", {"job": "alpha"}),
+        ("list-bitlocker-keys", {"job": "alpha"}),
+    ],
+)
+async def test_a_reply_to_outside_the_reply_prefix_is_refused_before_the_command_runs(
+    reply_to: str,
+    op: str,
+    fields: dict[str, Any],
+    handler: CommandHandler,
+    import_body: Body,
+    contents: Contents,
 ) -> None:
-    """replyTo must lie under importexport/v1/replies/ without wildcards: the worker never
-    publishes a reply onto a status topic (or anywhere else) for a client."""
-    reply = await handler.handle("list", req(replyTo=reply_to))
-    assert reply.status == 200
-    assert reply.reply_to is None
+    """replyTo must be a topic name under importexport/v1/replies/: the worker never publishes
+    a reply onto a status topic (or anywhere else), and never runs a command whose answer
+    would be dropped. The refusal names replyTo and carries no reply address of its own."""
+    await handler.handle("create", req(job="alpha", body=import_body(1)))
+    before = contents(handler.service)
+    reply = await handler.handle(op, req(**fields, replyTo=reply_to, correlationId="c1"))
+    assert reply.status == 400
+    assert reply.error is not None
+    assert (reply.error["code"], reply.error["target"]) == ("InvalidReplyTo", "replyTo")
+    assert reply_to in reply.error["message"]
+    assert (reply.reply_to, reply.correlation_id) == (None, "c1")
+    assert contents(handler.service) == before
 
 
 # -- fuzz: any payload gets a reply --------------------------------------------------------------

@@ -580,7 +580,7 @@ async def test_live_worker_messages_match_the_contract(
             )
             await ask(
                 "update",
-                {"job": "bravo", "body": {"properties": {"logLevel": "Error"}}},
+                {"job": "bravo", "body": {"properties": {"logLevel": "Verbose"}}},
                 status=409,
                 code="InvalidJobState",
             )

@@ -179,10 +179,23 @@ def test_creating_job_expires_fourteen_days_after_creation(
     assert delete_reasons(bus) == {"idle": "expired"}
 
 
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"properties": {"logLevel": "Verbose"}},
+        # No change at all: an Update call in Creating still resets the timer (D-STATE).
+        {"properties": {"state": "", "cancelRequested": False}},
+        {},
+    ],
+)
 def test_update_at_day_ten_moves_expiry_to_day_twenty_four(
-    make_datacenter: MakeDatacenter, run_datacenter: RunDatacenter, import_body: Body
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    patch: dict[str, Any],
 ) -> None:
-    """A PATCH on day 10 restarts the 14-day timer: the job lives past day 14, goes on day 24."""
+    """A PATCH on day 10, whatever it changes, restarts the 14-day timer: the job lives past
+    day 14, goes on day 24."""
     dc = make_datacenter(datacenter=FIXED)
     service = dc.service
     gone = deletions(service)
@@ -191,7 +204,7 @@ def test_update_at_day_ten_moves_expiry_to_day_twenty_four(
         clock = service.ledger.clock
         await service.create("job1", import_body(1))
         await clock.sleep(10 * DAY)
-        await service.update("job1", {"properties": {"logLevel": "Verbose"}})
+        await service.update("job1", patch)
         await clock.sleep_until(24 * DAY - MINUTE)
         assert service.ledger.get("job1") is not None, "expired before day 24"
         await until_gone(service, HOUR)
@@ -199,6 +212,40 @@ def test_update_at_day_ten_moves_expiry_to_day_twenty_four(
     run_datacenter(dc, scenario)
     when, _ = gone["job1"]
     assert 24 * DAY <= when <= 24 * DAY + HOUR
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"properties": {"state": "", "cancelRequested": False}},
+        {"properties": {"backupDriveManifest": False, "logLevel": "Error"}},
+    ],
+)
+def test_a_noop_patch_in_creating_restarts_the_expiry_and_changes_nothing_else(
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    body: dict[str, Any],
+) -> None:
+    """Microsoft: "Calling Update while Creating keeps it Creating and resets the 2-week
+    timer". The job is re-announced (a snapshot, no event) with nothing else changed."""
+    dc = make_datacenter()
+    service = dc.service
+    seen: dict[str, Any] = {}
+
+    async def scenario(bus: MemoryBus) -> None:
+        await service.create("job1", import_body(1))
+        seen["before"] = service.ledger.get("job1")
+        await service.ledger.clock.sleep(5 * DAY)
+        seen["job"] = await service.update("job1", body)
+        seen["after"] = service.ledger.get("job1")
+
+    run_datacenter(dc, scenario)
+    before, after = seen["before"], seen["after"]
+    assert after.sim.touched_at == before.sim.touched_at + 5 * DAY
+    assert seen["job"] == before.job
+    assert after.sim.seq == before.sim.seq + 1
 
 
 def test_replacing_put_restarts_expiry(

@@ -380,8 +380,7 @@ def test_the_shipped_tables_agree() -> None:
         ((D.COMPLETED, D.TRANSFERRING), True, False),  # in flight: it finishes
         ((D.COMPLETED, D.RECEIVED), False, False),  # waiting for a bay
         ((D.COMPLETED, D.RECEIVED), True, True),  # waiting, but cancelled: skipped
-        ((D.COMPLETED, D.SPECIFIED), False, False),  # a late drive on its way
-        ((D.COMPLETED, D.SPECIFIED), True, False),  # waited for even after a cancel
+        ((D.COMPLETED, D.SPECIFIED), False, False),  # not received yet
         ((), False, True),
     ],
 )
@@ -389,6 +388,15 @@ def test_copy_step_over(drives: tuple[DriveState, ...], cancel_requested: bool, 
     """The copy step ends once nothing copies, nothing is expected, and nothing waits
     unless a cancel means it never starts."""
     assert copy_step_over(drives, cancel_requested=cancel_requested) is over
+
+
+@pytest.mark.parametrize("cancel_requested", [False, True])
+def test_copy_step_waits_for_a_never_received_drive_on_its_way(cancel_requested: bool) -> None:
+    """A drive its package came without is NeverReceived; one that is on its way is
+    waited for, cancel or not (it must be received to go back); one that is not is not."""
+    drives = (D.COMPLETED, D.NEVER_RECEIVED)
+    assert not copy_step_over(drives, cancel_requested=cancel_requested, on_their_way=1)
+    assert copy_step_over(drives, cancel_requested=cancel_requested, on_their_way=0)
 
 
 @pytest.mark.parametrize("state", list(JobState))

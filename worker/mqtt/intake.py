@@ -1,7 +1,12 @@
 """Commands over MQTT: requests on ``importexport/v1/commands/{op}``, answered one by one.
 
 A request is answered on its MQTT 5 response topic, with its correlation data, or on the
-``replyTo`` topic named in its payload (MQTT 3.1.1 clients have no response topic). The
+``replyTo`` topic named in its payload (MQTT 3.1.1 clients have no response topic). Either
+must lie under ``importexport/v1/replies/``: a request that names another reply address is
+not run; it is answered with ``InvalidReplyTo`` where an answer can go (a valid response
+topic), and otherwise refused with a warning in the log naming the command topic, the
+address and the correlation id. A request with no reply address at all runs, and the log
+says its answer was dropped. The
 :class:`~worker.commands.CommandHandler` does the work; this module only moves requests
 and replies between it and the connection.
 """
@@ -15,7 +20,7 @@ from anyio.abc import TaskGroup
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from worker.commands import CommandHandler, Reply
+from worker.commands import CommandHandler, Reply, reply_address_error
 from worker.logs import get_logger
 from worker.mqtt.broker import mqtt_properties
 from worker.status import TOPIC_PREFIX
@@ -54,18 +59,36 @@ class CommandIntake:
         request's correlation data, or to the ``replyTo`` topic named in the payload."""
         op = message.topic.value.rsplit("/", 1)[-1]
         payload = message.payload if isinstance(message.payload, bytes) else b""
+        props = message.properties
+        response_topic = getattr(props, "ResponseTopic", None) if props else None
         with structlog.contextvars.bound_contextvars(op=op):
+            if response_topic and (why := reply_address_error(response_topic)) is not None:
+                log.warning(
+                    "command refused, not run: its MQTT 5 response topic is no reply address",
+                    topic=message.topic.value,
+                    response_topic=response_topic,
+                    correlation=_correlation(props),
+                    error=why,
+                )
+                return
             try:
                 reply = await self.handler.handle(op, payload)
             except Exception:  # a bug must not take the worker down: answer, log, go on
                 log.exception("command failed")
                 reply = Reply(500, error={"code": "InternalError", "message": "internal error"})
-            props = message.properties
-            response_topic = getattr(props, "ResponseTopic", None) if props else None
             topic = response_topic or reply.reply_to
             log.info("command", status=reply.status, reply_to=topic)
             if not topic:
-                log.warning("command has no reply address; answer dropped", status=reply.status)
+                refused = reply.error is not None and reply.error.get("code") == "InvalidReplyTo"
+                log.warning(
+                    "command refused, not run: its replyTo is no reply address"
+                    if refused
+                    else "command has no reply address; answer dropped",
+                    topic=message.topic.value,
+                    status=reply.status,
+                    correlation=reply.correlation_id,
+                    error=reply.error["message"] if refused and reply.error else None,
+                )
                 return
             properties = None
             if response_topic:
@@ -84,3 +107,9 @@ async def _reply(
         await client.publish(topic, payload, qos=1, properties=properties, timeout=10)
     except ValueError as exc:  # an unusable MQTT 5 response topic
         log.warning("reply not sent", reply_to=topic, error=str(exc))
+
+
+def _correlation(props: Properties | None) -> str | None:
+    """The MQTT 5 correlation data of a request, for the log."""
+    data = getattr(props, "CorrelationData", None) if props else None
+    return bytes(data).decode(errors="replace") if data else None

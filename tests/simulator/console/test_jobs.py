@@ -42,11 +42,19 @@ def _jobs(url: str, *args: str) -> list[str]:
 def test_jobs_commands_drive_a_job(
     worker: WorkerProcess, own_mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """create, ship, get, cancel, keys and list answer with readable output and exit 0;
+    """create (and create again: a replacement), ship, get, cancel, keys and list answer
+    with readable output and exit 0;
     an error answer prints its code and exits 1; --json prints the raw reply."""
     url = own_mosquitto.url
+    assert main(_jobs(url, "create", "cli-job", "--drives", "2")) == 0
+    out = capsys.readouterr().out
+    assert "created job cli-job" in out
+    assert "cli-job · Import · Creating" in out
+    # A second create of the name replaces the job, and says so.
     assert main(_jobs(url, "create", "cli-job", "--drives", "3")) == 0
-    assert "cli-job · Import · Creating" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "replaced existing job cli-job" in out
+    assert "created job" not in out
     assert main(_jobs(url, "ship", "cli-job")) == 0
     assert "Shipping" in capsys.readouterr().out
     assert main(_jobs(url, "cancel", "cli-job")) == 0

@@ -174,8 +174,9 @@ expect = "accepted"
 
 
 def test_a_late_drive_is_received_after_its_package_and_waited_for(tmp_path: Path) -> None:
-    """The job copies what came, waits for the late drive (cancel or not: it has to go
-    back), then copies it, or skips it after a cancel."""
+    """A drive missing from its package is NeverReceived when the package is opened, then
+    Received when it arrives; the job copies what came, waits for the late drive (cancel or
+    not: it has to go back), then copies it, or skips it after a cancel."""
     path = tmp_path / "late.toml"
     path.write_text(LATE, encoding="utf-8")
     result, report = run_to_report(load_scenario(path))
@@ -194,8 +195,13 @@ def test_a_late_drive_is_received_after_its_package_and_waited_for(tmp_path: Pat
         return next(e.time for e in lives[job].events_of("stateChanged") if e.data["to"] == state)
 
     received = entered("late", "Received")
-    assert moves("late", "L1")[0] == (received + 2 * DAY, "Received")
+    # Missing from its package: NeverReceived as it is opened, Received when it arrives.
+    assert moves("late", "L1")[:2] == [
+        (received, "NeverReceived"),
+        (received + 2 * DAY, "Received"),
+    ]
     assert [to for _, to in moves("late", "L1")] == [
+        "NeverReceived",
         "Received",
         "Transferring",
         "Completed",
@@ -203,11 +209,13 @@ def test_a_late_drive_is_received_after_its_package_and_waited_for(tmp_path: Pat
     ]
     assert entered("late", "Packaging") > received + 2 * DAY
     # After the cancel, the late drive is still received, then skipped with the waiting one.
-    assert moves("cancelled", "C1")[0] == (entered("cancelled", "Received") + 2 * DAY, "Received")
+    arrived = entered("cancelled", "Received") + 2 * DAY
+    assert moves("cancelled", "C1")[1] == (arrived, "Received")
     assert "Transferring" not in [to for _, to in moves("cancelled", "C1")]
     assert report["cancel"]["drivesSkipped"] == 2
-    assert entered("cancelled", "Packaging") == moves("cancelled", "C1")[0][0]
+    assert entered("cancelled", "Packaging") == arrived
     assert report["sometimes"]["drive arrived after its package"] == 2
+    assert "drive never received" not in report["sometimes"]
 
 
 def test_a_run_result_repr_counts_instead_of_listing(run_config: Runner) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import anyio
 
 from simulator.client import JobsClient
+from worker import watch_command
 from worker.mqtt.broker import BrokerConfig
 
 EXPORT = {
@@ -60,11 +61,14 @@ def test_a_worker_without_a_broker_serves_on_an_embedded_one(tmp_path: Path) -> 
     second = None
     try:
         url = _wait_for(first_log, r"serving on (mqtt://127\.0\.0\.1:\d+)")[1]
+        _wait_for(first_log, r"locations: West US \(2 bays\) \(more in the \[datacenter\]")
         text = first_log.read_text()
-        assert "mosquitto_sub -h 127.0.0.1" in text
+        broker = BrokerConfig.from_url(url)
+        # The hint shows status only: no command, no reply, so no BitLocker key.
+        assert watch_command(broker.host, broker.port) in text
+        assert "importexport/v1/#" not in text
         # Said only once subscribed: a command sent on reading it is not dropped.
         assert text.index('"connected to broker"') < text.index("serving on")
-        broker = BrokerConfig.from_url(url)
 
         async def ask() -> tuple[int, str]:
             async with JobsClient(broker, timeout=20) as client:
