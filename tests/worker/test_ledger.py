@@ -114,10 +114,16 @@ async def test_listeners_see_before_and_after(
 
     service.ledger.watch(listener)
     await service.create("job1", import_body(1))
-    await service.update("job1", {"properties": {"state": ""}})  # no-op: nobody is told
+    # An Update in Creating that changes nothing still restarts the expiry: a change.
+    await service.update("job1", {"properties": {"state": ""}})
     await service.cancel("job1")
     await service.delete("job1")
-    assert told == [(None, "Creating"), ("Creating", "Completed"), ("Completed", None)]
+    assert told == [
+        (None, "Creating"),
+        ("Creating", "Creating"),
+        ("Creating", "Completed"),
+        ("Completed", None),
+    ]
 
 
 async def test_store_failure_changes_nothing_in_memory(
