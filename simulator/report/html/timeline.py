@@ -55,7 +55,7 @@ JOB_STATES = tuple(str(state) for state in JobState)
 DRIVE_STATES = tuple(str(state) for state in DriveState)
 
 AXIS = 34.0
-JOB_H, DRIVE_H, GAP = 14.0, 9.0, 4.0
+JOB_H, DRIVE_H, GAP = 14.0, 11.0, 4.0
 
 # -- bands ---------------------------------------------------------------------------------
 
@@ -223,7 +223,7 @@ def draw_timeline(
                 y += 2
                 parts.append(
                     f'<text class="axis" x="{_f(LABEL - 8)}" y="{_f(y + DRIVE_H - 0.5)}" '
-                    f'text-anchor="end" font-size="9">{_e(drive)}</text>'
+                    f'text-anchor="end">{_e(drive)}</text>'
                 )
                 for state, a, b in bands:
                     title = _band_title(f"drive {drive}", state, a, b)
@@ -245,7 +245,7 @@ def draw_timeline(
             else:
                 parts.append(
                     f'<text class="axis" x="{_f(WIDTH - RIGHT + 4)}" y="{_f(mid + 3.5)}" '
-                    f'font-size="9.5">→ del. {round(when / DAY)}d<title>{_e(title)}</title></text>'
+                    f'font-size="11">→ del. {round(when / DAY)}d<title>{_e(title)}</title></text>'
                 )
         for cancel in life.events_of("cancelRequested"):
             title = f"cancel accepted in {cancel.data.get('state')} · {moment(cancel.time)}"

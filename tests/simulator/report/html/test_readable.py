@@ -1,0 +1,95 @@
+"""Every page drivesim draws reads at 800 and 1400 px wide in headless Chromium: no SVG text
+below a readable size, no two labels on top of each other, no mark over a label. Measured
+from the layout Chromium computes (getBoundingClientRect), not from the markup."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator.demo.command import play_virtual
+from simulator.demo.picture import write_picture
+from simulator.demo.story import StoryOptions
+from simulator.report.history import History
+from simulator.report.html.chromium import measure_text
+from simulator.report.html.page import write_html
+from simulator.scenario import load_scenario
+from tests.simulator.conftest import run_to_report
+from worker.states import CancelWindow
+
+CONFIGS = Path(__file__).parents[4] / "configs"
+#: The smallest font, in CSS px as rendered, a label may have.
+READABLE_PX = 10.0
+WIDTHS = (800, 1400)
+
+
+def _demo(path: Path) -> None:
+    write_picture(path, [play_virtual(StoryOptions())])
+
+
+def _compare(path: Path) -> None:
+    write_picture(path, [play_virtual(StoryOptions(policy)) for policy in CancelWindow])
+
+
+def _report(name: str) -> Callable[[Path], None]:
+    def write(path: Path) -> None:
+        scenario = load_scenario(CONFIGS / f"{name}.toml")
+        result, report = run_to_report(scenario)
+        write_html(path, report, History(result.history, scenario.epoch), result)
+
+    return write
+
+
+PAGES: dict[str, Callable[[Path], None]] = {
+    "demo": _demo,
+    "demo-compare": _compare,
+    "report-cancel-mid-transfer": _report("cancel-mid-transfer"),
+    "report-chaos-broker": _report("chaos-broker"),
+    "report-load-small": _report("load-small"),
+}
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("pages")
+    written = {}
+    for name, write in PAGES.items():
+        written[name] = folder / f"{name}.html"
+        write(written[name])
+    return written
+
+
+def _overlap(a: dict[str, Any], b: dict[str, Any], slack: float = 0.5) -> bool:
+    return bool(
+        a["x"] + slack < b["x"] + b["w"]
+        and b["x"] + slack < a["x"] + a["w"]
+        and a["y"] + slack < b["y"] + b["h"]
+        and b["y"] + slack < a["y"] + a["h"]
+    )
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("name", list(PAGES))
+def test_every_label_reads(pages: dict[str, Path], name: str, width: int) -> None:
+    measured = measure_text(pages[name], width)
+    texts = measured["texts"]
+    assert texts, name
+    small = sorted({(t["text"], round(t["px"], 1)) for t in texts if t["px"] < READABLE_PX})
+    assert not small, f"{name} at {width} px: text below {READABLE_PX} px: {small[:8]}"
+    clashes = [
+        (a["text"], b["text"])
+        for i, a in enumerate(texts)
+        for b in texts[i + 1 :]
+        if a["svg"] == b["svg"] and _overlap(a, b)
+    ]
+    assert not clashes, f"{name} at {width} px: labels on top of each other: {clashes[:8]}"
+    covered = [
+        (m["mark"], t["text"])
+        for m in measured["marks"]
+        for t in texts
+        if m["svg"] == t["svg"] and _overlap(m, t)
+    ]
+    assert not covered, f"{name} at {width} px: marks over labels: {covered[:8]}"
