@@ -26,12 +26,14 @@ from simulator.report.metrics import DriveStages, time_span
 from simulator.run.answers import ActionResult
 from simulator.run.result import RunResult
 from worker import DriveState, JobState
+from worker.states import TERMINAL
 
 __all__ = [
     "DRIVE_STATES",
     "FIRST_LANES",
     "JOB_STATES",
     "Lanes",
+    "active_part",
     "copy_step",
     "draw_timeline",
     "drive_bands",
@@ -332,3 +334,32 @@ def copy_step(stages: DriveStages, window: tuple[float, float]) -> tuple[float, 
         return None
     pad = max(0.05 * (b - a), 600.0)
     return a - pad, b + pad
+
+
+def active_part(
+    lives: Sequence[Incarnation], window: tuple[float, float]
+) -> tuple[float, float, int] | None:
+    """Where most of the lanes shown are at work, if that is a small part of the window.
+
+    A job's lane is mostly a long ``Completed`` band waiting for retention: a load's
+    timeline spent its width on those, with the states that matter crowded into its first
+    days. This is the span from the first lane's start to the moment 80 % of the lanes
+    have ended (entered ``Completed`` or ``Closed``), with the number of lanes that ended
+    within it; None when it is 40 % of the window or more (the window reads as it is).
+    """
+    starts, ends = [], []
+    for life in lives:
+        if not life.snapshots:
+            continue
+        starts.append(life.snapshots[0].time)
+        ended = next((s.time for s in life.snapshots if s.state in TERMINAL), None)
+        ends.append(window[1] if ended is None else ended)
+    if len(ends) < 5:
+        return None
+    ends.sort()
+    a, b = min(starts), ends[math.ceil(0.8 * len(ends)) - 1]
+    if b - a >= 0.4 * (window[1] - window[0]) or b <= a:
+        return None
+    pad = 0.04 * (b - a)
+    within = sum(1 for e in ends if e <= b)
+    return max(window[0], a - pad), b + pad, within

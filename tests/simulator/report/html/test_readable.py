@@ -4,6 +4,7 @@ from the layout Chromium computes (getBoundingClientRect), not from the markup."
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -93,3 +94,19 @@ def test_every_label_reads(pages: dict[str, Path], name: str, width: int) -> Non
         if m["svg"] == t["svg"] and _overlap(m, t)
     ]
     assert not covered, f"{name} at {width} px: marks over labels: {covered[:8]}"
+
+
+def test_a_load_gets_a_zoom_on_the_days_its_jobs_are_at_work(pages: dict[str, Path]) -> None:
+    """load-small's lanes are mostly Completed bands waiting for retention: the page adds a
+    panel over the days until 80 % of them ended, a small part of the whole window."""
+    page = pages["report-load-small"].read_text(encoding="utf-8")
+    assert page.count("While the jobs are at work, zoomed") == 1
+    assert 'class="zlane"' in page
+    match = re.search(r"until (\d+) of the (\d+) lanes had ended", page)
+    assert match is not None
+    within, shown = int(match[1]), int(match[2])
+    assert 0.8 * shown <= within <= shown
+    # A small run keeps its zoom on the copy step instead.
+    small = pages["report-cancel-mid-transfer"].read_text(encoding="utf-8")
+    assert "The copy step, zoomed" in small
+    assert "While the jobs are at work" not in small
