@@ -16,8 +16,10 @@ from simulator.demo.picture import write_picture
 from simulator.demo.story import StoryOptions
 from simulator.report.history import History
 from simulator.report.html.chromium import measure_text
+from simulator.report.html.figures import make_demo
 from simulator.report.html.page import write_html
 from simulator.scenario import load_scenario
+from tests.pictures import screenshot_colours
 from tests.simulator.conftest import run_to_report
 from worker.states import CancelWindow
 
@@ -110,3 +112,10 @@ def test_a_load_gets_a_zoom_on_the_days_its_jobs_are_at_work(pages: dict[str, Pa
     small = pages["report-cancel-mid-transfer"].read_text(encoding="utf-8")
     assert "The copy step, zoomed" in small
     assert "While the jobs are at work" not in small
+
+
+def test_the_docs_pictures_are_made_by_the_program(tmp_path: Path) -> None:
+    """python -m simulator.report.html.figures draws docs/demo.png as Chromium renders it."""
+    png = tmp_path / "demo.png"
+    make_demo(png)
+    screenshot_colours(png.read_bytes(), (1400, 720))
