@@ -12,7 +12,17 @@ from simulator.report.html.svg import escape as _e
 from simulator.report.html.svg import number as _f
 from worker import format_duration
 
-__all__ = ["DAY", "LABEL", "RIGHT", "WIDTH", "Scale", "duration", "fault_marks", "moment"]
+__all__ = [
+    "DAY",
+    "LABEL",
+    "LABEL_ROWS",
+    "RIGHT",
+    "WIDTH",
+    "Scale",
+    "duration",
+    "fault_marks",
+    "moment",
+]
 
 # Layout of every SVG, in user units: a label column, the time axis, a right margin.
 WIDTH, LABEL, RIGHT = 1240.0, 150.0, 72.0
@@ -110,7 +120,7 @@ def fault_marks(
                 rows[row] = x0 + 3 + LABEL_CHAR * len(text)
                 parts.append(
                     f'<text class="fault-label" x="{_f(x0 + 3)}" '
-                    f'y="{_f(top + 10 + 12 * row)}">{_e(text)}</text>'
+                    f'y="{_f(top + 12 + 14 * row)}">{_e(text)}</text>'
                 )
         parts.append("</g>")
     return parts

@@ -13,6 +13,7 @@ from simulator.report.history import History, Incarnation
 from simulator.report.html.axis import (
     DAY,
     LABEL,
+    LABEL_ROWS,
     RIGHT,
     WIDTH,
     Scale,
@@ -200,7 +201,9 @@ def draw_timeline(
 ) -> str:
     """The SVG of job lanes (and drive sub-lanes) over ``scale``'s window."""
     rows: list[str] = []
-    y = AXIS + 4
+    # Fault labels get rows of their own above the time axis's labels, never on them.
+    axis = AXIS + (LABEL_ROWS * 14.0 if any(f.get("at") is not None for f in faults) else 0.0)
+    y = axis + 4
     answers = _actions_by_life(lanes.lives, run.actions, end)
     for i, life in enumerate(lanes.lives):
         top = y
@@ -267,8 +270,8 @@ def draw_timeline(
     head = [
         f'<svg viewBox="0 0 {_f(WIDTH)} {_f(bottom + 18)}" role="img" '
         f'aria-label="timeline of jobs over simulated time">',
-        *_axis(scale, AXIS, bottom),
-        *fault_marks(scale, faults, AXIS - 26, bottom, labels=True),
+        *_axis(scale, axis, bottom),
+        *fault_marks(scale, faults, 2.0, bottom, labels=True),
         *(
             f'<text class="axis" x="{_f(scale.x(t))}" y="{_f(bottom + 13)}" '
             f'text-anchor="middle">{_e(label)}</text>'

@@ -4,6 +4,7 @@ from the layout Chromium computes (getBoundingClientRect), not from the markup."
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -14,10 +15,14 @@ import pytest
 from simulator.demo.command import play_virtual
 from simulator.demo.picture import write_picture
 from simulator.demo.story import StoryOptions
+from simulator.faults.kinds import Fault
+from simulator.faults.plan import FaultRecord
 from simulator.report.history import History
 from simulator.report.html.chromium import measure_text
 from simulator.report.html.figures import make_demo
 from simulator.report.html.page import write_html
+from simulator.report.invariants import check_run
+from simulator.report.json_report import build_report
 from simulator.scenario import load_scenario
 from tests.pictures import screenshot_colours
 from tests.simulator.conftest import run_to_report
@@ -46,12 +51,33 @@ def _report(name: str) -> Callable[[Path], None]:
     return write
 
 
+def _crowded_faults(path: Path) -> None:
+    """cancel-mid-transfer with ten faults struck a minute apart: labels that cannot all fit."""
+    scenario = load_scenario(CONFIGS / "cancel-mid-transfer.toml")
+    result, _ = run_to_report(scenario)
+    history = History(result.history, scenario.epoch)
+    kinds = ("broker-pause", "worker-kill", "broker-kill", "net-latency")
+    faults = [
+        FaultRecord(
+            Fault(index=i, kind=kinds[i % len(kinds)], at=94_000.0 + 60 * i, lasts=600.0),
+            struck=94_000.0 + 60 * i,
+            healed=94_600.0 + 60 * i,
+            detail="struck",
+        )
+        for i in range(10)
+    ]
+    faulty = dataclasses.replace(result, faults=faults)
+    report = build_report(faulty, history, check_run(faulty, history))
+    write_html(path, report, history, faulty)
+
+
 PAGES: dict[str, Callable[[Path], None]] = {
     "demo": _demo,
     "demo-compare": _compare,
     "report-cancel-mid-transfer": _report("cancel-mid-transfer"),
     "report-chaos-broker": _report("chaos-broker"),
     "report-load-small": _report("load-small"),
+    "report-crowded-faults": _crowded_faults,
 }
 
 
