@@ -50,6 +50,7 @@ svg text{fill:#374151}svg .axis{fill:var(--muted)}svg .gl{stroke:#eef0f3}
 .area{fill-opacity:.18}.line{fill:none;stroke-width:1.6}
 .peak{fill:none;stroke-width:1.2;stroke-opacity:.45}.cap{stroke-dasharray:5 3;fill:none}
 @media print{body{background:#fff;font-size:11px}main{padding:0;max-width:none}
+svg{min-width:0}section{overflow:visible}
 section{border-color:#ccc}}
 @page{size:A4 landscape;margin:10mm}
 """
