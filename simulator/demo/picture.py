@@ -78,12 +78,27 @@ def _rect(axis: _Axis, cls: str, a: float, b: float, y: float, h: float, title: 
     )
 
 
-def _label(axis: _Axis, text: str, a: float, b: float, y: float, light: bool = False) -> str:
+def _label(
+    axis: _Axis,
+    text: str,
+    a: float,
+    b: float,
+    y: float,
+    light: bool = False,
+    avoid: Sequence[float] = (),
+) -> str:
+    """A band's name inside it, where it fits; moved past a mark (at x in ``avoid``, 7
+    units either side) rather than drawn under it."""
     x0, x1 = axis.x(a), axis.x(b)
-    if x1 - x0 < 6.2 * len(text) + 6:
+    width = 6.4 * len(text)
+    start = x0 + 4
+    for x in sorted(avoid):
+        if start - 9 < x < start + width + 9:
+            start = x + 10
+    if start + width + 2 > x1:
         return ""
     cls = "band-label light" if light else "band-label"
-    return f'<text class="{cls}" x="{_f(x0 + 4)}" y="{_f(y)}">{_e(text)}</text>'
+    return f'<text class="{cls}" x="{_f(start)}" y="{_f(y)}">{_e(text)}</text>'
 
 
 def _split_stretch(
@@ -99,7 +114,9 @@ def _split_stretch(
     return out
 
 
-def _job_lane(axis: _Axis, life: Incarnation, y: float, end: float) -> list[str]:
+def _job_lane(
+    axis: _Axis, life: Incarnation, y: float, end: float, marks: Sequence[float] = ()
+) -> list[str]:
     parts = [
         f'<text class="lane-name" x="{_f(LABEL - 8)}" y="{_f(y + JOB_H - 6)}" '
         f'text-anchor="end">{_e(life.job)}</text>'
@@ -111,7 +128,7 @@ def _job_lane(axis: _Axis, life: Incarnation, y: float, end: float) -> list[str]
             parts.append(_label(axis, "kept 90 days", a, b, y + JOB_H - 6))
             continue
         parts.append(_rect(axis, f"s-{state}", a, b, y, JOB_H, title))
-        parts.append(_label(axis, state, a, b, y + JOB_H - 6))
+        parts.append(_label(axis, state, a, b, y + JOB_H - 6, avoid=marks))
     return parts
 
 
@@ -217,7 +234,12 @@ def _svg(outcome: DemoOutcome, axis: _Axis) -> str:
     lanes: dict[str, tuple[float, float]] = {}
     for life in lives:
         top = y
-        rows += _job_lane(axis, life, y, end)
+        refused = [
+            axis.x(r.at)
+            for r in (outcome.late_cancel, outcome.delete)
+            if r.job == life.job and r.state is not None
+        ]
+        rows += _job_lane(axis, life, y, end, refused)
         y += JOB_H + 3
         for drive, bands in drive_bands(life, end).items():
             rows += _drive_lane(axis, outcome, life, drive, bands, y)
@@ -262,7 +284,7 @@ def _svg(outcome: DemoOutcome, axis: _Axis) -> str:
         top, _ = lanes[result.job]
         x, mid = axis.x(result.at), top + JOB_H / 2
         marks.append(
-            f'<path class="no" d="M{_f(x)} {_f(mid - 7)}l7 7-7 7-7-7z"><title>'
+            f'<path class="no" data-mark="refused" d="M{_f(x)} {_f(mid - 7)}l7 7-7 7-7-7z"><title>'
             f"{_e(result.job)} {_e(result.do)} in {_e(result.state)}: {_e(result.outcome)}"
             f"</title></path>"
         )

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from simulator.demo.narration import window_text
 from simulator.demo.outcome import DemoOutcome, at, size
@@ -132,22 +133,50 @@ def compare_rows(outcome: DemoOutcome) -> list[tuple[str, str]]:
 
 
 def print_compare(console: Console, outcomes: Sequence[DemoOutcome]) -> None:
-    """The same story under each policy, one column each."""
+    """The same story under each policy, one column each.
+
+    The policy names are the ones a user types after ``--policy``: never broken. The table
+    takes the width it has (up to a few columns of air per policy); where the columns
+    cannot hold the names and cells whole, each policy gets a block of its own instead.
+    """
     first = outcomes[0]
-    table = Table(
-        title=f"the same story under each cancel window · the cancel asked in "
+    title = (
+        f"the same story under each cancel window · the cancel asked in "
         f"{first.cancel.state}; the late cancel ({first.late_cancel.job}) and the delete "
-        f"({first.delete.job}) in Packaging",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
+        f"({first.delete.job}) in Packaging"
     )
-    table.add_column("", style="bold", overflow="fold", max_width=18)
-    for outcome in outcomes:
-        # "creating-or-\nshipping": narrow headers leave the cells room.
-        head, _, tail = str(outcome.options.policy).rpartition("-")
-        table.add_column(f"{head}-\n{tail}", overflow="fold")
     columns = [compare_rows(o) for o in outcomes]
-    for i, (label, _) in enumerate(columns[0]):
-        table.add_row(label, *(column[i][1] for column in columns))
-    console.print(table)
+    labels = [label for label, _ in columns[0]]
+    names = [str(o.options.policy) for o in outcomes]
+    widths = [
+        max(len(name), *(len(cell) for _, cell in column))
+        for name, column in zip(names, columns, strict=True)
+    ]
+    needed = max(len(label) for label in labels) + sum(widths) + 2 * len(widths)
+    if needed <= console.width:
+        table = Table(
+            title=title,
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            show_edge=False,
+            # Room to breathe on a wide terminal, without spreading a row across 200 columns.
+            width=min(console.width, needed + 6 * len(widths)),
+        )
+        table.add_column("", style="bold", no_wrap=True)
+        for name, width in zip(names, widths, strict=True):
+            table.add_column(name, no_wrap=True, min_width=width)
+        for i, label in enumerate(labels):
+            table.add_row(label, *(column[i][1] for column in columns))
+        console.print(table)
+        return
+    console.print(Text(title))
+    for name, column in zip(names, columns, strict=True):
+        block = Table(box=None, pad_edge=False, show_header=False, expand=False)
+        block.add_column(style="bold", no_wrap=True)
+        block.add_column(overflow="fold")
+        for label, cell in column:
+            block.add_row(label, cell)
+        console.print()
+        console.print(Text(f"--policy {name}", style="bold"), no_wrap=True, crop=False)
+        console.print(block)

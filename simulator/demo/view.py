@@ -29,6 +29,11 @@ STATE_STYLE = {
 }
 
 
+def bar_width_for(columns: int) -> int:
+    """A drive's progress bar: a third of what the name and state leave, 6 to 24 cells."""
+    return max(6, min(24, (columns - 26) // 3))
+
+
 class LiveView:
     """A rich ``Live`` display of the board; :meth:`refresh` redraws it."""
 
@@ -97,18 +102,25 @@ class LiveView:
         if job.ended_at is not None and job.deleted_at is None:
             due = job.ended_at + self.board.scenario.policy.retention
             head.append(f" · deleted in {at(max(0.0, due - now))}", style="dim")
+        # The bar keeps a width of its own and the bytes wrap under themselves: on a narrow
+        # terminal neither is squeezed out (the figures after the cancel are the point).
+        bar_width = bar_width_for(self.console.width)
+        room = self.console.width - 2 - 10 - 12 - bar_width - 3
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True, min_width=10)
         grid.add_column(no_wrap=True, min_width=12)
-        grid.add_column(min_width=6, max_width=24, ratio=1)
-        grid.add_column(overflow="ellipsis", no_wrap=True, ratio=2)
+        grid.add_column(no_wrap=True, width=bar_width)
+        grid.add_column(overflow="fold")
         for drive in job.drives.values():
             note = f"{size(drive.copied)} of {size(drive.size)}"
             if drive.at_cancel is not None:
-                note += f" · +{size(max(0, drive.copied - drive.at_cancel))} after cancel"
+                after = f"+{size(max(0, drive.copied - drive.at_cancel))} after cancel"
+                # One line where it fits, else a line of its own (never a figure cut in two).
+                one_line = len(note) + 3 + len(after) <= room
+                note = f"{note} · {after}" if one_line else f"{note}\n{after}"
             if drive.skipped:
                 note = "skipped: the cancel came first"
-            bar = ProgressBar(total=drive.size, completed=drive.copied)
+            bar = ProgressBar(total=drive.size, completed=drive.copied, width=bar_width)
             state = Text(drive.state, style=STATE_STYLE.get(drive.state, ""))
             grid.add_row(f"  {drive.drive}", state, bar, note)
         return Group(head, grid)

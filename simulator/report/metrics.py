@@ -8,8 +8,10 @@ only the ``...PerWallSecond`` throughput figures depend on the wall clock.
 Stages of a drive, from its events:
 
 * **bay queue**: from the drive's ``Received`` (or, if unknown, the job's) until a bay
-  takes it (``Transferring``). A wait that ends otherwise (the cancel, the job leaving the
-  copy step, the run's end) is in the queue series but not in the latency figures.
+  takes it (``Transferring``) or the wait ends otherwise (the cancel, the job leaving the
+  copy step): a drive that waited and was then skipped waited all the same, and counts in
+  the latency figures as in the queue series. Only a wait still open when the run ended
+  is left out of the figures (it has no length yet).
 * **transfer**: from ``Transferring`` until the drive leaves it (``Completed``,
   ``CompletedMoreInfo``...). A transfer still running when the run ended keeps its bay
   busy to the end of the span and is left out of the latency figures.
@@ -74,7 +76,7 @@ class DriveStages:
 
     waits: list[Span] = field(default_factory=list)
     transfers: list[Span] = field(default_factory=list)
-    #: Seconds each started drive waited for its bay.
+    #: Seconds each drive waited for its bay, whether a bay then took it or it was skipped.
     queued: list[float] = field(default_factory=list)
 
 
@@ -82,8 +84,9 @@ class DriveStages:
 class Series:
     """Values per bucket of simulated time, from ``start`` in steps of ``step`` seconds.
 
-    Levels (``queue``, ``busy``, ``active``) are time-weighted means over the bucket;
-    ``messages`` are counts.
+    Levels (``queue``, ``busy``, ``active``) are time-weighted means over the bucket, and
+    their ``..._peak`` the highest level reached within it (a mean hides a short peak: 60
+    of 60 bays busy for ten minutes of a six-hour bucket); ``messages`` are counts.
     """
 
     start: float
@@ -92,6 +95,9 @@ class Series:
     busy: dict[str, list[float]]
     messages: list[int]
     active: list[float]
+    queue_peak: list[float] = field(default_factory=list)
+    busy_peak: dict[str, list[float]] = field(default_factory=dict)
+    active_peak: list[float] = field(default_factory=list)
 
     @property
     def buckets(self) -> int:
@@ -147,6 +153,8 @@ def _cut(life: Incarnation, location: str, stages: DriveStages) -> None:
     def stop_waiting(when: float | None) -> None:
         for drive, since in received.items():
             stages.waits.append(Span(life.job, drive, location, since, when))
+            if when is not None:
+                stages.queued.append(when - since)
         received.clear()
 
     for event in life.events:
@@ -312,6 +320,32 @@ def _levels(
     return [x / step for x in area]
 
 
+def _peaks(
+    intervals: Iterable[tuple[float, float]], start: float, step: float, buckets: int
+) -> list[float]:
+    """The highest number of ``intervals`` open at once within each bucket."""
+    changes: dict[float, int] = {}
+    for a, b in intervals:
+        if b > a:
+            changes[a] = changes.get(a, 0) + 1
+            changes[b] = changes.get(b, 0) - 1
+    peaks = [0.0] * buckets
+    end = start + step * buckets
+    level = 0
+    times = sorted(changes)
+    for i, t in enumerate(times):
+        level += changes[t]
+        following = times[i + 1] if i + 1 < len(times) else end
+        lo, hi = max(t, start), min(following, end)
+        if level <= 0 or hi <= lo:
+            continue
+        first = min(int((lo - start) / step), buckets - 1)
+        last = min(max(first, math.ceil((hi - start) / step) - 1), buckets - 1)
+        for k in range(first, last + 1):
+            peaks[k] = max(peaks[k], float(level))
+    return peaks
+
+
 def _active(history: History, end: float) -> Iterable[tuple[float, float]]:
     for life in history.incarnations:
         since: float | None = None
@@ -353,11 +387,17 @@ def series(
         when = times.get((message.job, message.seq))
         if when is not None and start <= when <= stop:
             messages[min(int((when - start) / step), buckets - 1)] += 1
+    waits = list(closed(stages.waits))
+    active = list(_active(history, horizon))
+    in_flight = {name: list(closed(spans)) for name, spans in busy.items()}
     return Series(
         start=start,
         step=step,
-        queue=_levels(closed(stages.waits), start, step, buckets),
-        busy={name: _levels(closed(spans), start, step, buckets) for name, spans in busy.items()},
+        queue=_levels(waits, start, step, buckets),
+        busy={name: _levels(spans, start, step, buckets) for name, spans in in_flight.items()},
         messages=messages,
-        active=_levels(_active(history, horizon), start, step, buckets),
+        active=_levels(active, start, step, buckets),
+        queue_peak=_peaks(waits, start, step, buckets),
+        busy_peak={name: _peaks(spans, start, step, buckets) for name, spans in in_flight.items()},
+        active_peak=_peaks(active, start, step, buckets),
     )

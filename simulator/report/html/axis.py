@@ -12,10 +12,20 @@ from simulator.report.html.svg import escape as _e
 from simulator.report.html.svg import number as _f
 from worker import format_duration
 
-__all__ = ["DAY", "LABEL", "RIGHT", "WIDTH", "Scale", "duration", "fault_marks", "moment"]
+__all__ = [
+    "DAY",
+    "LABEL",
+    "LABEL_ROWS",
+    "RIGHT",
+    "WIDTH",
+    "Scale",
+    "duration",
+    "fault_marks",
+    "moment",
+]
 
 # Layout of every SVG, in user units: a label column, the time axis, a right margin.
-WIDTH, LABEL, RIGHT = 1240.0, 150.0, 60.0
+WIDTH, LABEL, RIGHT = 1240.0, 150.0, 72.0
 DAY = 86_400.0
 
 
@@ -69,13 +79,19 @@ class Scale:
         return found
 
 
+#: Rows of fault labels, and the width of a character of theirs (11 px bold, generous).
+LABEL_ROWS = 3
+LABEL_CHAR = 7.4
+
+
 def fault_marks(
     scale: Scale, faults: Sequence[dict[str, Any]], top: float, bottom: float, labels: bool
 ) -> list[str]:
     """Each struck fault (the report's ``faults``) as a band from struck to healed over
-    ``[top, bottom]``; with ``labels``, named by kind (by number where there is no room)."""
+    ``[top, bottom]``; with ``labels``, named by kind (by number where there is no room, and
+    not at all where even that would overlap: the band's tooltip still names it)."""
     parts = []
-    rows = [-1e9, -1e9]  # where the last label of each row ends: labels never overlap
+    rows = [-1e9] * LABEL_ROWS  # where the last label of each row ends: labels never overlap
     for fault in faults:
         at = fault.get("at")
         if at is None or at > scale.t1:
@@ -97,13 +113,14 @@ def fault_marks(
         if labels:
             text = str(fault["kind"])
             row = next((i for i, end in enumerate(rows) if x0 + 3 >= end + 4), None)
-            if row is None:  # no room: the number, on the row that frees up first
+            if row is None:  # no room for the name: the number, where it fits
                 text = f"#{fault['index']}"
-                row = min(range(len(rows)), key=lambda i: rows[i])
-            rows[row] = x0 + 3 + 6.2 * len(text)
-            parts.append(
-                f'<text class="fault-label" x="{_f(x0 + 3)}" y="{_f(top + 10 + 11 * row)}">'
-                f"{_e(text)}</text>"
-            )
+                row = next((i for i, end in enumerate(rows) if x0 + 3 >= end + 4), None)
+            if row is not None:
+                rows[row] = x0 + 3 + LABEL_CHAR * len(text)
+                parts.append(
+                    f'<text class="fault-label" x="{_f(x0 + 3)}" '
+                    f'y="{_f(top + 12 + 14 * row)}">{_e(text)}</text>'
+                )
         parts.append("</g>")
     return parts

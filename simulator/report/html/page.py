@@ -20,6 +20,7 @@ from simulator.report.html.style import CSS
 from simulator.report.html.svg import escape as _e
 from simulator.report.html.timeline import (
     FIRST_LANES,
+    active_part,
     copy_step,
     draw_timeline,
     legend,
@@ -227,6 +228,19 @@ def render_html(report: dict[str, Any], history: History, run: RunResult) -> str
             draw_timeline(lanes, Scale(*zoom), run, faults, end, "zlane"),
             "</section>",
         ]
+    else:
+        busy = active_part(lanes.lives, (t0, t1))
+        if busy is not None:
+            a, b, within = busy
+            timeline += [
+                "<section>",
+                f"<h2>While the jobs are at work, zoomed: {_e(moment(a))} → {_e(moment(b))}</h2>",
+                f'<p class="note">The same lanes from the first job\'s creation until '
+                f"{within} of the {len(lanes.lives)} lanes had ended (Completed or Closed): "
+                "above, most of each lane is the wait for retention.</p>",
+                draw_timeline(lanes, Scale(a, b), run, faults, end, "zlane"),
+                "</section>",
+            ]
     data = series(run, history, stages, start=t0, end=t1, buckets=BUCKETS)
     states = Counter(life.final_state for life in history.incarnations)
     description = f'<p class="sub">{_e(scenario.description)}</p>' if scenario.description else ""

@@ -35,17 +35,22 @@ def _plot(
     lines: Sequence[tuple[str, str, Sequence[float]]],
     caps: Sequence[tuple[str, float]] = (),
     faults: Sequence[dict[str, Any]] = (),
+    peaks: Sequence[tuple[str, str, Sequence[float]]] = (),
 ) -> str:
-    """A small line chart over the timeline's window, x aligned with the lanes."""
+    """A small line chart over the timeline's window, x aligned with the lanes: the mean
+    per bucket as a line, and (``peaks``) the highest level within each bucket as a pale
+    step line above it, so a short peak a mean would flatten still shows."""
     top, bottom = 12.0, 12.0 + PLOT_H
-    peak = max([max(values, default=0.0) for _, _, values in lines] + [c for _, c in caps])
+    peak = max(
+        [max(values, default=0.0) for _, _, values in [*lines, *peaks]] + [c for _, c in caps]
+    )
     ymax = _nice(peak * 1.05)
 
     def y(v: float) -> float:
         return bottom - v / ymax * PLOT_H
 
     parts = [
-        f'<svg viewBox="0 0 {_f(WIDTH)} {_f(bottom + 22)}" role="img" aria-label="{_e(title)}">',
+        f'<svg viewBox="0 0 {_f(WIDTH)} {_f(bottom + 26)}" role="img" aria-label="{_e(title)}">',
         *fault_marks(scale, faults, top, bottom, labels=False),
     ]
     for frac in (0.0, 0.5, 1.0):
@@ -57,7 +62,7 @@ def _plot(
         )
     for t, label in scale.ticks():
         parts.append(
-            f'<text class="axis" x="{_f(scale.x(t))}" y="{_f(bottom + 15)}" '
+            f'<text class="axis" x="{_f(scale.x(t))}" y="{_f(bottom + 19)}" '
             f'text-anchor="middle">{_e(label)}</text>'
         )
     for colour, value in caps:
@@ -66,6 +71,16 @@ def _plot(
             f'y1="{_f(y(value))}" y2="{_f(y(value))}"/>'
         )
     xs = [scale.x(data.start + (i + 0.5) * data.step) for i in range(data.buckets)]
+    for name, colour, values in peaks:
+        steps = []
+        for i, v in enumerate(values):
+            a = scale.x(data.start + i * data.step)
+            b = scale.x(data.start + (i + 1) * data.step)
+            steps += [f"{_f(a)},{_f(y(v))}", f"{_f(b)},{_f(y(v))}"]
+        parts.append(
+            f'<polyline class="peak" stroke="{colour}" points="{" ".join(steps)}">'
+            f"<title>{_e(name)}</title></polyline>"
+        )
     for n, (name, colour, values) in enumerate(lines):
         points = " ".join(f"{_f(x)},{_f(y(v))}" for x, v in zip(xs, values, strict=True))
         if n == 0 and len(lines) == 1:
@@ -100,14 +115,17 @@ def draw_plots(scale: Scale, run: RunResult, data: Series, faults: Sequence[dict
     return "\n".join(
         [
             "<h2>Over simulated time</h2>",
-            '<p class="note">Means per bucket of '
-            f"{_e(duration(data.step))}; x axis: days since the epoch.</p>",
+            '<p class="note">Lines: the mean per bucket of '
+            f"{_e(duration(data.step))}; pale steps: the highest level reached within each "
+            "bucket (a short peak, such as every bay busy for a few minutes, shows there "
+            "even where the mean stays low); x axis: days since the epoch.</p>",
             _plot(
                 "drives waiting for a bay (queue length)",
                 scale,
                 data,
                 [("waiting drives", "#d97706", data.queue)],
                 faults=faults,
+                peaks=[("most drives waiting at once", "#d97706", data.queue_peak)],
             ),
             f'<div class="legend">{legend}</div>',
             _plot(
@@ -117,6 +135,10 @@ def draw_plots(scale: Scale, run: RunResult, data: Series, faults: Sequence[dict
                 [(name, colours[name], values) for name, values in data.busy.items()],
                 caps=[(colours[n], float(locations[n])) for n in data.busy if n in locations],
                 faults=faults,
+                peaks=[
+                    (f"{name}: most bays busy at once", colours[name], values)
+                    for name, values in data.busy_peak.items()
+                ],
             ),
             _plot(
                 "status messages per simulated hour",
@@ -131,6 +153,7 @@ def draw_plots(scale: Scale, run: RunResult, data: Series, faults: Sequence[dict
                 data,
                 [("active jobs", "#0f766e", data.active)],
                 faults=faults,
+                peaks=[("most jobs at once", "#0f766e", data.active_peak)],
             ),
         ]
     )

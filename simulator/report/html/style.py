@@ -28,7 +28,8 @@ th{color:var(--muted);font-weight:600}td.n,th.n{text-align:right}
 .legend{display:flex;flex-wrap:wrap;gap:4px 14px;font-size:12.5px;margin:4px 0 8px}
 .sw{display:inline-block;width:14px;height:10px;border-radius:2px;margin-right:4px;
 vertical-align:-1px}
-svg{display:block;width:100%;height:auto;font-size:11px}
+svg{display:block;width:100%;min-width:1180px;height:auto;font-size:11px}
+section{overflow-x:auto}
 svg text{fill:#374151}svg .axis{fill:var(--muted)}svg .gl{stroke:#eef0f3}
 .s-Creating{fill:#cbd5e1;background:#cbd5e1}.s-Shipping{fill:#93c5fd;background:#93c5fd}
 .s-Received{fill:#fcd34d;background:#fcd34d}.s-Transferring{fill:#06b6d4;background:#06b6d4}
@@ -46,8 +47,10 @@ svg text{fill:#374151}svg .axis{fill:var(--muted)}svg .gl{stroke:#eef0f3}
 .mk-del{fill:#111827;background:#111827}.mk-skip{fill:#92400e;background:#92400e}
 .fault{fill:#ef4444;fill-opacity:.12;background:#fee2e2}
 .fault-line{stroke:#dc2626;stroke-dasharray:3 2}.fault-label{fill:#b91c1c;font-weight:600}
-.area{fill-opacity:.18}.line{fill:none;stroke-width:1.6}.cap{stroke-dasharray:5 3;fill:none}
+.area{fill-opacity:.18}.line{fill:none;stroke-width:1.6}
+.peak{fill:none;stroke-width:1.2;stroke-opacity:.45}.cap{stroke-dasharray:5 3;fill:none}
 @media print{body{background:#fff;font-size:11px}main{padding:0;max-width:none}
+svg{min-width:0}section{overflow:visible}
 section{border-color:#ccc}}
 @page{size:A4 landscape;margin:10mm}
 """

@@ -13,6 +13,7 @@ from simulator.report.history import History, Incarnation
 from simulator.report.html.axis import (
     DAY,
     LABEL,
+    LABEL_ROWS,
     RIGHT,
     WIDTH,
     Scale,
@@ -26,12 +27,14 @@ from simulator.report.metrics import DriveStages, time_span
 from simulator.run.answers import ActionResult
 from simulator.run.result import RunResult
 from worker import DriveState, JobState
+from worker.states import TERMINAL
 
 __all__ = [
     "DRIVE_STATES",
     "FIRST_LANES",
     "JOB_STATES",
     "Lanes",
+    "active_part",
     "copy_step",
     "draw_timeline",
     "drive_bands",
@@ -55,7 +58,7 @@ JOB_STATES = tuple(str(state) for state in JobState)
 DRIVE_STATES = tuple(str(state) for state in DriveState)
 
 AXIS = 34.0
-JOB_H, DRIVE_H, GAP = 14.0, 9.0, 4.0
+JOB_H, DRIVE_H, GAP = 14.0, 11.0, 4.0
 
 # -- bands ---------------------------------------------------------------------------------
 
@@ -198,7 +201,9 @@ def draw_timeline(
 ) -> str:
     """The SVG of job lanes (and drive sub-lanes) over ``scale``'s window."""
     rows: list[str] = []
-    y = AXIS + 4
+    # Fault labels get rows of their own above the time axis's labels, never on them.
+    axis = AXIS + (LABEL_ROWS * 14.0 if any(f.get("at") is not None for f in faults) else 0.0)
+    y = axis + 4
     answers = _actions_by_life(lanes.lives, run.actions, end)
     for i, life in enumerate(lanes.lives):
         top = y
@@ -223,7 +228,7 @@ def draw_timeline(
                 y += 2
                 parts.append(
                     f'<text class="axis" x="{_f(LABEL - 8)}" y="{_f(y + DRIVE_H - 0.5)}" '
-                    f'text-anchor="end" font-size="9">{_e(drive)}</text>'
+                    f'text-anchor="end">{_e(drive)}</text>'
                 )
                 for state, a, b in bands:
                     title = _band_title(f"drive {drive}", state, a, b)
@@ -245,7 +250,7 @@ def draw_timeline(
             else:
                 parts.append(
                     f'<text class="axis" x="{_f(WIDTH - RIGHT + 4)}" y="{_f(mid + 3.5)}" '
-                    f'font-size="9.5">→ del. {round(when / DAY)}d<title>{_e(title)}</title></text>'
+                    f'font-size="11">→ del. {round(when / DAY)}d<title>{_e(title)}</title></text>'
                 )
         for cancel in life.events_of("cancelRequested"):
             title = f"cancel accepted in {cancel.data.get('state')} · {moment(cancel.time)}"
@@ -265,8 +270,8 @@ def draw_timeline(
     head = [
         f'<svg viewBox="0 0 {_f(WIDTH)} {_f(bottom + 18)}" role="img" '
         f'aria-label="timeline of jobs over simulated time">',
-        *_axis(scale, AXIS, bottom),
-        *fault_marks(scale, faults, AXIS - 26, bottom, labels=True),
+        *_axis(scale, axis, bottom),
+        *fault_marks(scale, faults, 2.0, bottom, labels=True),
         *(
             f'<text class="axis" x="{_f(scale.x(t))}" y="{_f(bottom + 13)}" '
             f'text-anchor="middle">{_e(label)}</text>'
@@ -332,3 +337,32 @@ def copy_step(stages: DriveStages, window: tuple[float, float]) -> tuple[float, 
         return None
     pad = max(0.05 * (b - a), 600.0)
     return a - pad, b + pad
+
+
+def active_part(
+    lives: Sequence[Incarnation], window: tuple[float, float]
+) -> tuple[float, float, int] | None:
+    """Where most of the lanes shown are at work, if that is a small part of the window.
+
+    A job's lane is mostly a long ``Completed`` band waiting for retention: a load's
+    timeline spent its width on those, with the states that matter crowded into its first
+    days. This is the span from the first lane's start to the moment 80 % of the lanes
+    have ended (entered ``Completed`` or ``Closed``), with the number of lanes that ended
+    within it; None when it is 40 % of the window or more (the window reads as it is).
+    """
+    starts, ends = [], []
+    for life in lives:
+        if not life.snapshots:
+            continue
+        starts.append(life.snapshots[0].time)
+        ended = next((s.time for s in life.snapshots if s.state in TERMINAL), None)
+        ends.append(window[1] if ended is None else ended)
+    if len(ends) < 5:
+        return None
+    ends.sort()
+    a, b = min(starts), ends[math.ceil(0.8 * len(ends)) - 1]
+    if b - a >= 0.4 * (window[1] - window[0]) or b <= a:
+        return None
+    pad = 0.04 * (b - a)
+    within = sum(1 for e in ends if e <= b)
+    return max(window[0], a - pad), b + pad, within

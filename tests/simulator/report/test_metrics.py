@@ -60,8 +60,15 @@ def test_latencies_match_the_events(mid: tuple[RunResult, dict[str, Any], Histor
     assert waits == [0.0, 0.0]
     assert copies == [0.8e12 / THROUGHPUT, 1.2e12 / THROUGHPUT] == [4000.0, 6000.0]
 
+    # The two other drives waited from receipt until the cancel, then were skipped: they
+    # waited all the same, and the bay queue's figures count them.
+    cancelled = next(e.time for e in history.incarnations[0].events_of("cancelRequested"))
+    skipped = sorted(cancelled - t["Received"] for d, t in times.items() if d not in transferred)
+    assert len(skipped) == 2
+    assert min(skipped) > 0
     latency = report["latency"]
-    assert latency["bayQueue"] == {"count": 2, "p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0}
+    assert latency["bayQueue"] == percentiles([*waits, *skipped])
+    assert latency["bayQueue"]["max"] == max(skipped) > 0
     assert latency["transfer"] == {
         "count": 2,
         "p50": 4000.0,
@@ -116,6 +123,31 @@ def test_series_follow_the_run(mid: tuple[RunResult, dict[str, Any], History]) -
     assert max(data.active) == 1.0
 
 
+def test_peaks_per_bucket_show_what_the_means_hide(
+    mid: tuple[RunResult, dict[str, Any], History],
+) -> None:
+    """With buckets as long as the whole run, the mean of the two bays is below 2 but the
+    peak is 2; the two skipped drives queued together; a peak is never below the mean."""
+    result, _, history = mid
+    first, last = time_span(history)
+    stages = drive_stages(history, job_locations(result))
+    for buckets in (1, 7, 100):
+        data = series(result, history, stages, start=first, end=last, buckets=buckets)
+        pairs = [
+            (data.queue, data.queue_peak),
+            (data.active, data.active_peak),
+            (data.busy["West US"], data.busy_peak["West US"]),
+        ]
+        for means, peaks in pairs:
+            assert len(peaks) == buckets
+            assert all(m <= p + 1e-9 for m, p in zip(means, peaks, strict=True))
+        assert max(data.busy_peak["West US"]) == 2.0
+        assert max(data.queue_peak) == 2.0
+    one = series(result, history, stages, start=first, end=last, buckets=1)
+    assert one.busy["West US"][0] < 2.0
+    assert one.busy_peak["West US"] == [2.0]
+
+
 def test_load_report_has_the_measured_sections() -> None:
     """A workload: every drive that started has a queue figure; peaks within the bays."""
     scenario = load_scenario(CONFIGS / "load-small.toml")
@@ -132,7 +164,15 @@ def test_load_report_has_the_measured_sections() -> None:
         if e.data["to"] == "Transferring"
     )
     latency = report["latency"]
-    assert latency["bayQueue"]["count"] == latency["transfer"]["count"] == started > 0
+    waited = sum(
+        1
+        for life in history.incarnations
+        for e in life.events_of("driveStateChanged")
+        if e.data["to"] == "Received"
+    )
+    # Every drive that started waited first; so did those skipped while waiting.
+    assert latency["transfer"]["count"] == started > 0
+    assert started <= latency["bayQueue"]["count"] <= waited
     assert latency["bayQueue"]["p99"] > 0, "with 300 jobs some drive must have queued"
     for stage in latency.values():
         assert stage["p50"] <= stage["p90"] <= stage["p99"] <= stage["max"]
@@ -141,3 +181,17 @@ def test_load_report_has_the_measured_sections() -> None:
         assert 0 < use["utilisation"] <= use["utilisationWhileCopying"] <= 1
         assert 0 < use["peakConcurrent"] <= use["bays"]
     assert report["throughput"]["changes"] == sum(len(s) for s in history.seqs.values())
+
+
+def test_the_plotted_peaks_reach_the_tables_peak() -> None:
+    """load-small: the table's peak of busy bays is what the chart's peaks reach, in the
+    200 buckets the page draws, while the means stay below it."""
+    scenario = load_scenario(CONFIGS / "load-small.toml")
+    result, report = run_to_report(scenario)
+    history = History(result.history, scenario.epoch)
+    first, last = time_span(history)
+    stages = drive_stages(history, job_locations(result))
+    data = series(result, history, stages, start=first, end=last, buckets=200)
+    for name, use in report["bays"]["locations"].items():
+        assert max(data.busy_peak[name]) == use["peakConcurrent"]
+        assert max(data.busy[name]) <= use["peakConcurrent"]
