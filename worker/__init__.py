@@ -34,6 +34,8 @@ from worker.errors import (
     ValidationError,
 )
 from worker.files import (
+    MAX_SPEED,
+    MIN_SPEED,
     DatacenterFile,
     Duration,
     Durations,
@@ -75,6 +77,8 @@ __all__ = [
     "DEFAULT_EPOCH",
     "DRIVE_ID",
     "JOB_NAME",
+    "MAX_SPEED",
+    "MIN_SPEED",
     "TOPIC_PREFIX",
     "AuthenticationFailed",
     "CancelAnswer",
