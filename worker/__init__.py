@@ -34,6 +34,8 @@ from worker.errors import (
     ValidationError,
 )
 from worker.files import (
+    MAX_SPEED,
+    MIN_SPEED,
     DatacenterFile,
     Duration,
     Durations,
@@ -82,6 +84,8 @@ __all__ = [
     "DEFAULT_EPOCH",
     "DRIVE_ID",
     "JOB_NAME",
+    "MAX_SPEED",
+    "MIN_SPEED",
     "STATUS_FILTERS",
     "TOPIC_PREFIX",
     "AuthenticationFailed",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -13,7 +13,15 @@ import msgspec
 
 from worker.clock import DEFAULT_EPOCH
 from worker.config import DatacenterConfig, Policy
-from worker.files import DatacenterFile, FileReader, PolicyFile, SettingsFile, convert, read_toml
+from worker.files import (
+    MAX_SPEED,
+    DatacenterFile,
+    FileReader,
+    PolicyFile,
+    SettingsFile,
+    convert,
+    read_toml,
+)
 from worker.mqtt.broker import BrokerConfig
 from worker.plan import PlanHints
 from worker.requests import JOB_NAME
@@ -122,11 +130,14 @@ def load_worker_settings(path: str | Path | None) -> WorkerSettings:
     reader = FileReader(where)
     if not JOB_NAME.fullmatch(data.worker_id):
         raise reader.fail("worker_id", "1 to 64 letters, digits, '-' or '_'")
-    if data.speed <= 0:
-        raise reader.fail("speed", "a positive number of simulated seconds a second")
-    for key in ("window", "max_command_bytes", "will_delay"):
-        if getattr(data, key) < 1:
-            raise reader.fail(key, "a positive integer")
+    reader.number("speed", data.speed, 0.0, MAX_SPEED, "simulated seconds a second", above=True)
+    reader.integer("seed", data.seed, 0, 2**63 - 1, "a seed")
+    # MQTT's own limits: 65,535 messages in flight, a packet of 256 MB.
+    reader.integer("window", data.window, 1, 65_535, "QoS 1 publishes in flight")
+    reader.integer("max_command_bytes", data.max_command_bytes, 1, 268_435_455, "bytes")
+    reader.integer("will_delay", data.will_delay, 1, 86_400, "seconds")
+    reader.number("drain_timeout", data.drain_timeout, 0.0, 3600.0, "seconds")
+    reader.number("replay_tail", data.replay_tail, 0.0, 3600.0, "seconds")
     broker = None
     if data.broker is not None:
         b = data.broker
@@ -157,7 +168,7 @@ def load_worker_settings(path: str | Path | None) -> WorkerSettings:
             cert_file=data.https_cert,
             key_file=data.https_key,
         )
-    epoch = data.epoch if data.epoch.tzinfo else data.epoch.replace(tzinfo=UTC)
+    epoch = reader.epoch("epoch", data.epoch)
     return WorkerSettings(
         worker_id=data.worker_id,
         db=data.db,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,12 +16,14 @@ import msgspec
 
 from simulator.faults.kinds import FAULTS, Fault
 from simulator.faults.plan import draw_faults
-from simulator.scenario.spec import Action, ActionKind, DriveFile, JobSpec
+from simulator.scenario.spec import EXPECTATIONS, Action, ActionKind, DriveFile, JobSpec
 from simulator.scenario.workload import Workload, expand
 from worker import (
     DEFAULT_EPOCH,
     DRIVE_ID,
     JOB_NAME,
+    MAX_SPEED,
+    MIN_SPEED,
     DatacenterConfig,
     DatacenterFile,
     DrivePlan,
@@ -41,11 +43,23 @@ from worker import (
 )
 
 __all__ = [
+    "MAX_FAULTS",
+    "MAX_JOBS",
+    "MAX_REQUESTS",
+    "MAX_SEED",
     "Scenario",
     "load_scenario",
     "parse_scenario",
     "parse_size",
 ]
+
+
+#: Bounds of a scenario's counts: jobs (a workload's, a burst's), faults, the requests of
+#: one fault, and the seed (a signed 64-bit integer, as the store keeps it).
+MAX_JOBS = 1_000_000
+MAX_FAULTS = 10_000
+MAX_REQUESTS = 10_000
+MAX_SEED = 2**63 - 1
 
 
 class JobFile(SettingsFile):
@@ -66,7 +80,7 @@ class ActionFile(SettingsFile):
     do: ActionKind
     at: Duration | None = None
     when: JobState | None = None
-    after: Duration = 0.0
+    after: Duration = "0s"
     expect: str | None = None
 
 
@@ -88,7 +102,7 @@ class WorkloadFile(SettingsFile):
 class FaultFile(SettingsFile):
     kind: str
     at: Duration
-    lasts: Duration = 0.0
+    lasts: Duration = "0s"
     count: int = 10
     latency_ms: float = 200.0
     bandwidth_kb_s: float = 64.0
@@ -175,9 +189,12 @@ class _Builder(FileReader):
     def build(self, data: ScenarioFile) -> Scenario:
         if not data.name.strip():
             raise self.fail("name", "a non-empty scenario name")
-        if data.live_speed <= 0:
-            raise self.fail("live_speed", "a positive number of simulated seconds a second")
-        epoch = data.epoch if data.epoch.tzinfo else data.epoch.replace(tzinfo=UTC)
+        self.integer("seed", data.seed, 0, MAX_SEED, "a seed")
+        live_speed = self.number(
+            "live_speed", data.live_speed, 0.0, MAX_SPEED, "simulated seconds a second", above=True
+        )
+        epoch = self.epoch("epoch", data.epoch)
+        until = self.duration("until", data.until, low=1.0)
         policy = self.policy(data.policy)
         datacenter = self.datacenter(data.datacenter)
         jobs: dict[str, JobSpec] = {}
@@ -208,8 +225,8 @@ class _Builder(FileReader):
             path=self.where,
             seed=data.seed,
             epoch=epoch,
-            until=self.duration("until", data.until),
-            live_speed=data.live_speed,
+            until=until,
+            live_speed=live_speed,
             policy=policy,
             datacenter=datacenter,
             jobs=jobs,
@@ -220,12 +237,13 @@ class _Builder(FileReader):
     def fault(self, index: int, fault: FaultFile) -> Fault:
         key = f"faults[{index}]"
         self.kind(f"{key}.kind", fault.kind)
-        if fault.count < 1:
-            raise self.fail(f"{key}.count", "at least one request")
-        if fault.latency_ms < 0:
-            raise self.fail(f"{key}.latency_ms", "a latency of 0 ms or more")
-        if fault.bandwidth_kb_s <= 0:
-            raise self.fail(f"{key}.bandwidth_kb_s", "a positive rate in kB/s")
+        self.integer(f"{key}.count", fault.count, 1, MAX_REQUESTS, "a number of requests")
+        latency = self.number(
+            f"{key}.latency_ms", fault.latency_ms, 0.0, 600_000.0, "a latency in ms"
+        )
+        bandwidth = self.number(
+            f"{key}.bandwidth_kb_s", fault.bandwidth_kb_s, 1.0, 10_000_000.0, "a rate in kB/s"
+        )
         if fault.after_cancel and not FAULTS[fault.kind].after_cancel:
             kinds = " or ".join(kind.name for kind in FAULTS.values() if kind.after_cancel)
             raise self.fail(f"{key}.after_cancel", f"only on a {kinds} fault")
@@ -235,8 +253,8 @@ class _Builder(FileReader):
             at=self.duration(f"{key}.at", fault.at),
             lasts=self.duration(f"{key}.lasts", fault.lasts),
             count=fault.count,
-            latency=fault.latency_ms / 1000,
-            bandwidth=int(fault.bandwidth_kb_s * 1000),
+            latency=latency / 1000,
+            bandwidth=int(bandwidth * 1000),
             after_cancel=fault.after_cancel,
         )
 
@@ -244,12 +262,10 @@ class _Builder(FileReader):
         key = "chaos"
         for i, kind in enumerate(chaos.kinds):
             self.kind(f"{key}.kinds[{i}]", kind)
-        if chaos.faults < 0:
-            raise self.fail(f"{key}.faults", "a number of faults, 0 or more")
+        self.integer(f"{key}.faults", chaos.faults, 0, MAX_FAULTS, "a number of faults")
         if not chaos.kinds:
             raise self.fail(f"{key}.kinds", f"at least one of {', '.join(FAULTS)}")
-        if chaos.requests < 1:
-            raise self.fail(f"{key}.requests", "at least one request")
+        self.integer(f"{key}.requests", chaos.requests, 1, MAX_REQUESTS, "a number of requests")
         between = self.range(f"{key}.between", chaos.between, self.duration)
         lasts = self.range(f"{key}.lasts", chaos.lasts, self.duration)
         return draw_faults(
@@ -268,18 +284,13 @@ class _Builder(FileReader):
 
     def workload(self, data: WorkloadFile) -> Workload:
         key = "workload"
-        if data.jobs < 0:
-            raise self.fail(f"{key}.jobs", "a number of jobs, 0 or more")
-        over = self.duration(f"{key}.over", data.over)
-        if over <= 0:
-            raise self.fail(f"{key}.over", "a positive duration")
+        self.integer(f"{key}.jobs", data.jobs, 0, MAX_JOBS, "a number of jobs")
+        over = self.duration(f"{key}.over", data.over, low=1.0)
         if len(data.drives) != 2 or not 1 <= data.drives[0] <= data.drives[1] <= 10:
             raise self.fail(f"{key}.drives", "[low, high] drives per job, within 1 to 10")
-        if data.burst_size < 1:
-            raise self.fail(f"{key}.burst_size", "at least one job per burst")
+        self.integer(f"{key}.burst_size", data.burst_size, 1, MAX_JOBS, "jobs per burst")
         for share in ("export_share", "never_ship", "cancel", "delete_finished"):
-            if not 0.0 <= getattr(data, share) <= 1.0:
-                raise self.fail(f"{key}.{share}", "a probability between 0 and 1")
+            self.probability(f"{key}.{share}", getattr(data, share))
         return Workload(
             jobs=data.jobs,
             over=over,
@@ -319,10 +330,9 @@ class _Builder(FileReader):
             if drive.id in seen:
                 raise self.fail(f"{where}.id", f"a unique drive id; '{drive.id}' repeats")
             seen.add(drive.id)
-            if drive.fails_at is not None and not 0.0 <= drive.fails_at <= 1.0:
-                raise self.fail(f"{where}.fails_at", "a fraction between 0 and 1")
-            if drive.speed <= 0:
-                raise self.fail(f"{where}.speed", "a positive factor")
+            if drive.fails_at is not None:
+                self.number(f"{where}.fails_at", drive.fails_at, 0.0, 1.0, "a fraction")
+            self.number(f"{where}.speed", drive.speed, MIN_SPEED, 10.0, "a factor of a bay's rate")
             late_by = self.duration(f"{where}.late_by", drive.late_by)
             if drive.size is not None:
                 plans[drive.id] = DrivePlan(
@@ -361,6 +371,11 @@ class _Builder(FileReader):
             raise self.fail(f"{key}.job", f"a job declared under [[jobs]] ({known})")
         if (action.at is None) == (action.when is None):
             raise self.fail(key, "exactly one of 'at' (a time) or 'when' (a job state)")
+        if action.expect is not None and action.expect not in EXPECTATIONS:
+            raise self.fail(
+                f"{key}.expect",
+                f"one of {', '.join(map(repr, EXPECTATIONS))}; not {action.expect!r}",
+            )
         return Action(
             index=index,
             job=action.job,

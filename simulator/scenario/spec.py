@@ -11,11 +11,38 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from worker import DrivePlan, Duration, JobState, PlanHints, SettingsFile, Size
+from worker import CancelAnswer, DrivePlan, Duration, JobState, PlanHints, SettingsFile, Size
 
-__all__ = ["Action", "ActionKind", "DriveFile", "JobSpec"]
+__all__ = ["EXPECTATIONS", "Action", "ActionKind", "DriveFile", "JobSpec"]
 
 ActionKind = Literal["create", "ship", "cancel", "delete", "get", "keys"]
+
+#: What an action's ``expect`` may name: an answer a run records (a cancel's answer, or
+#: ``not-triggered`` for a ``when`` action whose job was deleted first) or the code of an
+#: error the service answers (``CancelTooLate`` is recorded as ``rejected-too-late``).
+#: ``tests/simulator/scenario/test_file.py`` holds the codes to those the worker raises.
+EXPECTATIONS: tuple[str, ...] = (
+    "created",
+    "replaced",
+    "ok",
+    *(str(answer) for answer in CancelAnswer),
+    "not-triggered",
+    "AuthenticationFailed",
+    "Conflict",
+    "DeleteNotAllowed",
+    "DuplicateDriveId",
+    "InvalidJobState",
+    "InvalidLocation",
+    "InvalidRequestContent",
+    "InvalidResourceName",
+    "JobNameInUse",
+    "MissingShippingInformation",
+    "PayloadTooLarge",
+    "ResourceNotFound",
+    "ServiceUnavailable",
+    "TooManyDrives",
+    "UnknownOperation",
+)
 
 
 class DriveFile(SettingsFile):
@@ -26,7 +53,7 @@ class DriveFile(SettingsFile):
     fails_at: float | None = None
     missing: bool = False
     speed: float = 1.0
-    late_by: Duration = 0.0
+    late_by: Duration = "0s"
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,7 @@ def test_broker_settings_and_credentials(tmp_path: Path) -> None:
         ('worker_id = "has space"', "worker_id"),
         ("speed = 0", "speed"),
         ("window = 0", "window"),
-        ("surprise = 1", "(top level)"),
+        ("surprise = 1", "surprise"),
         ('[broker]\nurl = "http://x"', "broker.url"),
         ('[broker]\nprotocol = "4"', "broker.protocol"),
         ("[datacenter]\nthroughput_mb_s = -1", "datacenter.throughput_mb_s"),

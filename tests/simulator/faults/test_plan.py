@@ -53,9 +53,9 @@ def test_hand_written_faults_are_read_with_their_units() -> None:
     [
         ({"kind": "meteor", "at": "1h"}, "faults[0].kind", "one of broker-kill, broker-pause"),
         ({"kind": "broker-kill", "at": "1h", "after_cancel": True}, "after_cancel", "worker-kill"),
-        ({"kind": "cancel-storm", "at": "1h", "count": 0}, "faults[0].count", "at least one"),
-        ({"kind": "net-latency", "at": "1h", "latency_ms": -5}, "latency_ms", "0 ms or more"),
-        ({"kind": "net-bandwidth", "at": "1h", "bandwidth_kb_s": 0}, "bandwidth_kb_s", "positive"),
+        ({"kind": "cancel-storm", "at": "1h", "count": 0}, "faults[0].count", "from 1 to 10,000"),
+        ({"kind": "net-latency", "at": "1h", "latency_ms": -5}, "latency_ms", "from 0 to"),
+        ({"kind": "net-bandwidth", "at": "1h", "bandwidth_kb_s": 0}, "bandwidth_kb_s", "from 1 to"),
         ({"kind": "broker-kill", "at": "soon"}, "faults[0].at", "duration"),
     ],
 )

@@ -220,9 +220,9 @@ def test_a_job_created_again_after_its_deletion_has_no_seq_gap() -> None:
             "name": "again",
             "jobs": [{"name": "again", "drives": [{"id": "D1"}]}],
             "actions": [
-                {"job": "again", "do": "create", "at": 0},
-                {"job": "again", "do": "delete", "at": 60, "expect": "ok"},
-                {"job": "again", "do": "create", "at": 120, "expect": "created"},
+                {"job": "again", "do": "create", "at": "0s"},
+                {"job": "again", "do": "delete", "at": "1m", "expect": "ok"},
+                {"job": "again", "do": "create", "at": "2m", "expect": "created"},
             ],
             "until": "20d",
         }

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from simulator.scenario import load_scenario, parse_scenario, parse_size
+from simulator.scenario.spec import EXPECTATIONS
 from worker.errors import ConfigError
 from worker.states import CancelWindow
 
-CONFIGS = Path(__file__).parents[3] / "configs"
+ROOT = Path(__file__).parents[3]
+CONFIGS = ROOT / "configs"
 
 BASE: dict[str, Any] = {
     "name": "t",
@@ -46,13 +50,21 @@ def test_a_valid_scenario_has_its_values() -> None:
 @pytest.mark.parametrize(
     ("raw", "key", "expected"),
     [
-        (_with(bogus=1), "(top level)", "unknown field `bogus`"),
-        (_with(seed="x"), "seed", "Expected `int`"),
-        (_with(policy={"cancel_window": "never"}), "policy.cancel_window", "Invalid enum value"),
+        (_with(bogus=1), "bogus", "a known key (name, description, seed,"),
+        (_with(seed="x"), "seed", "a whole number, not a string"),
+        (
+            _with(policy={"cancel_window": "never"}),
+            "policy.cancel_window",
+            "one of 'before-packaging', 'creating-or-shipping', 'creating-only'; not 'never'",
+        ),
         (_with(policy={"retention": "ninety days"}), "policy.retention", "duration"),
         (_with(datacenter={"locations": {}}), "datacenter.locations", "at least one location"),
-        (_with(datacenter={"locations": {"X": 0}}), "datacenter.locations.X", "at least one bay"),
-        (_with(datacenter={"throughput_mb_s": 0}), "datacenter.throughput_mb_s", "positive"),
+        (
+            _with(datacenter={"locations": {"West US": 0}}),
+            'datacenter.locations["West US"]',
+            "a number of bays, from 1 to 1,000; not 0",
+        ),
+        (_with(datacenter={"throughput_mb_s": 0}), "datacenter.throughput_mb_s", "from 1 to"),
         (_with(datacenter={"drive_error_rate": 2}), "datacenter.drive_error_rate", "probability"),
         (_with(datacenter={"carrier_delay": ["3d", "1d"]}), "datacenter.carrier_delay", "low <="),
         (_with(jobs=[{"name": "bad name"}]), "jobs[0].name", "letters, digits"),
@@ -70,7 +82,7 @@ def test_a_valid_scenario_has_its_values() -> None:
         (
             _with(jobs=[{"name": "j", "drives": [{"id": "D1", "size": "big"}]}]),
             "jobs[0].drives[0].size",
-            "size such as",
+            "a size with its unit",
         ),
         (
             _with(jobs=[{"name": "j", "drives": [{"id": "D1", "missing": True}]}]),
@@ -88,8 +100,16 @@ def test_a_valid_scenario_has_its_values() -> None:
             "actions[0]",
             "exactly one of",
         ),
-        (_with(actions=[{"at": "1h", "job": "j", "do": "explode"}]), "actions[0].do", "Invalid"),
-        (_with(actions=[{"when": "Lost", "job": "j", "do": "get"}]), "actions[0].when", "Invalid"),
+        (
+            _with(actions=[{"at": "1h", "job": "j", "do": "explode"}]),
+            "actions[0].do",
+            "one of 'create', 'ship', 'cancel', 'delete', 'get', 'keys'; not 'explode'",
+        ),
+        (
+            _with(actions=[{"when": "Lost", "job": "j", "do": "get"}]),
+            "actions[0].when",
+            "one of 'Creating', 'Shipping', 'Received', 'Transferring', 'Packaging', ",
+        ),
     ],
 )
 def test_invalid_scenarios_name_the_key_and_the_expectation(
@@ -141,3 +161,84 @@ def test_a_scenario_repr_counts_its_jobs_instead_of_listing_them() -> None:
     assert "jobs=10000, " in text
     assert f"actions={len(scenario.actions)}, " in text
     assert len(text) < 200
+
+
+def _codes(*paths: Path) -> set[str]:
+    """The error codes raised in ``paths`` (``code="X"`` and ``default_code = "X"``)."""
+    pattern = re.compile(r'(?:\bcode=|default_code = )"([A-Za-z]+)"')
+    return {code for path in paths for code in pattern.findall(path.read_text())}
+
+
+def test_expect_lists_every_code_a_scripted_request_can_get() -> None:
+    """``expect`` accepts every error code the service and its command handler raise (the
+    REST API's own codes, about URLs and tokens, never reach a scripted action), names no
+    code the worker never raises, and CancelTooLate only as rejected-too-late."""
+    worker = ROOT / "worker"
+    service = _codes(*(p for p in worker.glob("*.py") if not p.name.startswith("http")))
+    codes = {e for e in EXPECTATIONS if e[0].isupper()}
+    assert service - {"CancelTooLate"} <= codes
+    assert codes <= _codes(*worker.rglob("*.py"))
+    assert "CancelTooLate" not in EXPECTATIONS
+    assert "rejected-too-late" in EXPECTATIONS
+
+
+def test_a_misspelt_expectation_is_refused_with_the_choices() -> None:
+    """A typo in ``expect`` is refused on load (it once ran the whole scenario and failed
+    at the end), listing what ``expect`` can be."""
+    raw = _with(actions=[{"at": "0h", "job": "j", "do": "cancel", "expect": "acepted"}])
+    with pytest.raises(ConfigError) as info:
+        parse_scenario(raw, "s.toml")
+    assert info.value.key == "actions[0].expect"
+    assert "'accepted', 'already-requested', 'rejected-too-late'" in info.value.expected
+    assert info.value.expected.endswith("; not 'acepted'")
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        (_with(until=120), "until"),
+        (_with(policy={"retention": 90}), "policy.retention"),
+        (_with(actions=[{"at": 0, "job": "j", "do": "create"}]), "actions[0].at"),
+        (_with(datacenter={"carrier_delay": ["1d", 3]}), "datacenter.carrier_delay[1]"),
+    ],
+)
+def test_a_bare_number_is_not_a_duration(raw: dict[str, Any], key: str) -> None:
+    """Durations carry their unit: ``until = 120`` (seconds? minutes?) is refused."""
+    with pytest.raises(ConfigError) as info:
+        parse_scenario(raw, "s.toml")
+    assert info.value.key == key
+    assert info.value.expected.startswith("a duration with its unit, such as '2m' or '120s'")
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        (_with(live_speed=math.nan), "live_speed"),
+        (_with(datacenter={"throughput_mb_s": math.inf}), "datacenter.throughput_mb_s"),
+        (_with(datacenter={"slow_drive_speed": [math.nan, 0.5]}), "datacenter.slow_drive_speed[0]"),
+        (
+            _with(jobs=[{"name": "j", "drives": [{"id": "D1", "size": "1TB", "speed": math.nan}]}]),
+            "jobs[0].drives[0].speed",
+        ),
+        (
+            _with(faults=[{"kind": "net-bandwidth", "at": "1h", "bandwidth_kb_s": math.inf}]),
+            "faults[0].bandwidth_kb_s",
+        ),
+    ],
+)
+def test_nan_and_infinity_are_refused(raw: dict[str, Any], key: str) -> None:
+    """TOML can write nan and inf; no number of a scenario takes them."""
+    with pytest.raises(ConfigError) as info:
+        parse_scenario(raw, "s.toml")
+    assert info.value.key == key
+
+
+def test_the_largest_values_in_range_load() -> None:
+    """The bounds are inclusive: a petabyte drive and a century-long run are accepted."""
+    raw = _with(
+        until="36500d",
+        jobs=[{"name": "j", "drives": [{"id": "D1", "size": "1PB"}]}],
+    )
+    scenario = parse_scenario(raw, "s.toml")
+    assert scenario.jobs["j"].plans["D1"].size_bytes == 10**15
+    assert scenario.until == 36500 * 86400
