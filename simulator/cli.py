@@ -23,6 +23,7 @@ from worker import (
     DatacenterConfig,
     DrivesimError,
     HttpConfig,
+    NoAnswer,
     StatusMessage,
     configure_logging,
     load_worker_settings,
@@ -52,7 +53,7 @@ def _served(locations: Mapping[str, int]) -> str:
     )
 
 
-EXIT_OK, EXIT_INVARIANT, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_INVARIANT, EXIT_BAD_INPUT, EXIT_NO_ANSWER = 0, 1, 2, 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -220,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Console(stderr=True, highlight=False, soft_wrap=True).print(
             f"[bold red]error:[/bold red] {escape(str(exc))}"
         )
-        return EXIT_BAD_INPUT
+        return EXIT_NO_ANSWER if isinstance(exc, NoAnswer) else EXIT_BAD_INPUT
 
 
 def _dispatch(args: argparse.Namespace, console: Console) -> int:

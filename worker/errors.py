@@ -176,5 +176,9 @@ class CommandFailed(DrivesimError):
         super().__init__(f"{self.code} ({self.status}): {self.message}")
 
 
+class NoAnswer(DrivesimError):
+    """A command got no answer: no worker answered in time, or the broker is out of reach."""
+
+
 class ChromiumMissing(DrivesimError):
     """Headless Chromium is needed (to render an HTML page) and is not installed."""

@@ -7,13 +7,14 @@ import json
 import random
 from typing import Any
 
+import aiomqtt
 import anyio
 from rich.console import Console
 from rich.table import Table
 
 from simulator.client import JobsClient
 from simulator.console import arguments
-from worker import CommandFailed, JobState, bitlocker_key
+from worker import CommandFailed, JobState, NoAnswer, bitlocker_key
 from worker.mqtt import BrokerConfig
 
 __all__ = ["add_jobs_parser", "run_jobs"]
@@ -185,13 +186,24 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 
 def run_jobs(args: argparse.Namespace, console: Console) -> int:
-    """Send one command; print the answer. Exit 0 on success, 1 on an error answer."""
+    """Send one command; print the answer. Exit 0 on success, 1 on an error answer; raises
+    :class:`~worker.errors.NoAnswer` when no worker answers or the broker is out of reach."""
     broker = BrokerConfig.from_url(args.broker)
     op, fields = _request(args)
 
     async def main() -> dict[str, Any]:
-        async with JobsClient(broker, timeout=args.timeout) as client:
-            return await client.request(op, **fields)
+        try:
+            client = JobsClient(broker, timeout=args.timeout)
+            async with client:
+                return await client.request(op, **fields)
+        except TimeoutError:
+            raise NoAnswer(
+                f"no worker answered on {broker.url} within {args.timeout:g} s: is one "
+                f"running there? drivesim watch --broker {broker.url} shows the workers "
+                "online (a longer --timeout waits more)"
+            ) from None
+        except (aiomqtt.MqttError, OSError) as exc:
+            raise NoAnswer(f"cannot reach the broker at {broker.url}: {exc}") from None
 
     reply = anyio.run(main)
     if args.json:

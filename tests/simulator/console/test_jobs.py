@@ -17,7 +17,7 @@ import pytest
 
 from simulator.cli import main
 from simulator.console.watch import _describe, _stamped
-from simulator.live.processes import Mosquitto, WorkerProcess
+from simulator.live.processes import Mosquitto, WorkerProcess, free_port
 from tests.worker_process import worker_process
 
 SETTINGS = 'worker_id = "cli"\nspeed = 60\n[datacenter]\ncarrier_delay = "1h"\n'
@@ -123,3 +123,26 @@ def test_watch_prints_sizes_as_the_timeline_does() -> None:
     assert line == "2026-01-05 09:30:00  j1                 drive 9CA995BB: 60% (1.20 TB)"
     small = payload.replace(b"1200000000000", b"720000000000")
     assert "(720.00 GB)" in str(_describe("importexport/v1/jobs/j1/progress", small))
+
+
+def test_jobs_says_in_one_line_when_no_worker_answers(
+    own_mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A broker with no worker on it: exit 3, one line naming the broker and the wait."""
+    code = main(["jobs", "--broker", own_mosquitto.url, "--timeout", "0.5", "get", "nobody"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert err.count("\n") == 1
+    assert f"no worker answered on {own_mosquitto.url} within 0.5 s" in err
+    assert "Traceback" not in err
+
+
+def test_jobs_says_in_one_line_when_the_broker_is_out_of_reach(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"mqtt://127.0.0.1:{free_port()}"
+    code = main(["jobs", "--broker", url, "--timeout", "2", "list"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert err.count("\n") == 1
+    assert f"cannot reach the broker at {url}" in err
