@@ -67,4 +67,4 @@ def test_the_pages_link_only_inside_the_repository_or_to_absolute_urls() -> None
             path = (ROOT / name).parent / target.split("#")[0]
             assert path.resolve().is_relative_to(ROOT.resolve()), f"{name}: {target}"
             assert path.exists(), f"{name}: {target}"
-        assert "../shared" not in text or name == "README.md", name
+        assert "../shared" not in text, name
