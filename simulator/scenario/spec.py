@@ -33,6 +33,7 @@ EXPECTATIONS: tuple[str, ...] = (
     "DuplicateDriveId",
     "InvalidJobState",
     "InvalidLocation",
+    "InvalidReplyTo",
     "InvalidRequestContent",
     "InvalidResourceName",
     "JobNameInUse",

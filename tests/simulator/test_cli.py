@@ -56,7 +56,7 @@ def test_bad_input_exits_2_and_names_the_problem(
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\n[datacenter]\nbays = 2\n')
     assert main(["run", str(bad)]) == 2
-    assert "bad.toml: datacenter: Object contains unknown field `bays`" in capsys.readouterr().err
+    assert "bad.toml: datacenter.bays: a known key (locations, " in capsys.readouterr().err
     assert main(["run", MID, "--speed", "0"]) == 2
     assert "--speed" in capsys.readouterr().err
 

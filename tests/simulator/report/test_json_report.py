@@ -23,8 +23,8 @@ def test_suspects_are_the_faults_struck_during_the_job_s_life(run_config: Runner
             "name": "suspects",
             "seed": 3,
             "faults": [
-                {"kind": "broker-kill", "at": times[2], "lasts": "1h"},
-                {"kind": "worker-kill", "at": ended + 60},
+                {"kind": "broker-kill", "at": f"{times[2]:.3f}s", "lasts": "1h"},
+                {"kind": "worker-kill", "at": f"{ended + 60:.3f}s"},
             ],
         }
     ).faults
