@@ -23,11 +23,14 @@ from worker import (
     DatacenterConfig,
     DrivesimError,
     HttpConfig,
+    JobStore,
     NoAnswer,
     StatusMessage,
     configure_logging,
+    format_duration,
     load_worker_settings,
     store_name,
+    stored_time,
     watch_command,
 )
 from worker.mqtt import BrokerConfig
@@ -54,6 +57,8 @@ def _served(locations: Mapping[str, int]) -> str:
 
 
 EXIT_OK, EXIT_INVARIANT, EXIT_BAD_INPUT, EXIT_NO_ANSWER = 0, 1, 2, 3
+#: Interrupted (Ctrl-C), as shells report a process ended by SIGINT.
+EXIT_INTERRUPTED = 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -211,7 +216,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args, console)
     except KeyboardInterrupt:
-        return EXIT_OK
+        if args.command == "watch":  # Ctrl-C is how watching ends
+            return EXIT_OK
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"[bold red]interrupted:[/bold red] drivesim {args.command} did not finish"
+        )
+        return EXIT_INTERRUPTED
     except ValueError as exc:  # a malformed broker URL
         Console(stderr=True, highlight=False, soft_wrap=True).print(
             f"[bold red]error:[/bold red] {escape(str(exc))}"
@@ -306,7 +316,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from simulator.report.invariants import check_run
     from simulator.report.json_report import build_report
     from simulator.run.runner import run_scenario
-    from worker import JobStore, MemoryStore, SQLiteStore
+    from worker import MemoryStore, SQLiteStore
 
     scenario = load_scenario(args.scenario)
     if args.speed is not None and args.speed <= 0:
@@ -323,6 +333,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             else:
                 store = SQLiteStore(args.db or Path(tmp) / "run.db")
             try:
+                _say_if_resuming(args, scenario, store)
                 timeline = Timeline(console, scenario.epoch)
                 result = run_scenario(
                     scenario,
@@ -331,6 +342,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                     seed=args.seed,
                     **_observers(args.quiet, progress, timeline),
                 )
+            except KeyboardInterrupt:
+                _say_where_it_stopped(args, store)
+                raise
             finally:
                 store.close()
         with progress.phase("reading the history"):
@@ -340,6 +354,28 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         with progress.phase("building the report"):
             report = build_report(result, history, checks)
         return _finish(args, console, report, history, result, progress)
+
+
+def _say_if_resuming(args: argparse.Namespace, scenario: Scenario, store: JobStore) -> None:
+    """On stderr: the run in ``--db`` goes on, from when, and how often it has started."""
+    from simulator.run.runner import STARTS_KEY
+
+    starts = int(store.get_meta(STARTS_KEY) or 0)
+    if starts:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"resuming {scenario.name} from {args.db} at simulated "
+            f"{format_duration(stored_time(store)).strip()} (restart {starts} of this run)"
+        )
+
+
+def _say_where_it_stopped(args: argparse.Namespace, store: JobStore) -> None:
+    """On stderr: where an interrupted run stopped and how to go on with it."""
+    at = f"stopped at simulated {format_duration(stored_time(store)).strip()}"
+    if args.db and args.db != ":memory:":
+        how = f"resume it with: drivesim run {args.scenario} --db {args.db}"
+    else:
+        how = "it kept no database: run it with --db FILE to be able to resume"
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"{at}; {how}")
 
 
 def _run_live(args: argparse.Namespace, console: Console, scenario: Scenario) -> int:

@@ -1,0 +1,88 @@
+"""Ctrl-C during ``drivesim run``: a real SIGINT to a real process. The run exits 130, says
+where it stopped and how to resume it; run again on its database, it says it is resuming,
+from when, and which restart this is."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from simulator.live.processes import DRIVESIM
+
+CONFIGS = Path(__file__).parents[2] / "configs"
+SCENARIO = str(CONFIGS / "load-small.toml")
+
+
+def _committed(db: Path) -> bool:
+    """The run has committed its first changes (its simulated time is stored)."""
+    if not db.exists():
+        return False
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'sim_now'").fetchone()
+    except sqlite3.Error:
+        return False
+    return row is not None and float(row[0]) > 0
+
+
+def _interrupted(db: Path) -> tuple[int, str]:
+    """Start the run on ``db`` in scaled real time, SIGINT it once it has committed."""
+    process = subprocess.Popen(
+        [*DRIVESIM, "run", SCENARIO, "--speed", "20000", "--quiet", "--db", str(db)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _committed(db):
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "the run committed nothing in 60 s"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, err
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_exits_130_and_resumes_saying_so(tmp_path: Path) -> None:
+    db = tmp_path / "run.db"
+    code, err = _interrupted(db)
+    assert code == 130
+    assert "Traceback" not in err
+    assert "stopped at simulated " in err
+    assert f"resume it with: drivesim run {SCENARIO} --db {db}" in err
+
+    code, err = _interrupted(db)
+    assert code == 130
+    assert f"resuming load-small from {db} at simulated " in err
+    assert "(restart 1 of this run)" in err
+
+
+@pytest.mark.slow
+def test_an_interrupted_demo_exits_130_and_says_so() -> None:
+    process = subprocess.Popen(
+        [*DRIVESIM, "demo"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        time.sleep(3)
+        assert process.poll() is None
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130
+    assert "interrupted: drivesim demo did not finish" in err
+    assert "Traceback" not in err
