@@ -218,20 +218,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.command == "watch":  # Ctrl-C is how watching ends
             return EXIT_OK
-        Console(stderr=True, highlight=False, soft_wrap=True).print(
-            f"[bold red]interrupted:[/bold red] drivesim {args.command} did not finish"
-        )
+        _tell(f"[bold red]interrupted:[/bold red] drivesim {args.command} did not finish")
         return EXIT_INTERRUPTED
     except ValueError as exc:  # a malformed broker URL
-        Console(stderr=True, highlight=False, soft_wrap=True).print(
-            f"[bold red]error:[/bold red] {escape(str(exc))}"
-        )
+        _tell(f"[bold red]error:[/bold red] {escape(str(exc))}")
         return EXIT_BAD_INPUT
     except DrivesimError as exc:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(
-            f"[bold red]error:[/bold red] {escape(str(exc))}"
-        )
+        _tell(f"[bold red]error:[/bold red] {escape(str(exc))}")
         return EXIT_NO_ANSWER if isinstance(exc, NoAnswer) else EXIT_BAD_INPUT
+
+
+def _tell(text: str) -> None:
+    """One line on stderr, unwrapped."""
+    Console(stderr=True, highlight=False, soft_wrap=True).print(text)
 
 
 def _dispatch(args: argparse.Namespace, console: Console) -> int:
@@ -362,7 +361,7 @@ def _say_if_resuming(args: argparse.Namespace, scenario: Scenario, store: JobSto
 
     starts = int(store.get_meta(STARTS_KEY) or 0)
     if starts:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(
+        _tell(
             f"resuming {scenario.name} from {args.db} at simulated "
             f"{format_duration(stored_time(store)).strip()} (restart {starts} of this run)"
         )
@@ -375,7 +374,7 @@ def _say_where_it_stopped(args: argparse.Namespace, store: JobStore) -> None:
         how = f"resume it with: drivesim run {args.scenario} --db {args.db}"
     else:
         how = "it kept no database: run it with --db FILE to be able to resume"
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"{at}; {how}")
+    _tell(f"{at}; {how}")
 
 
 def _run_live(args: argparse.Namespace, console: Console, scenario: Scenario) -> int:
