@@ -261,8 +261,6 @@ def _worker(args: argparse.Namespace, console: Console) -> int:
     elif args.seed is not None:
         settings = dataclasses.replace(settings, seed=args.seed)
     if args.speed is not None:
-        if args.speed <= 0:
-            raise DrivesimError("--speed must be a positive number of simulated seconds a second")
         settings = dataclasses.replace(settings, speed=args.speed)
     if args.db:
         settings = dataclasses.replace(settings, db=args.db)
@@ -318,8 +316,6 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from worker import MemoryStore, SQLiteStore
 
     scenario = load_scenario(args.scenario)
-    if args.speed is not None and args.speed <= 0:
-        raise DrivesimError("--speed must be a positive number of simulated seconds a second")
     if args.live:
         return _run_live(args, console, scenario)
     # The progress line stays up after the simulation: the history, the invariants and the

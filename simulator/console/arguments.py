@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-from worker import JOB_NAME, HttpConfig
+from worker import JOB_NAME, MAX_SPEED, HttpConfig
 from worker.mqtt import BrokerConfig
 
 __all__ = [
@@ -47,8 +47,6 @@ __all__ = [
 #: The log levels ``--log-level`` takes (structlog's, as logging names them).
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("auto", "console", "json")
-#: The fastest scaled real time: 11.6 simulated days a second. Faster is virtual time's job.
-MAX_SPEED = 1e6
 
 
 class Parser(argparse.ArgumentParser):
