@@ -29,6 +29,7 @@ from worker.mqtt.link import MqttLink
 from worker.plan import Planner
 from worker.service import JobService
 from worker.settings import HttpConfig, WorkerSettings
+from worker.store import SharedStore
 from worker.stores import open_store, store_name
 
 if TYPE_CHECKING:  # the REST API (starlette, uvicorn) is imported only when it is served
@@ -54,7 +55,7 @@ class Worker:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         settings = self.settings
-        store = open_store(settings.db)
+        store = open_store(settings.db, worker_id=settings.worker_id)
         try:
             start = stored_time(store)
             if settings.time_origin is not None:
@@ -67,6 +68,7 @@ class Worker:
                 planner=Planner(settings.datacenter, settings.seed, settings.pinned),
                 policy=settings.policy,
                 command_limit=settings.max_command_bytes,
+                lease=settings.lease if isinstance(store, SharedStore) else None,
             )
             log.info("store loaded", jobs=len(datacenter.ledger), db=store_name(settings.db))
             link = MqttLink(
@@ -76,6 +78,7 @@ class Worker:
                 window=settings.window,
                 will_delay=settings.will_delay,
                 commands=datacenter.commands,
+                claim=store.claim_command if isinstance(store, SharedStore) else None,
             )
             api = http = None
             if settings.http is not None:

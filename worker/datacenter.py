@@ -13,8 +13,10 @@ it this way::
         await datacenter.service.create("job1", body)
 
 Running it starts the relay, resumes every job the datacenter holds and starts the
-retention sweeper; leaving the block stops them all at once (:meth:`Datacenter.halt`) and
-drains what is still pending into the sink. The sink is given to :meth:`running` rather
+retention sweeper (over a store several workers share, a
+:class:`~worker.leases.LeaseKeeper` does so for each location this worker holds);
+leaving the block stops them all at once (:meth:`Datacenter.halt`) and drains what is
+still pending into the sink. The sink is given to :meth:`running` rather
 than to the constructor because the worker's sink, its MQTT link, serves the datacenter's
 commands and keeps its metadata in the datacenter's ledger.
 """
@@ -30,6 +32,7 @@ from anyio.abc import TaskStatus
 from worker.clock import Clock
 from worker.commands import CommandHandler
 from worker.config import Policy
+from worker.leases import LeaseKeeper
 from worker.ledger import Ledger
 from worker.logs import sim_time
 from worker.pipeline import DatacenterPipeline
@@ -38,7 +41,7 @@ from worker.relay import OutboxRelay
 from worker.retention import RetentionSweeper
 from worker.service import JobService
 from worker.sink import StatusSink
-from worker.store import JobStore
+from worker.store import JobStore, SharedStore
 
 __all__ = ["Datacenter"]
 
@@ -62,6 +65,7 @@ class Datacenter:
         planner: Planner,
         policy: Policy | None = None,
         command_limit: int = COMMAND_LIMIT,
+        lease: float | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -71,6 +75,14 @@ class Datacenter:
         self.ledger = Ledger(store, clock)
         self.service = JobService(self.ledger, planner, policy=self.policy)
         self.commands = CommandHandler(self.service, max_bytes=command_limit)
+        #: Over a store several workers share (``lease``: seconds of the database's clock a
+        #: lease lasts), the leases on the locations this worker drives. Without a lease,
+        #: the datacenter drives every location alone, as in a virtual-time run.
+        self.leases = None
+        if lease is not None:
+            if not isinstance(store, SharedStore):
+                raise TypeError(f"{type(store).__name__} cannot be shared between workers")
+            self.leases = LeaseKeeper(self.ledger, store, planner, self.policy, lease=lease)
         self.relay: OutboxRelay | None = None
         self._scope: anyio.CancelScope | None = None
         self._drained = False
@@ -104,22 +116,30 @@ class Datacenter:
         """The store remembers when the datacenter stopped (or was cancelled), not only its
         last commit: a resumed clock starts there, so simulated time, and the log stamped
         with it, never goes back over what this run already lived. (After an error the
-        store may be what failed: it is left alone.)"""
+        store may be what failed: it is left alone.) Leases are given up, once the outbox
+        has been drained, for other workers to take over at once."""
         self.ledger.note({})
+        if self.leases is not None:
+            self.leases.leave()
 
     async def _run(
         self, relay: OutboxRelay, announce: bool, *, task_status: TaskStatus[None]
     ) -> None:
-        """The relay, then the pipeline and the retention sweeper, until :meth:`halt`."""
-        pipeline = DatacenterPipeline(self.ledger, self.planner.datacenter, self.planner)
-        retention = RetentionSweeper(self.ledger, self.policy)
+        """The relay, then the pipeline and the retention sweeper (or the leases that run
+        them location by location), until :meth:`halt`."""
         with anyio.CancelScope() as self._scope:
             async with anyio.create_task_group() as parts:
                 await parts.start(relay.run)
                 if announce:
                     relay.connected()
-                await parts.start(pipeline.run)
-                await parts.start(retention.run)
+                if self.leases is not None:
+                    await parts.start(self.leases.run)
+                else:
+                    pipeline = DatacenterPipeline(
+                        self.ledger, self.planner.datacenter, self.planner
+                    )
+                    await parts.start(pipeline.run)
+                    await parts.start(RetentionSweeper(self.ledger, self.policy).run)
                 task_status.started()
 
     def halt(self) -> None:

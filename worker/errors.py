@@ -15,6 +15,8 @@ with :meth:`ServiceError.to_arm` and nothing else.
     │   ├── AuthenticationFailed          401  AuthenticationFailed, InvalidAuthenticationToken
     │   └── ServiceUnavailable            503  ServiceUnavailable (shutting down: ask again)
     ├── StoreError                        the job store failed; the change was not made
+    │   ├── RecordChanged                 another worker changed the job first: judge again
+    │   └── LeaseLost                     this worker no longer holds the job's location
     ├── PublishError                      the broker connection dropped mid-batch
     ├── ConfigError                       a settings or scenario file is invalid
     ├── CommandFailed                     a worker answered a command with an error
@@ -33,8 +35,10 @@ __all__ = [
     "Conflict",
     "DrivesimError",
     "InvalidJobState",
+    "LeaseLost",
     "PayloadTooLarge",
     "PublishError",
+    "RecordChanged",
     "ResourceNotFound",
     "ServiceError",
     "ServiceUnavailable",
@@ -141,6 +145,17 @@ class ServiceUnavailable(ServiceError):
 
 class StoreError(DrivesimError):
     """The job store could not commit a change; the change was not made."""
+
+
+class RecordChanged(StoreError):
+    """Another worker committed a change of the job since this one read it: nothing was
+    committed, the ledger holds the job as it is now, and the change is to be judged again
+    against it."""
+
+
+class LeaseLost(StoreError):
+    """The worker's lease on a location lapsed or was taken over: it commits nothing more
+    for that location's jobs (the fence), and stops driving them."""
 
 
 class PublishError(DrivesimError):

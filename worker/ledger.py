@@ -8,20 +8,27 @@ Every change, from a customer request or from the datacenter, goes through
 2. the job's ``seq`` rises by one and its status messages are built;
 3. record, outbox messages and the simulated time are committed in one transaction;
 4. only then is the clone swapped in, listeners told, and the outbox relay woken.
+
+On a store several workers share, each commit is guarded by the ``seq`` the change was
+judged against: when another worker committed first, nothing is committed, the ledger
+takes in the job as it now is (its listeners hear of it like of any change) and
+:class:`~worker.errors.RecordChanged` is raised for the caller to judge again. Other
+workers' commits come in the same way through :meth:`Ledger.refresh`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import anyio
 
 from worker.clock import Clock
+from worker.errors import RecordChanged
 from worker.logs import get_logger
 from worker.record import JobRecord, clone
 from worker.status import Event, build_messages
-from worker.store import Commit, JobStore
+from worker.store import Commit, JobStore, Lease, SharedStore
 
 __all__ = ["SIM_NOW", "Change", "Ledger", "Listener", "stored_time"]
 
@@ -47,14 +54,21 @@ class Ledger:
         self._listeners: list[Listener] = []
         self._outbox_ready = anyio.Event()
         self._outbox_hooks: list[Callable[[], None]] = []
+        #: Other workers may commit to the store: a job not held here is looked up there.
+        self._shared = isinstance(store, SharedStore)
 
     def get_meta(self, key: str) -> bytes | None:
         """Metadata committed under ``key`` (a :class:`~worker.metadata.Metadata`)."""
         return self.store.get_meta(key)
 
     def get(self, name: str) -> JobRecord | None:
-        """The committed record of ``name``; never mutate it."""
-        return self._jobs.get(name)
+        """The committed record of ``name``; never mutate it. (On a shared store, a job
+        another worker created a moment ago is read from the store.)"""
+        record = self._jobs.get(name)
+        if record is None and self._shared:
+            self.refresh([name])
+            record = self._jobs.get(name)
+        return record
 
     def __iter__(self) -> Iterator[JobRecord]:
         return iter(list(self._jobs.values()))
@@ -82,9 +96,15 @@ class Ledger:
         return record
 
     def update(
-        self, name: str, change: Change, meta: Mapping[str, bytes] | None = None
+        self,
+        name: str,
+        change: Change,
+        meta: Mapping[str, bytes] | None = None,
+        *,
+        fence: Lease | None = None,
     ) -> JobRecord:
-        """Apply ``change`` to job ``name``; an unchanged record commits nothing."""
+        """Apply ``change`` to job ``name``; an unchanged record commits nothing. The
+        datacenter's steps give the ``fence`` of the lease they run under."""
         before = self._jobs[name]
         after = clone(before)
         events = change(after)
@@ -92,16 +112,51 @@ class Ledger:
             if meta:
                 self.note(meta)
             return before
-        self._commit(before, after, events, meta)
+        self._commit(before, after, events, meta, fence)
         return after
 
     def delete(
-        self, name: str, events: list[Event], meta: Mapping[str, bytes] | None = None
+        self,
+        name: str,
+        events: list[Event],
+        meta: Mapping[str, bytes] | None = None,
+        *,
+        fence: Lease | None = None,
     ) -> None:
         """Remove job ``name``; its retained status is cleared."""
         before = self._jobs[name]
         extra = {LAST_SEQ + name: str(before.sim.seq + 1).encode()}
-        self._commit(before, None, events, {**(meta or {}), **extra})
+        self._commit(before, None, events, {**(meta or {}), **extra}, fence)
+
+    def refresh(
+        self, names: Sequence[str] | None = None, *, fresh: Mapping[str, JobRecord] | None = None
+    ) -> int:
+        """Take in the jobs ``names`` (every job: None) as the shared store holds them now,
+        after other workers' commits, with ``fresh`` those already read from it (the rest of
+        ``names`` is read); listeners hear of each that changed, and the relay is woken for
+        the entries those commits added. Returns how many changed."""
+        store = self.store
+        assert isinstance(store, SharedStore), "only a shared store changes under the ledger"
+        if fresh is None:
+            fresh = store.load_jobs() if names is None else store.load_some(names)
+        names = list(self._jobs) if names is None else list(names)
+        changed = 0
+        for name in dict.fromkeys([*names, *fresh]):
+            before, after = self._jobs.get(name), fresh.get(name)
+            if before is None and after is None:
+                continue
+            if before is not None and after is not None and after.sim.seq <= before.sim.seq:
+                continue  # as new as ours: our own commit, or already taken in
+            if after is None:
+                del self._jobs[name]
+            else:
+                self._jobs[name] = after
+            changed += 1
+            for listener in self._listeners:
+                listener(before, after)
+        if changed:
+            self._outbox_pending()
+        return changed
 
     def note(self, meta: Mapping[str, bytes]) -> None:
         """Commit metadata alone (for example, that a scripted action ran)."""
@@ -135,6 +190,7 @@ class Ledger:
         after: JobRecord | None,
         events: list[Event],
         meta: Mapping[str, bytes] | None,
+        fence: Lease | None = None,
     ) -> None:
         record = after or before
         assert record is not None
@@ -146,14 +202,20 @@ class Ledger:
         sim_time = self.clock.isoformat(now)
         messages = build_messages(before, after, events, seq=seq, sim_time=sim_time)
         stamp = _stamp(now)
-        self.store.commit(
-            Commit(
-                put=[after] if after is not None else (),
-                delete=[record.name] if after is None else (),
-                messages=messages,
-                meta={**meta, SIM_NOW: stamp} if meta else {SIM_NOW: stamp},
+        try:
+            self.store.commit(
+                Commit(
+                    put=[after] if after is not None else (),
+                    delete=[record.name] if after is None else (),
+                    messages=messages,
+                    meta={**meta, SIM_NOW: stamp} if meta else {SIM_NOW: stamp},
+                    guard=(record.name, None if before is None else before.sim.seq),
+                    fence=fence,
+                )
             )
-        )
+        except RecordChanged:
+            self.refresh([record.name])
+            raise
         if after is None:
             del self._jobs[record.name]
         else:

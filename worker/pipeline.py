@@ -18,6 +18,11 @@ copying is never interrupted by a cancel; it finishes, bounded only by its own d
 Everything needed to resume is in the store: due times, each drive's last checkpoint. A
 restarted worker puts every interrupted transfer back in a bay first, then takes every
 job up where its record says it was.
+
+The pipeline drives the jobs of the locations its ``config`` names. Where several workers
+share a store, each location it holds gets a pipeline of its own, whose every commit is
+fenced by the location's lease; a commit refused because a customer's request (through
+another worker) changed the job first is applied again to the job as it now is.
 """
 
 from __future__ import annotations
@@ -34,18 +39,22 @@ from anyio.abc import TaskStatus
 from worker import changes, states
 from worker.bays import Bays, Transfer
 from worker.config import DatacenterConfig
-from worker.errors import InvalidJobState
-from worker.ledger import Ledger
+from worker.errors import InvalidJobState, RecordChanged
+from worker.ledger import Change, Ledger
 from worker.logs import get_logger
 from worker.model import JobType
 from worker.plan import Planner
 from worker.record import JobRecord
 from worker.states import Step
 from worker.status import Event
+from worker.store import Lease
 
 __all__ = ["DatacenterPipeline"]
 
 log = get_logger("drivesim.pipeline")
+
+#: How many times a step is applied before a job that keeps changing under it is an error.
+_ATTEMPTS = 10
 
 
 def _datacenter_step(record: JobRecord) -> Step | None:
@@ -66,8 +75,16 @@ class DatacenterPipeline:
     datacenter ``config`` says how many bays and how fast, the ``planner`` draws what
     the datacenter makes up (an export's drives, a return's tracking number)."""
 
-    def __init__(self, ledger: Ledger, config: DatacenterConfig, planner: Planner) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        config: DatacenterConfig,
+        planner: Planner,
+        *,
+        fence: Lease | None = None,
+    ) -> None:
         self.ledger = ledger
+        self.fence = fence
         self.clock = ledger.clock
         self.config = config
         self.planner = planner
@@ -93,7 +110,7 @@ class DatacenterPipeline:
         self._base = contextvars.copy_context()
         self.ledger.watch(self._on_change)
         try:
-            active = [r for r in self.ledger if _datacenter_step(r) is not None]
+            active = [r for r in self.ledger if self._ours(r) and _datacenter_step(r) is not None]
             # Interrupted transfers first: they get their bays back before any new drive.
             resumed = 0
             for record in active:
@@ -122,6 +139,8 @@ class DatacenterPipeline:
         """Arrange a job's next move when it enters a step, after the commit is over."""
         record = after or before
         assert record is not None
+        if not self._ours(record):
+            return
         name = record.name
         step = None if after is None else _datacenter_step(after)
         if step is None:
@@ -130,6 +149,19 @@ class DatacenterPipeline:
             self._soon.add(name)
             assert self._loop is not None
             self._loop.call_soon(self._call, self._advance, name, context=self._context(name))
+
+    def _ours(self, record: JobRecord) -> bool:
+        return record.job.location in self._bays
+
+    def _update(self, name: str, change: Change) -> JobRecord:
+        """Commit a step of the job under the pipeline's fence; when another worker
+        changed the job first, apply the step again to the job as it now is."""
+        for _ in range(_ATTEMPTS - 1):
+            try:
+                return self.ledger.update(name, change, fence=self.fence)
+            except RecordChanged:
+                log.info("job changed by another worker: step applied again")
+        return self.ledger.update(name, change, fence=self.fence)
 
     def _advance(self, name: str) -> None:
         self._soon.discard(name)
@@ -201,7 +233,7 @@ class DatacenterPipeline:
         assert record is not None
         now = self.clock.now()
         if record.sim.package_lost:
-            self.ledger.update(name, lambda r: changes.lose_package(r, now))
+            self._update(name, lambda r: changes.lose_package(r, now))
             return
         if record.job.properties.job_type is JobType.EXPORT:
             package = record.job.properties.delivery_package
@@ -212,14 +244,14 @@ class DatacenterPipeline:
             def receive_export(r: JobRecord) -> list[Event]:
                 return changes.add_export_drives(r, drives, capacity) + changes.receive(r, now)
 
-            self.ledger.update(name, receive_export)
+            self._update(name, receive_export)
         else:
-            self.ledger.update(name, lambda r: changes.receive(r, now))
+            self._update(name, lambda r: changes.receive(r, now))
 
     def _copy(self, record: JobRecord) -> None:
         """The copy step begins: every drive that came waits for a bay, late ones are due."""
         name = record.name
-        record = self.ledger.update(name, lambda r: changes.settle(r, self.clock.now()))
+        record = self._update(name, lambda r: changes.settle(r, self.clock.now()))
         if states.step(record.state) is not Step.COPY:
             return  # nothing to copy: the ledger's listener takes it on to Packaging
         if not record.cancel_requested:
@@ -242,10 +274,10 @@ class DatacenterPipeline:
         (or skipped, after a cancel) like the others."""
         del self._late[name, drive_id]
         now = self.clock.now()
-        record = self.ledger.update(name, lambda r: changes.receive_late_drive(r, drive_id, now))
+        record = self._update(name, lambda r: changes.receive_late_drive(r, drive_id, now))
         log.info("late drive received")
         if record.cancel_requested:
-            self.ledger.update(name, lambda r: changes.settle(r, now))
+            self._update(name, lambda r: changes.settle(r, now))
         else:
             self._take_bay(name, drive_id)
 
@@ -283,7 +315,7 @@ class DatacenterPipeline:
         else:
             now = self.clock.now()
             try:
-                self.ledger.update(name, lambda r: changes.start_drive(r, drive_id, now))
+                self._update(name, lambda r: changes.start_drive(r, drive_id, now))
             except InvalidJobState:
                 log.info("drive not started: cancel requested before its bay came free")
                 return False
@@ -320,7 +352,7 @@ class DatacenterPipeline:
         if not transfer.cut and not transfer.last:
             transfer.copied += int(self.config.checkpoint_interval * transfer.rate)
             copied = transfer.copied
-            self.ledger.update(name, lambda r: changes.checkpoint(r, drive_id, copied))
+            self._update(name, lambda r: changes.checkpoint(r, drive_id, copied))
             self._schedule(transfer)
             return
         error = None
@@ -331,7 +363,7 @@ class DatacenterPipeline:
             if transfer.fails:
                 error = "read errors on the drive; see the error log"
         copied, now = transfer.copied, self.clock.now()
-        self.ledger.update(
+        self._update(
             name, lambda r: changes.finish_drive(r, drive_id, now, copied=copied, error=error)
         )
         log.info("transfer finished", copied=copied, error=error)
@@ -345,7 +377,7 @@ class DatacenterPipeline:
         tracking = f"{rng.randrange(10**11, 10**12)}"
         now = self.clock.now()
         ship_date = self.clock.isoformat(now)[:10]
-        self.ledger.update(
+        self._update(
             name,
             lambda r: changes.ship_back(r, now, tracking_number=tracking, ship_date=ship_date),
         )

@@ -1,39 +1,53 @@
-"""The store in PostgreSQL: jobs, outbox and metadata in a database several workers can share.
+"""The store in PostgreSQL: jobs, outbox and metadata in a database several workers share.
 
 The schema is the worker's own: :data:`MIGRATIONS` lists it step by step, and opening the
-store applies the steps a database has not had yet, each in its own transaction, under an
-advisory lock (two workers starting at once do not both migrate), recording the version
-reached in ``drivesim_schema``. A database whose version is newer than this code knows is
-refused rather than written to.
+store applies the steps a database has not had yet, under an advisory lock (two workers
+starting at once do not both migrate), recording the version reached in
+``drivesim_schema``. A database whose version is newer than this code knows is refused
+rather than written to.
 
-Until jobs are leased to workers one by one, a worker holds its database alone: an
-``exclusive`` store takes a session-level advisory lock on every connection it opens, and a
-second worker on the same database is refused (a reader, such as a benchmark looking at a
-running worker's jobs, opens it with ``exclusive=False``).
+Several workers share one database (:class:`~worker.store.SharedStore`). Each location is
+driven by the worker holding its lease (a row of ``leases``: owner, epoch, expiry on the
+database's clock); a worker takes free or run-out leases with ``FOR UPDATE SKIP LOCKED``
+and renews its own. Every commit is checked twice inside its transaction:
 
-Each commit is one transaction, sent in pipeline mode (one round trip for its statements).
-Like :class:`~worker.sqlite_store.SQLiteStore` it is synchronous: the call returns once the
-server has committed. A connection the server dropped (a restart, a network cut) is opened
-again on the next call; the call that saw it drop raises :class:`~worker.errors.StoreError`.
+- its **guard**: the job still has the ``seq`` the change was judged against (a customer's
+  cancel committed by another worker meanwhile makes it fail with
+  :class:`~worker.errors.RecordChanged`, and the change is judged again);
+- its **fence**, for the datacenter's own steps: the lease it runs under is still this
+  worker's, unexpired, and is held ``FOR SHARE`` until the commit ends, so a takeover waits
+  for it. A worker whose lease lapsed commits nothing more (:class:`~worker.errors.LeaseLost`).
+
+A commit that changes a job tells the other workers with ``NOTIFY drivesim_jobs``, so the
+owner of a job hears of a cancel within milliseconds. The outbox entries a worker reads
+are those of the locations it holds, so each goes out from the one worker driving its job,
+in ``seq`` order; a worker taking a location over takes its unpublished entries with it.
+Two workers with one ``worker_id`` are refused (a session advisory lock per id).
+
+Each commit is one transaction sent in pipeline mode (one round trip). The store is
+synchronous, like :class:`~worker.sqlite_store.SQLiteStore`: a call returns once the server
+has answered. A connection the server dropped (a restart, a network cut) is opened again on
+the next call; the call that saw it drop raises :class:`~worker.errors.StoreError`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import LiteralString
 
+import anyio
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
-from worker.errors import StoreError
+from worker.errors import LeaseLost, RecordChanged, StoreError
 from worker.logs import get_logger
 from worker.record import JobRecord, decode, encode
 from worker.status import StatusMessage
-from worker.store import Commit, OutboxEntry
+from worker.store import Commit, Lease, OutboxEntry
 
-__all__ = ["MIGRATIONS", "PostgresStore", "display_url", "migrate"]
+__all__ = ["CHANNEL", "MIGRATIONS", "PostgresStore", "display_url", "migrate"]
 
 log = get_logger("drivesim.store")
 
@@ -61,9 +75,36 @@ MIGRATIONS: tuple[LiteralString, ...] = (
         value bytea NOT NULL
     );
     """,
+    # Several workers: each job's seq and location beside its record, each outbox entry's
+    # location, the leases on locations and the workers that hold them.
+    """
+    ALTER TABLE jobs ADD COLUMN location text NOT NULL DEFAULT '',
+                     ADD COLUMN seq bigint NOT NULL DEFAULT 0;
+    CREATE INDEX jobs_location ON jobs (location);
+    ALTER TABLE outbox ADD COLUMN location text NOT NULL DEFAULT '';
+    DROP INDEX outbox_pending;
+    CREATE INDEX outbox_pending ON outbox (location, id) WHERE NOT acked;
+    CREATE TABLE leases (
+        location   text PRIMARY KEY,
+        owner      text,
+        epoch      bigint NOT NULL DEFAULT 0,
+        expires_at timestamptz NOT NULL DEFAULT '-infinity'
+    );
+    CREATE TABLE workers (
+        id      text PRIMARY KEY,
+        seen_at timestamptz NOT NULL
+    );
+    CREATE TABLE commands (
+        key text PRIMARY KEY,
+        at  timestamptz NOT NULL
+    );
+    """,
 )
 
-#: Advisory lock keys: the migration's, and the one worker's that drives the database.
+#: The channel on which every commit that changes a job is announced: "worker job".
+CHANNEL = "drivesim_jobs"
+
+#: Advisory lock keys: the migration's, and (with the id's hash) each worker's.
 _MIGRATION_LOCK = 0x64726976  # "driv"
 _WORKER_LOCK = 0x64726977
 
@@ -72,13 +113,19 @@ _ENTRY_COLUMNS = "id, job, seq, topic, payload, qos, retain"
 
 class PostgresStore:
     """Jobs, outbox and metadata in the PostgreSQL database at ``url``
-    (``postgresql://user@host:port/dbname``)."""
+    (``postgresql://user@host:port/dbname``), as worker ``worker_id``. A ``worker_id`` of
+    None opens it to read (a benchmark looking at running workers' jobs)."""
 
-    def __init__(self, url: str, *, exclusive: bool = True) -> None:
+    def __init__(self, url: str, *, worker_id: str | None = "dc-1") -> None:
         self.url = url
-        self.exclusive = exclusive
+        self.worker_id = worker_id or ""
         self._db: psycopg.Connection[TupleRow] | None = None
         self._closed = False
+        self._lease = 0.0
+        #: The locations of the datacenter, once this worker has joined (see :meth:`join`).
+        self._locations: list[str] | None = None
+        #: The locations this worker holds, by the epoch of its lease.
+        self._held: dict[str, int] = {}
         try:
             with self._errors("opening the job store"):
                 migrate(self._connection())
@@ -90,14 +137,22 @@ class PostgresStore:
         if self._closed:
             raise psycopg.InterfaceError("the store is closed")
         if self._db is None or self._db.closed or self._db.broken:
-            db = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
-            if self.exclusive:
-                locked = db.execute("SELECT pg_try_advisory_lock(%s)", (_WORKER_LOCK,)).fetchone()
+            db = psycopg.connect(
+                self.url,
+                autocommit=True,
+                connect_timeout=10,
+                application_name=f"drivesim {self.worker_id}".strip(),
+            )
+            if self.worker_id:
+                locked = db.execute(
+                    "SELECT pg_try_advisory_lock(%s, hashtext(%s))",
+                    (_WORKER_LOCK, self.worker_id),
+                ).fetchone()
                 if locked is None or not locked[0]:
                     db.close()
                     raise StoreError(
-                        f"another worker is using {display_url(self.url)}: one worker per "
-                        "database (workers sharing one are not supported yet)"
+                        f"another worker named {self.worker_id!r} is using "
+                        f"{display_url(self.url)}: give each worker its own worker_id"
                     )
             self._db = db
         return self._db
@@ -110,52 +165,254 @@ class PostgresStore:
         except psycopg.Error as exc:
             raise StoreError(f"{what} in {display_url(self.url)} failed: {exc}") from exc
 
+    # -- jobs ----------------------------------------------------------------------------
+
     def load_jobs(self) -> dict[str, JobRecord]:
+        return self._records("SELECT record FROM jobs ORDER BY position", ())
+
+    def load_location(self, location: str) -> dict[str, JobRecord]:
+        return self._records(
+            "SELECT record FROM jobs WHERE location = %s ORDER BY position", (location,)
+        )
+
+    def load_some(self, names: Sequence[str]) -> dict[str, JobRecord]:
+        return self._records(
+            "SELECT record FROM jobs WHERE name = ANY(%s) ORDER BY position", (list(names),)
+        )
+
+    def _records(self, query: LiteralString, params: tuple[object, ...]) -> dict[str, JobRecord]:
         with self._errors("loading jobs"):
-            rows = self._connection().execute("SELECT record FROM jobs ORDER BY position")
+            rows = self._connection().execute(query, params)
             records = [decode(blob) for (blob,) in rows]
         return {record.name: record for record in records}
 
     def commit(self, commit: Commit) -> None:
-        with self._errors("commit"):
-            db = self._connection()
-            with db.transaction(), db.pipeline(), db.cursor() as cur:
-                if commit.put:
-                    cur.executemany(
-                        "INSERT INTO jobs (name, record) VALUES (%s, %s) "
-                        "ON CONFLICT (name) DO UPDATE SET record = excluded.record",
-                        [(r.name, encode(r)) for r in commit.put],
+        try:
+            with self._errors("commit"):
+                self._commit(self._connection(), commit)
+        except LeaseLost:
+            assert commit.fence is not None
+            self._held.pop(commit.fence.location, None)
+            raise
+
+    def _commit(self, db: psycopg.Connection[TupleRow], commit: Commit) -> None:
+        fence = guarded = None
+        with db.transaction():
+            with db.pipeline(), db.cursor() as cur:
+                if commit.fence is not None:
+                    fence = db.execute(
+                        "SELECT 1 FROM leases WHERE location = %s AND owner = %s "
+                        "AND epoch = %s AND expires_at > clock_timestamp() FOR SHARE",
+                        (commit.fence.location, self.worker_id, commit.fence.epoch),
                     )
-                if commit.delete:
-                    cur.executemany(
-                        "DELETE FROM jobs WHERE name = %s", [(n,) for n in commit.delete]
-                    )
+                guard = commit.guard
+                for record in commit.put:
+                    values = (encode(record), record.sim.seq, record.job.location, record.name)
+                    if guard is None or guard[0] != record.name:
+                        cur.execute(
+                            "INSERT INTO jobs (record, seq, location, name) "
+                            "VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
+                            "record = excluded.record, seq = excluded.seq, "
+                            "location = excluded.location",
+                            values,
+                        )
+                    elif guard[1] is None:
+                        guarded = db.execute(
+                            "INSERT INTO jobs (record, seq, location, name) "
+                            "VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
+                            values,
+                        )
+                    else:
+                        guarded = db.execute(
+                            "UPDATE jobs SET record = %s, seq = %s, location = %s "
+                            "WHERE name = %s AND seq = %s",
+                            (*values, guard[1]),
+                        )
                 if commit.messages:
+                    # A deleted job's entries take its location before its row goes.
                     cur.executemany(
-                        "INSERT INTO outbox (job, seq, topic, payload, qos, retain) "
-                        "VALUES (%s, %s, %s, %s, %s, %s)",
+                        "INSERT INTO outbox (job, seq, topic, payload, qos, retain, location) "
+                        "SELECT %s, %s, %s, %s, %s, %s, coalesce("
+                        "(SELECT location FROM jobs WHERE name = %s), '')",
                         [
-                            (m.job, m.seq, m.topic, m.payload, m.qos, m.retain)
+                            (m.job, m.seq, m.topic, m.payload, m.qos, m.retain, m.job)
                             for m in commit.messages
                         ],
                     )
+                for name in commit.delete:
+                    if guard is not None and guard[0] == name and guard[1] is not None:
+                        guarded = db.execute(
+                            "DELETE FROM jobs WHERE name = %s AND seq = %s", (name, guard[1])
+                        )
+                    else:
+                        cur.execute("DELETE FROM jobs WHERE name = %s", (name,))
                 if commit.meta:
                     cur.executemany(
                         "INSERT INTO meta (key, value) VALUES (%s, %s) "
                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                         list(commit.meta.items()),
                     )
+                changed = [r.name for r in commit.put] + list(commit.delete)
+                if changed:
+                    cur.executemany(
+                        "SELECT pg_notify(%s, %s)",
+                        [(CHANNEL, f"{self.worker_id} {name}") for name in changed],
+                    )
+            # Out of the pipeline: every statement has been answered.
+            if fence is not None and fence.fetchone() is None:
+                assert commit.fence is not None
+                raise LeaseLost(
+                    f"the lease on {commit.fence.location} (epoch {commit.fence.epoch}) is "
+                    f"no longer {self.worker_id}'s: the change was not committed"
+                )
+            if guarded is not None and guarded.rowcount != 1:
+                assert commit.guard is not None
+                raise RecordChanged(
+                    f"job {commit.guard[0]} changed since seq {commit.guard[1]}: "
+                    "the change was not committed"
+                )
+
+    async def changed_jobs(self) -> AsyncIterator[list[str] | None]:
+        """Names of jobs other workers changed, one by one as PostgreSQL tells; ``None``
+        when the listening connection was lost and opened again (what changed meanwhile is
+        unknown: read everything again)."""
+        first = True
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=10
+                ) as listener:
+                    await listener.execute(f"LISTEN {CHANNEL}")
+                    if not first:
+                        yield None
+                    first = False
+                    async for note in listener.notifies():
+                        worker, _, name = note.payload.partition(" ")
+                        if worker != self.worker_id:
+                            yield [name]
+            except psycopg.OperationalError as exc:
+                first = False
+                log.warning("listening for other workers' changes failed", error=str(exc))
+                await anyio.sleep(1.0)
+
+    # -- leases --------------------------------------------------------------------------
+
+    def join(self, locations: Sequence[str], lease: float) -> None:
+        self._locations, self._lease = list(locations), lease
+        with self._errors("joining the workers"):
+            db = self._connection()
+            db.execute(
+                "INSERT INTO leases (location) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+                (self._locations,),
+            )
+            self._heartbeat(db)
+
+    def _heartbeat(self, db: psycopg.Connection[TupleRow]) -> None:
+        db.execute(
+            "INSERT INTO workers (id, seen_at) VALUES (%s, clock_timestamp()) "
+            "ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+            (self.worker_id,),
+        )
+
+    def renew(self) -> list[Lease]:
+        with self._errors("renewing leases"):
+            db = self._connection()
+            self._heartbeat(db)
+            db.execute("DELETE FROM commands WHERE at < clock_timestamp() - interval '10 minutes'")
+            rows = db.execute(
+                "UPDATE leases SET expires_at = clock_timestamp() + %s * interval '1 second' "
+                "WHERE owner = %s AND location = ANY(%s) AND expires_at > clock_timestamp() "
+                "RETURNING location, epoch",
+                (self._lease, self.worker_id, list(self._held)),
+            ).fetchall()
+        held = {str(loc): int(epoch) for loc, epoch in rows if self._held.get(loc) == epoch}
+        self._held = held
+        return [Lease(loc, epoch) for loc, epoch in sorted(held.items())]
+
+    def claim(self, limit: int) -> list[Lease]:
+        if limit <= 0:
+            return []
+        with self._errors("claiming leases"):
+            rows = (
+                self._connection()
+                .execute(
+                    "UPDATE leases SET owner = %s, epoch = epoch + 1, "
+                    "expires_at = clock_timestamp() + %s * interval '1 second' "
+                    "WHERE location IN (SELECT location FROM leases WHERE location = ANY(%s) "
+                    "AND (owner IS NULL OR expires_at <= clock_timestamp()) "
+                    "ORDER BY location LIMIT %s FOR UPDATE SKIP LOCKED) "
+                    "RETURNING location, epoch",
+                    (self.worker_id, self._lease, self._locations, limit),
+                )
+                .fetchall()
+            )
+        leases = sorted(Lease(str(loc), int(epoch)) for loc, epoch in rows)
+        self._held.update({lease.location: lease.epoch for lease in leases})
+        return leases
+
+    def release(self, locations: Sequence[str]) -> None:
+        for location in locations:
+            self._held.pop(location, None)
+        with self._errors("releasing leases"):
+            self._connection().execute(
+                "UPDATE leases SET owner = NULL, expires_at = '-infinity' "
+                "WHERE owner = %s AND location = ANY(%s)",
+                (self.worker_id, list(locations)),
+            )
+
+    def claim_command(self, key: str) -> bool:
+        """Take the MQTT 3.1.1 command ``key`` for this worker; False: another worker has,
+        or had within ten minutes."""
+        with self._errors("claiming a command"):
+            db = self._connection()
+            claimed = db.execute(
+                "INSERT INTO commands (key, at) VALUES (%s, clock_timestamp()) "
+                "ON CONFLICT (key) DO NOTHING",
+                (key,),
+            ).rowcount
+        return claimed == 1
+
+    def live_workers(self) -> int:
+        with self._errors("counting workers"):
+            row = (
+                self._connection()
+                .execute(
+                    "SELECT count(*) FROM workers "
+                    "WHERE seen_at > clock_timestamp() - %s * interval '1 second'",
+                    (self._lease,),
+                )
+                .fetchone()
+            )
+        return max(1, int(row[0]) if row else 1)
+
+    def leave(self) -> None:
+        """This worker stops: its leases go free at once and it counts no more."""
+        self.release(list(self._held))
+        with self._errors("leaving the workers"):
+            self._connection().execute("DELETE FROM workers WHERE id = %s", (self.worker_id,))
+
+    # -- the outbox ----------------------------------------------------------------------
 
     def pending(self, limit: int) -> list[OutboxEntry]:
         return self.pending_after(0, limit)
 
     def pending_after(self, after: int, limit: int) -> list[OutboxEntry]:
+        """Unacknowledged entries: once joined, those of the locations held (and of none,
+        from a database of one worker before version 2); before, every one."""
         with self._errors("reading the outbox"):
-            rows = self._connection().execute(
-                f"SELECT {_ENTRY_COLUMNS} FROM outbox "
-                "WHERE NOT acked AND id > %s ORDER BY id LIMIT %s",
-                (after, limit),
-            )
+            db = self._connection()
+            if self._locations is None:
+                rows = db.execute(
+                    f"SELECT {_ENTRY_COLUMNS} FROM outbox WHERE NOT acked AND id > %s "
+                    "ORDER BY id LIMIT %s",
+                    (after, limit),
+                )
+            else:
+                rows = db.execute(
+                    f"SELECT {_ENTRY_COLUMNS} FROM outbox WHERE NOT acked AND id > %s "
+                    "AND (location = ANY(%s) OR location = '') ORDER BY id LIMIT %s",
+                    (after, list(self._held), limit),
+                )
             return [_entry(row) for row in rows]
 
     def ack(self, ids: Sequence[int]) -> None:
@@ -177,6 +434,8 @@ class PostgresStore:
             rows = self._connection().execute(f"SELECT {_ENTRY_COLUMNS} FROM outbox ORDER BY id")
             entries = [_entry(row) for row in rows]
         yield from entries
+
+    # -- metadata ------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> bytes | None:
         with self._errors("reading metadata"):
@@ -213,10 +472,24 @@ def migrate(db: psycopg.Connection[TupleRow]) -> int:
             )
         for step in MIGRATIONS[version:]:
             db.execute(step)
+        if version == 1:
+            _backfill(db)
         if version < len(MIGRATIONS):
             db.execute("UPDATE drivesim_schema SET version = %s", (len(MIGRATIONS),))
             log.info("store migrated", version=len(MIGRATIONS), was=version)
     return version
+
+
+def _backfill(db: psycopg.Connection[TupleRow]) -> None:
+    """Version 2's columns of what version 1 stored: each job's seq and location, read from
+    its record, and each outbox entry's location, from its job's."""
+    rows = db.execute("SELECT record FROM jobs").fetchall()
+    with db.cursor() as cur:
+        cur.executemany(
+            "UPDATE jobs SET seq = %s, location = %s WHERE name = %s",
+            [(r.sim.seq, r.job.location, r.name) for r in (decode(blob) for (blob,) in rows)],
+        )
+    db.execute("UPDATE outbox SET location = jobs.location FROM jobs WHERE outbox.job = jobs.name")
 
 
 def _entry(row: TupleRow) -> OutboxEntry:

@@ -17,10 +17,12 @@ from anyio.abc import TaskStatus
 
 from worker import changes, states
 from worker.config import Policy
+from worker.errors import RecordChanged
 from worker.ledger import Ledger
 from worker.logs import get_logger
 from worker.record import JobRecord
 from worker.states import Command
+from worker.store import Lease
 
 __all__ = ["RetentionSweeper", "deletion_due"]
 
@@ -40,17 +42,22 @@ def deletion_due(record: JobRecord, policy: Policy) -> float | None:
 
 
 class RetentionSweeper:
-    """Deletes jobs whose retention or expiry has run out."""
+    """Deletes jobs whose retention or expiry has run out: every job, or with a ``fence``
+    (workers sharing a store) the jobs of the location its lease holds."""
 
-    def __init__(self, ledger: Ledger, policy: Policy) -> None:
+    def __init__(self, ledger: Ledger, policy: Policy, *, fence: Lease | None = None) -> None:
         self.ledger = ledger
+        self.fence = fence
         self.clock = ledger.clock
         self.policy = policy
         self._heap: list[tuple[float, str]] = []
         self._wake = anyio.Event()
 
+    def _ours(self, record: JobRecord) -> bool:
+        return self.fence is None or record.job.location == self.fence.location
+
     def _on_change(self, before: JobRecord | None, after: JobRecord | None) -> None:
-        if after is None:
+        if after is None or not self._ours(after):
             return
         due = deletion_due(after, self.policy)
         if due is not None and (before is None or deletion_due(before, self.policy) != due):
@@ -64,7 +71,7 @@ class RetentionSweeper:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         for record in self.ledger:
             due = deletion_due(record, self.policy)
-            if due is not None:
+            if due is not None and self._ours(record):
                 self._push(due, record.name)
         self.ledger.watch(self._on_change)
         task_status.started()
@@ -94,6 +101,9 @@ class RetentionSweeper:
             events = changes.delete(record, command)
             with structlog.contextvars.bound_contextvars(job=name):
                 log.info("job deleted by retention", reason=events[0].data["reason"])
-            self.ledger.delete(name, events)
+            try:
+                self.ledger.delete(name, events, fence=self.fence)
+            except RecordChanged:
+                continue  # a customer changed it first: its new due time is pushed
             deleted += 1
         return deleted

@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import builtins
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import msgspec
 
 from worker import changes, states
 from worker.config import DatacenterConfig, Policy
-from worker.errors import Conflict, InvalidJobState, ResourceNotFound, ValidationError
+from worker.errors import (
+    Conflict,
+    InvalidJobState,
+    RecordChanged,
+    ResourceNotFound,
+    ValidationError,
+)
 from worker.ledger import Ledger
+from worker.logs import get_logger
 from worker.model import (
     RESOURCE_TYPE,
     ArmScope,
@@ -42,6 +49,33 @@ from worker.states import CancelAnswer, Command, Verdict
 from worker.status import Event
 
 __all__ = ["CancelResult", "CreateResult", "JobService"]
+
+log = get_logger("drivesim.service")
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+#: How many times a request is judged before a job that keeps changing under it is an error.
+_ATTEMPTS = 10
+
+
+def _judged_again(
+    method: Callable[Concatenate[JobService, _P], Coroutine[Any, Any, _T]],
+) -> Callable[Concatenate[JobService, _P], Coroutine[Any, Any, _T]]:
+    """A request judged against a job that another worker changed before the commit is
+    judged again against the job as it now is (which the ledger has taken in)."""
+
+    async def judged(self: JobService, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        for _ in range(_ATTEMPTS - 1):
+            try:
+                return await method(self, *args, **kwargs)
+            except RecordChanged:
+                log.info("job changed by another worker: request judged again")
+        return await method(self, *args, **kwargs)
+
+    judged.__name__, judged.__doc__ = method.__name__, method.__doc__
+    return judged
+
 
 MAX_TOP = 100
 DATACENTER_ADDRESS = ShippingInformation(
@@ -154,6 +188,7 @@ class JobService:
 
     # -- commands ------------------------------------------------------------------------
 
+    @_judged_again
     async def create(
         self,
         name: str,
@@ -236,6 +271,7 @@ class JobService:
         )
         return CreateResult(job=copy_job(record.job), created=existing is None)
 
+    @_judged_again
     async def update(
         self,
         name: str,
@@ -250,6 +286,7 @@ class JobService:
         updated, _ = self._update(record, params, meta)
         return copy_job(updated.job)
 
+    @_judged_again
     async def cancel(self, name: str, *, meta: Mapping[str, bytes] | None = None) -> CancelResult:
         """PATCH ``cancelRequested=true``, with the answer spelt out."""
         record = self._record(name)
@@ -258,6 +295,7 @@ class JobService:
         assert verdict.cancel is not None
         return CancelResult(answer=verdict.cancel, job=copy_job(updated.job), state=record.state)
 
+    @_judged_again
     async def delete(
         self,
         name: str,

@@ -82,6 +82,8 @@ class WorkerFile(SettingsFile):
     drain_timeout: float = 10.0
     will_delay: int = 5
     replay_tail: float = 2.0
+    #: Workers sharing a PostgreSQL store: how long a location's lease lasts unrenewed.
+    lease: float = 10.0
     broker: BrokerFile | None = None
     #: ``HOST:PORT`` to serve the Azure REST API on (none: no HTTP API).
     http: str | None = None
@@ -120,6 +122,8 @@ class WorkerSettings:
     time_origin: float | None = None
     #: The Azure REST API (None: not served).
     http: HttpConfig | None = None
+    #: Workers sharing a store: seconds a lease on a location lasts unrenewed.
+    lease: float = 10.0
 
 
 def load_worker_settings(path: str | Path | None) -> WorkerSettings:
@@ -138,6 +142,7 @@ def load_worker_settings(path: str | Path | None) -> WorkerSettings:
     reader.integer("will_delay", data.will_delay, 1, 86_400, "seconds")
     reader.number("drain_timeout", data.drain_timeout, 0.0, 3600.0, "seconds")
     reader.number("replay_tail", data.replay_tail, 0.0, 3600.0, "seconds")
+    reader.number("lease", data.lease, 1.0, 3600.0, "seconds")
     broker = None
     if data.broker is not None:
         b = data.broker
@@ -184,4 +189,5 @@ def load_worker_settings(path: str | Path | None) -> WorkerSettings:
         policy=reader.policy(data.policy),
         datacenter=reader.datacenter(data.datacenter),
         http=http,
+        lease=data.lease,
     )

@@ -30,26 +30,45 @@ Both plans are written down again, with their reasons, in ``docs/architecture.md
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import msgspec
 
 from worker.record import JobRecord
 from worker.status import StatusMessage
 
-__all__ = ["Commit", "JobStore", "OutboxEntry"]
+__all__ = ["Commit", "JobStore", "Lease", "OutboxEntry", "SharedStore"]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Lease:
+    """A worker's hold on a location: it alone drives that location's jobs until the lease
+    runs out. ``epoch`` rises with every new holder, so a commit fenced with an old one
+    fails."""
+
+    location: str
+    epoch: int
 
 
 @dataclass(slots=True)
 class Commit:
-    """One atomic change of the store."""
+    """One atomic change of the store.
+
+    A store shared by several workers checks two more things, which a store of one worker
+    has no use for and ignores: ``guard`` is ``(job, seq)``, the ``seq`` the job must still
+    have for the commit to apply (``None``: the job must not exist), else
+    :class:`~worker.errors.RecordChanged`; ``fence`` is the lease under which the datacenter
+    moves the job, which must still be held, else :class:`~worker.errors.LeaseLost`.
+    """
 
     put: Sequence[JobRecord] = ()
     delete: Sequence[str] = ()
     messages: Sequence[StatusMessage] = ()
     meta: Mapping[str, bytes] = field(default_factory=dict)
+    guard: tuple[str, int | None] | None = None
+    fence: Lease | None = None
 
 
 class OutboxEntry(msgspec.Struct, frozen=True, gc=False):
@@ -93,3 +112,58 @@ class JobStore(Protocol):
     def meta_keys(self, prefix: str) -> list[str]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class SharedStore(JobStore, Protocol):
+    """A store several workers share (PostgreSQL): each location is driven by the worker
+    holding its lease, and every worker hears of every other's commits.
+
+    Leases are the store's: their times are the database's clock, so workers' clocks need
+    not agree. :meth:`pending` gives only the outbox entries of the locations this worker
+    holds, so each entry is published by the one worker driving its job.
+    """
+
+    worker_id: str
+
+    def join(self, locations: Sequence[str], lease: float) -> None:
+        """Register this worker (refused while another live worker has its id) and make
+        sure every location has a lease row."""
+        ...
+
+    def renew(self) -> list[Lease]:
+        """Extend the leases still held; those returned are held, any other was lost."""
+        ...
+
+    def claim(self, limit: int) -> list[Lease]:
+        """Take up to ``limit`` locations no live worker holds (free or run out)."""
+        ...
+
+    def release(self, locations: Sequence[str]) -> None:
+        """Give up these locations' leases at once (a clean stop, or a fair share)."""
+        ...
+
+    def live_workers(self) -> int:
+        """Workers seen within one lease, this one included."""
+        ...
+
+    def claim_command(self, key: str) -> bool:
+        """Take a command (by its key) for this worker; False: another worker has."""
+        ...
+
+    def leave(self) -> None:
+        """This worker stops: its leases go free at once and it counts no more."""
+        ...
+
+    def load_some(self, names: Sequence[str]) -> dict[str, JobRecord]:
+        """The stored records of ``names`` (absent: deleted)."""
+        ...
+
+    def load_location(self, location: str) -> dict[str, JobRecord]:
+        """Every stored job at ``location``."""
+        ...
+
+    def changed_jobs(self) -> AsyncIterator[list[str] | None]:
+        """Names of jobs other workers committed, as they commit them; ``None`` when some
+        may have been missed (the connection was lost): read everything again."""
+        ...

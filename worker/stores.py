@@ -17,9 +17,10 @@ def is_postgresql(location: str | Path) -> bool:
     return isinstance(location, str) and location.startswith(_SCHEMES)
 
 
-def open_store(location: str | Path) -> JobStore:
+def open_store(location: str | Path, *, worker_id: str = "dc-1") -> JobStore:
     """The store at ``location``: a ``postgresql://`` (or ``postgres://``) URL is a
-    PostgreSQL database this worker drives alone; anything else is a SQLite file."""
+    PostgreSQL database that workers share (this one as ``worker_id``); anything else is
+    a SQLite file."""
     if not is_postgresql(location):
         return SQLiteStore(location)
     try:
@@ -28,7 +29,7 @@ def open_store(location: str | Path) -> JobStore:
         raise DrivesimError(
             "the PostgreSQL store needs psycopg: pip install 'drivesim[postgresql]'"
         ) from None
-    return PostgresStore(str(location))
+    return PostgresStore(str(location), worker_id=worker_id)
 
 
 def store_name(location: str | Path) -> str:

@@ -123,7 +123,7 @@ def _retained_equals_store(port: int, db: str | Path) -> None:
     fresh = Observer(port, topics=(f"{TOPIC_PREFIX}/jobs/+/state",))
     try:
         fresh.wait_subscribed()
-        store = PostgresStore(db, exclusive=False) if isinstance(db, str) else SQLiteStore(db)
+        store = PostgresStore(db, worker_id=None) if isinstance(db, str) else SQLiteStore(db)
         jobs = store.load_jobs()
         store.close()
         fresh.wait_for(lambda ms: len(ms) >= len(jobs), timeout=10, what="retained snapshots")

@@ -1,5 +1,7 @@
 """PostgresStore: its schema migrated by the store itself, atomic commits, durability across
-reopen and across a crash of the server, and a reconnect after one. (The store contract
+reopen and across a crash of the server, and a reconnect after one; workers sharing it:
+leases claimed once and fenced, guarded commits, outbox by location, commands claimed once,
+each other's commits heard. (The store contract
 itself runs against it with the other stores in ``test_store.py``.)"""
 
 from __future__ import annotations
@@ -9,12 +11,13 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import psycopg
 import pytest
 
 from simulator.live.postgres import PostgreSQL
 from tests.worker.conftest import record
-from worker.errors import StoreError
+from worker.errors import LeaseLost, RecordChanged, StoreError
 from worker.postgres_store import MIGRATIONS, PostgresStore
 from worker.record import encode
 from worker.status import StatusMessage
@@ -83,7 +86,7 @@ def test_workers_opening_one_database_at_once_migrate_it_once(postgresql_url: st
 
     def open_one() -> None:
         try:
-            stores.append(PostgresStore(postgresql_url, exclusive=False))
+            stores.append(PostgresStore(postgresql_url, worker_id=None))
         except BaseException as exc:  # any failure fails the test below
             errors.append(exc)
 
@@ -112,7 +115,7 @@ def test_a_commit_failing_midway_leaves_nothing(db: PostgresStore, postgresql_ur
     with pytest.raises(StoreError):
         db.commit(Commit(put=[record("c")], messages=[message("c", 1, payload=None)]))
     assert contents(db) == before
-    other = PostgresStore(postgresql_url, exclusive=False)
+    other = PostgresStore(postgresql_url, worker_id=None)
     try:
         assert contents(other) == before
     finally:
@@ -134,7 +137,7 @@ def test_a_closed_store_refuses_every_call(postgresql_url: str) -> None:
 def test_a_second_store_on_the_database_sees_every_commit(
     db: PostgresStore, postgresql_url: str
 ) -> None:
-    other = PostgresStore(postgresql_url, exclusive=False)
+    other = PostgresStore(postgresql_url, worker_id=None)
     try:
         seeded(db)
         db.ack([1])
@@ -143,11 +146,12 @@ def test_a_second_store_on_the_database_sees_every_commit(
         other.close()
 
 
-def test_a_second_worker_on_the_database_is_refused_until_the_first_is_gone(
+def test_a_second_worker_with_the_same_id_is_refused_until_the_first_is_gone(
     db: PostgresStore, postgresql_url: str
 ) -> None:
-    with pytest.raises(StoreError, match="another worker is using"):
+    with pytest.raises(StoreError, match="another worker named 'dc-1'"):
         PostgresStore(postgresql_url)
+    PostgresStore(postgresql_url, worker_id="dc-2").close()
     db.close()
     PostgresStore(postgresql_url).close()
 
@@ -187,3 +191,123 @@ def test_commits_survive_a_server_crash_and_the_store_reconnects(
         assert list(store.load_jobs()) == ["a", "b", "c"]
     finally:
         store.close()
+
+
+# -- several workers on one database ---------------------------------------------------
+
+
+@pytest.fixture
+def workers(postgresql_url: str) -> Iterator[list[PostgresStore]]:
+    """Two workers that have joined a datacenter of three locations, leases of 30 s."""
+    stores = [PostgresStore(postgresql_url, worker_id=f"w{i}") for i in (1, 2)]
+    for store in stores:
+        store.join(["East US", "North Europe", "West US"], lease=30.0)
+    yield stores
+    for store in stores:
+        store.close()
+
+
+def expire(url: str, location: str) -> None:
+    """The lease on ``location`` runs out (as if its holder had stopped renewing it)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE leases SET expires_at = clock_timestamp() - interval '1 second' "
+            "WHERE location = %s",
+            (location,),
+        )
+
+
+def test_leases_are_claimed_by_one_worker_each(workers: list[PostgresStore]) -> None:
+    w1, w2 = workers
+    first = w1.claim(2)
+    second = w2.claim(5)
+    assert [lease.location for lease in first] == ["East US", "North Europe"]
+    assert [lease.location for lease in second] == ["West US"]
+    assert w1.claim(1) == []
+    assert w1.renew() == first
+    assert w1.live_workers() == 2
+
+
+def test_a_run_out_lease_is_taken_over_with_a_new_epoch_and_fences_its_old_holder(
+    workers: list[PostgresStore], postgresql_url: str
+) -> None:
+    w1, w2 = workers
+    (lease,) = w1.claim(1)
+    w1.commit(Commit(put=[record("a")], guard=("a", None), fence=lease))
+    expire(postgresql_url, lease.location)
+    with pytest.raises(LeaseLost):
+        w1.commit(Commit(put=[record("a", seq=2)], guard=("a", 1), fence=lease))
+    (taken,) = w2.claim(1)
+    assert taken.location == lease.location
+    assert taken.epoch == lease.epoch + 1
+    assert w1.renew() == []  # the old holder learns it at its next renewal too
+    w2.commit(Commit(put=[record("a", seq=2)], guard=("a", 1), fence=taken))
+    assert w1.load_jobs()["a"].sim.seq == 2
+
+
+def test_a_guarded_commit_fails_when_another_worker_committed_first(
+    workers: list[PostgresStore],
+) -> None:
+    w1, w2 = workers
+    w1.commit(Commit(put=[record("a")], guard=("a", None), messages=[message("a", 1)]))
+    w2.commit(Commit(put=[record("a", seq=2)], guard=("a", 1), messages=[message("a", 2)]))
+    before = contents(w1)
+    with pytest.raises(RecordChanged):
+        w1.commit(Commit(put=[record("a", seq=2)], guard=("a", 1), messages=[message("a", 2)]))
+    with pytest.raises(RecordChanged):
+        w1.commit(Commit(put=[record("a")], guard=("a", None)))
+    with pytest.raises(RecordChanged):
+        w1.commit(Commit(delete=["a"], guard=("a", 1)))
+    assert contents(w1) == before
+
+
+def test_a_worker_reads_the_outbox_of_the_locations_it_holds(
+    workers: list[PostgresStore],
+) -> None:
+    w1, w2 = workers
+    (east,) = w1.claim(1)
+    w2.claim(1)
+    east_job = record("e")
+    east_job.job.location = east.location
+    w2.commit(Commit(put=[east_job], guard=("e", None), messages=[message("e", 1)]))
+    w2.commit(Commit(put=[record("w")], guard=("w", None), messages=[message("w", 1)]))
+    assert [e.message.job for e in w1.pending(10)] == ["e"]
+    assert w2.pending(10) == []  # it holds North Europe; West US is nobody's yet
+    w2.release(["North Europe"])
+    assert [lease.location for lease in w2.claim(3)] == ["North Europe", "West US"]
+    assert [e.message.job for e in w2.pending(10)] == ["w"]
+
+
+def test_a_command_is_claimed_once(workers: list[PostgresStore]) -> None:
+    w1, w2 = workers
+    assert w1.claim_command("k1")
+    assert not w2.claim_command("k1")
+    assert w2.claim_command("k2")
+
+
+def test_workers_hear_of_each_others_commits_and_not_their_own(
+    workers: list[PostgresStore],
+) -> None:
+    w1, w2 = workers
+
+    async def main() -> list[list[str] | None]:
+        heard: list[list[str] | None] = []
+        changes = w2.changed_jobs()
+        async with anyio.create_task_group() as tg:
+
+            async def listen() -> None:
+                async for names in changes:
+                    heard.append(names)
+                    if names == ["b"]:
+                        tg.cancel_scope.cancel()
+
+            tg.start_soon(listen)
+            await anyio.sleep(0.5)  # listening
+            w2.commit(Commit(put=[record("own")], guard=("own", None)))
+            w1.commit(Commit(put=[record("a")], guard=("a", None)))
+            w1.commit(Commit(put=[record("b")], guard=("b", None)))
+            with anyio.fail_after(10):
+                await anyio.sleep_forever()
+        return heard
+
+    assert anyio.run(main) == [["a"], ["b"]]

@@ -6,12 +6,22 @@ must lie under ``importexport/v1/replies/``: a request that names another reply 
 not run; it is answered with ``InvalidReplyTo`` where an answer can go (a valid response
 topic), and otherwise refused with a warning in the log naming the command topic, the
 address and the correlation id. A request with no reply address at all runs, and the log
-says its answer was dropped. The
+says its answer was dropped.
+
+Workers sharing a store each answer a share of the commands: on MQTT 5 through the shared
+subscription ``$share/drivesim/importexport/v1/commands/+`` (the broker gives each command
+to one of them); on MQTT 3.1.1, which has no shared subscriptions, every worker receives
+every command and runs only those it is first to ``claim`` in the store (by the request's
+topic and payload, its correlation id included: the same request repeated within ten
+minutes is a duplicate, not run again). The
 :class:`~worker.commands.CommandHandler` does the work; this module only moves requests
 and replies between it and the connection.
 """
 
 from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
 
 import aiomqtt
 import anyio
@@ -25,9 +35,11 @@ from worker.logs import get_logger
 from worker.mqtt.broker import mqtt_properties
 from worker.status import TOPIC_PREFIX
 
-__all__ = ["COMMAND_FILTER", "CommandIntake"]
+__all__ = ["COMMAND_FILTER", "SHARED_COMMAND_FILTER", "CommandIntake"]
 
 COMMAND_FILTER = f"{TOPIC_PREFIX}/commands/+"
+#: The same, shared by the workers of one store (MQTT 5): each command goes to one.
+SHARED_COMMAND_FILTER = f"$share/drivesim/{COMMAND_FILTER}"
 
 log = get_logger("drivesim.mqtt")
 
@@ -35,11 +47,19 @@ log = get_logger("drivesim.mqtt")
 class CommandIntake:
     """Reads the commands of one connection and publishes their replies."""
 
-    def __init__(self, handler: CommandHandler) -> None:
+    def __init__(
+        self, handler: CommandHandler, *, claim: Callable[[str], bool] | None = None
+    ) -> None:
         self.handler = handler
+        #: Workers sharing a store: takes a request (by its key) for this worker, or not.
+        self.claim = claim
+        self._claiming = False
 
-    async def subscribe(self, client: aiomqtt.Client) -> None:
-        await client.subscribe(COMMAND_FILTER, qos=1, timeout=10)
+    async def subscribe(self, client: aiomqtt.Client, *, version: str) -> None:
+        shared = self.claim is not None and version == "5"
+        self._claiming = self.claim is not None and not shared
+        topic = SHARED_COMMAND_FILTER if shared else COMMAND_FILTER
+        await client.subscribe(topic, qos=1, timeout=10)
 
     async def serve(self, client: aiomqtt.Client) -> None:
         """Answer the connection's commands until it drops.
@@ -61,6 +81,12 @@ class CommandIntake:
         payload = message.payload if isinstance(message.payload, bytes) else b""
         props = message.properties
         response_topic = getattr(props, "ResponseTopic", None) if props else None
+        if self._claiming and self.claim is not None:
+            # MQTT 3.1.1: the correlation id, if any, is in the payload.
+            key = hashlib.sha256(message.topic.value.encode() + b"\0" + payload).hexdigest()
+            if not self.claim(key):
+                log.debug("command taken by another worker", topic=message.topic.value)
+                return
         with structlog.contextvars.bound_contextvars(op=op):
             if response_topic and (why := reply_address_error(response_topic)) is not None:
                 log.warning(

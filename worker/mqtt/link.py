@@ -61,7 +61,9 @@ class MqttLink:
     """One worker's connection to the broker, kept up until :meth:`stop`.
 
     ``meta`` keeps the link's epoch and the protocol version each broker took across
-    restarts; ``commands``, if given, are served on the command topics.
+    restarts; ``commands``, if given, are served on the command topics, and ``claim``,
+    given where workers share a store, makes each command served by one of them
+    (:class:`~worker.mqtt.intake.CommandIntake`).
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class MqttLink:
         window: int = 100,
         will_delay: int = 5,
         commands: CommandHandler | None = None,
+        claim: Callable[[str], bool] | None = None,
         on_connected: Callable[[], None] | None = None,
         on_connection_lost: Callable[[], None] | None = None,
     ) -> None:
@@ -83,7 +86,7 @@ class MqttLink:
         self.on_connected = on_connected
         self.on_connection_lost = on_connection_lost
         self.liveness = Liveness(worker_id, will_delay=will_delay)
-        self._intake = None if commands is None else CommandIntake(commands)
+        self._intake = None if commands is None else CommandIntake(commands, claim=claim)
         self._publisher = WindowedPublisher(window=window)
         self.version: Version = "3.1.1" if config.protocol == "3.1.1" else "5"
         #: The version that worked with this broker before (also in an earlier run).
@@ -92,7 +95,10 @@ class MqttLink:
         if known in (b"5", b"3.1.1") and config.protocol == "auto":
             self.version = "5" if known == b"5" else "3.1.1"
         self._confirmed = known is not None
-        self.epoch = int(meta.get_meta(EPOCH_KEY) or 0)
+        # Each worker's own epoch (workers may share a store); the key of one worker
+        # per store before is read once.
+        self._epoch_key = f"{EPOCH_KEY}/{worker_id}"
+        self.epoch = int(meta.get_meta(self._epoch_key) or meta.get_meta(EPOCH_KEY) or 0)
         self.connects = 0
         self._client: aiomqtt.Client | None = None
         self._connected = anyio.Event()
@@ -130,7 +136,7 @@ class MqttLink:
 
     async def _session(self, backoff: Backoff) -> None:
         self.epoch += 1
-        self.meta.note({EPOCH_KEY: str(self.epoch).encode()})
+        self.meta.note({self._epoch_key: str(self.epoch).encode()})
 
         def make(version: Version) -> aiomqtt.Client:
             # The publisher keeps the window of status messages itself; paho sends
@@ -168,7 +174,7 @@ class MqttLink:
                 timeout=10,
             )
             if self._intake is not None:
-                await self._intake.subscribe(client)
+                await self._intake.subscribe(client, version=version)
             self._publisher.attach(client, version=version, epoch=self.epoch)
             self._client = client
             self._connected.set()

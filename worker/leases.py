@@ -1,0 +1,185 @@
+"""Workers sharing one store: each drives the locations it holds a lease on.
+
+Locations share nothing (each has its own bays and its own queue), so a location is the
+unit of ownership: the worker holding a location's lease drives every job there, with a
+pipeline and a retention sweeper of its own whose commits are fenced by that lease. Bays
+are then never shared between workers, and a queue is served in the order one worker
+would serve it.
+
+The :class:`LeaseKeeper` renews the worker's leases every third of a lease and takes its
+fair share of the rest: ``ceil(locations / live workers)``. A worker over its share gives
+the excess up (its transfers stop; the next holder resumes them from their last
+checkpoints), one under it claims free or run-out leases. A location whose pipeline
+stopped (its lease was lost, or the store failed under it) is driven again as soon as the
+lease is held again. Every worker listens for the others' commits and takes them into its
+ledger, so a cancel committed by any worker reaches the owning worker's pipeline within
+milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+
+import anyio
+import structlog
+from anyio.abc import TaskGroup, TaskStatus
+
+from worker.config import Policy
+from worker.errors import StoreError
+from worker.ledger import Ledger
+from worker.logs import get_logger
+from worker.pipeline import DatacenterPipeline
+from worker.plan import Planner
+from worker.retention import RetentionSweeper
+from worker.store import Lease, SharedStore
+
+__all__ = ["LeaseKeeper"]
+
+log = get_logger("drivesim.leases")
+
+
+@dataclasses.dataclass
+class _Driven:
+    """A location this worker drives: its lease and the scope its pipeline runs in."""
+
+    lease: Lease
+    scope: anyio.CancelScope
+
+
+class LeaseKeeper:
+    """Holds this worker's share of the locations of a shared store and drives each."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        store: SharedStore,
+        planner: Planner,
+        policy: Policy,
+        *,
+        lease: float,
+    ) -> None:
+        self.ledger = ledger
+        self.store = store
+        self.planner = planner
+        self.policy = policy
+        self.lease = lease
+        self.locations = sorted(planner.datacenter.locations)
+        self._driven: dict[str, _Driven] = {}
+        self._changed: set[str] = set()
+        self._everything = False
+        self._scheduled = False
+
+    @property
+    def driven(self) -> list[str]:
+        """The locations this worker drives now."""
+        return sorted(self._driven)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Join, take a share of the locations and keep it until cancelled; the leases
+        stay held (see :meth:`leave`) so that the outbox can still be drained."""
+        self.store.join(self.locations, self.lease)
+        async with anyio.create_task_group() as tg:
+            await tg.start(self._listen)
+            await self._turn(tg)
+            task_status.started()
+            while True:
+                await anyio.sleep(self.lease / 3)
+                await self._turn(tg)
+
+    def leave(self) -> None:
+        """Give every lease up at once: another worker takes the locations over without
+        waiting for them to run out."""
+        try:
+            self.store.leave()
+        except StoreError as exc:
+            log.warning("leases not given up; they run out instead", error=str(exc))
+
+    async def _turn(self, tg: TaskGroup) -> None:
+        """Renew, give up what is over the fair share, claim what is under it, and drive
+        every location held."""
+        try:
+            held = {lease.location: lease for lease in self.store.renew()}
+            share = math.ceil(len(self.locations) / self.store.live_workers())
+            excess = sorted(held)[share:]
+            if excess:
+                for location in excess:
+                    self._stop(location, "given up to another worker")
+                    del held[location]
+                self.store.release(excess)
+            for lease in self.store.claim(share - len(held)):
+                held[lease.location] = lease
+        except StoreError as exc:
+            log.warning("leases not renewed", error=str(exc))
+            return
+        for location, driven in list(self._driven.items()):
+            if held.get(location) != driven.lease:
+                self._stop(location, "lease lost")
+        for location, lease in sorted(held.items()):
+            if location not in self._driven:
+                await tg.start(self._drive, lease)
+
+    def _stop(self, location: str, why: str) -> None:
+        driven = self._driven.pop(location, None)
+        if driven is not None:
+            driven.scope.cancel()
+            log.warning("location no longer driven", location=location, why=why)
+
+    async def _drive(self, lease: Lease, *, task_status: TaskStatus[None]) -> None:
+        """Drive one location under its lease until it is lost or given up."""
+        location = lease.location
+        started = False
+        with structlog.contextvars.bound_contextvars(location=location):
+            scope = anyio.CancelScope()
+            self._driven[location] = _Driven(lease, scope)
+            with scope:
+                try:
+                    self.ledger.refresh(
+                        [r.name for r in self.ledger if r.job.location == location],
+                        fresh=self.store.load_location(location),
+                    )
+                    config = dataclasses.replace(
+                        self.planner.datacenter,
+                        locations={location: self.planner.datacenter.locations[location]},
+                    )
+                    pipeline = DatacenterPipeline(self.ledger, config, self.planner, fence=lease)
+                    retention = RetentionSweeper(self.ledger, self.policy, fence=lease)
+                    async with anyio.create_task_group() as parts:
+                        await parts.start(pipeline.run)
+                        await parts.start(retention.run)
+                        log.info("location driven", epoch=lease.epoch)
+                        task_status.started()
+                        started = True
+                except* StoreError as group:
+                    log.warning("location stopped", error=str(group.exceptions[0]))
+            if self._driven.get(location) is not None and self._driven[location].scope is scope:
+                del self._driven[location]  # driven again once its lease is held again
+            if not started:  # a location that failed at once does not stop the others
+                task_status.started()
+
+    # -- other workers' commits ----------------------------------------------------------
+
+    async def _listen(self, *, task_status: TaskStatus[None]) -> None:
+        loop = asyncio.get_running_loop()
+        changes = self.store.changed_jobs()
+        task_status.started()
+        async for names in changes:
+            if names is None:
+                self._everything = True
+            else:
+                self._changed.update(names)
+            if not self._scheduled:
+                # Taken in after what arrived in the same read: one query for a burst.
+                self._scheduled = True
+                loop.call_soon(self._take_in_changes)
+
+    def _take_in_changes(self) -> None:
+        self._scheduled = False
+        names, self._changed = sorted(self._changed), set()
+        everything, self._everything = self._everything, False
+        try:
+            self.ledger.refresh(None if everything else names)
+        except StoreError as exc:
+            log.warning("other workers' changes not taken in", error=str(exc))
+            self._everything = True
