@@ -148,8 +148,15 @@ def _parser() -> argparse.ArgumentParser:
         "--store",
         type=arguments.worker_store,
         metavar="PATH|URL",
-        help="the job store: a SQLite file, or a postgresql://USER@HOST:PORT/DBNAME URL "
-        "(one worker per database for now; overrides the config)",
+        help="the job store: a SQLite file, or a postgresql://USER@HOST:PORT/DBNAME URL that "
+        "several workers may share, each with its own --worker-id (overrides the config)",
+    )
+    worker.add_argument(
+        "--worker-id",
+        type=arguments.worker_id,
+        metavar="ID",
+        help="this worker's name: in its online/offline status, and unique among the workers "
+        "sharing a database (overrides the config; default dc-1)",
     )
     worker.add_argument(
         "--scenario",
@@ -264,6 +271,8 @@ def _worker(args: argparse.Namespace, console: Console) -> int:
         settings = dataclasses.replace(settings, speed=args.speed)
     if args.db:
         settings = dataclasses.replace(settings, db=args.db)
+    if args.worker_id:
+        settings = dataclasses.replace(settings, worker_id=args.worker_id)
     if args.time_origin is not None:
         settings = dataclasses.replace(settings, time_origin=args.time_origin)
     if args.http:

@@ -4,28 +4,23 @@ A :class:`Commit` is atomic: the jobs it puts and deletes, the status messages i
 to the outbox and the metadata it sets are all committed, or none is. The implementations
 are :class:`~worker.memory_store.MemoryStore` and :class:`~worker.sqlite_store.SQLiteStore`.
 
-Two contracts hold today that a store over the network, or a second sink, would change:
+Two contracts hold, which several workers over one database (:class:`SharedStore`) keep:
 
 1. **A commit is synchronous, inside the event loop.** :meth:`JobStore.commit` returns
    once the change is durable, without awaiting, so a step of the pipeline (a timer
    callback) commits and goes on, nothing else runs in between, and a virtual-time clock
-   cannot jump while a commit is under way (it jumps only when the loop is idle). A
-   network store (PostgreSQL) waits on a round trip. The plan: the ledger's commit becomes
-   awaitable; "committed before announced" stays, since the clone is swapped in and the
-   listeners told only after the commit returns; a step then runs as a short task that
-   awaits its commit, and commits that come due together are grouped into one transaction.
-   Virtual-time runs stay on the memory or SQLite store, whose commit never suspends, so
-   their histories stay identical.
-2. **The outbox has one consumer.** One :class:`~worker.relay.OutboxRelay` reads
-   :meth:`JobStore.pending` and marks entries delivered with :meth:`JobStore.ack`; "pending"
-   is one flag per entry. Several workers over one database need each entry published by
-   exactly one of them, in ``seq`` order per job: the plan is that the worker owning a job
-   (by lease) publishes its entries, and a worker taking over a lapsed job takes its
-   pending entries with it (``FOR UPDATE SKIP LOCKED`` on the job's rows). A second sink in
-   one process (say a broker and a file) needs its own cursor over the outbox instead of
-   the shared flag.
+   cannot jump while a commit is under way (it jumps only when the loop is idle). The
+   PostgreSQL store keeps it at the cost of a round trip per commit, during which the loop
+   waits; virtual-time runs stay on the memory or SQLite store, so their histories stay
+   identical.
+2. **Each outbox entry has one consumer.** One :class:`~worker.relay.OutboxRelay` per
+   worker reads :meth:`JobStore.pending` and marks entries delivered with
+   :meth:`JobStore.ack`. On a shared store a worker reads only the entries of the
+   locations it holds a lease on, so each entry goes out from the one worker driving its
+   job, in ``seq`` order; a worker taking a location over takes its entries with it.
 
-Both plans are written down again, with their reasons, in ``docs/architecture.md``.
+Both are written down again, with the checks a shared store adds to each commit (its
+``guard`` and ``fence``), in ``docs/architecture.md`` and ``docs/scale-out.md``.
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ __all__ = [
     "speed",
     "store_path",
     "subparsers",
+    "worker_id",
     "worker_store",
 ]
 
@@ -149,6 +150,13 @@ def job_name(text: str) -> str:
         _fail(
             "a job name: 1 to 64 letters, digits, '-' or '_', starting with a letter or digit", text
         )
+    return text
+
+
+def worker_id(text: str) -> str:
+    """A worker's id: a name that can stand in an MQTT topic."""
+    if not JOB_NAME.fullmatch(text):
+        _fail("a worker id: 1 to 64 letters, digits, '-' or '_'", text)
     return text
 
 

@@ -69,6 +69,7 @@ def _corpus(tmp: Path) -> list[tuple[list[str], str]]:
         (["worker", "--broker", "http://127.0.0.1:1883"], "--broker"),
         (["worker", "--db", str(tmp)], "--db"),
         (["worker", "--store", "postgresql:///nohost"], "--db"),
+        (["worker", "--worker-id", "a/b"], "--worker-id"),
         (["worker", "--scenario", missing], "--scenario"),
         (["worker", "--seed", "x"], "--seed"),
         (["worker", "--speed", "nan"], "--speed"),

@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import psycopg
 import pytest
 
 from simulator.client import JobsClient
 from simulator.live.observer import Observer, Received
-from simulator.live.processes import Mosquitto, WorkerProcess
+from simulator.live.processes import Mosquitto, WorkerProcess, free_port
 from tests.worker.test_app import TERMINAL, _events, _terminal
-from tests.worker_process import worker_process
 from worker.mqtt.broker import BrokerConfig
 
 LOCATIONS = ("East US", "North Europe", "West US")
@@ -44,16 +44,26 @@ drive_size = "1TB"
 """
 
 
+#: Each worker's REST API, by worker id (``workers`` fixture, ``http=True``).
+HTTP: dict[str, str] = {}
+
+
 @pytest.fixture
 def workers(tmp_path: Path, own_mosquitto: Mosquitto, postgresql_url: str) -> Iterator[Any]:
     made: list[WorkerProcess] = []
 
-    def start(*names: str) -> list[WorkerProcess]:
+    def start(*names: str, http: bool = False, protocol: str = "auto") -> list[WorkerProcess]:
         for name in names:
             home = tmp_path / name
             home.mkdir()
             settings = SETTINGS.format(worker=name)
-            worker = worker_process(home, own_mosquitto.url, settings, db=postgresql_url)
+            if http:
+                HTTP[name] = f"127.0.0.1:{free_port()}"
+                settings = f'http = "{HTTP[name]}"\n' + settings
+            settings += f'\n[broker]\nurl = "{own_mosquitto.url}"\nprotocol = "{protocol}"\n'
+            (home / "worker.toml").write_text(settings)
+            args = ["--config", str(home / "worker.toml")]
+            worker = WorkerProcess(args, log=home / "worker.log", db=postgresql_url)
             worker.start()
             made.append(worker)
         for worker in made[-len(names) :]:
@@ -159,5 +169,77 @@ def test_three_workers_share_the_locations_and_survive_the_loss_of_one(
         for worker in (w1, w2, w3):
             if worker is not victim:
                 assert worker.signal(signal.SIGTERM) == 0
+    finally:
+        observer.close()
+
+
+def test_a_cancel_sent_to_a_worker_that_does_not_drive_the_job_is_honoured(
+    own_mosquitto: Mosquitto, postgresql_url: str, workers: Any
+) -> None:
+    """PATCH cancelRequested on the REST API of the worker that does not hold the job's
+    location: answered 200 once committed; the owning worker starts no drive after it
+    (its start would be judged against a stale job and refused by the guard), and the job
+    ends Completed."""
+    observer = Observer(own_mosquitto.port)
+    try:
+        observer.wait_subscribed()
+        workers("w1", "w2", http=True)
+        observer.wait_for(
+            lambda ms: set(holders(postgresql_url).values()) == {"w1", "w2"}, what="shared"
+        )
+        owner = holders(postgresql_url)["West US"]
+        other = "w2" if owner == "w1" else "w1"
+        _jobs_shipped(own_mosquitto.port, {"west1": "West US"})
+        observer.wait_for(_copying("West US", {"west1": "West US"}), what="copying")
+        jobs = (
+            "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/drivesim"
+            "/providers/Microsoft.ImportExport/jobs"
+        )
+        with httpx.Client(base_url=f"http://{HTTP[other]}", timeout=10) as http:
+            answer = http.patch(
+                f"{jobs}/west1",
+                params={"api-version": "2021-01-01"},
+                json={"properties": {"cancelRequested": True}},
+            )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["properties"]["cancelRequested"] is True
+        observer.wait_for(_terminal({"west1"}), what="west1 done")
+        (west1,) = observer.history().incarnations
+        assert west1.final_state == "Completed"
+        cancel = west1.cancel
+        assert cancel is not None
+        started_after = [
+            e
+            for e in west1.events_of("driveStateChanged")
+            if e.seq > cancel.seq and e.data["to"] == "Transferring"
+        ]
+        assert started_after == []
+        skipped = [e for e in west1.events_of("driveStateChanged") if e.data["to"] == "Received"]
+        assert skipped, "the drives still waiting for a bay are skipped"
+        assert observer.violations() == {}
+    finally:
+        observer.close()
+
+
+def test_on_mqtt_3_1_1_every_command_is_run_by_one_worker(
+    own_mosquitto: Mosquitto, postgresql_url: str, workers: Any
+) -> None:
+    """Without shared subscriptions every worker receives every command: each is run by
+    the one worker that claims it first, answered once, and the job created once."""
+    observer = Observer(own_mosquitto.port)
+    try:
+        observer.wait_subscribed()
+        started = workers("w1", "w2", "w3", protocol="3.1.1")
+        _jobs_shipped(own_mosquitto.port, {"east1": "East US", "north1": "North Europe"})
+        observer.wait_for(_terminal({"east1", "north1"}), what="both jobs done")
+        ran = [
+            line
+            for worker in started
+            for line in worker.log.read_text().splitlines()
+            if '"event": "command"' in line
+        ]
+        assert len(ran) == 4  # two creates, two ships
+        assert len(_events(observer.snapshot(), "jobCreated")) == 2
+        assert observer.violations() == {}
     finally:
         observer.close()
