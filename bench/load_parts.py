@@ -112,8 +112,8 @@ def patch(owner, name, part, wrap=timed):
 patch(ledger, "build_messages", "status messages")
 patch(ledger, "clone", "record clone")
 update = ledger.Ledger.update
-def update_timing_change(self, name, change, meta=None):
-    return update(self, name, timer("pure changes", change), meta)
+def update_timing_change(self, name, change, meta=None, **fence):
+    return update(self, name, timer("pure changes", change), meta, **fence)
 ledger.Ledger.update = update_timing_change
 for name in ("update", "create", "delete", "note"):  # each commits through _commit
     patch(ledger.Ledger, name, "ledger")

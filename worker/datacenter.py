@@ -97,7 +97,12 @@ class Datacenter:
         starts empty (a new in-memory bus), so every job's snapshot is announced again as
         soon as the relay runs, before any job moves.
         """
-        relay = self.relay = OutboxRelay(self.ledger, sink, replay_tail=replay_tail)
+        relay = self.relay = OutboxRelay(
+            self.ledger,
+            sink,
+            replay_tail=replay_tail,
+            announces=None if self.leases is None else self.leases.drives,
+        )
         self._drained = False
         self.commands.open()
         try:

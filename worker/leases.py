@@ -32,6 +32,7 @@ from worker.ledger import Ledger
 from worker.logs import get_logger
 from worker.pipeline import DatacenterPipeline
 from worker.plan import Planner
+from worker.record import JobRecord
 from worker.retention import RetentionSweeper
 from worker.store import Lease, SharedStore
 
@@ -75,6 +76,11 @@ class LeaseKeeper:
     def driven(self) -> list[str]:
         """The locations this worker drives now."""
         return sorted(self._driven)
+
+    def drives(self, record: JobRecord) -> bool:
+        """Whether this worker drives the job now (its snapshots are this worker's to
+        announce: another worker's may be newer than what this one holds)."""
+        return record.job.location in self._driven
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Join, take a share of the locations and keep it until cancelled; the leases

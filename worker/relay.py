@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections import deque
+from collections.abc import Callable
 
 import anyio
 import anyio.lowlevel
@@ -19,6 +20,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from worker.errors import PublishError
 from worker.ledger import Ledger
 from worker.logs import get_logger
+from worker.record import JobRecord
 from worker.sink import ImmediateSink, StatusSink
 from worker.status import StatusMessage, snapshot_messages
 from worker.store import OutboxEntry
@@ -57,12 +59,15 @@ class OutboxRelay:
         batch: int = 2000,
         replay_tail: float = 0.0,
         overlap: bool = True,
+        announces: Callable[[JobRecord], bool] | None = None,
     ) -> None:
         self.ledger = ledger
         self.sink = sink
         self.batch = batch
         self.replay_tail = replay_tail
         self.overlap = overlap
+        #: Which jobs this relay announces again (workers sharing a store: those it drives).
+        self.announces = announces
         self._recent: deque[tuple[float, list[int]]] = deque()
         self._reannounce = False
         self._immediate = sink if isinstance(sink, ImmediateSink) else None
@@ -260,6 +265,7 @@ class OutboxRelay:
         return [
             message
             for record in self.ledger
+            if self.announces is None or self.announces(record)
             for message in snapshot_messages(
                 record, sim_time=clock.isoformat(record.sim.changed_at)
             )
