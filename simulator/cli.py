@@ -121,6 +121,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="with --live: keep the broker's and the worker's files and logs here",
     )
+    run.add_argument(
+        "--workers",
+        type=arguments.count(low=1, high=16),
+        default=1,
+        metavar="N",
+        help="with --live: N workers sharing a PostgreSQL of the run's own (default 1, on "
+        "SQLite); the db-restart and db-partition faults need N above 1",
+    )
 
     worker = commands.add_parser(
         "worker",
@@ -325,6 +333,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from worker import MemoryStore, SQLiteStore
 
     scenario = load_scenario(args.scenario)
+    if args.workers > 1 and not args.live:
+        raise DrivesimError("--workers runs several worker processes: it needs --live")
     if args.live:
         return _run_live(args, console, scenario)
     # The progress line stays up after the simulation: the history, the invariants and the
@@ -390,12 +400,19 @@ def _run_live(args: argparse.Namespace, console: Console, scenario: Scenario) ->
 
     if args.virtual or args.db:
         raise DrivesimError("--live runs in scaled real time on the worker's own store")
+    if args.workers > 1:
+        from simulator.live.postgres import find_postgres
+
+        find_postgres()  # refused now, not after the broker has started
+        store = f"{args.workers} workers on PostgreSQL"
+    else:
+        store = "one worker on SQLite"
     # Answers come back before the observer hears their events: held to keep time order.
     timeline = Timeline(console, scenario.epoch, hold=True)
     speed = args.speed or scenario.live_speed
     console.print(
         f"live run of [bold]{scenario.name}[/bold]: {speed:g} simulated seconds a second, "
-        f"{len(scenario.faults)} faults planned"
+        f"{store}, {len(scenario.faults)} faults planned"
     )
     with (
         tempfile.TemporaryDirectory(prefix="drivesim-live-") as tmp,
@@ -406,6 +423,7 @@ def _run_live(args: argparse.Namespace, console: Console, scenario: Scenario) ->
             args.workdir or Path(tmp),
             speed=speed,
             seed=args.seed,
+            workers=args.workers,
             **_observers(args.quiet, progress, timeline),
         )
         outcome: LiveResult = anyio.run(live.run, backend="asyncio")

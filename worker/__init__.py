@@ -25,9 +25,11 @@ from worker.errors import (
     ConfigError,
     DrivesimError,
     InvalidJobState,
+    LeaseLost,
     NoAnswer,
     PayloadTooLarge,
     PublishError,
+    RecordChanged,
     ResourceNotFound,
     ServiceError,
     ServiceUnavailable,
@@ -77,7 +79,7 @@ from worker.status import (
     job_topic,
     watch_command,
 )
-from worker.store import Commit, JobStore, OutboxEntry
+from worker.store import Commit, JobStore, Lease, OutboxEntry, SharedStore
 from worker.stores import open_store, store_name
 
 __all__ = [
@@ -117,6 +119,8 @@ __all__ = [
     "JobState",
     "JobStore",
     "JobType",
+    "Lease",
+    "LeaseLost",
     "Ledger",
     "MemoryBus",
     "MemoryMetadata",
@@ -132,12 +136,14 @@ __all__ = [
     "PolicyFile",
     "PublishError",
     "Range",
+    "RecordChanged",
     "ResourceNotFound",
     "RetentionSweeper",
     "SQLiteStore",
     "ServiceError",
     "ServiceUnavailable",
     "SettingsFile",
+    "SharedStore",
     "Size",
     "Sizes",
     "StatusMessage",

@@ -81,7 +81,9 @@ MIGRATIONS: tuple[LiteralString, ...] = (
     ALTER TABLE jobs ADD COLUMN location text NOT NULL DEFAULT '',
                      ADD COLUMN seq bigint NOT NULL DEFAULT 0;
     CREATE INDEX jobs_location ON jobs (location);
-    ALTER TABLE outbox ADD COLUMN location text NOT NULL DEFAULT '';
+    ALTER TABLE outbox ADD COLUMN location text NOT NULL DEFAULT '',
+                       ADD COLUMN worker text,
+                       ADD COLUMN epoch bigint;
     DROP INDEX outbox_pending;
     CREATE INDEX outbox_pending ON outbox (location, id) WHERE NOT acked;
     CREATE TABLE leases (
@@ -229,13 +231,26 @@ class PostgresStore:
                             (*values, guard[1]),
                         )
                 if commit.messages:
-                    # A deleted job's entries take its location before its row goes.
+                    # A deleted job's entries take its location before its row goes; each
+                    # says which worker committed it, under which lease epoch if fenced.
+                    epoch = None if commit.fence is None else commit.fence.epoch
+                    worker = self.worker_id or None
                     cur.executemany(
-                        "INSERT INTO outbox (job, seq, topic, payload, qos, retain, location) "
-                        "SELECT %s, %s, %s, %s, %s, %s, coalesce("
+                        "INSERT INTO outbox (job, seq, topic, payload, qos, retain, worker, "
+                        "epoch, location) SELECT %s, %s, %s, %s, %s, %s, %s, %s, coalesce("
                         "(SELECT location FROM jobs WHERE name = %s), '')",
                         [
-                            (m.job, m.seq, m.topic, m.payload, m.qos, m.retain, m.job)
+                            (
+                                m.job,
+                                m.seq,
+                                m.topic,
+                                m.payload,
+                                m.qos,
+                                m.retain,
+                                worker,
+                                epoch,
+                                m.job,
+                            )
                             for m in commit.messages
                         ],
                     )
@@ -428,6 +443,17 @@ class PostgresStore:
             self._connection().execute(
                 "UPDATE outbox SET acked = %s WHERE id = ANY(%s)", (acked, list(ids))
             )
+
+    def owners(self) -> list[tuple[int, str, str | None, int | None]]:
+        """Who committed each outbox entry: ``(id, location, worker, lease epoch)`` in
+        commit order (epoch None: a customer's request, which no lease fences)."""
+        with self._errors("reading the outbox"):
+            rows = (
+                self._connection()
+                .execute("SELECT id, location, worker, epoch FROM outbox ORDER BY id")
+                .fetchall()
+            )
+        return [(int(i), str(loc), w, None if e is None else int(e)) for i, loc, w, e in rows]
 
     def history(self) -> Iterator[OutboxEntry]:
         with self._errors("reading the history"):

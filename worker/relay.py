@@ -17,13 +17,13 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup, TaskStatus
 
-from worker.errors import PublishError
+from worker.errors import PublishError, StoreError
 from worker.ledger import Ledger
 from worker.logs import get_logger
 from worker.record import JobRecord
 from worker.sink import ImmediateSink, StatusSink
 from worker.status import StatusMessage, snapshot_messages
-from worker.store import OutboxEntry
+from worker.store import OutboxEntry, SharedStore
 
 __all__ = ["OutboxRelay"]
 
@@ -120,7 +120,15 @@ class OutboxRelay:
                 self.ledger.off_outbox(hook)
         task_status.started()
         while True:
-            await self.drain()
+            try:
+                await self.drain()
+            except StoreError as exc:
+                if not isinstance(self.ledger.store, SharedStore):
+                    raise  # a file that fails is not coming back by itself
+                # A database restarting or out of reach: the entries wait in it.
+                log.warning("outbox not read; trying again", error=str(exc))
+                await anyio.sleep(1.0)
+                continue
             await self.ledger.wait_for_outbox()
 
     def _deliver_scheduled(self) -> None:

@@ -142,6 +142,11 @@ class SharedStore(JobStore, Protocol):
         """Workers seen within one lease, this one included."""
         ...
 
+    def owners(self) -> list[tuple[int, str, str | None, int | None]]:
+        """Who committed each outbox entry: ``(id, location, worker, lease epoch)`` in
+        commit order (epoch None: not fenced, a customer's request)."""
+        ...
+
     def claim_command(self, key: str) -> bool:
         """Take a command (by its key) for this worker; False: another worker has."""
         ...

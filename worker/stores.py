@@ -17,10 +17,10 @@ def is_postgresql(location: str | Path) -> bool:
     return isinstance(location, str) and location.startswith(_SCHEMES)
 
 
-def open_store(location: str | Path, *, worker_id: str = "dc-1") -> JobStore:
+def open_store(location: str | Path, *, worker_id: str | None = "dc-1") -> JobStore:
     """The store at ``location``: a ``postgresql://`` (or ``postgres://``) URL is a
-    PostgreSQL database that workers share (this one as ``worker_id``); anything else is
-    a SQLite file."""
+    PostgreSQL database that workers share (this one as ``worker_id``; None: to read it,
+    as no worker); anything else is a SQLite file."""
     if not is_postgresql(location):
         return SQLiteStore(location)
     try:

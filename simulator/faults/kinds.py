@@ -10,7 +10,12 @@ Kinds, by their target:
   connection reset at once);
 * ``worker``: ``worker-kill`` (SIGKILL, restarted after ``lasts``; with ``after_cancel``
   it waits for the next accepted cancel and strikes right after it, between the request
-  and its effect);
+  and its effect; of several workers, the fault's number picks which);
+* ``database``, for several workers on a PostgreSQL of the run's own: ``db-restart``
+  (the server SIGKILLed, restarted after ``lasts``: it recovers from its log) and
+  ``db-partition`` (one worker, picked by the fault's number, cut off from the database
+  through its fault proxy for ``lasts``: its leases run out and another worker takes
+  over). Neither is among a chaos plan's kinds unless named;
 * ``customers``: ``cancel-storm`` (``count`` jobs cancelled at once, each twice),
   ``delete-storm`` (``count`` jobs deleted whatever their state), ``garbage-commands``
   (``count`` malformed, mistyped, unknown and oversized requests), ``duplicate-commands``
@@ -38,12 +43,14 @@ from typing import Any, Literal, Protocol
 
 import anyio
 
+from simulator.live.postgres import PostgreSQL
 from simulator.live.processes import Mosquitto, WorkerProcess
 from simulator.live.proxy import FaultProxy
 from simulator.run.answers import ActionResult
-from worker import Clock
+from worker import Clock, DrivesimError
 
 __all__ = [
+    "DEFAULT_KINDS",
     "FAULTS",
     "CustomerFault",
     "Customers",
@@ -56,7 +63,7 @@ __all__ = [
 ]
 
 #: What a kind of fault hits.
-Target = Literal["broker", "network", "worker", "customers"]
+Target = Literal["broker", "network", "worker", "database", "customers"]
 #: Undoes a broker, network or worker fault (blocking: a live run calls it in a thread).
 Heal = Callable[[], None]
 
@@ -109,6 +116,18 @@ class Processes:
     worker: WorkerProcess
     #: Blocks until the run's observer has subscribed again (once the broker is back).
     observer_back: Callable[[], None]
+    #: Several workers: the others, their PostgreSQL, and each worker's proxy to it.
+    others: tuple[WorkerProcess, ...] = ()
+    database: PostgreSQL | None = None
+    database_proxies: tuple[FaultProxy, ...] = ()
+
+    @property
+    def workers(self) -> tuple[WorkerProcess, ...]:
+        return (self.worker, *self.others)
+
+    def pick(self, fault: Fault) -> int:
+        """Which worker a fault on one worker strikes: the fault's number picks."""
+        return fault.index % len(self.workers)
 
 
 class Customers(Protocol):
@@ -234,13 +253,40 @@ def _blackhole(on: Processes, fault: Fault) -> Heal:
 
 
 def _kill_worker(on: Processes, fault: Fault) -> Heal:
-    on.worker.signal(signal.SIGKILL)
+    worker = on.workers[on.pick(fault)]
+    worker.signal(signal.SIGKILL)
 
     def restart_worker() -> None:
-        on.worker.start()
-        on.worker.wait_connected()
+        worker.start()
+        worker.wait_connected()
 
     return restart_worker
+
+
+def _one_of(on: Processes) -> str:
+    return f" of {len(on.workers)}" if on.others else ""
+
+
+# -- the database --------------------------------------------------------------------------
+
+
+def _database(on: Processes) -> PostgreSQL:
+    if on.database is None:
+        raise DrivesimError("a database fault needs several workers on PostgreSQL (--workers)")
+    return on.database
+
+
+def _restart_database(on: Processes, fault: Fault) -> Heal:
+    database = _database(on)
+    database.kill()
+    return database.start
+
+
+def _partition_database(on: Processes, fault: Fault) -> Heal:
+    _database(on)
+    proxy = on.database_proxies[on.pick(fault)]
+    proxy.blackhole()
+    return proxy.lift_blackhole
 
 
 # -- the customers -------------------------------------------------------------------------
@@ -375,4 +421,20 @@ FAULTS: Mapping[str, FaultKind] = _declare(
     CustomerFault(name="delete-storm", detail=_requests, strike=_delete_storm),
     CustomerFault(name="garbage-commands", detail=_requests, strike=_garbage_commands),
     CustomerFault(name="duplicate-commands", detail=_requests, strike=_duplicate_commands),
+    ProcessFault(
+        name="db-restart", target="database", occupies="database", strike=_restart_database
+    ),
+    ProcessFault(
+        name="db-partition",
+        target="database",
+        occupies="database",
+        detail=lambda fault: "one worker cut off from it",
+        strike=_partition_database,
+    ),
+)
+
+#: The kinds a chaos plan draws from unless it names its own: all but the database's,
+#: which need several workers on PostgreSQL.
+DEFAULT_KINDS: tuple[str, ...] = tuple(
+    name for name, kind in FAULTS.items() if kind.target != "database"
 )

@@ -20,7 +20,7 @@ from typing import Any
 from simulator.live.processes import free_port, terminate
 from worker import DrivesimError
 
-__all__ = ["PostgreSQL", "find_postgres"]
+__all__ = ["PostgreSQL", "create_database", "find_postgres"]
 
 
 def find_postgres() -> Path:
@@ -53,8 +53,9 @@ class PostgreSQL:
             postgres = pwd.getpwnam("postgres")
             self._user = {"user": postgres.pw_uid, "group": postgres.pw_gid}
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "postgres", *, port: int | None = None) -> str:
+        """The URL of ``database`` on this server (reached at ``port``: a proxy's)."""
+        return f"postgresql://postgres@127.0.0.1:{port or self.port}/{database}"
 
     def _own(self, *paths: Path) -> None:
         for path in paths:
@@ -152,3 +153,12 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def create_database(url: str, name: str) -> None:
+    """Create the database ``name`` on the server at ``url``."""
+    import psycopg  # the postgresql extra: only where a PostgreSQL is used
+    from psycopg import sql
+
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

@@ -13,6 +13,12 @@ worker catches up with the time it was down. At the end the worker is stopped wi
 SIGTERM, the broker's retained state is read by a fresh subscriber, and the worker's
 SQLite store is opened: the invariants are checked on what the store committed and, by
 the observer, on what a consumer received.
+
+With ``workers`` above one, the run starts a PostgreSQL of its own and that many workers
+sharing it (``w1``, ``w2``...), each reaching the database through a fault proxy of its own
+(``db-partition`` cuts one off) and the broker through the run's proxy; the store's record
+of who committed what under which lease is checked too (one holder per location at a
+time).
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,18 +44,28 @@ from simulator.faults.kinds import CustomerFault, Processes
 from simulator.faults.plan import FaultRecord
 from simulator.live.commands import RetryingCommands
 from simulator.live.observer import Observer, collect_retained
+from simulator.live.postgres import PostgreSQL, create_database
 from simulator.live.processes import DRIVESIM, Mosquitto, WorkerProcess
 from simulator.live.proxy import FaultProxy
 from simulator.live.strikes import ProcessStrikes
 from simulator.report.history import History
-from simulator.report.invariants import CheckResult, check_observed, check_run
+from simulator.report.invariants import CheckResult, check_observed, check_owners, check_run
 from simulator.report.json_report import build_report, suspects
 from simulator.run.answers import ActionResult
 from simulator.run.customer import Customer
 from simulator.run.result import SCHEDULING_SLACK, RunResult
 from simulator.scenario.file import Scenario
 from simulator.scenario.spec import Action
-from worker import Clock, SQLiteStore, StatusMessage, get_logger, sim_time
+from worker import (
+    Clock,
+    JobStore,
+    SharedStore,
+    SQLiteStore,
+    StatusMessage,
+    get_logger,
+    open_store,
+    sim_time,
+)
 from worker.mqtt import BrokerConfig
 
 __all__ = ["LiveResult", "LiveRun"]
@@ -62,10 +80,16 @@ class LiveResult:
     stored: History
     #: What the independent observer received, deduplicated.
     observed: History
+    #: Several workers: who committed each outbox entry, under which lease epoch.
+    owners: list[tuple[int, str, str | None, int | None]] | None = None
 
     def checks(self) -> list[CheckResult]:
-        """Every invariant on the store's history, then the observer's."""
-        return check_run(self.run, self.stored) + check_observed(self.stored, self.observed)
+        """Every invariant on the store's history, then the observer's (and, with several
+        workers, the leases')."""
+        checks = check_run(self.run, self.stored) + check_observed(self.stored, self.observed)
+        if self.owners is not None:
+            checks.append(check_owners(self.owners))
+        return checks
 
     def report(self) -> dict[str, Any]:
         """The JSON report, with, for each job named in a violation, the faults that struck
@@ -90,13 +114,17 @@ class LiveRun:
         program: tuple[str, ...] = DRIVESIM,
         request_timeout: float = 3.0,
         direct: bool = False,
+        workers: int = 1,
+        lease: float = 2.0,
         on_action: Callable[[ActionResult], None] | None = None,
         on_fault: Callable[[FaultRecord], None] | None = None,
         on_message: Callable[[StatusMessage], None] | None = None,
     ) -> None:
         """``on_*`` are told each answer, fault and status message the observer hears;
         ``direct`` connects the worker straight to the broker, not through the fault proxy
-        (for measurements: the network faults and ``broker-kill`` then no longer reach it)."""
+        (for measurements: the network faults and ``broker-kill`` then no longer reach it);
+        ``workers`` above one share a PostgreSQL of the run's own, with leases of ``lease``
+        wall-clock seconds."""
         self.scenario = scenario
         self.workdir = workdir
         self.speed = speed
@@ -104,6 +132,8 @@ class LiveRun:
         self.program = program
         self.request_timeout = request_timeout
         self.direct = direct
+        self.workers = workers
+        self.lease = lease
         self.on_action = on_action
         self.on_fault = on_fault
         self.on_message = on_message
@@ -137,34 +167,48 @@ class LiveRun:
             keepalive=60,
             listener=lambda topic, payload: _call_soon(loop, self._heard, topic, payload),
         )
-        db = self.workdir / "worker.db"
+        db: str | Path = self.workdir / "worker.db"
+        database_dir: Path | None = None
+        self.database: PostgreSQL | None = None
+        self.database_proxies: list[FaultProxy] = []
+        self.all_workers: list[WorkerProcess] = []
         try:
             await anyio.to_thread.run_sync(self.observer.wait_subscribed)
+            if self.workers > 1:
+                database_dir = Path(tempfile.mkdtemp(prefix="drivesim-postgresql-"))
+                db = await anyio.to_thread.run_sync(self._start_database, database_dir)
             origin = time.time()
             self.clock = Clock(epoch=self.scenario.epoch, scale=self.speed)
             self.clock.now()  # bind now: simulated second 0 is ``origin`` for the worker too
             sim_time.clock = self.clock
-            self.worker = WorkerProcess(
-                [
-                    "--scenario",
-                    self.scenario.path,
-                    "--seed",
-                    str(self.seed),
-                    "--speed",
-                    repr(self.speed),
-                    "--time-origin",
-                    repr(origin),
-                    "--broker",
-                    f"mqtt://127.0.0.1:{self.broker.port if self.direct else self.proxy.port}",
-                ],
-                log=self.workdir / "worker.log",
-                db=db,
-                program=self.program,
-            )
-            self.worker.start()
-            await anyio.to_thread.run_sync(self.worker.wait_connected)
+            args = [
+                "--scenario",
+                self.scenario.path,
+                "--seed",
+                str(self.seed),
+                "--speed",
+                repr(self.speed),
+                "--time-origin",
+                repr(origin),
+                "--broker",
+                f"mqtt://127.0.0.1:{self.broker.port if self.direct else self.proxy.port}",
+            ]
+            self.all_workers = self._workers(args, db)
+            self.worker = self.all_workers[0]
+            for worker in self.all_workers:
+                worker.start()
+            for worker in self.all_workers:
+                await anyio.to_thread.run_sync(worker.wait_connected)
             self.strikes = ProcessStrikes(
-                Processes(self.broker, self.proxy, self.worker, self.observer.wait_subscribed),
+                Processes(
+                    self.broker,
+                    self.proxy,
+                    self.worker,
+                    self.observer.wait_subscribed,
+                    others=tuple(self.all_workers[1:]),
+                    database=self.database,
+                    database_proxies=tuple(self.database_proxies),
+                ),
                 self.clock,
                 struck=self._tell_struck,
                 skipped=self._skip,
@@ -196,22 +240,32 @@ class LiveRun:
                         answer = await self.customer.call("get", done.job, index=-1)
                         missing[done.job] = answer.outcome
                 connection.cancel_scope.cancel()
-            if self.worker.running:
-                self.worker.signal(signal.SIGTERM)
+            for worker in self.all_workers:
+                if worker.running:
+                    worker.signal(signal.SIGTERM)
             await anyio.to_thread.run_sync(self.observer.wait_quiet)
             retained = await anyio.to_thread.run_sync(collect_retained, self.broker.port)
+            store: JobStore = (
+                SQLiteStore(db) if self.database is None else open_store(db, worker_id=None)
+            )
+            try:
+                history = [entry.message for entry in store.history()]
+                jobs = store.load_jobs()
+                owners = store.owners() if isinstance(store, SharedStore) else None
+            finally:
+                store.close()
         finally:
             self.observer.close()
             self.proxy.close()
             self.broker.stop()
-            if getattr(self, "worker", None) is not None:
-                self.worker.stop()
-        store = SQLiteStore(db)
-        try:
-            history = [entry.message for entry in store.history()]
-            jobs = store.load_jobs()
-        finally:
-            store.close()
+            for worker in self.all_workers:
+                worker.stop()
+            for proxy in self.database_proxies:
+                proxy.close()
+            if self.database is not None:
+                self.database.stop()
+            if database_dir is not None:
+                shutil.rmtree(database_dir, ignore_errors=True)
         with (self.workdir / "observed.jsonl").open("w", encoding="utf-8") as out:
             for topic, payload, retain in self.observer.snapshot():
                 line = {"topic": topic, "retain": retain, "payload": payload.decode("utf-8")}
@@ -230,14 +284,46 @@ class LiveRun:
             sim_seconds=sim_seconds,
             wall_seconds=wall_seconds,
             finished=finished,
-            starts=self.worker.starts,
+            starts=sum(worker.starts for worker in self.all_workers),
             missing_after_delete=missing,
             faults=self.faults,
             observed=len(observed),
             slack=self.speed * SCHEDULING_SLACK,
         )
         epoch = self.scenario.epoch
-        return LiveResult(result, History(history, epoch), History(observed, epoch))
+        return LiveResult(result, History(history, epoch), History(observed, epoch), owners)
+
+    def _start_database(self, workdir: Path) -> str:
+        """A PostgreSQL of the run's own, and a database in it for the workers (the
+        ``postgres`` user must reach its folder, hence one outside the run's)."""
+        workdir.chmod(0o755)
+        self.database = PostgreSQL(workdir / "server")
+        self.database.start()
+        create_database(self.database.url(), "drivesim")
+        return self.database.url("drivesim")
+
+    def _workers(self, args: list[str], db: str | Path) -> list[WorkerProcess]:
+        """One worker on a SQLite file, or ``workers`` on the run's PostgreSQL, each with
+        its own id and its own fault proxy to the database."""
+        if self.database is None:
+            log_file = self.workdir / "worker.log"
+            return [WorkerProcess(args, log=log_file, db=db, program=self.program)]
+        settings = self.workdir / "workers.toml"
+        settings.write_text(f"lease = {self.lease!r}\n")
+        made = []
+        for number in range(1, self.workers + 1):
+            proxy = FaultProxy(self.database.port)
+            self.database_proxies.append(proxy)
+            name = f"w{number}"
+            made.append(
+                WorkerProcess(
+                    [*args, "--config", str(settings), "--worker-id", name],
+                    log=self.workdir / f"worker-{name}.log",
+                    db=self.database.url("drivesim", port=proxy.port),
+                    program=self.program,
+                )
+            )
+        return made
 
     def stop(self) -> None:
         """End the run now, as if its ``until`` had come (it does not count as finished)."""

@@ -56,6 +56,8 @@ class ProcessStrikes:
         kind = record.fault.spec
         assert isinstance(kind, ProcessFault), f"{kind.name} does not strike processes"
         target = kind.occupies
+        if kind.target == "database" and self.processes.database is None:
+            return self._skipped(record, "needs several workers on PostgreSQL (--workers)")
         if target is not None and target in self._busy:
             return self._skipped(record, f"the {target} was already under a fault")
         if target is not None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from simulator.report.history import History
+from simulator.report.metrics import Span, drive_stages, job_locations, peak_of
 from simulator.run.result import RunResult
 from worker import TOPIC_PREFIX, DriveState, JobState, to_builtins
 from worker.states import (
@@ -31,6 +32,7 @@ __all__ = [
     "STREAM_CHECKS",
     "CheckResult",
     "check_observed",
+    "check_owners",
     "check_run",
     "check_stream",
 ]
@@ -175,6 +177,19 @@ def _no_start(history: History) -> list[str]:
     return found
 
 
+@check("bays-never-exceeded", "no more drives copying at a location than it has bays")
+def _bays(run: RunResult, history: History) -> list[str]:
+    bays = run.scenario.datacenter.locations
+    by_location: dict[str, list[Span]] = {}
+    for span in drive_stages(history, job_locations(run)).transfers:
+        by_location.setdefault(span.location, []).append(span)
+    return [
+        f"{location}: {peak} drives copying at once in {bays.get(location, 0)} bays"
+        for location, spans in sorted(by_location.items())
+        if (peak := peak_of(spans)) > bays.get(location, 0)
+    ]
+
+
 @check("deletes-allowed-and-final", "deletes only from allowed states; deleted jobs are gone")
 def _deletes(run: RunResult, history: History) -> list[str]:
     found = []
@@ -230,10 +245,11 @@ def _retention(run: RunResult, history: History) -> list[str]:
 
 
 def _worker_down(run: RunResult, start: float, end: float) -> float:
-    """Simulated seconds within [start, end] that a killed worker was down."""
+    """Simulated seconds within [start, end] that a killed worker (or its database) was
+    down."""
     down = 0.0
     for record in run.faults:
-        if record.fault.spec.target == "worker" and record.struck is not None:
+        if record.fault.spec.target in ("worker", "database") and record.struck is not None:
             healed = end if record.healed is None else record.healed
             down += max(0.0, min(end, healed) - max(start, record.struck))
     return down
@@ -340,3 +356,30 @@ def check_observed(stored: History, observed: History) -> list[CheckResult]:
         )
     )
     return results
+
+
+def check_owners(owners: list[tuple[int, str, str | None, int | None]]) -> CheckResult:
+    """Several workers on one store: every datacenter step of a location was committed by
+    the holder of its lease then, one holder at a time. ``owners`` is who committed each
+    outbox entry, ``(id, location, worker, lease epoch)`` in commit order: per location,
+    the epochs never go back, and one epoch is one worker's."""
+    found = []
+    newest: dict[str, tuple[int, str | None]] = {}
+    for entry, location, worker, epoch in owners:
+        if epoch is None:
+            continue  # a customer's request: judged against the job, fenced by no lease
+        seen = newest.get(location)
+        if seen is not None and epoch < seen[0]:
+            found.append(
+                f"{location}: entry {entry} committed by {worker} under lease epoch {epoch} "
+                f"after epoch {seen[0]} ({seen[1]}) had committed"
+            )
+            continue
+        if seen is not None and epoch == seen[0] and worker != seen[1]:
+            found.append(f"{location}: lease epoch {epoch} used by {seen[1]} and {worker}")
+        newest[location] = (epoch, worker)
+    return CheckResult(
+        "one-holder-per-location",
+        "each location's steps were committed by one lease holder at a time",
+        found,
+    )

@@ -147,7 +147,9 @@ def _fault_paths(
         start = record.struck
         end = start if record.healed is None else record.healed
         if any(t.start <= end and (t.end is None or t.end >= start) for t in transfers):
-            target = "worker crash" if kind.target == "worker" else "broker or network fault"
+            target = {"worker": "worker crash", "database": "database fault"}.get(
+                kind.target, "broker or network fault"
+            )
             counts[f"{target} during a transfer"] += 1
         if kind.target == "worker" and any(asked <= start < effect for asked, effect in effects):
             counts["worker crash between a cancel and its effect"] += 1

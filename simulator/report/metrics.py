@@ -41,6 +41,7 @@ __all__ = [
     "latency",
     "measure",
     "message_times",
+    "peak_of",
     "percentiles",
     "series",
     "throughput",
@@ -224,7 +225,7 @@ def throughput(run: RunResult, history: History) -> dict[str, Any]:
     }
 
 
-def _peak(spans: Iterable[Span]) -> int:
+def peak_of(spans: Iterable[Span]) -> int:
     """The most spans open at one moment (one that ends as another starts: not both)."""
     edges = sorted(
         edge
@@ -247,7 +248,7 @@ def _use(bays: int, spans: Sequence[Span], start: float, end: float) -> dict[str
         "busyDriveSeconds": round(busy, 3),
         "utilisation": _per(busy, bays * (end - start), 4),
         "utilisationWhileCopying": _per(busy, bays * (copy_end - copy_start), 4),
-        "peakConcurrent": _peak(spans),
+        "peakConcurrent": peak_of(spans),
     }
 
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from simulator.faults.kinds import FAULTS, Fault
+from simulator.faults.kinds import DEFAULT_KINDS, FAULTS, Fault
 from simulator.faults.plan import draw_faults
 from simulator.scenario.spec import EXPECTATIONS, Action, ActionKind, DriveFile, JobSpec
 from simulator.scenario.workload import Workload, expand
@@ -111,7 +111,7 @@ class FaultFile(SettingsFile):
 
 class ChaosFile(SettingsFile):
     faults: int
-    kinds: list[str] = msgspec.field(default_factory=lambda: list(FAULTS))
+    kinds: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_KINDS))
     between: list[Duration] = msgspec.field(default_factory=lambda: durations("1d", "10d"))
     lasts: Durations = msgspec.field(default_factory=lambda: durations("10m", "2h"))
     requests: int = 10

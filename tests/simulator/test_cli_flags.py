@@ -64,6 +64,8 @@ def _corpus(tmp: Path) -> list[tuple[list[str], str]]:
         ([*run, "--html", str(tmp)], "--html"),
         ([*run, "--live", "--workdir", str(a_file)], "--workdir"),
         ([*run, "--live", "--workdir", missing + "/deeper"], "--workdir"),
+        ([*run, "--live", "--workers", "0"], "--workers"),
+        ([*run, "--live", "--workers", "2.5"], "--workers"),
         # worker
         (["worker", "--config", str(tmp / "none.toml")], "--config"),
         (["worker", "--broker", "http://127.0.0.1:1883"], "--broker"),

@@ -89,7 +89,7 @@ def test_plain_narrow_terminal(
         "every job has ended: fast-forward",
         "deleted (retention, was Completed)",
         "summary · before-packaging",
-        "12 of 12 hold",
+        "13 of 13 hold",
     ):
         assert text in flat, text
     assert "mqtt importexport/v1/jobs/contoso-import/state" in flat
@@ -128,7 +128,7 @@ def test_real_time_demo_publishes_the_story(mosquitto: Mosquitto) -> None:
         done = _demo("--speed", "40000", "--broker", mosquitto.url)
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"broker: {mosquitto.url}" in done.stdout
-        assert "12 of 12 hold" in done.stdout
+        assert "13 of 13 hold" in done.stdout
         observer.wait_for(
             lambda _: "offline" in observer.worker_states("demo"), timeout=10, what="offline"
         )
@@ -163,4 +163,4 @@ def test_real_time_demo_on_the_embedded_broker() -> None:
     assert "(embedded amqtt, MQTT 3.1.1)" in done.stdout
     assert "asks to cancel in Received: accepted" in done.stdout
     assert "Received → Packaging" in done.stdout
-    assert "12 of 12 hold" in done.stdout
+    assert "13 of 13 hold" in done.stdout

@@ -17,12 +17,12 @@ from tests.simulator.conftest import CONFIGS, failed_invariants
 
 
 def _live(
-    name: str, workdir: Path, *, until: float | None = None, speed: float = 0
+    name: str, workdir: Path, *, until: float | None = None, speed: float = 0, workers: int = 1
 ) -> dict[str, Any]:
     scenario = load_scenario(CONFIGS / f"{name}.toml")
     if until is not None:
         scenario = dataclasses.replace(scenario, until=until)
-    live = LiveRun(scenario, workdir, speed=speed or scenario.live_speed)
+    live = LiveRun(scenario, workdir, speed=speed or scenario.live_speed, workers=workers)
 
     async def bounded() -> LiveResult:
         with anyio.fail_after(180):
@@ -61,6 +61,21 @@ def test_chaos_worker_crash(tmp_path: Path) -> None:
     assert sometimes["worker crash during a transfer"] >= 1
     assert sometimes["worker crash between a cancel and its effect"] >= 1
     assert report["cancel"]["accepted"] >= 1
+
+
+@pytest.mark.slow
+def test_chaos_workers(tmp_path: Path) -> None:
+    """Three workers on a PostgreSQL of the run's own: one killed (once right after a
+    cancel), the database killed and restarted, one worker cut off from it past its lease;
+    every invariant holds, one lease holder per location at a time among them."""
+    report = _live("chaos-workers", tmp_path, workers=3)
+    assert failed_invariants(report) == {}
+    assert "one-holder-per-location" in {c["name"] for c in report["invariants"]}
+    assert report["finished"]
+    for kind in ("worker-kill", "db-restart", "db-partition"):
+        (fault, *_) = _struck(report, kind)
+        assert fault["until"] is not None, f"{kind} never healed"
+    assert report["starts"] >= 5  # three workers, two of them killed and started again
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from simulator.report.history import History
-from simulator.report.invariants import check_run
+from simulator.report.invariants import check_owners, check_run
 from simulator.run.result import RunResult
 from simulator.run.runner import run_scenario
 from simulator.scenario import load_scenario, parse_scenario
@@ -232,3 +232,37 @@ def test_a_job_created_again_after_its_deletion_has_no_seq_gap() -> None:
     assert [life.number for life in history.incarnations] == [1, 2]
     assert {c.name: c.violations for c in check_run(result, history)}["seq-without-gaps"] == []
     assert history.seqs["again"][:3] == [1, 2, 3]
+
+
+def test_more_drives_copying_than_bays_is_caught(clean_run: RunResult) -> None:
+    """Told its location had one bay fewer than it has, the run's own transfers overflow."""
+    scenario = clean_run.scenario
+    (location, bays) = next(iter(scenario.datacenter.locations.items()))
+    fewer = dataclasses.replace(scenario.datacenter, locations={location: bays - 1})
+    run = copy.copy(clean_run)
+    run.scenario = dataclasses.replace(scenario, datacenter=fewer)
+    # cancel-mid-transfer keeps every bay of its location busy at one moment.
+    assert _only(run, "bays-never-exceeded") == [
+        f"{location}: {bays} drives copying at once in {bays - 1} bays"
+    ]
+
+
+def _owners(*entries: tuple[str, str, int | None]) -> list[tuple[int, str, str | None, int | None]]:
+    return [(i, location, worker, epoch) for i, (location, worker, epoch) in enumerate(entries)]
+
+
+def test_one_holder_per_location_follows_the_epochs() -> None:
+    fine = _owners(
+        ("West US", "w1", 1),
+        ("East US", "w2", 1),
+        ("West US", "w3", None),  # a customer's request through another worker
+        ("West US", "w2", 2),  # taken over
+        ("West US", "w2", 2),
+    )
+    assert check_owners(fine).violations == []
+    stale = _owners(("West US", "w1", 1), ("West US", "w2", 2), ("West US", "w1", 1))
+    assert check_owners(stale).violations == [
+        "West US: entry 2 committed by w1 under lease epoch 1 after epoch 2 (w2) had committed"
+    ]
+    shared = _owners(("West US", "w1", 3), ("West US", "w2", 3))
+    assert check_owners(shared).violations == ["West US: lease epoch 3 used by w1 and w2"]

@@ -64,7 +64,7 @@ def test_small_run_page_is_self_contained_with_a_lane_per_job(mid: Run) -> None:
     page = render_html(report, history, result)
     _assert_self_contained(page)
     assert "cancel-mid-transfer" in page
-    assert "all 12 invariants hold" in page
+    assert "all 13 invariants hold" in page
     assert _lanes(page) == ["contoso-import"]
     for drive in ("9CA995BB", "9CA995BC", "9CA995BD", "9CA995BE"):
         assert drive in page
