@@ -9,11 +9,13 @@ would serve it.
 The :class:`LeaseKeeper` renews the worker's leases every third of a lease and takes its
 fair share of the rest: ``ceil(locations / live workers)``. A worker over its share gives
 the excess up (its transfers stop; the next holder resumes them from their last
-checkpoints), one under it claims free or run-out leases. A location whose pipeline
+checkpoints), one under it claims free or run-out leases (at once when another worker
+says it gave one up). A location whose pipeline
 stopped (its lease was lost, or the store failed under it) is driven again as soon as the
-lease is held again. Every worker listens for the others' commits and takes them into its
-ledger, so a cancel committed by any worker reaches the owning worker's pipeline within
-milliseconds.
+lease is held again. Every worker listens for the others' commits: a change of a job it
+drives is read at once, so a cancel committed by any worker reaches the owning worker's
+pipeline within milliseconds; any other job it held is forgotten, to be read again when
+asked for (each change is read by one worker, not by all).
 """
 
 from __future__ import annotations
@@ -68,9 +70,11 @@ class LeaseKeeper:
         self.lease = lease
         self.locations = sorted(planner.datacenter.locations)
         self._driven: dict[str, _Driven] = {}
-        self._changed: set[str] = set()
+        self._changed: dict[str, str] = {}
         self._everything = False
         self._scheduled = False
+        #: Set when another worker gives a lease up: claim now, not at the next turn.
+        self._released = anyio.Event()
 
     @property
     def driven(self) -> list[str]:
@@ -91,7 +95,9 @@ class LeaseKeeper:
             await self._turn(tg)
             task_status.started()
             while True:
-                await anyio.sleep(self.lease / 3)
+                with anyio.move_on_after(self.lease / 3):
+                    await self._released.wait()
+                self._released = anyio.Event()
                 await self._turn(tg)
 
     def leave(self) -> None:
@@ -174,18 +180,29 @@ class LeaseKeeper:
             if names is None:
                 self._everything = True
             else:
-                self._changed.update(names)
+                if any(not name for _, name in names):
+                    self._released.set()
+                self._changed.update((name, loc) for loc, name in names if name)
             if not self._scheduled:
                 # Taken in after what arrived in the same read: one query for a burst.
                 self._scheduled = True
                 loop.call_soon(self._take_in_changes)
 
     def _take_in_changes(self) -> None:
+        """Another worker's changes: of a job this worker drives, read now (its pipeline
+        must know); of any other, forgotten (read again when asked for)."""
         self._scheduled = False
-        names, self._changed = sorted(self._changed), set()
+        changed, self._changed = self._changed, {}
         everything, self._everything = self._everything, False
+        fresh: list[str] = []
+        stale: list[str] = []
+        for name, location in sorted(changed.items()):
+            held = self.ledger.cached(name)
+            where = location or (held.job.location if held is not None else "")
+            (fresh if where in self._driven else stale).append(name)
+        self.ledger.forget(stale)
         try:
-            self.ledger.refresh(None if everything else names)
+            self.ledger.refresh(None if everything else fresh)
         except StoreError as exc:
             log.warning("other workers' changes not taken in", error=str(exc))
             self._everything = True

@@ -56,6 +56,8 @@ class Ledger:
         self._outbox_hooks: list[Callable[[], None]] = []
         #: Other workers may commit to the store: a job not held here is looked up there.
         self._shared = isinstance(store, SharedStore)
+        #: Some jobs were forgotten: a list of every job reads the store again.
+        self._partial = False
 
     def get_meta(self, key: str) -> bytes | None:
         """Metadata committed under ``key`` (a :class:`~worker.metadata.Metadata`)."""
@@ -71,7 +73,27 @@ class Ledger:
         return record
 
     def __iter__(self) -> Iterator[JobRecord]:
+        """The jobs held here: on a shared store, those of the locations this worker
+        drives are kept fresh, others may be missing (see :meth:`jobs`)."""
         return iter(list(self._jobs.values()))
+
+    def jobs(self) -> Iterator[JobRecord]:
+        """Every job, in creation order: on a shared store, read again from it first."""
+        if self._partial:
+            self.refresh()
+            self._partial = False
+        return iter(self)
+
+    def cached(self, name: str) -> JobRecord | None:
+        """The record of ``name`` if held here, without reading the store."""
+        return self._jobs.get(name)
+
+    def forget(self, names: Sequence[str]) -> None:
+        """Drop ``names`` from what is held here (other workers changed them, and this one
+        does not drive them): the next :meth:`get` reads them from the shared store."""
+        for name in names:
+            if self._jobs.pop(name, None) is not None:
+                self._partial = True
 
     def __len__(self) -> int:
         return len(self._jobs)

@@ -18,10 +18,11 @@ and renews its own. Every commit is checked twice inside its transaction:
   worker's, unexpired, and is held ``FOR SHARE`` until the commit ends, so a takeover waits
   for it. A worker whose lease lapsed commits nothing more (:class:`~worker.errors.LeaseLost`).
 
-A commit that changes a job tells the other workers with ``NOTIFY drivesim_jobs``, so the
-owner of a job hears of a cancel within milliseconds. The outbox entries a worker reads
-are those of the locations it holds, so each goes out from the one worker driving its job,
-in ``seq`` order; a worker taking a location over takes its unpublished entries with it.
+A commit that changes a job tells the other workers with ``NOTIFY drivesim_jobs`` (its
+location and name), so the owner of a job hears of a cancel within milliseconds. The
+outbox entries a worker reads are those of the locations it holds, so each goes out from
+the one worker driving its job, in ``seq`` order; a worker taking a location over takes
+its unpublished entries with it.
 Two workers with one ``worker_id`` are refused (a session advisory lock per id).
 
 Each commit is one transaction sent in pipeline mode (one round trip). The store is
@@ -267,11 +268,13 @@ class PostgresStore:
                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                         list(commit.meta.items()),
                     )
-                changed = [r.name for r in commit.put] + list(commit.delete)
+                # "worker<TAB>location<TAB>job" (a deletion's location is not at hand: "").
+                changed = [(r.job.location, r.name) for r in commit.put]
+                changed += [("", name) for name in commit.delete]
                 if changed:
                     cur.executemany(
                         "SELECT pg_notify(%s, %s)",
-                        [(CHANNEL, f"{self.worker_id} {name}") for name in changed],
+                        [(CHANNEL, f"{self.worker_id}\t{loc}\t{name}") for loc, name in changed],
                     )
             # Out of the pipeline: every statement has been answered.
             if fence is not None and fence.fetchone() is None:
@@ -287,10 +290,11 @@ class PostgresStore:
                     "the change was not committed"
                 )
 
-    async def changed_jobs(self) -> AsyncIterator[list[str] | None]:
-        """Names of jobs other workers changed, one by one as PostgreSQL tells; ``None``
-        when the listening connection was lost and opened again (what changed meanwhile is
-        unknown: read everything again)."""
+    async def changed_jobs(self) -> AsyncIterator[list[tuple[str, str]] | None]:
+        """``(location, job)`` of each job other workers changed, as PostgreSQL tells
+        (location "" for a deletion; job "" for a lease given up); ``None`` when the
+        listening connection was lost and opened again (what changed meanwhile is unknown:
+        read everything again)."""
         first = True
         while True:
             try:
@@ -302,9 +306,9 @@ class PostgresStore:
                         yield None
                     first = False
                     async for note in listener.notifies():
-                        worker, _, name = note.payload.partition(" ")
+                        worker, location, name = note.payload.split("\t")
                         if worker != self.worker_id:
-                            yield [name]
+                            yield [(location, name)]
             except psycopg.OperationalError as exc:
                 first = False
                 log.warning("listening for other workers' changes failed", error=str(exc))
@@ -369,11 +373,17 @@ class PostgresStore:
         for location in locations:
             self._held.pop(location, None)
         with self._errors("releasing leases"):
-            self._connection().execute(
-                "UPDATE leases SET owner = NULL, expires_at = '-infinity' "
-                "WHERE owner = %s AND location = ANY(%s)",
-                (self.worker_id, list(locations)),
-            )
+            db = self._connection()
+            with db.transaction():
+                db.execute(
+                    "UPDATE leases SET owner = NULL, expires_at = '-infinity' "
+                    "WHERE owner = %s AND location = ANY(%s)",
+                    (self.worker_id, list(locations)),
+                )
+                for location in locations:  # the others claim it now, not at their next turn
+                    db.execute(
+                        "SELECT pg_notify(%s, %s)", (CHANNEL, f"{self.worker_id}\t{location}\t")
+                    )
 
     def claim_command(self, key: str) -> bool:
         """Take the MQTT 3.1.1 command ``key`` for this worker; False: another worker has,

@@ -171,7 +171,7 @@ class JobService:
         # Stops at the page's last job: a page (or a probe with top=1) does not copy them all.
         matching = (
             r.job
-            for r in self.ledger
+            for r in self.ledger.jobs()
             if (wanted is None or r.state is wanted) and (scope is None or scope.holds(r.job.id))
         )
         return [copy_job(job) for job in itertools.islice(matching, skip, skip + (top or MAX_TOP))]

@@ -163,7 +163,9 @@ class SharedStore(JobStore, Protocol):
         """Every stored job at ``location``."""
         ...
 
-    def changed_jobs(self) -> AsyncIterator[list[str] | None]:
-        """Names of jobs other workers committed, as they commit them; ``None`` when some
-        may have been missed (the connection was lost): read everything again."""
+    def changed_jobs(self) -> AsyncIterator[list[tuple[str, str]] | None]:
+        """``(location, job)`` of each job other workers committed, as they commit them
+        (location "" when it is not known, a deletion; job "" when a worker gave the
+        location's lease up); ``None`` when some may have been missed (the connection was
+        lost): read everything again."""
         ...

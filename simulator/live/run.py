@@ -116,6 +116,7 @@ class LiveRun:
         direct: bool = False,
         workers: int = 1,
         lease: float = 2.0,
+        postgresql: bool = False,
         on_action: Callable[[ActionResult], None] | None = None,
         on_fault: Callable[[FaultRecord], None] | None = None,
         on_message: Callable[[StatusMessage], None] | None = None,
@@ -123,8 +124,8 @@ class LiveRun:
         """``on_*`` are told each answer, fault and status message the observer hears;
         ``direct`` connects the worker straight to the broker, not through the fault proxy
         (for measurements: the network faults and ``broker-kill`` then no longer reach it);
-        ``workers`` above one share a PostgreSQL of the run's own, with leases of ``lease``
-        wall-clock seconds."""
+        ``workers`` above one (or one, with ``postgresql``) share a PostgreSQL of the run's
+        own, with leases of ``lease`` wall-clock seconds."""
         self.scenario = scenario
         self.workdir = workdir
         self.speed = speed
@@ -134,6 +135,7 @@ class LiveRun:
         self.direct = direct
         self.workers = workers
         self.lease = lease
+        self.postgresql = postgresql or workers > 1
         self.on_action = on_action
         self.on_fault = on_fault
         self.on_message = on_message
@@ -174,7 +176,7 @@ class LiveRun:
         self.all_workers: list[WorkerProcess] = []
         try:
             await anyio.to_thread.run_sync(self.observer.wait_subscribed)
-            if self.workers > 1:
+            if self.postgresql:
                 database_dir = Path(tempfile.mkdtemp(prefix="drivesim-postgresql-"))
                 db = await anyio.to_thread.run_sync(self._start_database, database_dir)
             origin = time.time()

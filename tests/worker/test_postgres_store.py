@@ -290,15 +290,15 @@ def test_workers_hear_of_each_others_commits_and_not_their_own(
 ) -> None:
     w1, w2 = workers
 
-    async def main() -> list[list[str] | None]:
-        heard: list[list[str] | None] = []
+    async def main() -> list[list[tuple[str, str]] | None]:
+        heard: list[list[tuple[str, str]] | None] = []
         changes = w2.changed_jobs()
         async with anyio.create_task_group() as tg:
 
             async def listen() -> None:
                 async for names in changes:
                     heard.append(names)
-                    if names == ["b"]:
+                    if names == [("West US", "b")]:
                         tg.cancel_scope.cancel()
 
             tg.start_soon(listen)
@@ -310,4 +310,4 @@ def test_workers_hear_of_each_others_commits_and_not_their_own(
                 await anyio.sleep_forever()
         return heard
 
-    assert anyio.run(main) == [["a"], ["b"]]
+    assert anyio.run(main) == [[("West US", "a")], [("West US", "b")]]

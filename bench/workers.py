@@ -1,0 +1,390 @@
+"""Several workers on one PostgreSQL: ``python -m bench.workers [--speed N] [--until T]``.
+
+One scenario (``configs/load-workers.toml``: load-small over four locations, cut at
+``--until``) runs live at one speed, as ``drivesim run --live --workers N`` runs it, once
+per set-up, in this order: one worker on SQLite (the reference), then 1, 2 and 4 workers
+sharing a PostgreSQL of the run's own. Each run is paced by the same simulated schedule,
+so each is asked for the same messages at the same moments; what differs is what they
+cost. For each run: the messages the observer received and their rate a wall second, CPU
+seconds of the workers together, of PostgreSQL (its server and every backend), of the
+broker and of this process (customers, observer, fault proxies), and **messages per
+worker CPU-second**, the figure that says what coordination costs, as a ratio to one
+worker on PostgreSQL (and its rate as a ratio to SQLite's). Then two figures of their own:
+
+* **notify**: a commit through one store reaching another store's ``changed_jobs``
+  (LISTEN/NOTIFY), the path by which a cancel accepted by any worker reaches the worker
+  driving the job: ``--notifies`` commits one after another, the latency of each;
+* **takeover**: three workers run the scenario, one is SIGKILLed a third of the way in;
+  from the kill to each of its locations driven again by another worker (from their logs),
+  with the lease at 2 s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from bench import cli
+from bench.docs import finish
+from bench.harness import ROOT
+from bench.procfs import process_cpu
+from bench.stats import summary_ms
+from bench.tables import header
+from bench.tables import row as cells
+from simulator.live.postgres import PostgreSQL, create_database
+from simulator.live.run import LiveRun
+from simulator.scenario import Scenario, load_scenario
+from worker import (
+    Clock,
+    Commit,
+    Datacenter,
+    DatacenterConfig,
+    JobRecord,
+    MemoryStore,
+    Planner,
+    SharedStore,
+    open_store,
+    parse_duration,
+)
+
+__all__ = ["main"]
+
+SCENARIO = ROOT / "configs" / "load-workers.toml"
+SETUPS = ((1, "sqlite"), (1, "postgresql"), (2, "postgresql"), (4, "postgresql"))
+LEASE = 2.0
+
+
+# -- CPU of every process of a run -------------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (PostgreSQL's backends under its postmaster)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+class _Cpu(threading.Thread):
+    """Every 0.1 s, the CPU seconds so far of each process of a live run, by role; a
+    process that has gone keeps its last reading."""
+
+    def __init__(self, live: LiveRun) -> None:
+        super().__init__(daemon=True)
+        self.live = live
+        self.done = threading.Event()
+        self.seen: dict[str, dict[int, float]] = {"workers": {}, "postgresql": {}, "broker": {}}
+
+    def _pids(self) -> dict[str, list[int]]:
+        workers = [w.process.pid for w in self.live.all_workers if w.process is not None]
+        broker = getattr(self.live, "broker", None)
+        database = self.live.database
+        postmaster = database.process.pid if database and database.process else None
+        return {
+            "workers": workers,
+            "broker": [broker.process.pid] if broker and broker.process else [],
+            "postgresql": [postmaster, *_children(postmaster)] if postmaster else [],
+        }
+
+    def run(self) -> None:
+        while not self.done.wait(0.1):
+            for role, pids in self._pids().items():
+                for pid in pids:
+                    if (cpu := process_cpu(pid)) is not None:
+                        self.seen[role][pid] = cpu
+
+    def totals(self) -> dict[str, float]:
+        return {role: sum(by_pid.values()) for role, by_pid in self.seen.items()}
+
+
+@contextmanager
+def _cpu(live: LiveRun) -> Iterator[_Cpu]:
+    sampler = _Cpu(live)
+    sampler.start()
+    try:
+        yield sampler
+    finally:
+        sampler.done.set()
+        sampler.join()
+
+
+# -- the rate table ----------------------------------------------------------------------
+
+
+def _run(scenario: Scenario, speed: float, workers: int, store: str) -> dict[str, Any]:
+    """One live run; its figures."""
+    with tempfile.TemporaryDirectory(prefix="drivesim-bench-workers-") as tmp:
+        live = LiveRun(
+            scenario,
+            Path(tmp),
+            speed=speed,
+            workers=workers,
+            lease=LEASE,
+            postgresql=store == "postgresql",
+        )
+        own = os.times()
+        with _cpu(live) as cpu:
+            outcome = anyio.run(live.run, backend="asyncio")
+        bench = os.times()
+    result = outcome.run
+    cpu_s = cpu.totals()
+    observed = result.observed or 0
+    checks = outcome.checks()
+    exempt = {"terminal-or-deleted", "scripted-expectations"}  # a run cut before its end
+    return {
+        "workers": workers,
+        "store": store,
+        "wall_s": result.wall_seconds,
+        "committed": len(result.history),
+        "observed": observed,
+        "observed_per_s": observed / result.wall_seconds,
+        "cpu_s": {**cpu_s, "bench": bench.user + bench.system - own.user - own.system},
+        "per_worker_cpu_s": observed / cpu_s["workers"] if cpu_s["workers"] else 0.0,
+        "failed": [c.name for c in checks if not c.ok and c.name not in exempt],
+    }
+
+
+# -- notify latency ----------------------------------------------------------------------
+
+
+BODY = {
+    "location": "West US",
+    "properties": {
+        "jobType": "Import",
+        "storageAccountId": "/subscriptions/x/resourceGroups/rg/providers/"
+        "Microsoft.Storage/storageAccounts/acct",
+        "returnAddress": {
+            "recipientName": "R",
+            "streetAddress1": "S",
+            "city": "C",
+            "postalCode": "1",
+            "countryOrRegion": "US",
+            "phone": "1",
+            "email": "r@example.com",
+        },
+        "driveList": [{"driveId": "D1", "bitLockerKey": "K"}],
+    },
+}
+
+
+def _records(count: int) -> list[JobRecord]:
+    """``count`` new jobs, as a worker's service makes them."""
+    datacenter = Datacenter(
+        MemoryStore(), clock=Clock(), planner=Planner(DatacenterConfig(), seed=1)
+    )
+
+    async def create() -> None:
+        for i in range(count):
+            await datacenter.service.create(f"n{i}", BODY)
+
+    anyio.run(create)
+    return list(datacenter.ledger)
+
+
+def _notify_latency(url: str, count: int) -> list[float]:
+    """Seconds from each commit through one store to its name through another's
+    ``changed_jobs``."""
+    records = _records(count)
+    sender = open_store(url, worker_id="sender")
+    receiver = open_store(url, worker_id="receiver")
+    latencies: list[float] = []
+
+    async def main() -> None:
+        assert isinstance(receiver, SharedStore)
+        changes = receiver.changed_jobs()
+        sent: dict[str, float] = {}
+        done = anyio.Event()
+
+        async def listen() -> None:
+            async for names in changes:
+                for _, name in names or ():
+                    latencies.append(time.perf_counter() - sent[name])
+                if len(latencies) == count:
+                    done.set()
+                    return
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listen)
+            await anyio.sleep(0.5)  # listening
+            for job in records:
+                sent[job.name] = time.perf_counter()
+                sender.commit(Commit(put=[job], guard=(job.name, None)))
+                await anyio.sleep(0.001)  # the listener's turn
+            with anyio.fail_after(30):
+                await done.wait()
+            tg.cancel_scope.cancel()
+
+    try:
+        anyio.run(main, backend="asyncio")
+    finally:
+        sender.close()
+        receiver.close()
+    return latencies
+
+
+# -- takeover --------------------------------------------------------------------------------
+
+
+class _KillOne(LiveRun):
+    """A live run of three workers that SIGKILLs the first one at ``kill_at`` simulated
+    seconds, noting the wall time of the kill."""
+
+    def __init__(self, *args: Any, kill_at: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.kill_at = kill_at
+        self.killed_at: float | None = None
+
+    async def _fault_plan(self) -> None:
+        await self.clock.sleep_until(self.kill_at)
+        self.killed_at = time.time()
+        self.all_workers[0].signal(signal.SIGKILL)
+
+
+def _takeover(scenario: Scenario, speed: float) -> list[float]:
+    """Seconds from the kill of worker w1 to each location it drove being driven again."""
+    with tempfile.TemporaryDirectory(prefix="drivesim-bench-takeover-") as tmp:
+        workdir = Path(tmp)
+        live = _KillOne(
+            scenario, workdir, speed=speed, workers=3, lease=LEASE, kill_at=scenario.until / 3
+        )
+        anyio.run(live.run, backend="asyncio")
+        assert live.killed_at is not None
+        driven = _driven(workdir / "worker-w1.log")
+        held = {loc for when, loc in driven if when < live.killed_at}
+        taken: dict[str, float] = {}
+        for name in ("w2", "w3"):
+            for when, location in _driven(workdir / f"worker-{name}.log"):
+                if location in held and when > live.killed_at:
+                    taken[location] = min(taken.get(location, when), when)
+        held_last = {loc for loc in held if _last_holder(driven, loc, live.killed_at)}
+        return sorted(taken[loc] - live.killed_at for loc in held_last if loc in taken)
+
+
+def _driven(log: Path) -> list[tuple[float, str]]:
+    """(wall time, location) of each "location driven" and "no longer driven" line, the
+    latter as location prefixed with "-"."""
+    found = []
+    for line in log.read_text().splitlines():
+        if '"location driven"' in line or '"location no longer driven"' in line:
+            entry = json.loads(line)
+            when = datetime.fromisoformat(entry["wall_time"].replace("Z", "+00:00")).timestamp()
+            gone = entry["event"] == "location no longer driven"
+            found.append((when, ("-" if gone else "") + entry["location"]))
+    return found
+
+
+def _last_holder(driven: list[tuple[float, str]], location: str, before: float) -> bool:
+    """Whether the log's worker still drove ``location`` just before ``before``."""
+    state = False
+    for when, entry in driven:
+        if when >= before:
+            break
+        if entry == location:
+            state = True
+        elif entry == "-" + location:
+            state = False
+    return state
+
+
+# -- the table -------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = cli.parser("bench.workers", __doc__)
+    parser.add_argument("--speed", type=float, default=128_000.0, help="simulated s a second")
+    parser.add_argument("--until", default="12d", help="cut the scenario here (simulated)")
+    parser.add_argument("--notifies", type=int, default=1000, help="commits for the notify")
+    cli.add_outputs(parser)
+    args = parser.parse_args(argv)
+    scenario = dataclasses.replace(load_scenario(SCENARIO), until=parse_duration(args.until))
+    runs = [_run(scenario, args.speed, n, store) for n, store in SETUPS]
+    sqlite = runs[0]
+    one = runs[1]
+    rows = []
+    for r in runs:
+        cpu = r["cpu_s"]
+        rows.append(
+            cells(
+                f"{r['workers']} on {'SQLite' if r['store'] == 'sqlite' else 'PostgreSQL'}",
+                f"{r['wall_s']:.1f}",
+                f"{r['observed']:,}",
+                f"{r['observed_per_s']:,.0f}",
+                f"{r['observed_per_s'] / sqlite['observed_per_s']:.2f}",
+                f"{cpu['workers']:.1f}",
+                f"{r['per_worker_cpu_s']:,.0f}",
+                f"{r['per_worker_cpu_s'] / one['per_worker_cpu_s']:.2f}",
+                f"{cpu['postgresql']:.1f}",
+                f"{cpu['broker']:.1f}",
+                f"{cpu['bench']:.1f}",
+                "ok" if not r["failed"] else ", ".join(r["failed"]),
+            )
+        )
+    with tempfile.TemporaryDirectory(prefix="drivesim-postgresql-") as tmp:
+        Path(tmp).chmod(0o755)
+        server = PostgreSQL(Path(tmp) / "server")
+        server.start()
+        try:
+            create_database(server.url(), "notify")
+            notify = _notify_latency(server.url("notify"), args.notifies)
+        finally:
+            server.stop()
+    takeover = _takeover(scenario, args.speed)
+    ms = [x * 1000 for x in notify]
+    latency = summary_ms(notify)
+    text = "\n".join(
+        [
+            "## Several workers on PostgreSQL (`bench/workers.py`)",
+            "",
+            f"Command: `{cli.command_line('bench.workers', cli.arguments(argv))}`. "
+            + " ".join(__doc__.split("\n\n")[1].split()),
+            "",
+            header(
+                "set-up | wall s | observed | observed/s | ÷ SQLite | worker CPU s | "
+                "messages per worker CPU-s | ÷ 1 on PostgreSQL | PostgreSQL CPU s | "
+                "broker CPU s | bench CPU s | invariants",
+                "lrrrrrrrrrrl",
+            ),
+            *rows,
+            "",
+            f"* notify: {latency['n']} commits, p50 {latency['p50_ms']:.2f} ms, "
+            f"p99 {latency['p99_ms']:.2f} ms, max {latency['max_ms']:.2f} ms.",
+            "* takeover (lease 2 s): "
+            + (
+                ", ".join(f"{t:.2f} s" for t in takeover)
+                if takeover
+                else "no location of the killed worker was seen driven again"
+            )
+            + " from the SIGKILL to each of its locations driven by another worker.",
+        ]
+    )
+    report = {
+        "speed": args.speed,
+        "until": args.until,
+        "runs": runs,
+        "notify_ms": ms,
+        "takeover_s": takeover,
+    }
+    finish("workers", text, report, json_path=args.json, docs=args.docs)
+    return report
+
+
+if __name__ == "__main__":
+    main()
