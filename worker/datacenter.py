@@ -103,6 +103,8 @@ class Datacenter:
             replay_tail=replay_tail,
             announces=None if self.leases is None else self.leases.drives,
         )
+        if self.leases is not None:
+            self.leases.settle = relay.settled
         self._drained = False
         self.commands.open()
         try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+from collections.abc import Awaitable, Callable
 
 import anyio
 import structlog
@@ -73,6 +74,8 @@ class LeaseKeeper:
         self._changed: dict[str, str] = {}
         self._everything = False
         self._scheduled = False
+        #: Awaits the publishing of what the outbox relay has read (set by the datacenter).
+        self.settle: Callable[[], Awaitable[None]] | None = None
         #: Set when another worker gives a lease up: claim now, not at the next turn.
         self._released = anyio.Event()
 
@@ -119,6 +122,11 @@ class LeaseKeeper:
                 for location in excess:
                     self._stop(location, "given up to another worker")
                     del held[location]
+                # Released only once what this worker read of their outbox is published:
+                # an older snapshot of ours must not land after the next holder's.
+                self.store.hand_over(excess)
+                if self.settle is not None:
+                    await self.settle()
                 self.store.release(excess)
             for lease in self.store.claim(share - len(held)):
                 held[lease.location] = lease

@@ -369,9 +369,12 @@ class PostgresStore:
         self._held.update({lease.location: lease.epoch for lease in leases})
         return leases
 
-    def release(self, locations: Sequence[str]) -> None:
+    def hand_over(self, locations: Sequence[str]) -> None:
         for location in locations:
             self._held.pop(location, None)
+
+    def release(self, locations: Sequence[str]) -> None:
+        self.hand_over(locations)
         with self._errors("releasing leases"):
             db = self._connection()
             with db.transaction():
@@ -423,7 +426,15 @@ class PostgresStore:
 
     def pending_after(self, after: int, limit: int) -> list[OutboxEntry]:
         """Unacknowledged entries: once joined, those of the locations held (and of none,
-        from a database of one worker before version 2); before, every one."""
+        from a database of one worker before version 2); before, every one.
+
+        Once joined, nothing is read past an entry (``after`` above 0): with several
+        workers committing, ids are not commit order (an id taken by a transaction still
+        open is committed after higher ones), so reading on from the last id handed over
+        would skip such an entry and publish its job's next change before it. The relay
+        then reads again from the oldest pending entry once its batch is settled."""
+        if after > 0 and self._locations is not None:
+            return []
         with self._errors("reading the outbox"):
             db = self._connection()
             if self._locations is None:

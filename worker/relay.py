@@ -72,6 +72,8 @@ class OutboxRelay:
         self._reannounce = False
         self._immediate = sink if isinstance(sink, ImmediateSink) else None
         self._scheduled = False
+        #: Batches handed to the sink and not yet settled.
+        self._flights: set[_Flight] = set()
 
     def connected(self) -> None:
         """The sink (re)connected: once the backlog is out, announce every job again.
@@ -238,8 +240,16 @@ class OutboxRelay:
 
     def _start(self, tg: TaskGroup, entries: list[OutboxEntry]) -> _Flight:
         flight = _Flight(entries)
+        self._flights.add(flight)
         tg.start_soon(self._publish, flight)
         return flight
+
+    async def settled(self) -> None:
+        """Return once every batch handed to the sink before the call has been settled
+        (published or failed): a worker giving a location up waits for this, so that no
+        message of its goes out after the next holder's."""
+        for flight in list(self._flights):
+            await flight.done.wait()
 
     async def _publish(self, flight: _Flight) -> None:
         try:
@@ -254,6 +264,7 @@ class OutboxRelay:
         except Exception as exc:  # the drain deals with it, in batch order
             flight.error = exc
         finally:
+            self._flights.discard(flight)
             flight.done.set()
 
     def _interrupted(self, entries: list[OutboxEntry], error: PublishError) -> int:

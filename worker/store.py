@@ -134,6 +134,11 @@ class SharedStore(JobStore, Protocol):
         """Take up to ``limit`` locations no live worker holds (free or run out)."""
         ...
 
+    def hand_over(self, locations: Sequence[str]) -> None:
+        """Read no more outbox entries of these locations: their leases are about to be
+        given up, once what was read of them has been published."""
+        ...
+
     def release(self, locations: Sequence[str]) -> None:
         """Give up these locations' leases at once (a clean stop, or a fair share)."""
         ...

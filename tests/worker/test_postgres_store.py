@@ -311,3 +311,18 @@ def test_workers_hear_of_each_others_commits_and_not_their_own(
         return heard
 
     assert anyio.run(main) == [[("West US", "a")], [("West US", "b")]]
+
+
+def test_a_worker_reads_no_further_than_an_entry_it_has_not_yet_settled(
+    workers: list[PostgresStore],
+) -> None:
+    """With several writers, ids are not commit order: reading on past the last id handed
+    over could skip an entry committed late, so a worker always reads from the oldest."""
+    w1, _ = workers
+    (east,) = w1.claim(1)
+    job = record("e")
+    job.job.location = east.location
+    w1.commit(Commit(put=[job], guard=("e", None), messages=[message("e", 1)]))
+    (entry,) = w1.pending(10)
+    assert w1.pending_after(entry.id, 10) == []
+    assert w1.pending_after(0, 10) == [entry]
