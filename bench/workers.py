@@ -246,22 +246,29 @@ def _notify_latency(url: str, count: int) -> list[float]:
 
 
 class _KillOne(LiveRun):
-    """A live run of three workers that SIGKILLs the first one at ``kill_at`` simulated
-    seconds, noting the wall time of the kill."""
+    """A live run of three workers that SIGKILLs, at ``kill_at`` simulated seconds, one
+    that holds a lease then, noting which and the wall time of the kill."""
 
     def __init__(self, *args: Any, kill_at: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.kill_at = kill_at
         self.killed_at: float | None = None
+        self.victim = ""
 
     async def _fault_plan(self) -> None:
+        import psycopg
+
         await self.clock.sleep_until(self.kill_at)
+        assert self.database is not None
+        with psycopg.connect(self.database.url("drivesim")) as db:
+            row = db.execute("SELECT min(owner) FROM leases WHERE owner IS NOT NULL").fetchone()
+        self.victim = str(row[0]) if row else "w1"
         self.killed_at = time.time()
-        self.all_workers[0].signal(signal.SIGKILL)
+        self.all_workers[int(self.victim[1:]) - 1].signal(signal.SIGKILL)
 
 
 def _takeover(scenario: Scenario, speed: float, keep: Path | None = None) -> list[float]:
-    """Seconds from the kill of worker w1 to each location it drove being driven again."""
+    """Seconds from the kill of a worker to each location it drove being driven again."""
     with tempfile.TemporaryDirectory(prefix="drivesim-bench-takeover-") as tmp:
         workdir = keep or Path(tmp)
         live = _KillOne(
@@ -274,10 +281,10 @@ def _takeover(scenario: Scenario, speed: float, keep: Path | None = None) -> lis
         )
         anyio.run(live.run, backend="asyncio")
         assert live.killed_at is not None
-        driven = _driven(workdir / "worker-w1.log")
+        driven = _driven(workdir / f"worker-{live.victim}.log")
         held = {loc for when, loc in driven if when < live.killed_at}
         taken: dict[str, float] = {}
-        for name in ("w2", "w3"):
+        for name in {"w1", "w2", "w3"} - {live.victim}:
             for when, location in _driven(workdir / f"worker-{name}.log"):
                 if location in held and when > live.killed_at:
                     taken[location] = min(taken.get(location, when), when)
