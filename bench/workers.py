@@ -9,14 +9,23 @@ cost. For each run: the messages the observer received and their rate a wall sec
 seconds of the workers together, of PostgreSQL (its server and every backend), of the
 broker and of this process (customers, observer, fault proxies), and **messages per
 worker CPU-second**, the figure that says what coordination costs, as a ratio to one
-worker on PostgreSQL (and its rate as a ratio to SQLite's). Then two figures of their own:
+worker on PostgreSQL (and its rate as a ratio to SQLite's).
+
+Then figures of their own:
 
 * **notify**: a commit through one store reaching another store's ``changed_jobs``
   (LISTEN/NOTIFY), the path by which a cancel accepted by any worker reaches the worker
   driving the job: ``--notifies`` commits one after another, the latency of each;
 * **takeover**: three workers run the scenario, one is SIGKILLed a third of the way in;
   from the kill to each of its locations driven again by another worker (from their logs),
-  with the lease at 2 s (the rate runs keep the default, 10 s).
+  with the lease at 2 s (the rate runs keep the default, 10 s);
+* **in flight** (``--in-flight N``): N jobs created and shipped into the database first
+  (through a datacenter in this process), then three workers serving them at a slow
+  clock, so every job stays in the datacenter: ``--cancels`` cancels sent through the
+  REST API of a worker that does not drive the job (the answer comes once the cancel is
+  committed; the owner hears of it by NOTIFY), their latency; then the worker holding the
+  most jobs is SIGKILLed, and the time from the kill to its jobs resumed by another
+  worker (its pipeline's "jobs resumed" line), with the lease at 5 s.
 """
 
 from __future__ import annotations
@@ -318,6 +327,140 @@ def _last_holder(driven: list[tuple[float, str]], location: str, before: float) 
     return state
 
 
+# -- many jobs in flight ---------------------------------------------------------------------
+
+IN_FLIGHT_LEASE = 5.0
+IN_FLIGHT_LOCATIONS = {"East US": 40, "North Europe": 40, "West US": 40}
+
+
+def _seed(url: str, jobs: int) -> dict[str, str]:
+    """``jobs`` jobs created and shipped into the database at ``url``; their locations."""
+    config = DatacenterConfig(locations=IN_FLIGHT_LOCATIONS)
+    store = open_store(url, worker_id="seeder")
+    datacenter = Datacenter(store, clock=Clock(), planner=Planner(config, seed=5))
+    names = sorted(IN_FLIGHT_LOCATIONS)
+    where = {f"f{i:05d}": names[i % len(names)] for i in range(jobs)}
+    package = {"carrierName": "UPS", "trackingNumber": "1"}
+
+    async def create() -> None:
+        for name, location in where.items():
+            body = {**BODY, "location": location}
+            await datacenter.service.create(name, body)
+            ship = {"properties": {"state": "Shipping", "deliveryPackage": package}}
+            await datacenter.service.update(name, ship)
+
+    try:
+        anyio.run(create)
+    finally:
+        store.close()
+    return where
+
+
+def _in_flight(jobs: int, cancels: int) -> dict[str, Any]:
+    """Cancel latency through a worker that does not drive the job, then takeover, with
+    ``jobs`` jobs in flight among three workers."""
+    import httpx
+    import psycopg
+
+    from simulator.live.processes import Mosquitto, WorkerProcess, free_port
+
+    with tempfile.TemporaryDirectory(prefix="drivesim-postgresql-") as tmp:
+        root = Path(tmp)
+        root.chmod(0o755)
+        server = PostgreSQL(root / "server")
+        server.start()
+        (root / "broker").mkdir()
+        broker = Mosquitto(root / "broker")
+        broker.start()
+        workers: dict[str, WorkerProcess] = {}
+        try:
+            create_database(server.url(), "drivesim")
+            url = server.url("drivesim")
+            seeded = time.perf_counter()
+            where = _seed(url, jobs)
+            seeding = time.perf_counter() - seeded
+            ports = {}
+            for name in ("w1", "w2", "w3"):
+                ports[name] = free_port()
+                settings = root / f"{name}.toml"
+                locations = ", ".join(f'"{k}" = {v}' for k, v in IN_FLIGHT_LOCATIONS.items())
+                settings.write_text(
+                    f'worker_id = "{name}"\nspeed = 1\nlease = {IN_FLIGHT_LEASE}\n'
+                    f'http = "127.0.0.1:{ports[name]}"\n'
+                    f"[datacenter]\nlocations = {{ {locations} }}\n"
+                )
+                args = ["--config", str(settings), "--broker", broker.url]
+                workers[name] = WorkerProcess(args, log=root / f"{name}.log", db=url)
+                workers[name].start()
+            for worker in workers.values():
+                worker.wait_connected(timeout=120)
+
+            def holders() -> dict[str, str]:
+                with psycopg.connect(url) as db:
+                    rows = db.execute("SELECT location, owner FROM leases").fetchall()
+                return {str(loc): str(owner) for loc, owner in rows if owner}
+
+            deadline = time.monotonic() + 60
+            while len(set(holders().values())) < 3 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            held = holders()
+            path = (
+                "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
+                "drivesim/providers/Microsoft.ImportExport/jobs/"
+            )
+            latencies = []
+            statuses: dict[int, int] = {}
+            for i, (job, location) in enumerate(sorted(where.items())[:cancels]):
+                other = sorted(set(workers) - {held[location]})[i % 2]
+                with httpx.Client(base_url=f"http://127.0.0.1:{ports[other]}") as http:
+                    sent = time.perf_counter()
+                    answer = http.patch(
+                        path + job,
+                        params={"api-version": "2021-01-01"},
+                        json={"properties": {"cancelRequested": True}},
+                        timeout=30,
+                    )
+                    latencies.append(time.perf_counter() - sent)
+                statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+            counts: dict[str, int] = {}
+            for location, owner in held.items():
+                counts[owner] = counts.get(owner, 0) + sum(
+                    1 for loc in where.values() if loc == location
+                )
+            victim = max(counts, key=lambda w: counts[w])
+            lost = sorted(loc for loc, owner in held.items() if owner == victim)
+            killed = time.time()
+            workers[victim].signal(signal.SIGKILL)
+            resumed: dict[str, float] = {}
+            deadline = time.monotonic() + 10 * IN_FLIGHT_LEASE
+            while len(resumed) < len(lost) and time.monotonic() < deadline:
+                time.sleep(0.2)
+                for name in set(workers) - {victim}:
+                    for line in (root / f"{name}.log").read_text().splitlines():
+                        if '"jobs resumed"' not in line:
+                            continue
+                        entry = json.loads(line)
+                        when = datetime.fromisoformat(
+                            entry["wall_time"].replace("Z", "+00:00")
+                        ).timestamp()
+                        if entry.get("location") in lost and when > killed:
+                            resumed.setdefault(entry["location"], when - killed)
+        finally:
+            for worker in workers.values():
+                worker.stop()
+            broker.stop()
+            server.stop()
+    return {
+        "jobs": jobs,
+        "seeding_s": seeding,
+        "cancels": statuses,
+        "cancel_ms": summary_ms(latencies),
+        "victim_jobs": counts[victim],
+        "takeover_s": resumed,
+        "lease_s": IN_FLIGHT_LEASE,
+    }
+
+
 # -- the table -------------------------------------------------------------------------------
 
 
@@ -326,6 +469,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--speed", type=float, default=128_000.0, help="simulated s a second")
     parser.add_argument("--until", default="12d", help="cut the scenario here (simulated)")
     parser.add_argument("--notifies", type=int, default=1000, help="commits for the notify")
+    parser.add_argument("--in-flight", type=int, default=0, help="jobs in flight (0: skip)")
+    parser.add_argument("--cancels", type=int, default=200, help="cancels, with --in-flight")
     cli.add_outputs(parser)
     args = parser.parse_args(argv)
     scenario = dataclasses.replace(load_scenario(SCENARIO), until=parse_duration(args.until))
@@ -361,6 +506,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         finally:
             server.stop()
     takeover = _takeover(scenario, args.speed)
+    flight = _in_flight(args.in_flight, args.cancels) if args.in_flight else None
     ms = [x * 1000 for x in notify]
     latency = summary_ms(notify)
     text = "\n".join(
@@ -387,6 +533,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 else "no location of the killed worker was seen driven again"
             )
             + " from the SIGKILL to each of its locations driven by another worker.",
+            *([] if flight is None else [_flight_line(flight)]),
         ]
     )
     report = {
@@ -395,9 +542,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "runs": runs,
         "notify_ms": ms,
         "takeover_s": takeover,
+        "in_flight": flight,
     }
     finish("workers", text, report, json_path=args.json, docs=args.docs)
     return report
+
+
+def _flight_line(flight: dict[str, Any]) -> str:
+    cancel = flight["cancel_ms"]
+    answers = ", ".join(f"{n} x {status}" for status, n in sorted(flight["cancels"].items()))
+    takeover = ", ".join(f"{loc} {s:.2f} s" for loc, s in sorted(flight["takeover_s"].items()))
+    return (
+        f"* in flight: {flight['jobs']:,} jobs shipped into the database "
+        f"({flight['seeding_s']:.0f} s); {cancel['n']} cancels through a worker that does not "
+        f"drive the job ({answers}): p50 {cancel['p50_ms']:.1f} ms, p99 "
+        f"{cancel['p99_ms']:.1f} ms; the worker holding {flight['victim_jobs']:,} jobs "
+        f"SIGKILLed, its jobs resumed by another worker after {takeover or 'never'} "
+        f"(lease {flight['lease_s']:g} s)."
+    )
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ class Ledger:
         return iter(list(self._jobs.values()))
 
     def jobs(self) -> Iterator[JobRecord]:
-        """Every job, in creation order: on a shared store, read again from it first."""
+        """Every job: on a shared store where some were forgotten, read again first."""
         if self._partial:
             self.refresh()
             self._partial = False
