@@ -1,7 +1,8 @@
-"""Workers sharing one PostgreSQL database, as real processes behind a real Mosquitto: each
-location driven by one of them, commands answered once by any of them, a SIGKILLed
-worker's locations taken over after its lease, and one stream without gaps or repeats
-for a consumer that deduplicates by ``(job, seq)``."""
+"""Workers sharing one PostgreSQL database: in one process, fair shares and a released lease
+claimed at once, and a job another worker changed read again when asked for; as real
+processes behind a real Mosquitto, each location driven by one of them, commands answered
+once by any of them, a SIGKILLed worker's locations taken over after its lease, and one
+stream without gaps or repeats for a consumer that deduplicates by ``(job, seq)``."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from simulator.client import JobsClient
 from simulator.live.observer import Observer, Received
 from simulator.live.processes import Mosquitto, WorkerProcess, free_port
 from tests.worker.test_app import TERMINAL, _events, _terminal
+from worker import Clock, Datacenter, DatacenterConfig, MemoryBus, Planner
 from worker.mqtt.broker import BrokerConfig
+from worker.postgres_store import PostgresStore
 
 LOCATIONS = ("East US", "North Europe", "West US")
 SETTINGS = """
@@ -73,6 +76,63 @@ def workers(tmp_path: Path, own_mosquitto: Mosquitto, postgresql_url: str) -> It
     yield start
     for worker in made:
         worker.stop()
+
+
+def _datacenter(url: str, worker: str, lease: float = 3.0) -> Datacenter:
+    config = DatacenterConfig(locations={location: 1 for location in LOCATIONS})
+    store = PostgresStore(url, worker_id=worker)
+    return Datacenter(store, clock=Clock(), planner=Planner(config, seed=1), lease=lease)
+
+
+def test_a_worker_joining_gets_its_share_and_the_first_gives_it_up(postgresql_url: str) -> None:
+    """Alone, a worker drives every location; a second joining takes one of the three
+    (the first's fair share is two) within a turn, and the two drive disjoint sets."""
+    first, second = _datacenter(postgresql_url, "w1"), _datacenter(postgresql_url, "w2")
+    assert first.leases is not None
+    assert second.leases is not None
+
+    async def main() -> tuple[list[str], list[str], list[str]]:
+        assert first.leases is not None
+        assert second.leases is not None
+        async with first.running(MemoryBus()):
+            alone = first.leases.driven
+            async with second.running(MemoryBus()):
+                # Within a turn of the first (a third of the lease) and a claim at once.
+                with anyio.fail_after(10):
+                    while not second.leases.driven or len(first.leases.driven) > 2:  # noqa: ASYNC110 (no event to wait on)
+                        await anyio.sleep(0.05)
+                return alone, first.leases.driven, second.leases.driven
+
+    try:
+        alone, kept, taken = anyio.run(main, backend="asyncio")
+    finally:
+        first.store.close()
+        second.store.close()
+    assert alone == sorted(LOCATIONS)
+    assert len(kept) == 2
+    assert len(taken) == 1
+    assert set(kept) | set(taken) == set(LOCATIONS)
+
+
+def test_a_job_another_worker_changed_is_read_again_when_asked_for(postgresql_url: str) -> None:
+    first, second = _datacenter(postgresql_url, "w1"), _datacenter(postgresql_url, "w2")
+    body = _body("West US", ["D1"])
+
+    async def main() -> None:
+        await first.service.create("job1", body)
+        assert second.ledger.cached("job1") is None
+        assert (await second.service.get("job1")).name == "job1"  # read from the store
+        await first.service.cancel("job1")
+        second.ledger.forget(["job1"])  # as a worker not driving West US does on NOTIFY
+        names = [job.name for job in await second.service.list()]
+        assert names == ["job1"]
+        assert (await second.service.get("job1")).properties.cancel_requested is True
+
+    try:
+        anyio.run(main, backend="asyncio")
+    finally:
+        first.store.close()
+        second.store.close()
 
 
 def holders(url: str) -> dict[str, str | None]:
