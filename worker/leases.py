@@ -11,10 +11,12 @@ fair share of the rest: ``ceil(locations / live workers)``. A worker over its sh
 the excess up (its transfers stop; the next holder resumes them from their last
 checkpoints), one under it claims free or run-out leases (at once when another worker
 says it gave one up). A location whose pipeline stopped (its lease was lost, or the store
-failed under it) is driven again as soon as the lease is held again. Every worker listens for the others' commits: a change of a job it
-drives is read at once, so a cancel committed by any worker reaches the owning worker's
-pipeline within milliseconds; any other job it held is forgotten, to be read again when
-asked for (each change is read by one worker, not by all).
+failed under it) is driven again as soon as the lease is held again.
+
+Every worker listens for the others' commits: a change of a job it drives is read at
+once, so a cancel committed by any worker reaches the owning worker's pipeline within
+milliseconds; any other job it held is forgotten, to be read again when asked for (each
+change is read by one worker, not by all).
 """
 
 from __future__ import annotations

@@ -256,3 +256,45 @@ async def test_a_batch_broken_off_in_turn_goes_again_from_where_it_stopped(
     sink = CutSink()
     assert await OutboxRelay(service.ledger, sink, overlap=False).drain() == len(history)
     assert sink.messages == history
+
+
+class HeldSink:
+    """Holds every batch until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.release = anyio.Event()
+        self.held = anyio.Event()
+        self.messages: list[StatusMessage] = []
+
+    async def ready(self) -> None:
+        pass
+
+    async def publish(self, messages: Sequence[StatusMessage]) -> None:
+        self.held.set()
+        await self.release.wait()
+        self.messages.extend(messages)
+
+
+async def test_settled_returns_once_the_batches_handed_over_are_published(
+    service: JobService, import_body: Body
+) -> None:
+    """What a worker giving a location up waits for: nothing it read goes out later."""
+    await service.create("a", import_body(2))
+    sink = HeldSink()
+    relay = OutboxRelay(service.ledger, sink)
+    settled = False
+
+    async def settle() -> None:
+        nonlocal settled
+        await relay.settled()
+        settled = True
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(relay.drain)
+        await sink.held.wait()
+        tg.start_soon(settle)
+        await anyio.wait_all_tasks_blocked()
+        assert not settled  # the batch is still with the sink
+        sink.release.set()
+    assert settled
+    assert sink.messages == [e.message for e in service.ledger.store.history()]
