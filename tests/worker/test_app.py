@@ -71,9 +71,9 @@ def _commands(port: int, *calls: tuple[str, dict[str, Any]]) -> list[dict[str, A
     return replies
 
 
-def _body(drives: list[str]) -> dict[str, Any]:
+def _body(drives: list[str], location: str = "West US") -> dict[str, Any]:
     return {
-        "location": "West US",
+        "location": location,
         "properties": {
             "jobType": "Import",
             "storageAccountId": "/subscriptions/x/resourceGroups/rg/providers/"

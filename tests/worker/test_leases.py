@@ -19,7 +19,7 @@ import pytest
 from simulator.client import JobsClient
 from simulator.live.observer import Observer, Received
 from simulator.live.processes import Mosquitto, WorkerProcess, free_port
-from tests.worker.test_app import TERMINAL, _events, _terminal
+from tests.worker.test_app import TERMINAL, _body, _events, _terminal
 from worker import Clock, Datacenter, DatacenterConfig, MemoryBus, Planner
 from worker.mqtt.broker import BrokerConfig
 from worker.postgres_store import PostgresStore
@@ -116,7 +116,7 @@ def test_a_worker_joining_gets_its_share_and_the_first_gives_it_up(postgresql_ur
 
 def test_a_job_another_worker_changed_is_read_again_when_asked_for(postgresql_url: str) -> None:
     first, second = _datacenter(postgresql_url, "w1"), _datacenter(postgresql_url, "w2")
-    body = _body("West US", ["D1"])
+    body = _body(["D1"])
 
     async def main() -> None:
         await first.service.create("job1", body)
@@ -141,27 +141,6 @@ def holders(url: str) -> dict[str, str | None]:
     return {str(location): owner for location, owner in rows}
 
 
-def _body(location: str, drives: list[str]) -> dict[str, Any]:
-    return {
-        "location": location,
-        "properties": {
-            "jobType": "Import",
-            "storageAccountId": "/subscriptions/x/resourceGroups/rg/providers/"
-            "Microsoft.Storage/storageAccounts/acct",
-            "returnAddress": {
-                "recipientName": "R",
-                "streetAddress1": "S",
-                "city": "C",
-                "postalCode": "1",
-                "countryOrRegion": "US",
-                "phone": "1",
-                "email": "r@example.com",
-            },
-            "driveList": [{"driveId": d, "bitLockerKey": f"KEY-{d}"} for d in drives],
-        },
-    }
-
-
 def _send(port: int, calls: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     async def main() -> list[dict[str, Any]]:
         async with JobsClient(BrokerConfig(port=port), timeout=20) as client:
@@ -176,7 +155,7 @@ def _jobs_shipped(port: int, jobs: dict[str, str]) -> None:
     calls: list[tuple[str, dict[str, Any]]] = []
     for name, location in jobs.items():
         drives = [f"{name}-{i}" for i in range(4)]
-        calls.append(("create", {"job": name, "body": _body(location, drives)}))
+        calls.append(("create", {"job": name, "body": _body(drives, location)}))
         package = {"carrierName": "UPS", "trackingNumber": "1"}
         calls.append(("ship", {"job": name, "deliveryPackage": package}))
     replies = _send(port, calls)
