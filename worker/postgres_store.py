@@ -113,6 +113,20 @@ _WORKER_LOCK = 0x64726977
 
 _ENTRY_COLUMNS = "id, job, seq, topic, payload, qos, retain"
 
+#: libpq's settings for a network that fails: give up connecting after 10 s, and drop a
+#: connection whose peer went silent (keepalives unanswered for about 11 s, or data sent
+#: and not acknowledged for 10 s) rather than wait on it for the kernel's quarter of an
+#: hour, so that a worker cut off from its database finds out about when its leases run
+#: out (the default lease is 10 s).
+_NETWORK = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
+
 
 class PostgresStore:
     """Jobs, outbox and metadata in the PostgreSQL database at ``url``
@@ -141,9 +155,8 @@ class PostgresStore:
             raise psycopg.InterfaceError("the store is closed")
         if self._db is None or self._db.closed or self._db.broken:
             db = psycopg.connect(
-                self.url,
+                make_conninfo(self.url, **_NETWORK),
                 autocommit=True,
-                connect_timeout=10,
                 application_name=f"drivesim {self.worker_id}".strip(),
             )
             if self.worker_id:
@@ -299,7 +312,7 @@ class PostgresStore:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True, connect_timeout=10
+                    make_conninfo(self.url, **_NETWORK), autocommit=True
                 ) as listener:
                     await listener.execute(f"LISTEN {CHANNEL}")
                     if not first:
