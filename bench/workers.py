@@ -20,12 +20,13 @@ Then figures of their own:
   from the kill to each of its locations driven again by another worker (from their logs),
   with the lease at 2 s (the rate runs keep the default, 10 s);
 * **in flight** (``--in-flight N``): N jobs created and shipped into the database first
-  (through a datacenter in this process), then three workers serving them at a slow
-  clock, so every job stays in the datacenter: ``--cancels`` cancels sent through the
-  REST API of a worker that does not drive the job (the answer comes once the cancel is
-  committed; the owner hears of it by NOTIFY), their latency; then the worker holding the
-  most jobs is SIGKILLed, and the time from the kill to its jobs resumed by another
-  worker (its pipeline's "jobs resumed" line), with the lease at 5 s.
+  (through a datacenter in this process), their packages due within minutes, then three
+  workers serving them at 100 simulated seconds a second, so the packages arrive as they
+  start (a burst of commits) and the drives queue for 120 bays: ``--cancels`` cancels sent
+  through the REST API of a worker that does not drive the job (the answer comes once the
+  cancel is committed; the owner hears of it by NOTIFY), their latency; then ``--kills``
+  times, the holder of a location is SIGKILLed, timed from the kill to its jobs resumed by
+  another worker (that pipeline's "jobs resumed" line), and started again; lease 5 s.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from worker import (
     JobRecord,
     MemoryStore,
     Planner,
+    Range,
     SharedStore,
     open_store,
     parse_duration,
@@ -331,11 +333,14 @@ def _last_holder(driven: list[tuple[float, str]], location: str, before: float) 
 
 IN_FLIGHT_LEASE = 5.0
 IN_FLIGHT_LOCATIONS = {"East US": 40, "North Europe": 40, "West US": 40}
+#: The workers' clock: the seeded packages arrive within seconds, and the drives queue.
+IN_FLIGHT_SPEED = 100.0
 
 
 def _seed(url: str, jobs: int) -> dict[str, str]:
-    """``jobs`` jobs created and shipped into the database at ``url``; their locations."""
-    config = DatacenterConfig(locations=IN_FLIGHT_LOCATIONS)
+    """``jobs`` jobs created and shipped into the database at ``url``, their packages due
+    within 1 to 10 simulated minutes; their locations."""
+    config = DatacenterConfig(locations=IN_FLIGHT_LOCATIONS, carrier_delay=Range(60.0, 600.0))
     store = open_store(url, worker_id="seeder")
     datacenter = Datacenter(store, clock=Clock(), planner=Planner(config, seed=5))
     names = sorted(IN_FLIGHT_LOCATIONS)
@@ -344,8 +349,7 @@ def _seed(url: str, jobs: int) -> dict[str, str]:
 
     async def create() -> None:
         for name, location in where.items():
-            body = {**BODY, "location": location}
-            await datacenter.service.create(name, body)
+            await datacenter.service.create(name, {**BODY, "location": location})
             ship = {"properties": {"state": "Shipping", "deliveryPackage": package}}
             await datacenter.service.update(name, ship)
 
@@ -356,9 +360,14 @@ def _seed(url: str, jobs: int) -> dict[str, str]:
     return where
 
 
-def _in_flight(jobs: int, cancels: int) -> dict[str, Any]:
-    """Cancel latency through a worker that does not drive the job, then takeover, with
-    ``jobs`` jobs in flight among three workers."""
+def _wall(entry: dict[str, Any]) -> float:
+    return datetime.fromisoformat(entry["wall_time"].replace("Z", "+00:00")).timestamp()
+
+
+def _in_flight(jobs: int, cancels: int, kills: int) -> dict[str, Any]:
+    """With ``jobs`` jobs in flight among three workers: ``cancels`` cancels through a
+    worker that does not drive the job, then ``kills`` times the SIGKILL of the worker
+    holding a location, timed to its jobs resumed by another, and its restart."""
     import httpx
     import psycopg
 
@@ -380,13 +389,13 @@ def _in_flight(jobs: int, cancels: int) -> dict[str, Any]:
             where = _seed(url, jobs)
             seeding = time.perf_counter() - seeded
             ports = {}
+            locations = ", ".join(f'"{k}" = {v}' for k, v in IN_FLIGHT_LOCATIONS.items())
             for name in ("w1", "w2", "w3"):
                 ports[name] = free_port()
                 settings = root / f"{name}.toml"
-                locations = ", ".join(f'"{k}" = {v}' for k, v in IN_FLIGHT_LOCATIONS.items())
                 settings.write_text(
-                    f'worker_id = "{name}"\nspeed = 1\nlease = {IN_FLIGHT_LEASE}\n'
-                    f'http = "127.0.0.1:{ports[name]}"\n'
+                    f'worker_id = "{name}"\nspeed = {IN_FLIGHT_SPEED}\n'
+                    f'lease = {IN_FLIGHT_LEASE}\nhttp = "127.0.0.1:{ports[name]}"\n'
                     f"[datacenter]\nlocations = {{ {locations} }}\n"
                 )
                 args = ["--config", str(settings), "--broker", broker.url]
@@ -396,13 +405,17 @@ def _in_flight(jobs: int, cancels: int) -> dict[str, Any]:
                 worker.wait_connected(timeout=120)
 
             def holders() -> dict[str, str]:
-                with psycopg.connect(url) as db:
-                    rows = db.execute("SELECT location, owner FROM leases").fetchall()
-                return {str(loc): str(owner) for loc, owner in rows if owner}
+                """Each location's holder, once every worker holds one (the fair share)."""
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    with psycopg.connect(url) as db:
+                        rows = db.execute("SELECT location, owner FROM leases").fetchall()
+                    held = {str(loc): str(owner) for loc, owner in rows if owner}
+                    if len(held) == len(IN_FLIGHT_LOCATIONS) and len(set(held.values())) == 3:
+                        return held
+                    time.sleep(0.2)
+                raise RuntimeError("the workers did not share the locations within 60 s")
 
-            deadline = time.monotonic() + 60
-            while len(set(holders().values())) < 3 and time.monotonic() < deadline:
-                time.sleep(0.2)
             held = holders()
             path = (
                 "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
@@ -422,29 +435,26 @@ def _in_flight(jobs: int, cancels: int) -> dict[str, Any]:
                     )
                     latencies.append(time.perf_counter() - sent)
                 statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
-            counts: dict[str, int] = {}
-            for location, owner in held.items():
-                counts[owner] = counts.get(owner, 0) + sum(
-                    1 for loc in where.values() if loc == location
-                )
-            victim = max(counts, key=lambda w: counts[w])
-            lost = sorted(loc for loc, owner in held.items() if owner == victim)
-            killed = time.time()
-            workers[victim].signal(signal.SIGKILL)
-            resumed: dict[str, float] = {}
-            deadline = time.monotonic() + 10 * IN_FLIGHT_LEASE
-            while len(resumed) < len(lost) and time.monotonic() < deadline:
-                time.sleep(0.2)
-                for name in set(workers) - {victim}:
-                    for line in (root / f"{name}.log").read_text().splitlines():
-                        if '"jobs resumed"' not in line:
-                            continue
-                        entry = json.loads(line)
-                        when = datetime.fromisoformat(
-                            entry["wall_time"].replace("Z", "+00:00")
-                        ).timestamp()
-                        if entry.get("location") in lost and when > killed:
-                            resumed.setdefault(entry["location"], when - killed)
+            takeovers: list[dict[str, Any]] = []
+            for round_ in range(kills):
+                held = holders()
+                location = sorted(IN_FLIGHT_LOCATIONS)[round_ % len(IN_FLIGHT_LOCATIONS)]
+                victim = held[location]
+                killed = time.time()
+                workers[victim].signal(signal.SIGKILL)
+                deadline = time.monotonic() + 10 * IN_FLIGHT_LEASE
+                taken: dict[str, Any] | None = None
+                while taken is None and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    for name in set(workers) - {victim}:
+                        for line in (root / f"{name}.log").read_text().splitlines():
+                            if '"jobs resumed"' in line:
+                                entry = json.loads(line)
+                                if entry.get("location") == location and _wall(entry) > killed:
+                                    taken = {"s": _wall(entry) - killed, "jobs": entry["jobs"]}
+                takeovers.append(taken or {"s": None, "jobs": 0})
+                workers[victim].start()
+                workers[victim].wait_connected(timeout=120)
         finally:
             for worker in workers.values():
                 worker.stop()
@@ -455,8 +465,7 @@ def _in_flight(jobs: int, cancels: int) -> dict[str, Any]:
         "seeding_s": seeding,
         "cancels": statuses,
         "cancel_ms": summary_ms(latencies),
-        "victim_jobs": counts[victim],
-        "takeover_s": resumed,
+        "takeovers": takeovers,
         "lease_s": IN_FLIGHT_LEASE,
     }
 
@@ -471,6 +480,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--notifies", type=int, default=1000, help="commits for the notify")
     parser.add_argument("--in-flight", type=int, default=0, help="jobs in flight (0: skip)")
     parser.add_argument("--cancels", type=int, default=200, help="cancels, with --in-flight")
+    parser.add_argument("--kills", type=int, default=6, help="takeovers, with --in-flight")
     cli.add_outputs(parser)
     args = parser.parse_args(argv)
     scenario = dataclasses.replace(load_scenario(SCENARIO), until=parse_duration(args.until))
@@ -506,7 +516,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         finally:
             server.stop()
     takeover = _takeover(scenario, args.speed)
-    flight = _in_flight(args.in_flight, args.cancels) if args.in_flight else None
+    flight = _in_flight(args.in_flight, args.cancels, args.kills) if args.in_flight else None
     ms = [x * 1000 for x in notify]
     latency = summary_ms(notify)
     text = "\n".join(
@@ -551,14 +561,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def _flight_line(flight: dict[str, Any]) -> str:
     cancel = flight["cancel_ms"]
     answers = ", ".join(f"{n} x {status}" for status, n in sorted(flight["cancels"].items()))
-    takeover = ", ".join(f"{loc} {s:.2f} s" for loc, s in sorted(flight["takeover_s"].items()))
+    times = sorted(t["s"] for t in flight["takeovers"] if t["s"] is not None)
+    missed = sum(1 for t in flight["takeovers"] if t["s"] is None)
+    jobs = [t["jobs"] for t in flight["takeovers"] if t["s"] is not None]
+    takeover = (
+        f"{len(times)} takeovers of {min(jobs):,} to {max(jobs):,} jobs each: "
+        + ", ".join(f"{t:.2f}" for t in times)
+        + " s"
+        if times
+        else "no takeover seen"
+    )
     return (
         f"* in flight: {flight['jobs']:,} jobs shipped into the database "
-        f"({flight['seeding_s']:.0f} s); {cancel['n']} cancels through a worker that does not "
-        f"drive the job ({answers}): p50 {cancel['p50_ms']:.1f} ms, p99 "
-        f"{cancel['p99_ms']:.1f} ms; the worker holding {flight['victim_jobs']:,} jobs "
-        f"SIGKILLed, its jobs resumed by another worker after {takeover or 'never'} "
-        f"(lease {flight['lease_s']:g} s)."
+        f"({flight['seeding_s']:.0f} s), arriving at three workers as the run starts; "
+        f"{cancel['n']} cancels through a worker that does not drive the job ({answers}): "
+        f"p50 {cancel['p50_ms']:.1f} ms, p99 {cancel['p99_ms']:.1f} ms; the holder of a "
+        f"location SIGKILLed and restarted in turn, {takeover} from the kill to the jobs "
+        f"resumed by another worker (lease {flight['lease_s']:g} s"
+        + (f"; {missed} not seen within ten leases" if missed else "")
+        + ")."
     )
 
 
