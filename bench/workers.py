@@ -31,6 +31,7 @@ Then figures of their own:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -222,17 +223,17 @@ def _notify_latency(url: str, count: int) -> list[float]:
 
     async def main() -> None:
         assert isinstance(receiver, SharedStore)
-        changes = receiver.changed_jobs()
         sent: dict[str, float] = {}
         done = anyio.Event()
 
         async def listen() -> None:
-            async for names in changes:
-                for _, name in names or ():
-                    latencies.append(time.perf_counter() - sent[name])
-                if len(latencies) == count:
-                    done.set()
-                    return
+            async with contextlib.aclosing(receiver.changed_jobs()) as changes:
+                async for names in changes:
+                    for _, name in names or ():
+                        latencies.append(time.perf_counter() - sent[name])
+                    if len(latencies) == count:
+                        done.set()
+                        return
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(listen)

@@ -22,6 +22,7 @@ change is read by one worker, not by all).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import math
 from collections.abc import Awaitable, Callable
@@ -183,19 +184,19 @@ class LeaseKeeper:
 
     async def _listen(self, *, task_status: TaskStatus[None]) -> None:
         loop = asyncio.get_running_loop()
-        changes = self.store.changed_jobs()
         task_status.started()
-        async for names in changes:
-            if names is None:
-                self._everything = True
-            else:
-                if any(not name for _, name in names):
-                    self._released.set()
-                self._changed.update((name, loc) for loc, name in names if name)
-            if not self._scheduled:
-                # Taken in after what arrived in the same read: one query for a burst.
-                self._scheduled = True
-                loop.call_soon(self._take_in_changes)
+        async with contextlib.aclosing(self.store.changed_jobs()) as changes:
+            async for names in changes:
+                if names is None:
+                    self._everything = True
+                else:
+                    if any(not name for _, name in names):
+                        self._released.set()
+                    self._changed.update((name, loc) for loc, name in names if name)
+                if not self._scheduled:
+                    # Taken in after what arrived in the same read: one query for a burst.
+                    self._scheduled = True
+                    loop.call_soon(self._take_in_changes)
 
     def _take_in_changes(self) -> None:
         """Another worker's changes: of a job this worker drives, read now (its pipeline

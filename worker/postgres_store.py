@@ -34,7 +34,7 @@ the next call; the call that saw it drop raises :class:`~worker.errors.StoreErro
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from typing import LiteralString
 
 import anyio
@@ -303,7 +303,7 @@ class PostgresStore:
                     "the change was not committed"
                 )
 
-    async def changed_jobs(self) -> AsyncIterator[list[tuple[str, str]] | None]:
+    async def changed_jobs(self) -> AsyncGenerator[list[tuple[str, str]] | None, None]:
         """``(location, job)`` of each job other workers changed, as PostgreSQL tells
         (location "" for a deletion; job "" for a lease given up); ``None`` when the
         listening connection was lost and opened again (what changed meanwhile is unknown:

@@ -25,7 +25,7 @@ Both are written down again, with the checks a shared store adds to each commit 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -168,7 +168,7 @@ class SharedStore(JobStore, Protocol):
         """Every stored job at ``location``."""
         ...
 
-    def changed_jobs(self) -> AsyncIterator[list[tuple[str, str]] | None]:
+    def changed_jobs(self) -> AsyncGenerator[list[tuple[str, str]] | None, None]:
         """``(location, job)`` of each job other workers committed, as they commit them
         (location "" when it is not known, a deletion; job "" when a worker gave the
         location's lease up); ``None`` when some may have been missed (the connection was

@@ -6,6 +6,7 @@ itself runs against it with the other stores in ``test_store.py``.)"""
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -292,14 +293,14 @@ def test_workers_hear_of_each_others_commits_and_not_their_own(
 
     async def main() -> list[list[tuple[str, str]] | None]:
         heard: list[list[tuple[str, str]] | None] = []
-        changes = w2.changed_jobs()
         async with anyio.create_task_group() as tg:
 
             async def listen() -> None:
-                async for names in changes:
-                    heard.append(names)
-                    if names == [("West US", "b")]:
-                        tg.cancel_scope.cancel()
+                async with contextlib.aclosing(w2.changed_jobs()) as changes:
+                    async for names in changes:
+                        heard.append(names)
+                        if names == [("West US", "b")]:
+                            tg.cancel_scope.cancel()
 
             tg.start_soon(listen)
             await anyio.sleep(0.5)  # listening
