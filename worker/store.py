@@ -2,7 +2,8 @@
 
 A :class:`Commit` is atomic: the jobs it puts and deletes, the status messages it appends
 to the outbox and the metadata it sets are all committed, or none is. The implementations
-are :class:`~worker.memory_store.MemoryStore` and :class:`~worker.sqlite_store.SQLiteStore`.
+are :class:`~worker.memory_store.MemoryStore`, :class:`~worker.sqlite_store.SQLiteStore`
+and :class:`~worker.postgres_store.PostgresStore`, the one a :class:`SharedStore`.
 
 Two contracts hold, which several workers over one database (:class:`SharedStore`) keep:
 
