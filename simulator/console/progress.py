@@ -51,6 +51,8 @@ class RunProgress:
         self.until = until
         self.messages = self.created = self.ended = self.deleted = self.faults = 0
         self.sim_time = ""
+        #: The latest event heard, its time read only when a line is drawn.
+        self._last_event = b""
         #: What runs after the simulation, and since when (None: the simulation runs).
         self.current_phase: tuple[str, float] | None = None
         self._started = time.monotonic()
@@ -88,11 +90,10 @@ class RunProgress:
                 self.deleted += 1
             elif b'"outcome":' in payload and b".stateChanged" in payload:
                 self.ended += 1
+            self._last_event = payload
             now = time.monotonic()
             if now - self._shown >= self._every:
                 self._shown = now
-                stamp = payload.split(b'"time":"', 1)[-1][:24].decode(errors="replace")
-                self.sim_time = stamp
                 self._show()
 
     @contextmanager
@@ -111,6 +112,10 @@ class RunProgress:
 
     def simulated(self) -> float | None:
         """Simulated seconds the stream has reached, as last sampled."""
+        if self._last_event:
+            stamp = self._last_event.split(b'"time":"', 1)[-1][:24]
+            self.sim_time = stamp.decode(errors="replace")
+            self._last_event = b""
         if not self.sim_time:
             return None
         try:

@@ -44,6 +44,21 @@ def test_progress_counts_jobs_and_messages_of_a_real_run() -> None:
     assert last.startswith("simulated ")
 
 
+def test_a_line_drawn_for_a_fault_shows_the_latest_simulated_time() -> None:
+    """Lines drawn between the timed ones (a fault struck) read the time of the latest
+    event, not of the last timed line."""
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=200)
+    scenario = parse_scenario(SCENARIO)
+    with RunProgress(console, DEFAULT_EPOCH, jobs=len(scenario.jobs)) as progress:
+        result = run_scenario(scenario, MemoryStore(), on_message=progress.on_message)
+        drawn = progress._line().plain
+    last = [m for m in result.history if m.topic.endswith("/events")][-1]
+    stamp = last.payload.split(b'"time":"', 1)[1][:24].decode()
+    assert progress.sim_time == stamp
+    assert drawn.startswith("simulated ")
+
+
 def test_the_line_estimates_the_time_left_from_how_far_the_run_is() -> None:
     """Half the jobs deleted after 10 s: about 10 s left; the simulated time over the
     scenario's until counts when it is further along."""
