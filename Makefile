@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint mosquitto chromium postgresql clean
+.PHONY: demo test lint mosquitto chromium postgresql nats clean
 
 $(BIN)/drivesim: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ postgresql:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq postgresql >/dev/null)
 
+# The broker tests run a NATS cluster of their own too; install Debian's nats-server.
+nats:
+	@command -v nats-server >/dev/null || test -x /usr/sbin/nats-server || \
+		(apt-get update -qq && apt-get install -y -qq nats-server >/dev/null)
+
 # The HTML report tests render pages in headless Chromium; install Debian's package too.
 chromium:
 	@command -v chromium >/dev/null || \
@@ -35,7 +40,7 @@ lint: $(BIN)/drivesim
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint mosquitto chromium postgresql
+test: lint mosquitto chromium postgresql nats
 	$(BIN)/pytest
 
 clean:
