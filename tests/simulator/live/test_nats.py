@@ -59,7 +59,7 @@ def test_a_worker_behind_a_nats_cluster_serves_through_every_node(
     finally:
         observer.close()
         worker.stop()
-    _retained_equals_store(n2.mqtt_port, worker.db)
+    _retained_equals_store(n2.mqtt_port, tmp_path / "worker.db")
 
 
 @pytest.mark.slow
@@ -100,4 +100,4 @@ def test_a_worker_behind_a_nats_cluster_survives_the_loss_of_nodes(
     finally:
         observer.close()
         worker.stop()
-    _retained_equals_store(n2.mqtt_port, worker.db)
+    _retained_equals_store(n2.mqtt_port, tmp_path / "worker.db")
