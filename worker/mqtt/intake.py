@@ -39,7 +39,12 @@ class CommandIntake:
         self.handler = handler
 
     async def subscribe(self, client: aiomqtt.Client) -> None:
-        await client.subscribe(COMMAND_FILTER, qos=1, timeout=10)
+        """Subscribe to the command topics; a refused subscription raises MqttError, which
+        ends the session, so the link reconnects with its backoff and asks again (a NATS
+        node answers SUBACK 0x80 while its JetStream leader is being elected)."""
+        granted = await client.subscribe(COMMAND_FILTER, qos=1, timeout=10)
+        if any(code >= 0x80 if isinstance(code, int) else code.is_failure for code in granted):
+            raise aiomqtt.MqttError(f"the broker refused the subscription to {COMMAND_FILTER}")
 
     async def serve(self, client: aiomqtt.Client) -> None:
         """Answer the connection's commands until it drops.
