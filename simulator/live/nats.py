@@ -69,7 +69,7 @@ class NatsNode:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def write_config(self, routes: list[int]) -> None:
+    def write_config(self, routes: list[int], extra: str = "") -> None:
         store = self.workdir / f"js-{self.name}"
         store.mkdir(parents=True, exist_ok=True)
         route_urls = ", ".join(f"nats-route://127.0.0.1:{port}" for port in routes)
@@ -80,20 +80,20 @@ class NatsNode:
             f'jetstream {{ store_dir: "{store}" }}\n'
             f"cluster {{ name: drivesim, listen: 127.0.0.1:{self.route_port},\n"
             f"  routes: [{route_urls}] }}\n"
-            f"mqtt {{ listen: 127.0.0.1:{self.mqtt_port} }}\n"
+            f"mqtt {{ listen: 127.0.0.1:{self.mqtt_port} }}\n" + extra
         )
 
 
 class NatsCluster:
     """Three ``nats-server`` nodes in one cluster with JetStream and MQTT, in ``workdir``."""
 
-    def __init__(self, workdir: Path, *, size: int = 3) -> None:
+    def __init__(self, workdir: Path, *, size: int = 3, extra_config: str = "") -> None:
+        """``extra_config``: appended to every node's config (e.g. an ``authorization``
+        block); :meth:`reconfigure` changes it and has the running nodes reload."""
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.nodes = [NatsNode(f"n{i + 1}", workdir) for i in range(size)]
-        routes = [node.route_port for node in self.nodes]
-        for node in self.nodes:
-            node.write_config(routes)
+        self.reconfigure(extra_config, reload=False)
 
     @property
     def mqtt_urls(self) -> list[str]:
@@ -102,6 +102,14 @@ class NatsCluster:
     def broker(self, index: int) -> BrokerConfig:
         """Node ``index``'s MQTT listener, spoken to in 3.1.1 (NATS refuses MQTT 5)."""
         return BrokerConfig.from_url(self.nodes[index].mqtt_url, protocol="3.1.1")
+
+    def reconfigure(self, extra_config: str, *, reload: bool = True) -> None:
+        """Write every node's config with ``extra_config``; SIGHUP the running nodes."""
+        routes = [node.route_port for node in self.nodes]
+        for node in self.nodes:
+            node.write_config(routes, extra_config)
+            if reload and node.process is not None and node.process.poll() is None:
+                node.process.send_signal(signal.SIGHUP)
 
     def start(self, index: int | None = None) -> None:
         """Start every node (or node ``index``) and wait until the cluster is ready."""

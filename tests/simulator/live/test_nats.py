@@ -93,7 +93,10 @@ def _create_and_ship(job: str, drives: list[str]) -> list[tuple[str, dict[str, A
         },
     }
     package = {"carrierName": "UPS", "trackingNumber": "1"}
-    return [("create", {"job": job, "body": body}), ("ship", {"job": job, "deliveryPackage": package})]
+    return [
+        ("create", {"job": job, "body": body}),
+        ("ship", {"job": job, "deliveryPackage": package}),
+    ]
 
 
 def _events(messages: list[Received], kind: str) -> list[dict[str, Any]]:
@@ -199,6 +202,12 @@ def _run_through_a_node_kill(
         observer.wait_for(_terminal(set(jobs)), timeout=60, what="every job done")
         assert worker.signal(signal.SIGTERM) == 0
         _assert_every_change_once(observer, worker.db, set(jobs))
+        connects = _connected_over(worker)
+        # Its own node gone, the worker connected again (over 3.1.1 at once: a version that
+        # worked is kept); another node's death need not touch its connection.
+        assert connects[0] == "3.1.1"
+        if kill == 0:
+            assert connects[1:] and set(connects) == {"3.1.1"}, connects
     finally:
         observer.close()
 
