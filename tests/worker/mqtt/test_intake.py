@@ -291,16 +291,19 @@ def test_every_watch_hint_subscribes_to_status_only() -> None:
 
 
 def _nats_users(deny_commands: bool) -> str:
-    permissions = 'permissions: { subscribe: { deny: ["importexport.v1.commands.*"] } }'
-    return f"authorization {{ users: [ {{ user: w, password: p, {permissions if deny_commands else ''} }} ] }}\n"
+    """NATS's users: ``w`` (password ``p``), maybe refused the command topics."""
+    deny = 'permissions: { subscribe: { deny: ["importexport.v1.commands.*"] } }'
+    user = f"user: w, password: p, {deny if deny_commands else ''}"
+    return f"authorization {{ users: [ {{ {user} }} ] }}\n"
 
 
 @pytest.mark.asyncio
 async def test_a_refused_command_subscription_is_retried_until_granted(tmp_path: Path) -> None:
     """A broker that answers the command subscription with a failure (SUBACK 0x80, as a
     NATS node does while its JetStream leader is re-elected; here a NATS permission that
-    is lifted later, by a restart of the node) does not leave the worker deaf: the link drops that connection and
-    tries again with its backoff until the subscription is granted."""
+    is lifted later, by a restart of the node) does not leave the worker deaf: the link
+    drops that connection and tries again with its backoff until the subscription is
+    granted."""
     cluster = NatsCluster(tmp_path / "nats", extra_config=_nats_users(deny_commands=True))
     cluster.start()
     datacenter = Datacenter(
