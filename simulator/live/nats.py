@@ -21,6 +21,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from simulator.live.processes import free_port, terminate
 from worker import DrivesimError
@@ -137,6 +138,16 @@ class NatsCluster:
                     raise DrivesimError(f"the NATS cluster was not ready within {timeout} s")
                 time.sleep(0.1)
 
+    def meta_leader(self) -> int | None:
+        """The index of the JetStream meta leader, as a running node's ``/jsz`` reports it."""
+        for node in self.nodes:
+            if node.running:
+                leader = _jsz(node.http_port).get("meta_cluster", {}).get("leader")
+                names = [n.name for n in self.nodes]
+                if leader in names:
+                    return names.index(leader)
+        return None
+
     def kill(self, index: int) -> None:
         """SIGKILL node ``index``."""
         node = self.nodes[index]
@@ -165,9 +176,16 @@ def _js_ready(http_port: int) -> bool:
         with urllib.request.urlopen(f"{base}/healthz?js-enabled-only=true", timeout=1) as r:
             if r.status != 200:
                 return False
-        with urllib.request.urlopen(f"{base}/jsz", timeout=1) as r:
+    except OSError:
+        return False
+    return bool(_jsz(http_port).get("meta_cluster", {}).get("leader"))
+
+
+def _jsz(http_port: int) -> dict[str, Any]:
+    """The node's JetStream report (``/jsz``), or {} when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/jsz", timeout=1) as r:
             info = json.loads(r.read())
     except (OSError, ValueError):
-        return False
-    leader = (info.get("meta_cluster") or {}).get("leader")
-    return bool(leader)
+        return {}
+    return info if isinstance(info, dict) else {}
