@@ -6,8 +6,8 @@ keeps MQTT retained messages and sessions in JetStream). :meth:`NatsCluster.kill
 ``SIGKILL`` of one node; :meth:`NatsCluster.start` brings it back on the same ports and store.
 
 NATS refuses MQTT 5 at connect, so clients speak 3.1.1 (no response topics, no user
-properties, no shared subscriptions). While the JetStream meta leader is being re-elected
-after a node dies, MQTT subscriptions are refused (SUBACK 0x80) for a few seconds.
+properties, no shared subscriptions). A node was seen refusing MQTT subscriptions (SUBACK
+0x80) for a few seconds while the JetStream meta leader was re-elected after a node died.
 """
 
 from __future__ import annotations
@@ -90,11 +90,11 @@ class NatsCluster:
 
     def __init__(self, workdir: Path, *, size: int = 3, extra_config: str = "") -> None:
         """``extra_config``: appended to every node's config (e.g. an ``authorization``
-        block); :meth:`reconfigure` changes it and has the running nodes reload."""
+        block); :meth:`reconfigure` changes it for the nodes' next start."""
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.nodes = [NatsNode(f"n{i + 1}", workdir) for i in range(size)]
-        self.reconfigure(extra_config, reload=False)
+        self.reconfigure(extra_config)
 
     @property
     def mqtt_urls(self) -> list[str]:
@@ -104,13 +104,12 @@ class NatsCluster:
         """Node ``index``'s MQTT listener, spoken to in 3.1.1 (NATS refuses MQTT 5)."""
         return BrokerConfig.from_url(self.nodes[index].mqtt_url, protocol="3.1.1")
 
-    def reconfigure(self, extra_config: str, *, reload: bool = True) -> None:
-        """Write every node's config with ``extra_config``; SIGHUP the running nodes."""
+    def reconfigure(self, extra_config: str) -> None:
+        """Write every node's config with ``extra_config``, for its next start. No reload:
+        nats-server 2.9 panics reloading ``authorization`` with MQTT enabled (SIGHUP)."""
         routes = [node.route_port for node in self.nodes]
         for node in self.nodes:
             node.write_config(routes, extra_config)
-            if reload and node.process is not None and node.process.poll() is None:
-                node.process.send_signal(signal.SIGHUP)
 
     def start(self, index: int | None = None) -> None:
         """Start every node (or node ``index``) and wait until the cluster is ready."""

@@ -323,9 +323,8 @@ async def test_a_refused_command_subscription_is_retried_until_granted(tmp_path:
                 assert not link.connected
                 refused = [e for e in logs if "refused the subscription" in str(e.get("error"))]
                 assert len(refused) >= 1
-                # Lifted by a restart of the node: this nats-server panics when it
-                # reloads authorization with MQTT enabled (SIGHUP).
-                cluster.reconfigure(_nats_users(deny_commands=False), reload=False)
+                # Lifted by a restart of the node (see NatsCluster.reconfigure).
+                cluster.reconfigure(_nats_users(deny_commands=False))
                 cluster.kill(0)
                 await anyio.to_thread.run_sync(cluster.start, 0)
                 await link.ready()
