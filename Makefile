@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint mosquitto chromium postgresql nats clean
+.PHONY: demo test lint mosquitto nats chromium postgresql clean
 
 $(BIN)/drivesim: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,15 +17,15 @@ mosquitto:
 	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || \
 		(apt-get update -qq && apt-get install -y -qq mosquitto mosquitto-clients >/dev/null)
 
+# The NATS tests start a three-node cluster speaking MQTT; install Debian's nats-server.
+nats:
+	@command -v nats-server >/dev/null || test -x /usr/sbin/nats-server || \
+		(apt-get update -qq && apt-get install -y -qq nats-server >/dev/null)
+
 # The PostgreSQL store's tests start a server of their own; install Debian's when missing.
 postgresql:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq postgresql >/dev/null)
-
-# The broker tests run a NATS cluster of their own too; install Debian's nats-server.
-nats:
-	@command -v nats-server >/dev/null || test -x /usr/sbin/nats-server || \
-		(apt-get update -qq && apt-get install -y -qq nats-server >/dev/null)
 
 # The HTML report tests render pages in headless Chromium; install Debian's package too.
 chromium:
@@ -40,7 +40,7 @@ lint: $(BIN)/drivesim
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint mosquitto chromium postgresql nats
+test: lint mosquitto nats chromium postgresql
 	$(BIN)/pytest
 
 clean:

@@ -1,4 +1,5 @@
-"""Fixtures shared by every test package: a real Mosquitto broker, a real PostgreSQL."""
+"""Fixtures shared by every test package: a real Mosquitto broker, a real three-node NATS
+cluster speaking MQTT, a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 import structlog
 from psycopg import sql
 
+from simulator.live.nats import NatsCluster
 from simulator.live.postgres import PostgreSQL
 from simulator.live.processes import Mosquitto
 
@@ -42,6 +44,24 @@ def own_mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
+    """One three-node NATS cluster (MQTT 3.1.1, JetStream) for tests that kill no node."""
+    cluster = NatsCluster(tmp_path_factory.mktemp("nats"))
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def own_nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    """A three-node NATS cluster of the test's own, to kill nodes of and restart them."""
+    cluster = NatsCluster(tmp_path / "nats")
+    cluster.start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -56,10 +56,16 @@ class CommandIntake:
         self._claiming = False
 
     async def subscribe(self, client: aiomqtt.Client, *, version: str) -> None:
+        """Subscribe to the command topics (shared among the workers of one store on MQTT
+        5). A refused subscription raises MqttError, which ends the session, so the link
+        reconnects with its backoff and asks again (a NATS node answers SUBACK 0x80 while
+        its JetStream leader is being elected)."""
         shared = self.claim is not None and version == "5"
         self._claiming = self.claim is not None and not shared
         topic = SHARED_COMMAND_FILTER if shared else COMMAND_FILTER
-        await client.subscribe(topic, qos=1, timeout=10)
+        granted = await client.subscribe(topic, qos=1, timeout=10)
+        if any(code >= 0x80 if isinstance(code, int) else code.is_failure for code in granted):
+            raise aiomqtt.MqttError(f"the broker refused the subscription to {topic}")
 
     async def serve(self, client: aiomqtt.Client) -> None:
         """Answer the connection's commands until it drops.

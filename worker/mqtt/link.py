@@ -126,7 +126,7 @@ class MqttLink:
                     await self._session(backoff)
                 except* aiomqtt.MqttError as group:
                     # The session's task group wraps what the reader or a publish raised.
-                    error = str(group.exceptions[0])
+                    error = str(_innermost(group))
                     log.warning("broker connection lost or refused", error=error)
                 if self._stopping.is_set():
                     break
@@ -221,3 +221,10 @@ class MqttLink:
     async def publish(self, messages: Sequence[StatusMessage]) -> None:
         """Publish ``messages`` in order (see :meth:`WindowedPublisher.publish`)."""
         await self._publisher.publish(messages)
+
+
+def _innermost(error: BaseException) -> BaseException:
+    """The first exception inside nested exception groups (what went wrong, not the group)."""
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error

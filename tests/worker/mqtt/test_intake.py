@@ -25,6 +25,7 @@ import structlog
 from paho.mqtt.packettypes import PacketTypes
 
 from simulator.client import JobsClient
+from simulator.live.nats import NatsCluster
 from simulator.live.processes import Mosquitto
 from worker import STATUS_FILTERS, Clock, Datacenter, MemoryStore, Planner, watch_command
 from worker.config import DatacenterConfig
@@ -287,3 +288,50 @@ def test_every_watch_hint_subscribes_to_status_only() -> None:
     status_tree = (f"{TOPIC_PREFIX}/jobs/", f"{TOPIC_PREFIX}/workers/")
     wrong = [(where, t) for where, t in hints if not t.startswith(status_tree)]
     assert wrong == []
+
+
+def _nats_users(deny_commands: bool) -> str:
+    """NATS's users: ``w`` (password ``p``), maybe refused the command topics."""
+    deny = 'permissions: { subscribe: { deny: ["importexport.v1.commands.*"] } }'
+    user = f"user: w, password: p, {deny if deny_commands else ''}"
+    return f"authorization {{ users: [ {{ {user} }} ] }}\n"
+
+
+@pytest.mark.asyncio
+async def test_a_refused_command_subscription_is_retried_until_granted(tmp_path: Path) -> None:
+    """A broker that answers the command subscription with a failure (SUBACK 0x80, as a
+    NATS node does while its JetStream leader is re-elected; here a NATS permission that
+    is lifted later, by a restart of the node) does not leave the worker deaf: the link
+    drops that connection and tries again with its backoff until the subscription is
+    granted."""
+    cluster = NatsCluster(tmp_path / "nats", extra_config=_nats_users(deny_commands=True))
+    cluster.start()
+    datacenter = Datacenter(
+        MemoryStore(), clock=Clock(scale=1.0), planner=Planner(DatacenterConfig(), seed=1)
+    )
+    link = MqttLink(
+        BrokerConfig.from_url(f"mqtt://w:p@127.0.0.1:{cluster.nodes[0].mqtt_port}"),
+        worker_id="refused",
+        meta=datacenter.ledger,
+        commands=datacenter.commands,
+    )
+    try:
+        with structlog.testing.capture_logs() as logs, anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                await tg.start(link.run)
+                await _until(lambda: link.connects >= 2)
+                assert not link.connected
+                refused = [e for e in logs if "refused the subscription" in str(e.get("error"))]
+                assert len(refused) >= 1
+                # Lifted by a restart of the node (see NatsCluster.reconfigure).
+                cluster.reconfigure(_nats_users(deny_commands=False))
+                cluster.kill(0)
+                await anyio.to_thread.run_sync(cluster.start, 0)
+                await link.ready()
+                assert link.connected
+                assert link.version == "3.1.1"
+                await link.stop()
+                await link.closed.wait()
+                tg.cancel_scope.cancel()
+    finally:
+        cluster.stop()
