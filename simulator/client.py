@@ -18,8 +18,15 @@ import anyio
 from anyio.abc import TaskGroup
 from paho.mqtt.packettypes import PacketTypes
 
-from worker import TOPIC_PREFIX, CommandFailed
-from worker.mqtt import BrokerConfig, Version, connected, make_client, mqtt_properties
+from worker import TOPIC_PREFIX, CommandFailed, DrivesimError
+from worker.mqtt import (
+    BrokerConfig,
+    Version,
+    connected,
+    make_client,
+    mqtt_properties,
+    subscribe,
+)
 
 __all__ = ["JobsClient"]
 
@@ -50,7 +57,14 @@ class JobsClient:
         # to a payload that cannot carry its own reply address.
         self._session = connected(self.broker, make, prefer=self.prefer)
         self._client, self.version = await self._session.__aenter__()
-        await self._client.subscribe(self.reply_topic, qos=1)
+        try:
+            await subscribe(self._client, self.reply_topic)
+        except aiomqtt.MqttError as exc:
+            await self._session.__aexit__(None, None, None)
+            raise DrivesimError(
+                f"{exc}: no answer could reach this client (does the broker's ACL let it "
+                f"subscribe to {TOPIC_PREFIX}/replies/#?)"
+            ) from None
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._read)

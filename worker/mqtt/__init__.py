@@ -15,6 +15,7 @@ from worker.mqtt.broker import (
     connected,
     make_client,
     mqtt_properties,
+    subscribe,
 )
 from worker.mqtt.embedded import embedded_broker
 from worker.mqtt.link import MqttLink
@@ -28,4 +29,5 @@ __all__ = [
     "embedded_broker",
     "make_client",
     "mqtt_properties",
+    "subscribe",
 ]

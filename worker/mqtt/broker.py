@@ -20,7 +20,15 @@ import structlog
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-__all__ = ["BrokerConfig", "Protocol", "Version", "connected", "make_client", "mqtt_properties"]
+__all__ = [
+    "BrokerConfig",
+    "Protocol",
+    "Version",
+    "connected",
+    "make_client",
+    "mqtt_properties",
+    "subscribe",
+]
 
 Protocol = Literal["auto", "5", "3.1.1"]
 Version = Literal["5", "3.1.1"]
@@ -170,3 +178,12 @@ async def connected(
             raise
         await client.__aexit__(None, None, None)
         return
+
+
+async def subscribe(client: aiomqtt.Client, topic: str) -> None:
+    """Subscribe ``client`` to ``topic`` at QoS 1, or raise :class:`aiomqtt.MqttError` if the
+    broker refuses (aiomqtt returns a refusal, SUBACK 0x80, without raising: a NATS node
+    answers so while its JetStream leader is re-elected, or where its permissions deny)."""
+    granted = await client.subscribe(topic, qos=1, timeout=10)
+    if any(code >= 0x80 if isinstance(code, int) else code.is_failure for code in granted):
+        raise aiomqtt.MqttError(f"the broker refused the subscription to {topic}")

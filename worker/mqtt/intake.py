@@ -32,7 +32,7 @@ from paho.mqtt.properties import Properties
 
 from worker.commands import CommandHandler, Reply, reply_address_error
 from worker.logs import get_logger
-from worker.mqtt.broker import mqtt_properties
+from worker.mqtt.broker import mqtt_properties, subscribe
 from worker.status import TOPIC_PREFIX
 
 __all__ = ["COMMAND_FILTER", "SHARED_COMMAND_FILTER", "CommandIntake"]
@@ -63,9 +63,7 @@ class CommandIntake:
         shared = self.claim is not None and version == "5"
         self._claiming = self.claim is not None and not shared
         topic = SHARED_COMMAND_FILTER if shared else COMMAND_FILTER
-        granted = await client.subscribe(topic, qos=1, timeout=10)
-        if any(code >= 0x80 if isinstance(code, int) else code.is_failure for code in granted):
-            raise aiomqtt.MqttError(f"the broker refused the subscription to {topic}")
+        await subscribe(client, topic)
 
     async def serve(self, client: aiomqtt.Client) -> None:
         """Answer the connection's commands until it drops.

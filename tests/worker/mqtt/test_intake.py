@@ -27,7 +27,15 @@ from paho.mqtt.packettypes import PacketTypes
 from simulator.client import JobsClient
 from simulator.live.nats import NatsCluster
 from simulator.live.processes import Mosquitto
-from worker import STATUS_FILTERS, Clock, Datacenter, MemoryStore, Planner, watch_command
+from worker import (
+    STATUS_FILTERS,
+    Clock,
+    Datacenter,
+    DrivesimError,
+    MemoryStore,
+    Planner,
+    watch_command,
+)
 from worker.config import DatacenterConfig
 from worker.mqtt.broker import BrokerConfig, mqtt_properties
 from worker.mqtt.link import MqttLink
@@ -333,5 +341,22 @@ async def test_a_refused_command_subscription_is_retried_until_granted(tmp_path:
                 await link.stop()
                 await link.closed.wait()
                 tg.cancel_scope.cancel()
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_client_refused_its_reply_subscription_says_so(tmp_path: Path) -> None:
+    """A client whose reply subscription the broker refuses could never hear an answer: it
+    says so at once, naming the topic, instead of waiting for answers that cannot come."""
+    deny = 'permissions: { subscribe: { deny: ["importexport.v1.replies.>"] } }'
+    users = f"authorization {{ users: [ {{ user: w, password: p, {deny} }} ] }}\n"
+    cluster = NatsCluster(tmp_path / "nats", extra_config=users)
+    cluster.start()
+    broker = BrokerConfig.from_url(f"mqtt://w:p@127.0.0.1:{cluster.nodes[0].mqtt_port}")
+    try:
+        with anyio.fail_after(30), pytest.raises(DrivesimError, match="refused the subscription"):
+            async with JobsClient(broker, timeout=5):
+                pass
     finally:
         cluster.stop()
