@@ -245,14 +245,16 @@ class PostgresStore:
                             (*values, guard[1]),
                         )
                 if commit.messages:
-                    # A deleted job's entries take its location before its row goes; each
-                    # says which worker committed it, under which lease epoch if fenced.
+                    # Each entry says which worker committed it, under which lease epoch if
+                    # fenced, and its job's location: the put record's, or for a deletion
+                    # the row's, read before the row goes (coalesce stops at the first).
                     epoch = None if commit.fence is None else commit.fence.epoch
                     worker = self.worker_id or None
+                    put = {r.name: r.job.location for r in commit.put}
                     cur.executemany(
                         "INSERT INTO outbox (job, seq, topic, payload, qos, retain, worker, "
                         "epoch, location) SELECT %s, %s, %s, %s, %s, %s, %s, %s, coalesce("
-                        "(SELECT location FROM jobs WHERE name = %s), '')",
+                        "%s, (SELECT location FROM jobs WHERE name = %s), '')",
                         [
                             (
                                 m.job,
@@ -263,6 +265,7 @@ class PostgresStore:
                                 m.retain,
                                 worker,
                                 epoch,
+                                put.get(m.job),
                                 m.job,
                             )
                             for m in commit.messages
