@@ -25,7 +25,6 @@ from typing import Any
 
 from simulator.live.processes import free_port, terminate
 from worker import DrivesimError
-from worker.mqtt import BrokerConfig
 
 __all__ = ["NatsCluster", "NatsNode", "find_nats_server"]
 
@@ -101,10 +100,6 @@ class NatsCluster:
     @property
     def mqtt_urls(self) -> list[str]:
         return [node.mqtt_url for node in self.nodes]
-
-    def broker(self, index: int) -> BrokerConfig:
-        """Node ``index``'s MQTT listener, spoken to in 3.1.1 (NATS refuses MQTT 5)."""
-        return BrokerConfig.from_url(self.nodes[index].mqtt_url, protocol="3.1.1")
 
     def reconfigure(self, extra_config: str) -> None:
         """Write every node's config with ``extra_config``, for its next start. No reload:

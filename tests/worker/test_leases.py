@@ -16,12 +16,10 @@ import httpx
 import psycopg
 import pytest
 
-from simulator.client import JobsClient
 from simulator.live.observer import Observer, Received
 from simulator.live.processes import Mosquitto, WorkerProcess, free_port
-from tests.worker.test_app import TERMINAL, _body, _events, _terminal
+from tests.worker.test_app import TERMINAL, _body, _commands, _events, _ship, _terminal
 from worker import Clock, Datacenter, DatacenterConfig, MemoryBus, Planner
-from worker.mqtt.broker import BrokerConfig
 from worker.postgres_store import PostgresStore
 
 LOCATIONS = ("East US", "North Europe", "West US")
@@ -141,24 +139,13 @@ def holders(url: str) -> dict[str, str | None]:
     return {str(location): owner for location, owner in rows}
 
 
-def _send(port: int, calls: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    async def main() -> list[dict[str, Any]]:
-        async with JobsClient(BrokerConfig(port=port), timeout=20) as client:
-            return [await client.request(op, **fields) for op, fields in calls]
-
-    replies: list[dict[str, Any]] = anyio.run(main)
-    return replies
-
-
 def _jobs_shipped(port: int, jobs: dict[str, str]) -> None:
     """Create and ship ``jobs`` (name: location), four drives each."""
     calls: list[tuple[str, dict[str, Any]]] = []
     for name, location in jobs.items():
         drives = [f"{name}-{i}" for i in range(4)]
-        calls.append(("create", {"job": name, "body": _body(drives, location)}))
-        package = {"carrierName": "UPS", "trackingNumber": "1"}
-        calls.append(("ship", {"job": name, "deliveryPackage": package}))
-    replies = _send(port, calls)
+        calls += [("create", {"job": name, "body": _body(drives, location)}), _ship(name)]
+    replies = _commands(port, *calls)
     assert [r["status"] for r in replies] == [201, 200] * len(jobs), replies
 
 

@@ -11,43 +11,28 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
-from simulator.client import JobsClient
 from simulator.live.nats import NatsCluster
-from simulator.live.observer import Observer, Received, collect_retained
+from simulator.live.observer import Observer, collect_retained
 from simulator.live.processes import WorkerProcess
+from tests.worker.test_app import (
+    SETTINGS,
+    _body,
+    _commands,
+    _ship,
+    _terminal,
+    _transferring,
+)
 from tests.worker_process import worker_process
-from worker.mqtt.broker import BrokerConfig
 from worker.sqlite_store import SQLiteStore
 from worker.status import TOPIC_PREFIX
 
-WORKER_ID = "nats"
-TERMINAL = ("Completed", "Closed")
-
 
 def _settings(speed: int) -> str:
-    return f"""
-worker_id = "{WORKER_ID}"
-speed = {speed}
-seed = 3
-will_delay = 1
-replay_tail = 2.0
-drain_timeout = 5.0
-
-[policy]
-retention = "30d"
-creating_expiry = "30d"
-
-[datacenter]
-locations = {{ "West US" = 2 }}
-throughput_mb_s = 100
-checkpoint_interval = "10m"
-carrier_delay = "1h"
-return_delay = "1h"
-drive_size = "1TB"
-"""
+    """test_app's worker settings at ``speed`` simulated seconds a second."""
+    assert "\nspeed = 20000\n" in SETTINGS
+    return SETTINGS.replace("\nspeed = 20000\n", f"\nspeed = {speed}\n")
 
 
 @pytest.fixture
@@ -64,61 +49,8 @@ def worker_factory(tmp_path: Path) -> Iterator[Any]:
         worker.stop()
 
 
-def _commands(broker: BrokerConfig, *calls: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    async def main() -> list[dict[str, Any]]:
-        async with JobsClient(broker, timeout=20) as client:
-            return [await client.request(op, **fields) for op, fields in calls]
-
-    replies: list[dict[str, Any]] = anyio.run(main)
-    return replies
-
-
 def _create_and_ship(job: str, drives: list[str]) -> list[tuple[str, dict[str, Any]]]:
-    body = {
-        "location": "West US",
-        "properties": {
-            "jobType": "Import",
-            "storageAccountId": "/subscriptions/x/resourceGroups/rg/providers/"
-            "Microsoft.Storage/storageAccounts/acct",
-            "returnAddress": {
-                "recipientName": "R",
-                "streetAddress1": "S",
-                "city": "C",
-                "postalCode": "1",
-                "countryOrRegion": "US",
-                "phone": "1",
-                "email": "r@example.com",
-            },
-            "driveList": [{"driveId": d, "bitLockerKey": f"KEY-{d}"} for d in drives],
-        },
-    }
-    package = {"carrierName": "UPS", "trackingNumber": "1"}
-    return [
-        ("create", {"job": job, "body": body}),
-        ("ship", {"job": job, "deliveryPackage": package}),
-    ]
-
-
-def _events(messages: list[Received], kind: str) -> list[dict[str, Any]]:
-    return [
-        json.loads(p)
-        for t, p, _ in messages
-        if t.endswith("/events") and p and json.loads(p)["type"].endswith("." + kind)
-    ]
-
-
-def _terminal(jobs: set[str]) -> Any:
-    def done(messages: list[Received]) -> bool:
-        ended = {
-            e["subject"] for e in _events(messages, "stateChanged") if e["data"]["to"] in TERMINAL
-        }
-        return jobs <= ended
-
-    return done
-
-
-def _transferring(messages: list[Received]) -> bool:
-    return any(e["data"]["to"] == "Transferring" for e in _events(messages, "driveStateChanged"))
+    return [("create", {"job": job, "body": _body(drives)}), _ship(job)]
 
 
 def _connected_over(worker: WorkerProcess) -> list[str]:
@@ -165,7 +97,7 @@ def test_worker_on_node_1_status_on_node_2_retained_on_node_3(
         worker.start()
         worker.wait_connected()
         assert _connected_over(worker) == ["3.1.1"]
-        replies = _commands(nats_cluster.broker(0), *_create_and_ship("n-alpha", ["A1", "A2"]))
+        replies = _commands(n1.mqtt_port, *_create_and_ship("n-alpha", ["A1", "A2"]))
         assert [r["status"] for r in replies] == [201, 200]
         observer.wait_for(_terminal({"n-alpha"}), timeout=30, what="n-alpha done")
         assert worker.signal(signal.SIGTERM) == 0
@@ -192,7 +124,7 @@ def _run_through_a_node_kill(cluster: NatsCluster, worker_factory: Any, *, kill:
         worker.start()
         worker.wait_connected()
         calls = [call for job, drives in jobs.items() for call in _create_and_ship(job, drives)]
-        replies = _commands(cluster.broker(0), *calls)
+        replies = _commands(cluster.nodes[0].mqtt_port, *calls)
         assert [r["status"] for r in replies] == [201, 200] * len(jobs)
         observer.wait_for(_transferring, what="a transfer")
         cluster.kill(kill)
