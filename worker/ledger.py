@@ -30,7 +30,7 @@ from worker.record import JobRecord, clone
 from worker.status import Event, build_messages
 from worker.store import Commit, JobStore, Lease, SharedStore
 
-__all__ = ["SIM_NOW", "Change", "Ledger", "Listener", "stored_time"]
+__all__ = ["ATTEMPTS", "SIM_NOW", "Change", "Ledger", "Listener", "stored_time"]
 
 #: Told ``(before, after)`` after every committed change; ``None`` means absent.
 Listener = Callable[[JobRecord | None, JobRecord | None], None]
@@ -40,6 +40,9 @@ Change = Callable[[JobRecord], list[Event]]
 #: The metadata key under which every commit stores the simulated time.
 SIM_NOW = "sim_now"
 LAST_SEQ = "lastseq/"
+#: How many times a change is judged against a job that other workers keep changing under
+#: it (each time raising :class:`~worker.errors.RecordChanged`) before that is an error.
+ATTEMPTS = 10
 
 log = get_logger("drivesim.ledger")
 

@@ -40,7 +40,7 @@ from worker import changes, states
 from worker.bays import Bays, Transfer
 from worker.config import DatacenterConfig
 from worker.errors import InvalidJobState, RecordChanged
-from worker.ledger import Change, Ledger
+from worker.ledger import ATTEMPTS, Change, Ledger
 from worker.logs import get_logger
 from worker.model import JobType
 from worker.plan import Planner
@@ -52,9 +52,6 @@ from worker.store import Lease
 __all__ = ["DatacenterPipeline"]
 
 log = get_logger("drivesim.pipeline")
-
-#: How many times a step is applied before a job that keeps changing under it is an error.
-_ATTEMPTS = 10
 
 
 def _datacenter_step(record: JobRecord) -> Step | None:
@@ -156,7 +153,7 @@ class DatacenterPipeline:
     def _update(self, name: str, change: Change) -> JobRecord:
         """Commit a step of the job under the pipeline's fence; when another worker
         changed the job first, apply the step again to the job as it now is."""
-        for _ in range(_ATTEMPTS - 1):
+        for _ in range(ATTEMPTS - 1):
             try:
                 return self.ledger.update(name, change, fence=self.fence)
             except RecordChanged:

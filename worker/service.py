@@ -24,7 +24,7 @@ from worker.errors import (
     ResourceNotFound,
     ValidationError,
 )
-from worker.ledger import Ledger
+from worker.ledger import ATTEMPTS, Ledger
 from worker.logs import get_logger
 from worker.model import (
     RESOURCE_TYPE,
@@ -55,9 +55,6 @@ log = get_logger("drivesim.service")
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
-#: How many times a request is judged before a job that keeps changing under it is an error.
-_ATTEMPTS = 10
-
 
 def _judged_again(
     method: Callable[Concatenate[JobService, _P], Coroutine[Any, Any, _T]],
@@ -66,7 +63,7 @@ def _judged_again(
     judged again against the job as it now is (which the ledger has taken in)."""
 
     async def judged(self: JobService, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        for _ in range(_ATTEMPTS - 1):
+        for _ in range(ATTEMPTS - 1):
             try:
                 return await method(self, *args, **kwargs)
             except RecordChanged:
