@@ -304,6 +304,11 @@ def _takeover(scenario: Scenario, speed: float, keep: Path | None = None) -> lis
         return sorted(taken[loc] - live.killed_at for loc in held_last if loc in taken)
 
 
+def _wall(entry: dict[str, Any]) -> float:
+    """The wall-clock time of a worker's JSON log line."""
+    return datetime.fromisoformat(entry["wall_time"].replace("Z", "+00:00")).timestamp()
+
+
 def _driven(log: Path) -> list[tuple[float, str]]:
     """(wall time, location) of each "location driven" and "no longer driven" line, the
     latter as location prefixed with "-"."""
@@ -311,7 +316,7 @@ def _driven(log: Path) -> list[tuple[float, str]]:
     for line in log.read_text().splitlines():
         if '"location driven"' in line or '"location no longer driven"' in line:
             entry = json.loads(line)
-            when = datetime.fromisoformat(entry["wall_time"].replace("Z", "+00:00")).timestamp()
+            when = _wall(entry)
             gone = entry["event"] == "location no longer driven"
             found.append((when, ("-" if gone else "") + entry["location"]))
     return found
@@ -359,10 +364,6 @@ def _seed(url: str, jobs: int) -> dict[str, str]:
     finally:
         store.close()
     return where
-
-
-def _wall(entry: dict[str, Any]) -> float:
-    return datetime.fromisoformat(entry["wall_time"].replace("Z", "+00:00")).timestamp()
 
 
 def _in_flight(jobs: int, cancels: int, kills: int) -> dict[str, Any]:
