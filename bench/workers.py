@@ -153,6 +153,7 @@ def _run(scenario: Scenario, speed: float, workers: int, store: str) -> dict[str
             workers=workers,
             lease=LEASE,
             postgresql=store == "postgresql",
+            direct=True,
         )
         own = os.times()
         with _cpu(live) as cpu:

@@ -284,6 +284,8 @@ def _restart_database(on: Processes, fault: Fault) -> Heal:
 
 def _partition_database(on: Processes, fault: Fault) -> Heal:
     _database(on)
+    if not on.database_proxies:
+        raise DrivesimError("db-partition needs the workers behind fault proxies (not direct)")
     proxy = on.database_proxies[on.pick(fault)]
     proxy.blackhole()
     return proxy.lift_blackhole

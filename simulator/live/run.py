@@ -122,8 +122,9 @@ class LiveRun:
         on_message: Callable[[StatusMessage], None] | None = None,
     ) -> None:
         """``on_*`` are told each answer, fault and status message the observer hears;
-        ``direct`` connects the worker straight to the broker, not through the fault proxy
-        (for measurements: the network faults and ``broker-kill`` then no longer reach it);
+        ``direct`` connects the workers straight to the broker and the database, not through
+        fault proxies (for measurements: the network faults, ``broker-kill`` and
+        ``db-partition`` then no longer reach them);
         ``workers`` above one (or one, with ``postgresql``) share a PostgreSQL of the run's
         own, with leases of ``lease`` wall-clock seconds."""
         self.scenario = scenario
@@ -306,7 +307,7 @@ class LiveRun:
 
     def _workers(self, args: list[str], db: str | Path) -> list[WorkerProcess]:
         """One worker on a SQLite file, or ``workers`` on the run's PostgreSQL, each with
-        its own id and its own fault proxy to the database."""
+        its own id and its own fault proxy to the database (none when ``direct``)."""
         if self.database is None:
             log_file = self.workdir / "worker.log"
             return [WorkerProcess(args, log=log_file, db=db, program=self.program)]
@@ -314,14 +315,17 @@ class LiveRun:
         settings.write_text(f"lease = {self.lease!r}\n")
         made = []
         for number in range(1, self.workers + 1):
-            proxy = FaultProxy(self.database.port)
-            self.database_proxies.append(proxy)
+            port = None
+            if not self.direct:
+                proxy = FaultProxy(self.database.port)
+                self.database_proxies.append(proxy)
+                port = proxy.port
             name = f"w{number}"
             made.append(
                 WorkerProcess(
                     [*args, "--config", str(settings), "--worker-id", name],
                     log=self.workdir / f"worker-{name}.log",
-                    db=self.database.url("drivesim", port=proxy.port),
+                    db=self.database.url("drivesim", port=port),
                     program=self.program,
                 )
             )

@@ -28,7 +28,7 @@ from simulator.live.processes import Mosquitto, WorkerProcess
 from simulator.live.proxy import FaultProxy
 from simulator.run.runner import run_scenario
 from simulator.scenario import parse_scenario
-from worker.errors import ConfigError
+from worker.errors import ConfigError, DrivesimError
 from worker.memory_store import MemoryStore
 
 ONE_JOB: dict[str, Any] = {
@@ -251,3 +251,13 @@ def test_database_kinds_restart_it_and_cut_one_worker_off(with_database: Process
     assert not first.blackholed.is_set()
     heal()
     assert not second.blackholed.is_set()
+
+
+def test_a_partition_of_workers_reaching_the_database_directly_is_refused(
+    with_database: Processes,
+) -> None:
+    direct = dataclasses.replace(with_database, database_proxies=())
+    kind = FAULTS["db-partition"]
+    assert isinstance(kind, ProcessFault)
+    with pytest.raises(DrivesimError, match="fault proxies"):
+        kind.strike(direct, Fault(index=0, kind="db-partition", at=0.0))
