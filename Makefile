@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint mosquitto nats chromium postgresql clean
 
-$(BIN)/drivesim: pyproject.toml
+# The modules setup.py compiles (worker.build.COMPILED): a change rebuilds them.
+$(BIN)/drivesim: pyproject.toml setup.py worker/build.py worker/states.py worker/status.py worker/changes.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -8,6 +8,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from worker import (
     NoAnswer,
     StatusMessage,
     configure_logging,
+    describe_build,
     format_duration,
     load_worker_settings,
     store_name,
@@ -68,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
         "datacenter over MQTT and the Azure REST API, and watch it.",
     )
     add_global_options(parser)
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"drivesim {metadata.version('drivesim')} ({describe_build()})",
+        help="the version, and which build runs: compiled with mypyc, or pure Python",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(

@@ -13,6 +13,12 @@ holds them to it):
 Every other module is internal: it may change shape between versions.
 """
 
+# Before anything imports a module that may run compiled: refuse a stale extension.
+from worker.build import check_fresh
+from worker.build import describe as describe_build
+
+check_fresh()
+
 from worker import states
 from worker.app import serve
 from worker.clock import DEFAULT_EPOCH, Clock, format_duration, parse_duration, virtual_loop
@@ -156,6 +162,7 @@ __all__ = [
     "convert",
     "decode_payload",
     "deletion_due",
+    "describe_build",
     "durations",
     "format_duration",
     "get_logger",

@@ -34,6 +34,7 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "DrivesimError",
+    "InvalidDefinition",
     "InvalidJobState",
     "LeaseLost",
     "PayloadTooLarge",
@@ -197,3 +198,8 @@ class NoAnswer(DrivesimError):
 
 class ChromiumMissing(DrivesimError):
     """Headless Chromium is needed (to render an HTML page) and is not installed."""
+
+
+class InvalidDefinition(AssertionError):
+    """The state tables contradict each other (raised when :mod:`worker.states` is
+    imported). Not a :class:`DrivesimError`: it is a bug in drivesim, not bad input."""

@@ -29,6 +29,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from worker.errors import InvalidDefinition
 from worker.model import DriveState, JobState
 
 __all__ = [
@@ -54,7 +55,6 @@ __all__ = [
     "CancelAnswer",
     "CancelWindow",
     "Command",
-    "InvalidDefinition",
     "Outcome",
     "Step",
     "Verdict",
@@ -428,10 +428,6 @@ def self_deletion(state: JobState) -> Literal[Command.EXPIRE, Command.RETIRE] | 
     if C.RETIRE in row:
         return C.RETIRE
     return None
-
-
-class InvalidDefinition(AssertionError):
-    """The tables contradict each other (raised when the module is imported)."""
 
 
 def check_tables(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from worker.errors import InvalidDefinition
 from worker.model import DriveState, JobState
 from worker.states import (
     CANCEL_WINDOWS,
@@ -20,7 +21,6 @@ from worker.states import (
     CancelAnswer,
     CancelWindow,
     Command,
-    InvalidDefinition,
     Step,
     Verdict,
     check_tables,

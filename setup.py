@@ -1,0 +1,89 @@
+"""drivesim's build: the hot pure modules compiled by mypyc where a C compiler is at hand.
+
+Everything else about the package is in ``pyproject.toml``. The modules compiled are
+``worker.build.COMPILED``; where there is no C compiler or no Python headers, where mypyc
+fails, or with ``DRIVESIM_COMPILE=0``, drivesim installs as pure Python and says why in
+one line (``pip install -v`` shows it; ``drivesim --version`` says which build runs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import shutil
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+BUILD = runpy.run_path(str(ROOT / "worker" / "build.py"))
+
+
+def _say(line: str) -> None:
+    print(f"drivesim: {line}", file=sys.stderr, flush=True)
+
+
+def _why_pure() -> str | None:
+    """Why the modules cannot be compiled here; None when they can."""
+    if os.environ.get("DRIVESIM_COMPILE", "1") == "0":
+        return "DRIVESIM_COMPILE=0"
+    compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        return f"no C compiler ({compiler})"
+    if not Path(sysconfig.get_paths()["include"], "Python.h").exists():
+        return "no Python headers (Debian: python3-dev)"
+    try:
+        import mypyc.build  # noqa: F401
+    except ImportError:
+        return "mypyc is not installed"
+    return None
+
+
+def _remove_built() -> None:
+    """Extensions an earlier build left in the tree (an editable install's): a pure
+    install must not import them."""
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    stems = [m.rpartition(".")[2] for m in BUILD["COMPILED"]]
+    for path in [*(ROOT / "worker" / (s + suffix) for s in stems), *ROOT.glob("*__mypyc*")]:
+        path.unlink(missing_ok=True)
+    (ROOT / "worker" / BUILD["DIGESTS"]).unlink(missing_ok=True)
+
+
+def _extensions() -> list[Any]:
+    why = _why_pure()
+    if why is not None:
+        _say(f"installing pure Python: {why}")
+        _remove_built()
+        return []
+    from mypyc.build import mypycify
+
+    sources = [str(Path(*m.split(".")).with_suffix(".py")) for m in BUILD["COMPILED"]]
+    return list(mypycify(sources, opt_level="3", debug_level="0"))
+
+
+class BuildOrFallBack(build_ext):
+    """Compile, record the digests of the sources compiled (``worker.build.DIGESTS``), or,
+    when compiling fails, remove what was built and install pure Python."""
+
+    def run(self) -> None:
+        if not self.extensions:
+            return
+        try:
+            super().run()
+        except Exception as exc:  # a compiler that fails: drivesim still installs
+            for output in self.get_outputs():
+                Path(output).unlink(missing_ok=True)
+            _say(f"installing pure Python: compiling failed ({exc})")
+            return
+        package = Path(self.get_ext_fullpath("worker.states")).parent
+        digests = BUILD["digests"](ROOT)
+        (package / BUILD["DIGESTS"]).write_text(json.dumps(digests, indent=1) + "\n")
+        _say(f"compiled with mypyc: {', '.join(BUILD['COMPILED'])}")
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildOrFallBack})
