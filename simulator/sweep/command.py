@@ -180,6 +180,7 @@ def run_sweep(args: argparse.Namespace, console: Console) -> int:
             )
             raise
         table = build_table(grid, results.done)
+    out.mkdir(parents=True, exist_ok=True)  # a grid whose cells were all done before
     write_csv(out / CSV_FILE, table)
     write_json(out / JSON_FILE, table)
     write_sweep(out / HTML_FILE, grid, table)

@@ -58,7 +58,7 @@ def run_dask(tasks: Sequence[CellTask], address: str, on_done: OnDone) -> int:
             "--dask needs the distributed package: pip install 'drivesim[dask]'"
         ) from None
     try:
-        client = Client(address, timeout=connect_timeout, set_as_default=False)
+        client = Client(address, timeout=connect_timeout)
     except (OSError, TimeoutError) as exc:
         raise DrivesimError(f"no Dask scheduler answered at {address} ({exc})") from None
     with client:

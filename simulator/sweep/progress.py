@@ -74,4 +74,4 @@ class SweepProgress:
         now = time.monotonic()
         if now - self._shown >= self._every or self.done == self.total:
             self._shown = now
-            self.console.print(self.line())
+            self.console.print(self.line(), soft_wrap=True)

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any, TextIO
 
 from simulator.sweep.grid import Grid
@@ -31,10 +36,10 @@ class Results:
         self._file: TextIO | None = None
 
     def open(self) -> Results:
-        """Check the folder's grid (or record it) and read the cells already done."""
+        """Check the folder's grid and read the cells already done. Nothing is written
+        until the first cell is done: a sweep that fails to start leaves no folder."""
         identity = self.grid.identity()
         grid_file = self.folder / GRID_FILE
-        cells_file = self.folder / CELLS_FILE
         if grid_file.exists():
             try:
                 found = json.loads(grid_file.read_text(encoding="utf-8"))
@@ -48,13 +53,24 @@ class Results:
                     f"({_differs(found, identity)}): give another --out, or remove the "
                     "folder to start again",
                 )
-        self.folder.mkdir(parents=True, exist_ok=True)
-        if not grid_file.exists():
-            grid_file.write_text(json.dumps(identity, indent=2) + "\n", encoding="utf-8")
-        if cells_file.exists():
-            self._read(cells_file)
-        self._file = cells_file.open("a", encoding="utf-8")
+            cells_file = self.folder / CELLS_FILE
+            if cells_file.exists():
+                self._read(cells_file)
         return self
+
+    def _append(self) -> TextIO:
+        """The file cells are appended to, the folder and its grid recorded first."""
+        if self._file is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            grid_file = self.folder / GRID_FILE
+            cells_file = self.folder / CELLS_FILE
+            if grid_file.exists():
+                self._file = cells_file.open("a", encoding="utf-8")
+            else:  # a new sweep: no cells of another are kept
+                text = json.dumps(self.grid.identity(), indent=2) + "\n"
+                grid_file.write_text(text, encoding="utf-8")
+                self._file = cells_file.open("w", encoding="utf-8")
+        return self._file
 
     def _read(self, path: Path) -> None:
         text = path.read_text(encoding="utf-8")
@@ -76,12 +92,14 @@ class Results:
             self.done[cell.index] = row
 
     def add(self, row: dict[str, Any]) -> None:
-        """Keep a cell's result: one line, on disk before the next cell is counted."""
-        assert self._file is not None, "open() first"
-        self._file.write(json.dumps(row, sort_keys=True) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self.done[int(row["index"])] = row
+        """Keep a cell's result: one line, on disk before the next cell is counted. A
+        Ctrl-C meanwhile waits until the line is written and the cell counted."""
+        with _sigint_deferred():
+            file = self._append()
+            file.write(json.dumps(row, sort_keys=True, default=str) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+            self.done[int(row["index"])] = row
 
     def close(self) -> None:
         if self._file is not None:
@@ -93,6 +111,26 @@ class Results:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """SIGINT held back while the block runs (in the main thread), then raised."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        caught.append(signum)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _differs(found: Any, wanted: dict[str, Any]) -> str:
