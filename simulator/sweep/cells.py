@@ -56,8 +56,12 @@ METRICS: tuple[Metric, ...] = (
         "count",
         lambda r: r["cancel"]["rejectedTooLate"],
     ),
+    # While copying: over the whole run, weeks of retention after the last copy dilute it.
     Metric(
-        "bayUtilisation", "bay utilisation", "ratio", lambda r: r["bays"]["overall"]["utilisation"]
+        "bayUtilisation",
+        "bay utilisation while copying",
+        "ratio",
+        lambda r: r["bays"]["overall"]["utilisationWhileCopying"],
     ),
     Metric(
         "queueWaitP50", "bay queue wait p50", "seconds", lambda r: r["latency"]["bayQueue"]["p50"]

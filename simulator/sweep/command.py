@@ -24,7 +24,7 @@ from simulator.sweep.grid import MAX_SEEDS, Grid, load_grid, split_vary
 # The runs, the reports and the page are imported by run_sweep: ``drivesim worker`` builds
 # this parser too and needs none of them.
 
-__all__ = ["add_sweep_parser", "default_out", "run_sweep"]
+__all__ = ["add_sweep_parser", "default_out", "print_summary", "run_sweep"]
 
 EXIT_OK, EXIT_INVARIANT = 0, 1
 #: Output files in the sweep's folder.
@@ -184,7 +184,7 @@ def run_sweep(args: argparse.Namespace, console: Console) -> int:
     write_csv(out / CSV_FILE, table)
     write_json(out / JSON_FILE, table)
     write_sweep(out / HTML_FILE, grid, table)
-    _print_summary(console, grid, table)
+    print_summary(console, grid, table)
     for name in (CSV_FILE, JSON_FILE, HTML_FILE):
         console.print(f"{name.rsplit('.', 1)[1]}: {escape(str(out / name))}", soft_wrap=True)
     failed = [row for row in table["rows"] if not row["invariantsOk"]]
@@ -197,8 +197,9 @@ def run_sweep(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def _print_summary(console: Console, grid: Grid, table: dict[str, Any]) -> None:
-    """Each metric's mean (± sd) for each combination, side by side, when few enough."""
+def print_summary(console: Console, grid: Grid, table: dict[str, Any]) -> None:
+    """Each metric's mean (± sd) for each combination, side by side, when few enough (the
+    table's ``summary``, as :func:`~simulator.sweep.table.build_table` made it)."""
     from simulator.sweep.cells import METRICS
     from simulator.sweep.page import mean_text
 
@@ -206,7 +207,7 @@ def _print_summary(console: Console, grid: Grid, table: dict[str, Any]) -> None:
     if len(summary) > SHOWN_COMBINATIONS:
         return
     view = Table(box=None, pad_edge=False)
-    view.add_column(f"mean across {len(grid.seeds)} seeds", style="dim")
+    view.add_column(f"mean across {len(grid.seeds)} seeds", style="dim", no_wrap=True)
     for choice in grid.choices:
         view.add_column(
             escape(", ".join(v.labels[i] for v, i in zip(grid.varies, choice, strict=True))),

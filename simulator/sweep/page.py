@@ -7,6 +7,7 @@ external resource: the page opens offline, prints, and renders in headless Chrom
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,10 @@ from simulator.sweep.grid import Grid
 __all__ = ["format_value", "mean_text", "render_sweep", "write_sweep"]
 
 # One chart, in user units: the plot area inside margins for the axis labels.
-W, H = 380.0, 240.0
+W, H = 380.0, 250.0
 LEFT, RIGHT, TOP, BOTTOM = 70.0, 12.0, 30.0, 186.0
+#: The width of a character of an axis label (11 px, generous), for where labels wrap.
+CHAR = 6.4
 #: Combinations the summary table shows side by side, one column each (more: one row each).
 SIDE_BY_SIDE = 8
 
@@ -53,12 +56,28 @@ def format_value(unit: str, value: float | None) -> str:
 
 
 def _ceiling(unit: str, top: float) -> float:
-    """The top of a chart's y axis: a round number, of days, hours or minutes for a time."""
+    """The top of a chart's y axis above ``top``: a round number, of days, hours or
+    minutes for a time; 100 % for a ratio that reaches no higher."""
+    if unit == "ratio" and top <= 1.0:
+        return 1.0
+    top *= 1.05
     if unit == "seconds":
         for size in (86_400.0, 3_600.0, 60.0):
             if top >= 2 * size:
                 return nice(top / size) * size
     return nice(top)
+
+
+def _wrap(label: str, width: float) -> list[str]:
+    """``label`` in lines that fit ``width`` (user units), cut after a hyphen or a space."""
+    room = max(4, int(width / CHAR))
+    lines: list[str] = []
+    for word in re.findall(r"[^ -]+-?|\s+", label):
+        if lines and len(lines[-1]) + len(word) <= room:
+            lines[-1] += word
+        elif word.strip():
+            lines.append(word)
+    return [line.strip() for line in lines] or [label]
 
 
 def _series(grid: Grid, key: int, summary: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
@@ -84,7 +103,7 @@ def _chart(metric: Metric, grid: Grid, key: int, summary: Sequence[Mapping[str, 
         entry["metrics"][metric.id] for entries in series.values() for entry in entries if entry
     ]
     top = max((s["max"] for s in spreads if s["max"] is not None), default=0.0)
-    ymax = _ceiling(metric.unit, top * 1.05)
+    ymax = _ceiling(metric.unit, top)
 
     def y(value: float) -> float:
         return BOTTOM - value / ymax * (BOTTOM - TOP)
@@ -105,13 +124,19 @@ def _chart(metric: Metric, grid: Grid, key: int, summary: Sequence[Mapping[str, 
                 f"{_e(format_value(metric.unit, ymax * frac))}</text>"
             )
     for i, label in enumerate(vary.labels):
+        at = _f(LEFT + (i + 0.5) * step)
+        lines = _wrap(label, step - 4)[:3]
+        spans = "".join(
+            f'<tspan x="{at}" dy="{0 if n == 0 else 12}">{_e(line)}</tspan>'
+            for n, line in enumerate(lines)
+        )
         parts.append(
-            f'<text class="axis" x="{_f(LEFT + (i + 0.5) * step)}" y="{_f(BOTTOM + 16)}" '
-            f'text-anchor="middle">{_e(label)}</text>'
+            f'<text class="axis" x="{at}" y="{_f(BOTTOM + 15)}" text-anchor="middle">'
+            f"<title>{_e(label)}</title>{spans}</text>"
         )
     parts.append(
-        f'<text class="axis" x="{_f((LEFT + W - RIGHT) / 2)}" y="{_f(BOTTOM + 36)}" '
-        f'text-anchor="middle">{_e(vary.key)}</text>'
+        f'<text class="axis" x="{_f((LEFT + W - RIGHT) / 2)}" y="{_f(H - 6)}" '
+        f'text-anchor="middle" font-weight="600">{_e(vary.key)}</text>'
     )
     width = min(10.0, step / (len(series) + 1))
     for s, (name, entries) in enumerate(series.items()):
@@ -224,7 +249,7 @@ def render_sweep(grid: Grid, table: Mapping[str, Any]) -> str:
     """The page of a sweep's table (:func:`~simulator.sweep.table.build_table`)."""
     summary = table["summary"]
     seeds = grid.seeds
-    seeds_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}–{seeds[-1]}"
+    seeds_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds ({seeds[0]}–{seeds[-1]})"
     failed = sum(1 for row in table["rows"] if not row["invariantsOk"])
     badge = (
         f'<span class="badge ok">invariants hold in all {len(table["rows"])} runs</span>'

@@ -76,6 +76,7 @@ def build_table(grid: Grid, results: Mapping[int, Mapping[str, Any]]) -> dict[st
     return {
         "scenario": grid.name,
         "file": grid.where,
+        "grid": grid.identity(),
         "vary": {v.key: list(v.values) for v in grid.varies},
         "seeds": list(grid.seeds),
         "cellsDone": len(rows),
