@@ -12,14 +12,13 @@ import argparse
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from simulator.console import arguments
-from simulator.sweep.grid import MAX_SEEDS, Grid, load_grid, split_vary
+from simulator.sweep.grid import MAX_SEEDS, Grid, load_grid
 
 # The runs, the reports and the page are imported by run_sweep: ``drivesim worker`` builds
 # this parser too and needs none of them.
@@ -31,28 +30,6 @@ EXIT_OK, EXIT_INVARIANT = 0, 1
 CSV_FILE, JSON_FILE, HTML_FILE = "sweep.csv", "sweep.json", "sweep.html"
 #: Combinations the terminal's summary shows side by side (more: see the files).
 SHOWN_COMBINATIONS = 6
-
-
-def _vary(text: str) -> tuple[str, list[Any]]:
-    try:
-        return split_vary(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected {exc}") from None
-
-
-def _dask_address(text: str) -> str:
-    """A Dask scheduler's address: ``tcp://HOST:PORT`` (or ``tls://``)."""
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError:
-        port = None
-        parts = urlsplit("")
-    if parts.scheme not in ("tcp", "tls") or not parts.hostname or port is None:
-        raise argparse.ArgumentTypeError(
-            f"expected a Dask scheduler address such as tcp://127.0.0.1:8786, got {text!r}"
-        )
-    return text
 
 
 def add_sweep_parser(commands: Any) -> None:
@@ -67,13 +44,13 @@ def add_sweep_parser(commands: Any) -> None:
     )
     sweep.add_argument(
         "scenario",
-        type=Path,
+        type=arguments.existing_file,
         help="a scenario file; its [sweep] table (vary, seeds) is the default grid, e.g. "
         "configs/study-cancel-windows.toml",
     )
     sweep.add_argument(
         "--vary",
-        type=_vary,
+        type=arguments.vary,
         action="append",
         metavar="KEY=V1,V2,...",
         help="a dotted scenario key and its values, e.g. "
@@ -103,7 +80,7 @@ def add_sweep_parser(commands: Any) -> None:
     )
     where.add_argument(
         "--dask",
-        type=_dask_address,
+        type=arguments.dask_address,
         metavar="tcp://HOST:PORT",
         help="run each cell as a task on this Dask distributed scheduler (the workers need "
         "drivesim installed; pip install 'drivesim[dask]')",
