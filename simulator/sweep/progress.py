@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
 from rich.progress_bar import ProgressBar
+from rich.table import Table
 from rich.text import Text
 
 from simulator.console.progress import format_wall
@@ -41,9 +42,13 @@ class SweepProgress:
         if self._live is not None:
             self._live.__exit__(None, None, None)
 
-    def __rich__(self) -> Group:
-        bar = ProgressBar(total=max(self.total, 1), completed=self.done, width=40)
-        return Group(bar, self.line())
+    def __rich__(self) -> Table:
+        """What the live display draws at each refresh: the bar, then the line."""
+        view = Table.grid(padding=(0, 1))
+        view.add_row(
+            ProgressBar(total=max(self.total, 1), completed=self.done, width=30), self.line()
+        )
+        return view
 
     def eta(self) -> float | None:
         """Wall-clock seconds left; None until a cell of this session is done."""
@@ -61,7 +66,7 @@ class SweepProgress:
         share = self.done / self.total if self.total else 1.0
         return Text(
             f"cells {self.done:,}/{self.total:,} ({share:.0%}){left}{rate} · "
-            f"{format_wall(elapsed)} on {self.where}",
+            f"{format_wall(elapsed)} so far on {self.where}",
             style="dim",
         )
 
