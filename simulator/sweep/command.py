@@ -151,10 +151,13 @@ def run_sweep(args: argparse.Namespace, console: Console) -> int:
                 else:
                     run_local(tasks, processes, done)
         except KeyboardInterrupt:
-            _tell(
-                f"{len(results.done)} of {grid.size} cells kept in {out / CELLS_FILE}; "
-                "run the same command again to go on from there"
-            )
+            if results.done:
+                _tell(
+                    f"{len(results.done)} of {grid.size} cells kept in {out / CELLS_FILE}; "
+                    "run the same command again to go on from there"
+                )
+            else:
+                _tell("no cell was done yet: nothing kept")
             raise
         table = build_table(grid, results.done)
     out.mkdir(parents=True, exist_ok=True)  # a grid whose cells were all done before
