@@ -28,7 +28,7 @@ LEFT, RIGHT, TOP, BOTTOM = 70.0, 12.0, 30.0, 186.0
 #: The width of a character of an axis label (11 px, generous), for where labels wrap.
 CHAR = 6.4
 #: Combinations the summary table shows side by side, one column each (more: one row each).
-SIDE_BY_SIDE = 8
+SIDE_BY_SIDE = 6
 
 _PAGE_CSS = """
 .plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(400px,1fr));gap:14px;
