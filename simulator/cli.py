@@ -20,6 +20,7 @@ from simulator.console.arguments import MAX_SPEED, Parser, add_global_options
 from simulator.console.jobs import DEFAULT_BROKER, add_jobs_parser, run_jobs
 from simulator.demo.command import add_demo_parser, run_demo
 from simulator.scenario.file import load_scenario
+from simulator.sweep.command import add_sweep_parser, run_sweep
 from worker import (
     DatacenterConfig,
     DrivesimError,
@@ -209,6 +210,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_jobs_parser(commands)
     add_demo_parser(commands)
+    add_sweep_parser(commands)
 
     watcher = commands.add_parser(
         "watch",
@@ -266,6 +268,8 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
             return run_jobs(args, console)
         case "demo":
             return run_demo(args, console)
+        case "sweep":
+            return run_sweep(args, console)
         case _:
             from simulator.console.watch import watch
 

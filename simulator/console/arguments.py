@@ -29,6 +29,7 @@ __all__ = [
     "broker_url",
     "choice",
     "count",
+    "dask_address",
     "existing_file",
     "http_address",
     "job_name",
@@ -41,6 +42,7 @@ __all__ = [
     "speed",
     "store_path",
     "subparsers",
+    "vary",
     "worker_id",
     "worker_store",
 ]
@@ -247,6 +249,29 @@ def http_address(text: str) -> str:
     except ValueError:
         _fail("[HOST:]PORT such as 127.0.0.1:8080 or 8080", text)
     return text
+
+
+def dask_address(text: str) -> str:
+    """A Dask scheduler's address: ``tcp://HOST:PORT`` (or ``tls://``)."""
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None or parts.scheme not in ("tcp", "tls") or not parts.hostname:
+        _fail("a Dask scheduler address such as tcp://127.0.0.1:8786", text)
+    return text
+
+
+def vary(text: str) -> tuple[str, list[Any]]:
+    """A sweep's ``KEY=V1,V2,...``: the dotted key and its values (checked against the
+    scenario later, by its loader)."""
+    from simulator.sweep.grid import split_vary
+
+    try:
+        return split_vary(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected {exc}") from None
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:

@@ -106,7 +106,7 @@ class Series:
 
 
 def percentiles(values: Iterable[float]) -> dict[str, Any]:
-    """Count, nearest-rank p50/p90/p99 and max (None for each when there are no values)."""
+    """Count, nearest-rank p50/p90/p95/p99 and max (None for each when there are no values)."""
     ordered = sorted(values)
     n = len(ordered)
 
@@ -117,6 +117,7 @@ def percentiles(values: Iterable[float]) -> dict[str, Any]:
         "count": n,
         "p50": rank(50),
         "p90": rank(90),
+        "p95": rank(95),
         "p99": rank(99),
         "max": round(ordered[-1], 3) if n else None,
     }

@@ -132,6 +132,9 @@ class ScenarioFile(SettingsFile):
     workload: WorkloadFile | None = None
     faults: list[FaultFile] = msgspec.field(default_factory=list)
     chaos: ChaosFile | None = None
+    #: A study's grid: read and validated by ``drivesim sweep`` (simulator.sweep.grid),
+    #: left alone by a single run of the scenario.
+    sweep: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, repr=False)

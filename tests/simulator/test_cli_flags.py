@@ -111,6 +111,15 @@ def _corpus(tmp: Path) -> list[tuple[list[str], str]]:
         (["demo", "--html", missing], "--html"),
         (["demo", "--html", str(tmp)], "--html"),
         (["demo", "--broker", "mqtt://"], "--broker"),
+        # sweep
+        (["sweep", missing], "scenario"),
+        (["sweep", MID, "--vary", "policy.cancel_window"], "--vary"),
+        (["sweep", MID, "--vary", "a..b=1"], "--vary"),
+        (["sweep", MID, "--seeds", "0"], "--seeds"),
+        (["sweep", MID, "--out", str(a_file)], "--out"),
+        (["sweep", MID, "--processes", "0"], "--processes"),
+        (["sweep", MID, "--dask", "localhost:8786"], "--dask"),
+        (["sweep", MID, "--dask", "http://host:8786"], "--dask"),
         # watch
         (["watch", "--broker", "localhost:1883"], "--broker"),
         (["watch", "--job", "+"], "--job"),
@@ -225,7 +234,7 @@ def test_help_describes_every_subcommand_and_option() -> None:
     assert unexplained == []
     # and each subcommand has its line in the main --help
     listed = {a.dest for a in parser._subparsers._group_actions[0]._choices_actions}  # type: ignore[union-attr]
-    assert listed == {"run", "worker", "jobs", "demo", "watch"}
+    assert listed == {"run", "worker", "jobs", "demo", "sweep", "watch"}
 
 
 def test_global_options_work_after_the_subcommand() -> None:

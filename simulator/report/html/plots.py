@@ -13,7 +13,7 @@ from simulator.report.html.svg import number as _f
 from simulator.report.metrics import Series
 from simulator.run.result import RunResult
 
-__all__ = ["BUCKETS", "draw_plots"]
+__all__ = ["BUCKETS", "LOCATION_COLOURS", "draw_plots", "nice"]
 
 #: Buckets of simulated time the plots are drawn over.
 BUCKETS = 200
@@ -21,7 +21,8 @@ LOCATION_COLOURS = ("#0e7490", "#7c3aed", "#c2410c", "#15803d", "#be185d", "#475
 PLOT_H = 110.0
 
 
-def _nice(value: float) -> float:
+def nice(value: float) -> float:
+    """The round number (1, 2, 2.5, 5 times a power of ten) at or above ``value``."""
     if value <= 0:
         return 1.0
     power = 10.0 ** math.floor(math.log10(value))
@@ -44,7 +45,7 @@ def _plot(
     peak = max(
         [max(values, default=0.0) for _, _, values in [*lines, *peaks]] + [c for _, c in caps]
     )
-    ymax = _nice(peak * 1.05)
+    ymax = nice(peak * 1.05)
 
     def y(v: float) -> float:
         return bottom - v / ymax * PLOT_H

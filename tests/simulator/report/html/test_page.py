@@ -135,6 +135,7 @@ def test_a_run_without_jobs_renders() -> None:
         "count": 0,
         "p50": None,
         "p90": None,
+        "p95": None,
         "p99": None,
         "max": None,
     }
