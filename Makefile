@@ -6,8 +6,11 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint mosquitto nats chromium postgresql clean
 
-# The modules setup.py compiles (worker.build.COMPILED): a change rebuilds them.
-$(BIN)/drivesim: pyproject.toml setup.py worker/build.py worker/states.py worker/status.py worker/changes.py
+# The modules setup.py compiles (worker.build.COMPILED): a change to one compiles them again.
+COMPILED := $(shell $(PYTHON) -c "import runpy; \
+	print(*[m.replace('.', '/') + '.py' for m in runpy.run_path('worker/build.py')['COMPILED']])")
+
+$(BIN)/drivesim: pyproject.toml setup.py worker/build.py $(COMPILED)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -45,20 +45,19 @@ def _why_pure() -> str | None:
 
 
 def _remove_built() -> None:
-    """Extensions an earlier build left in the tree (an editable install's): a pure
-    install must not import them."""
+    """What an earlier build left in the tree (an editable install's): neither a pure
+    install nor one compiling another set of modules may import it."""
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
-    stems = [m.rpartition(".")[2] for m in BUILD["COMPILED"]]
-    for path in [*(ROOT / "worker" / (s + suffix) for s in stems), *ROOT.glob("*__mypyc*")]:
-        path.unlink(missing_ok=True)
+    for path in [*(ROOT / "worker").glob(f"*{suffix}"), *ROOT.glob(f"*__mypyc{suffix}")]:
+        path.unlink()
     (ROOT / "worker" / BUILD["DIGESTS"]).unlink(missing_ok=True)
 
 
 def _extensions() -> list[Any]:
+    _remove_built()
     why = _why_pure()
     if why is not None:
         _say(f"installing pure Python: {why}")
-        _remove_built()
         return []
     from mypyc.build import mypycify
 

@@ -13,11 +13,12 @@ holds them to it):
 Every other module is internal: it may change shape between versions.
 """
 
-# Before anything imports a module that may run compiled: refuse a stale extension.
-from worker.build import check_fresh
+# Before anything imports a module that may run compiled: the source if DRIVESIM_PURE=1,
+# else refuse a stale extension.
+from worker import build
 from worker.build import describe as describe_build
 
-check_fresh()
+build.load()
 
 from worker import states
 from worker.app import serve

@@ -187,7 +187,7 @@ class Clock:
 _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 
 
-def parse_duration(text: str | float) -> float:
+def parse_duration(text: object) -> float:
     """Seconds in ``"1d 2h"``, ``"90d"``, ``"30m"``, ``"1.5h"`` or a plain number of seconds."""
     if isinstance(text, int | float) and not isinstance(text, bool):
         if text < 0:

@@ -27,6 +27,12 @@ Bugs:
 
 from __future__ import annotations
 
+import os
+
+# A bug is planted by patching Python functions: the worker runs its source, not the modules
+# compiled by mypyc, whose calls to each other no patch reaches.
+os.environ["DRIVESIM_PURE"] = "1"
+
 import functools
 import sys
 from collections.abc import Callable, Sequence
