@@ -1,0 +1,335 @@
+"""A virtual-time run as one process per shard of locations, merged into one result.
+
+Each shard is a fresh process (the ``spawn`` start method): it reads the scenario file
+itself, with the run's seed, and runs it as :func:`~simulator.run.runner.run_scenario`
+would, on an in-memory store, performing only the actions of its own locations' jobs
+(:class:`~simulator.run.runner.ScenarioRun`'s ``locations``). Only the file's path, the
+seed and the shard's locations go to it; its result comes back as one msgspec-encoded
+message, far cheaper to pass between processes than as objects.
+
+The shards' results merge into one :class:`~simulator.run.result.RunResult`, which the
+invariants, the reports and the timeline read as that of a run in one process:
+
+* every job's own status messages are those the run in one process gives it, byte for
+  byte (same topics, payloads, ``seq`` and simulated times): a job's history depends
+  only on its location's bays and its own draws, whatever else the datacenter does;
+* the whole stream is ordered by the simulated time of each commit, the shards' messages
+  of one instant taking turns shard by shard: messages of different locations committed
+  at the same instant may come in another order than in one process;
+* the jobs left, the retained topics and the secrets are the shards' together; the
+  answers are in the scenario's order; the faults are the first shard's (a run is split
+  only when every fault is one the virtual-time run skips, in each shard alike);
+* the simulated time is the latest shard's (a run ends when its last job is gone), the
+  wall-clock time the whole of it, from the first process started to the result merged.
+"""
+
+from __future__ import annotations
+
+import heapq
+import multiprocessing
+import resource
+import signal
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from operator import itemgetter
+
+import anyio
+import msgspec
+
+from simulator.faults.plan import FaultRecord
+from simulator.run.answers import ActionResult
+from simulator.run.result import RunResult
+from simulator.run.runner import ScenarioRun
+from simulator.run.split import ShardRun, Split, coupling, weights
+from simulator.scenario.file import Scenario, load_scenario
+from worker import (
+    JobRecord,
+    MemoryStore,
+    StatusMessage,
+    configure_logging,
+    long_lived_heap,
+    virtual_loop,
+)
+from worker.store import Commit
+
+__all__ = ["ShardFailed", "run_sharded"]
+
+_OK, _FAILED = b"\x00", b"\x01"
+
+
+class ShardFailed(RuntimeError):
+    """A shard's process failed or ended without its result."""
+
+
+class _Task(msgspec.Struct, array_like=True):
+    """What a shard's process is told: the scenario file, the seed, its locations."""
+
+    index: int
+    path: str
+    seed: int | None
+    locations: tuple[str, ...]
+    history: bool
+    log_level: str
+    log_format: str
+
+
+class _Output(msgspec.Struct, array_like=True):
+    """What a shard's process hands back."""
+
+    history: list[StatusMessage]
+    #: The simulated time each message of ``history`` was committed at.
+    times: list[float]
+    jobs: list[JobRecord]
+    retained: dict[str, bytes]
+    actions: list[ActionResult]
+    secrets: list[str]
+    faults: list[FaultRecord]
+    sim_seconds: float
+    wall_seconds: float
+    finished: bool
+    missing_after_delete: dict[str, str]
+    changes: int
+    messages: int
+    peak_rss_mib: float
+
+
+_encoder = msgspec.msgpack.Encoder()
+_task_decoder = msgspec.msgpack.Decoder(_Task)
+_output_decoder = msgspec.msgpack.Decoder(_Output)
+
+
+class _TimedStore(MemoryStore):
+    """A shard's store: notes the simulated time each status message is committed at (for
+    the merge) and counts the changes and the messages."""
+
+    def __init__(self, *, history: bool) -> None:
+        super().__init__(history=history)
+        self.now: Callable[[], float] = lambda: 0.0
+        self.times: list[float] = []
+        self.changes = 0
+        self.messages = 0
+
+    def commit(self, commit: Commit) -> None:
+        super().commit(commit)
+        count = len(commit.messages)
+        if count:
+            self.changes += 1
+            self.messages += count
+            if self._keep:
+                self.times.extend([self.now()] * count)
+
+
+def run_shard(task: _Task) -> bytes:
+    """Run one shard in this process; its result, encoded."""
+    scenario = load_scenario(task.path)
+    store = _TimedStore(history=task.history)
+    run = ScenarioRun(scenario, store, seed=task.seed, locations=task.locations)
+    store.now = lambda: run.clock.now()
+    options = {"loop_factory": virtual_loop}
+    with long_lived_heap():
+        result: RunResult = anyio.run(run.run, backend="asyncio", backend_options=options)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return _encoder.encode(
+        _Output(
+            history=result.history,
+            times=store.times,
+            jobs=list(result.jobs.values()),
+            retained=result.retained,
+            actions=result.actions,
+            secrets=sorted(result.secrets),
+            faults=result.faults if task.index == 0 else [],
+            sim_seconds=result.sim_seconds,
+            wall_seconds=result.wall_seconds,
+            finished=result.finished,
+            missing_after_delete=result.missing_after_delete,
+            changes=store.changes,
+            messages=store.messages,
+            peak_rss_mib=peak,
+        )
+    )
+
+
+def _child(conn: Connection, task: bytes) -> None:
+    """A shard's process: run it, send back its result (or what went wrong)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which stops us
+    try:
+        decoded = _task_decoder.decode(task)
+        configure_logging(level=decoded.log_level, fmt=decoded.log_format)  # type: ignore[arg-type]
+        payload = _OK + run_shard(decoded)
+    except BaseException:  # whatever it is, the parent reports it
+        payload = _FAILED + traceback.format_exc().encode()
+    conn.send_bytes(payload)
+    conn.close()
+
+
+def run_sharded(
+    scenario: Scenario,
+    split: Split,
+    *,
+    seed: int | None = None,
+    history: bool = True,
+    log_level: str = "warning",
+    log_format: str = "auto",
+    on_message: Callable[[StatusMessage], None] | None = None,
+    on_action: Callable[[ActionResult], None] | None = None,
+    on_fault: Callable[[FaultRecord], None] | None = None,
+) -> RunResult:
+    """Run ``scenario`` (read from its file, ``scenario.path``) in virtual time, one process
+    per shard of ``split``, and merge the results. The observers hear the merged run once
+    every shard is done: faults, then answers and messages in simulated-time order.
+    ``history=False`` keeps no status messages (a benchmark's run: counts only)."""
+    reason = coupling(scenario)
+    if split.processes > 1 and reason is not None:
+        raise ValueError(f"{scenario.name} cannot be split: {reason}")
+    started = time.perf_counter()
+    payloads, ended = _gather(scenario.path, split, seed, history, log_level, log_format)
+    outputs = [_output_decoder.decode(p) for p in payloads]
+    result = _merge(scenario, split, outputs, ended, seed)
+    for record in result.faults:
+        if on_fault is not None:
+            on_fault(record)
+    _replay(result, outputs, on_message, on_action)
+    result.wall_seconds = time.perf_counter() - started
+    return result
+
+
+def _gather(
+    path: str,
+    split: Split,
+    seed: int | None,
+    history: bool,
+    log_level: str,
+    log_format: str,
+) -> tuple[list[bytes], list[float]]:
+    """Start a process per shard; each one's encoded result and when it came (seconds
+    since the first was started). Every process still running is stopped on the way out."""
+    context = multiprocessing.get_context("spawn")
+    started = time.perf_counter()
+    processes: list[tuple[BaseProcess, Connection]] = []
+    try:
+        for index, locations in enumerate(split.shards):
+            receive, send = context.Pipe(duplex=False)
+            task = _Task(index, path, seed, locations, history, log_level, log_format)
+            process: BaseProcess = context.Process(
+                target=_child,
+                args=(send, _encoder.encode(task)),
+                name=f"drivesim-shard-{index + 1}",
+                daemon=True,
+            )
+            process.start()
+            send.close()
+            processes.append((process, receive))
+        payloads: list[bytes] = [b""] * len(processes)
+        ended = [0.0] * len(processes)
+        pending = {conn: index for index, (_, conn) in enumerate(processes)}
+        while pending:
+            for conn in wait(list(pending)):
+                assert isinstance(conn, Connection)
+                index = pending.pop(conn)
+                payloads[index] = _receive(conn, index, split.shards[index], processes[index][0])
+                ended[index] = time.perf_counter() - started
+        for process, _ in processes:
+            process.join()
+        return payloads, ended
+    finally:
+        for process, conn in processes:
+            conn.close()
+            if process.is_alive():
+                process.terminate()
+                process.join()
+
+
+def _receive(conn: Connection, index: int, locations: Sequence[str], process: BaseProcess) -> bytes:
+    where = f"shard {index + 1} ({', '.join(locations)})"
+    try:
+        data = conn.recv_bytes()
+    except EOFError:
+        process.join()
+        raise ShardFailed(
+            f"{where} ended without its result (exit code {process.exitcode})"
+        ) from None
+    if data[:1] == _FAILED:
+        raise ShardFailed(f"{where} failed:\n{data[1:].decode(errors='replace')}")
+    return data[1:]
+
+
+def _merge(
+    scenario: Scenario,
+    split: Split,
+    outputs: list[_Output],
+    ended: list[float],
+    seed: int | None,
+) -> RunResult:
+    load = weights(scenario)
+    shards = [
+        ShardRun(
+            index=index + 1,
+            locations=locations,
+            jobs=sum(load.get(name, (0, 0))[0] for name in locations),
+            drives=sum(load.get(name, (0, 0))[1] for name in locations),
+            changes=out.changes,
+            messages=out.messages,
+            sim_seconds=out.sim_seconds,
+            wall_seconds=out.wall_seconds,
+            process_seconds=ended[index],
+            peak_rss_mib=out.peak_rss_mib,
+        )
+        for index, (locations, out) in enumerate(zip(split.shards, outputs, strict=True))
+    ]
+    merged = [message for _, message in _by_time(outputs)]
+    return RunResult(
+        scenario=scenario,
+        seed=scenario.seed if seed is None else seed,
+        clock_kind="virtual",
+        speed=None,
+        history=merged,
+        jobs={record.name: record for out in outputs for record in out.jobs},
+        retained={topic: payload for out in outputs for topic, payload in out.retained.items()},
+        actions=sorted((a for out in outputs for a in out.actions), key=lambda a: a.index),
+        secrets={key for out in outputs for key in out.secrets},
+        sim_seconds=max(out.sim_seconds for out in outputs),
+        wall_seconds=0.0,
+        finished=all(out.finished for out in outputs),
+        starts=1,
+        missing_after_delete={
+            job: answer for out in outputs for job, answer in out.missing_after_delete.items()
+        },
+        faults=outputs[0].faults,
+        split=split,
+        shards=shards,
+    )
+
+
+def _by_time(outputs: list[_Output]) -> Iterator[tuple[float, StatusMessage]]:
+    """Every shard's messages with their commit times, by time; at one instant, shard
+    after shard (each in its own order)."""
+    return heapq.merge(
+        *(zip(out.times, out.history, strict=True) for out in outputs), key=itemgetter(0)
+    )
+
+
+def _replay(
+    result: RunResult,
+    outputs: list[_Output],
+    on_message: Callable[[StatusMessage], None] | None,
+    on_action: Callable[[ActionResult], None] | None,
+) -> None:
+    """Tell the observers the merged run in simulated-time order: each answer before the
+    messages committed from its time on (as a run in one process tells them)."""
+    if on_message is None and on_action is None:
+        return
+    answers = sorted(result.actions, key=lambda a: (a.at, a.index))
+    next_answer = 0
+    for when, message in _by_time(outputs):
+        while next_answer < len(answers) and answers[next_answer].at <= when:
+            if on_action is not None:
+                on_action(answers[next_answer])
+            next_answer += 1
+        if on_message is not None:
+            on_message(message)
+    if on_action is not None:
+        for answer in answers[next_answer:]:
+            on_action(answer)
