@@ -1,11 +1,12 @@
 """A virtual-time run as one process per shard of locations, merged into one result.
 
-Each shard is a fresh process (the ``spawn`` start method): it reads the scenario file
-itself, with the run's seed, and runs it as :func:`~simulator.run.runner.run_scenario`
-would, on an in-memory store, performing only the actions of its own locations' jobs
-(:class:`~simulator.run.runner.ScenarioRun`'s ``locations``). Only the file's path, the
-seed and the shard's locations go to it; its result comes back as one msgspec-encoded
-message, far cheaper to pass between processes than as objects.
+Each shard is a fresh process (the ``spawn`` start method): it is given the scenario
+file's text as the run read it, the seed and its locations, expands the scenario itself
+(checking it is the one the run read) and runs it as
+:func:`~simulator.run.runner.run_scenario` would, on an in-memory store, performing only
+the actions of its own locations' jobs (:class:`~simulator.run.runner.ScenarioRun`'s
+``locations``). Its result comes back as one msgspec-encoded message, far cheaper to pass
+between processes than as objects.
 
 The shards' results merge into one :class:`~simulator.run.result.RunResult`, which the
 invariants, the reports and the timeline read as that of a run in one process:
@@ -30,11 +31,13 @@ import multiprocessing
 import resource
 import signal
 import time
+import tomllib
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from operator import itemgetter
+from pathlib import Path
 
 import anyio
 import msgspec
@@ -44,8 +47,11 @@ from simulator.run.answers import ActionResult
 from simulator.run.result import RunResult
 from simulator.run.runner import ScenarioRun
 from simulator.run.split import ShardRun, Split, coupling, weights
-from simulator.scenario.file import Scenario, load_scenario
+from simulator.scenario.file import Scenario, parse_scenario
 from worker import (
+    Commit,
+    ConfigError,
+    DrivesimError,
     JobRecord,
     MemoryStore,
     StatusMessage,
@@ -53,22 +59,25 @@ from worker import (
     long_lived_heap,
     virtual_loop,
 )
-from worker.store import Commit
 
 __all__ = ["ShardFailed", "run_sharded"]
 
-_OK, _FAILED = b"\x00", b"\x01"
+_OK, _REFUSED, _CRASHED = b"\x00", b"\x01", b"\x02"
 
 
-class ShardFailed(RuntimeError):
-    """A shard's process failed or ended without its result."""
+class ShardFailed(DrivesimError):
+    """A shard's process failed (its error, or the traceback of what went wrong) or ended
+    without its result."""
 
 
 class _Task(msgspec.Struct, array_like=True):
-    """What a shard's process is told: the scenario file, the seed, its locations."""
+    """What a shard's process is told: the scenario file (its text, as the run read it),
+    the seed, its locations."""
 
     index: int
     path: str
+    text: str
+    fingerprint: str
     seed: int | None
     locations: tuple[str, ...]
     history: bool
@@ -122,9 +131,20 @@ class _TimedStore(MemoryStore):
                 self.times.extend([self.now()] * count)
 
 
+def fingerprint(scenario: Scenario) -> str:
+    """What every shard checks it runs the scenario the run read: its name, file, seed,
+    counts of jobs, actions and faults, end and epoch."""
+    return f"{scenario!r} until {scenario.until!r} from {scenario.epoch.isoformat()}"
+
+
 def run_shard(task: _Task) -> bytes:
     """Run one shard in this process; its result, encoded."""
-    scenario = load_scenario(task.path)
+    scenario = parse_scenario(tomllib.loads(task.text), task.path)
+    if fingerprint(scenario) != task.fingerprint:
+        raise DrivesimError(
+            f"{task.path} changed after the run read it: now {fingerprint(scenario)}, "
+            f"not {task.fingerprint}"
+        )
     store = _TimedStore(history=task.history)
     run = ScenarioRun(scenario, store, seed=task.seed, locations=task.locations)
     store.now = lambda: run.clock.now()
@@ -159,8 +179,10 @@ def _child(conn: Connection, task: bytes) -> None:
         decoded = _task_decoder.decode(task)
         configure_logging(level=decoded.log_level, fmt=decoded.log_format)  # type: ignore[arg-type]
         payload = _OK + run_shard(decoded)
+    except DrivesimError as exc:
+        payload = _REFUSED + str(exc).encode()
     except BaseException:  # whatever it is, the parent reports it
-        payload = _FAILED + traceback.format_exc().encode()
+        payload = _CRASHED + traceback.format_exc().encode()
     conn.send_bytes(payload)
     conn.close()
 
@@ -185,7 +207,13 @@ def run_sharded(
     if split.processes > 1 and reason is not None:
         raise ValueError(f"{scenario.name} cannot be split: {reason}")
     started = time.perf_counter()
-    payloads, ended = _gather(scenario.path, split, seed, history, log_level, log_format)
+    path = scenario.path
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, "(file)", f"the scenario file the run read ({exc})") from None
+    task = _Task(0, path, text, fingerprint(scenario), seed, (), history, log_level, log_format)
+    payloads, ended = _gather(task, split)
     outputs = [_output_decoder.decode(p) for p in payloads]
     result = _merge(scenario, split, outputs, ended, seed)
     for record in result.faults:
@@ -196,14 +224,7 @@ def run_sharded(
     return result
 
 
-def _gather(
-    path: str,
-    split: Split,
-    seed: int | None,
-    history: bool,
-    log_level: str,
-    log_format: str,
-) -> tuple[list[bytes], list[float]]:
+def _gather(task: _Task, split: Split) -> tuple[list[bytes], list[float]]:
     """Start a process per shard; each one's encoded result and when it came (seconds
     since the first was started). Every process still running is stopped on the way out."""
     context = multiprocessing.get_context("spawn")
@@ -212,10 +233,10 @@ def _gather(
     try:
         for index, locations in enumerate(split.shards):
             receive, send = context.Pipe(duplex=False)
-            task = _Task(index, path, seed, locations, history, log_level, log_format)
+            mine = msgspec.structs.replace(task, index=index, locations=locations)
             process: BaseProcess = context.Process(
                 target=_child,
-                args=(send, _encoder.encode(task)),
+                args=(send, _encoder.encode(mine)),
                 name=f"drivesim-shard-{index + 1}",
                 daemon=True,
             )
@@ -251,7 +272,9 @@ def _receive(conn: Connection, index: int, locations: Sequence[str], process: Ba
         raise ShardFailed(
             f"{where} ended without its result (exit code {process.exitcode})"
         ) from None
-    if data[:1] == _FAILED:
+    if data[:1] == _REFUSED:
+        raise ShardFailed(f"{where}: {data[1:].decode(errors='replace')}")
+    if data[:1] == _CRASHED:
         raise ShardFailed(f"{where} failed:\n{data[1:].decode(errors='replace')}")
     return data[1:]
 
