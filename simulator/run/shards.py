@@ -213,8 +213,7 @@ def run_sharded(
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, "(file)", f"the scenario file the run read ({exc})") from None
     task = _Task(0, path, text, fingerprint(scenario), seed, (), history, log_level, log_format)
-    payloads, ended = _gather(task, split)
-    outputs = [_output_decoder.decode(p) for p in payloads]
+    outputs, ended = _gather(task, split)
     result = _merge(scenario, split, outputs, ended, seed)
     for record in result.faults:
         if on_fault is not None:
@@ -224,9 +223,9 @@ def run_sharded(
     return result
 
 
-def _gather(task: _Task, split: Split) -> tuple[list[bytes], list[float]]:
-    """Start a process per shard; each one's encoded result and when it came (seconds
-    since the first was started). Every process still running is stopped on the way out."""
+def _gather(task: _Task, split: Split) -> tuple[list[_Output], list[float]]:
+    """Start a process per shard; each one's result and when it came (seconds since the
+    first was started). Every process still running is stopped on the way out."""
     context = multiprocessing.get_context("spawn")
     started = time.perf_counter()
     processes: list[tuple[BaseProcess, Connection]] = []
@@ -243,18 +242,21 @@ def _gather(task: _Task, split: Split) -> tuple[list[bytes], list[float]]:
             process.start()
             send.close()
             processes.append((process, receive))
-        payloads: list[bytes] = [b""] * len(processes)
+        outputs: list[_Output | None] = [None] * len(processes)
         ended = [0.0] * len(processes)
         pending = {conn: index for index, (_, conn) in enumerate(processes)}
         while pending:
             for conn in wait(list(pending)):
                 assert isinstance(conn, Connection)
                 index = pending.pop(conn)
-                payloads[index] = _receive(conn, index, split.shards[index], processes[index][0])
+                payload = _receive(conn, index, split.shards[index], processes[index][0])
                 ended[index] = time.perf_counter() - started
+                # Decoded as it comes (while the others run), its bytes let go at once.
+                outputs[index] = _output_decoder.decode(payload)
+                del payload
         for process, _ in processes:
             process.join()
-        return payloads, ended
+        return [out for out in outputs if out is not None], ended
     finally:
         for process, conn in processes:
             conn.close()

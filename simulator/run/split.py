@@ -16,7 +16,7 @@ from typing import Any
 
 from simulator.scenario.file import Scenario
 
-__all__ = ["ShardRun", "Split", "coupling", "plan_split"]
+__all__ = ["ShardRun", "Split", "cores", "coupling", "plan_split", "weights"]
 
 #: Why a customers' fault ties the locations together, by kind.
 _COUPLED = {
@@ -80,6 +80,13 @@ class ShardRun:
         }
 
 
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def coupling(scenario: Scenario) -> str | None:
     """What ties the scenario's locations together, so that it must run in one process;
     None when nothing does. Faults that need real processes are skipped by a virtual-time
@@ -104,8 +111,8 @@ def weights(scenario: Scenario) -> dict[str, tuple[int, int]]:
 
 
 def plan_split(scenario: Scenario, processes: int | None, *, why_one: str | None = None) -> Split:
-    """How to split a virtual-time run of ``scenario`` into ``processes`` (None: as many
-    as there are cores), capped by the locations that have jobs: the locations go, most
+    """How to split a virtual-time run of ``scenario`` into ``processes`` (None: one per
+    core, :func:`cores`), capped by the locations that have jobs: the locations go, most
     drives first, to the shard with the fewest drives so far. ``why_one``: the run must be
     in one process (an option that keeps one store, say), this is why."""
     every = tuple(scenario.datacenter.locations)
@@ -115,7 +122,7 @@ def plan_split(scenario: Scenario, processes: int | None, *, why_one: str | None
     coupled = coupling(scenario)
     if coupled is not None:
         return Split((every,), coupled)
-    asked = processes if processes is not None else os.cpu_count() or 1
+    asked = processes if processes is not None else cores()
     busy = [name for name in every if name in load]
     count = min(asked, len(busy))
     if count <= 1:

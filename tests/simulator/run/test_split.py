@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from simulator.run.split import Split, coupling, plan_split, weights
+from simulator.run.split import Split, cores, coupling, plan_split, weights
 from simulator.scenario.file import Scenario, parse_scenario
 
 
@@ -45,10 +45,12 @@ def test_no_more_processes_than_locations_with_jobs() -> None:
 
 
 def test_the_default_is_the_cores_capped_by_the_locations() -> None:
-    import os
-
     split = plan_split(_scenario({"West US": 2, "East US": 3}), None)
-    assert split.processes == min(os.cpu_count() or 1, 2)
+    assert split.processes == min(cores(), 2)
+    if split.processes == 2:
+        assert split.reason == f"2 locations with jobs, {cores()} cores"
+    else:
+        assert split.reason == "one core"
 
 
 @pytest.mark.parametrize(
