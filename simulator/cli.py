@@ -425,18 +425,22 @@ def _run_sharded(
     from simulator.console.timeline import Timeline
     from simulator.run.shards import run_sharded
 
+    # The progress line counts what the shards tell as they run; the timeline is told
+    # once they are all done, in simulated-time order.
+    timeline = None if args.quiet else Timeline(console, scenario.epoch)
     with _progress(scenario) as progress:
-        timeline = Timeline(console, scenario.epoch)
         try:
-            with progress.phase(f"running {split.processes} processes"):
-                result = run_sharded(
-                    scenario,
-                    split,
-                    seed=args.seed,
-                    log_level=args.log_level,
-                    log_format=args.log_format,
-                    **_observers(args.quiet, progress, timeline),
-                )
+            result = run_sharded(
+                scenario,
+                split,
+                seed=args.seed,
+                log_level=args.log_level,
+                log_format=args.log_format,
+                on_message=None if timeline is None else timeline.on_message,
+                on_action=None if timeline is None else timeline.on_action,
+                on_fault=None if timeline is None else timeline.on_fault,
+                on_progress=progress.on_shard,
+            )
         except KeyboardInterrupt:
             _tell(
                 "stopped; a run split between processes keeps no database: run it with "

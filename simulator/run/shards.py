@@ -27,6 +27,7 @@ invariants, the reports and the timeline read as that of a run in one process:
 from __future__ import annotations
 
 import heapq
+import io
 import multiprocessing
 import resource
 import signal
@@ -46,7 +47,7 @@ from simulator.faults.plan import FaultRecord
 from simulator.run.answers import ActionResult
 from simulator.run.result import RunResult
 from simulator.run.runner import ScenarioRun
-from simulator.run.split import ShardRun, Split, coupling, weights
+from simulator.run.split import ShardProgress, ShardRun, Split, coupling, weights
 from simulator.scenario.file import Scenario, parse_scenario
 from worker import (
     Commit,
@@ -60,9 +61,10 @@ from worker import (
     virtual_loop,
 )
 
-__all__ = ["ShardFailed", "run_sharded"]
+__all__ = ["PROGRESS_EVERY", "ShardFailed", "fingerprint", "run_shard", "run_sharded"]
 
-_OK, _REFUSED, _CRASHED = b"\x00", b"\x01", b"\x02"
+#: The first byte of what a shard sends: its result, its error, a traceback, its progress.
+_OK, _REFUSED, _CRASHED, _PROGRESS = b"\x00", b"\x01", b"\x02", b"\x03"
 
 
 class ShardFailed(DrivesimError):
@@ -83,6 +85,8 @@ class _Task(msgspec.Struct, array_like=True):
     history: bool
     log_level: str
     log_format: str
+    #: Seconds between the shard's progress reports (0: none).
+    every: float = 0.0
 
 
 class _Output(msgspec.Struct, array_like=True):
@@ -108,6 +112,10 @@ class _Output(msgspec.Struct, array_like=True):
 _encoder = msgspec.msgpack.Encoder()
 _task_decoder = msgspec.msgpack.Decoder(_Task)
 _output_decoder = msgspec.msgpack.Decoder(_Output)
+_progress_decoder = msgspec.msgpack.Decoder(ShardProgress)
+
+#: Seconds between a shard's reports of how far it is, when they are asked for.
+PROGRESS_EVERY = 0.5
 
 
 class _TimedStore(MemoryStore):
@@ -137,8 +145,47 @@ def fingerprint(scenario: Scenario) -> str:
     return f"{scenario!r} until {scenario.until!r} from {scenario.epoch.isoformat()}"
 
 
-def run_shard(task: _Task) -> bytes:
-    """Run one shard in this process; its result, encoded."""
+class _Teller:
+    """Counts a shard's status stream (as the progress line does) and tells the parent how
+    far it is every ``task.every`` seconds."""
+
+    def __init__(self, scenario: Scenario, task: _Task, send: Callable[[bytes], None]) -> None:
+        from rich.console import Console
+
+        from simulator.console.progress import RunProgress
+
+        # The counts only: its line goes nowhere.
+        self.counts = RunProgress(Console(file=io.StringIO()), scenario.epoch, jobs=0)
+        self.index = task.index
+        self.every = task.every
+        self.send = send
+        self._told = time.monotonic()
+
+    def on_message(self, message: StatusMessage) -> None:
+        self.counts.on_message(message)
+        if message.topic.endswith("/events"):
+            now = time.monotonic()
+            if now - self._told >= self.every:
+                self._told = now
+                self.tell()
+
+    def tell(self, *, finished: bool = False) -> None:
+        counts = self.counts
+        progress = ShardProgress(
+            index=self.index,
+            messages=counts.messages,
+            created=counts.created,
+            ended=counts.ended,
+            deleted=counts.deleted,
+            simulated=counts.simulated(),
+            finished=finished,
+        )
+        self.send(_PROGRESS + _encoder.encode(progress))
+
+
+def run_shard(task: _Task, send: Callable[[bytes], None] | None = None) -> bytes:
+    """Run one shard in this process; its result, encoded. With ``send`` and
+    ``task.every``, how far it is goes there now and then, as it runs."""
     scenario = parse_scenario(tomllib.loads(task.text), task.path)
     if fingerprint(scenario) != task.fingerprint:
         raise DrivesimError(
@@ -146,11 +193,20 @@ def run_shard(task: _Task) -> bytes:
             f"not {task.fingerprint}"
         )
     store = _TimedStore(history=task.history)
-    run = ScenarioRun(scenario, store, seed=task.seed, locations=task.locations)
+    teller = _Teller(scenario, task, send) if send is not None and task.every > 0 else None
+    run = ScenarioRun(
+        scenario,
+        store,
+        seed=task.seed,
+        locations=task.locations,
+        on_message=None if teller is None else teller.on_message,
+    )
     store.now = lambda: run.clock.now()
     options = {"loop_factory": virtual_loop}
     with long_lived_heap():
         result: RunResult = anyio.run(run.run, backend="asyncio", backend_options=options)
+    if teller is not None:
+        teller.tell(finished=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return _encoder.encode(
         _Output(
@@ -178,7 +234,7 @@ def _child(conn: Connection, task: bytes) -> None:
     try:
         decoded = _task_decoder.decode(task)
         configure_logging(level=decoded.log_level, fmt=decoded.log_format)  # type: ignore[arg-type]
-        payload = _OK + run_shard(decoded)
+        payload = _OK + run_shard(decoded, conn.send_bytes)
     except DrivesimError as exc:
         payload = _REFUSED + str(exc).encode()
     except BaseException:  # whatever it is, the parent reports it
@@ -198,11 +254,14 @@ def run_sharded(
     on_message: Callable[[StatusMessage], None] | None = None,
     on_action: Callable[[ActionResult], None] | None = None,
     on_fault: Callable[[FaultRecord], None] | None = None,
+    on_progress: Callable[[ShardProgress], None] | None = None,
 ) -> RunResult:
     """Run ``scenario`` (read from its file, ``scenario.path``) in virtual time, one process
     per shard of ``split``, and merge the results. The observers hear the merged run once
     every shard is done: faults, then answers and messages in simulated-time order.
-    ``history=False`` keeps no status messages (a benchmark's run: counts only)."""
+    ``history=False`` keeps no status messages (a benchmark's run: counts only).
+    ``on_progress`` hears how far each shard is while they run (every half second, and
+    once as each ends)."""
     reason = coupling(scenario)
     if split.processes > 1 and reason is not None:
         raise ValueError(f"{scenario.name} cannot be split: {reason}")
@@ -212,8 +271,11 @@ def run_sharded(
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, "(file)", f"the scenario file the run read ({exc})") from None
-    task = _Task(0, path, text, fingerprint(scenario), seed, (), history, log_level, log_format)
-    outputs, ended = _gather(task, split)
+    every = PROGRESS_EVERY if on_progress is not None else 0.0
+    task = _Task(
+        0, path, text, fingerprint(scenario), seed, (), history, log_level, log_format, every
+    )
+    outputs, ended = _gather(task, split, on_progress)
     result = _merge(scenario, split, outputs, ended, seed)
     for record in result.faults:
         if on_fault is not None:
@@ -223,7 +285,9 @@ def run_sharded(
     return result
 
 
-def _gather(task: _Task, split: Split) -> tuple[list[_Output], list[float]]:
+def _gather(
+    task: _Task, split: Split, on_progress: Callable[[ShardProgress], None] | None
+) -> tuple[list[_Output], list[float]]:
     """Start a process per shard; each one's result and when it came (seconds since the
     first was started). Every process still running is stopped on the way out."""
     context = multiprocessing.get_context("spawn")
@@ -250,6 +314,12 @@ def _gather(task: _Task, split: Split) -> tuple[list[_Output], list[float]]:
                 assert isinstance(conn, Connection)
                 index = pending.pop(conn)
                 payload = _receive(conn, index, split.shards[index], processes[index][0])
+                if payload[:1] == _PROGRESS:
+                    pending[conn] = index  # it goes on
+                    if on_progress is not None:
+                        on_progress(_progress_decoder.decode(payload[1:]))
+                    continue
+                payload = payload[1:]
                 ended[index] = time.perf_counter() - started
                 # Decoded as it comes (while the others run), its bytes let go at once.
                 outputs[index] = _output_decoder.decode(payload)
@@ -278,7 +348,7 @@ def _receive(conn: Connection, index: int, locations: Sequence[str], process: Ba
         raise ShardFailed(f"{where}: {data[1:].decode(errors='replace')}")
     if data[:1] == _CRASHED:
         raise ShardFailed(f"{where} failed:\n{data[1:].decode(errors='replace')}")
-    return data[1:]
+    return data
 
 
 def _merge(

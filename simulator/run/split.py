@@ -16,7 +16,7 @@ from typing import Any
 
 from simulator.scenario.file import Scenario
 
-__all__ = ["ShardRun", "Split", "cores", "coupling", "plan_split", "weights"]
+__all__ = ["ShardProgress", "ShardRun", "Split", "cores", "coupling", "plan_split", "weights"]
 
 #: Why a customers' fault ties the locations together, by kind.
 _COUPLED = {
@@ -78,6 +78,22 @@ class ShardRun:
             "processSeconds": round(self.process_seconds, 3),
             "peakRssMiB": round(self.peak_rss_mib, 1),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ShardProgress:
+    """How far a shard's process is, as it tells now and then while it runs: the status
+    messages it announced, the jobs created, ended and deleted, the simulated time its
+    latest event was stamped with (None before the first)."""
+
+    index: int
+    messages: int
+    created: int
+    ended: int
+    deleted: int
+    simulated: float | None
+    #: The shard's last word: it has run to its end.
+    finished: bool = False
 
 
 def cores() -> int:

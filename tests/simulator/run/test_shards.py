@@ -12,7 +12,7 @@ from simulator.report.json_report import without_wall_clock
 from simulator.run.result import RunResult
 from simulator.run.runner import run_scenario
 from simulator.run.shards import ShardFailed, run_sharded
-from simulator.run.split import Split, plan_split
+from simulator.run.split import ShardProgress, Split, plan_split
 from simulator.scenario import load_scenario
 from worker import StatusMessage
 from worker.memory_store import MemoryStore
@@ -115,20 +115,28 @@ def test_each_shard_says_what_it_ran_and_how_long_it_took(
         assert shard.peak_rss_mib > 0
 
 
-def test_observers_hear_the_merged_run_in_simulated_time_order() -> None:
+def test_observers_hear_the_shards_as_they_run_then_the_merged_run_in_time_order() -> None:
     scenario = load_scenario(THREE)
     heard: list[StatusMessage] = []
     answers: list[float] = []
+    told: list[ShardProgress] = []
     result = run_sharded(
         scenario,
         plan_split(scenario, 3),
         on_message=heard.append,
         on_action=lambda answer: answers.append(answer.at),
+        on_progress=told.append,
     )
     assert len(result.shards) == 3
     assert heard == result.history
     assert answers == sorted(answers)
     assert len(answers) == len(result.actions)
+    # Each shard's last word: its whole stream, its jobs, its end.
+    last = {p.index: p for p in told}
+    assert all(p.finished for p in last.values())
+    assert [last[i].messages for i in range(3)] == [s.messages for s in result.shards]
+    assert sum(p.created for p in last.values()) == len(scenario.jobs)
+    assert max(p.simulated or 0.0 for p in last.values()) <= result.sim_seconds
 
 
 def test_a_scenario_whose_locations_are_tied_is_not_split(tmp_path: Path) -> None:
