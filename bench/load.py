@@ -13,7 +13,7 @@ locations (:mod:`simulator.run.shards`, as ``drivesim run --processes N`` does),
 fresh process of its own: the whole run's wall seconds (processes started, scenario read
 in each, run, results merged), each shard's, and the peak RSS of every process, against
 the run in one process and the SimPy reference of the same invocation; ``--docs`` then
-writes that table into its own section.
+writes that table into its own section (and leaves the one-process section alone).
 """
 
 from __future__ import annotations
@@ -216,7 +216,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         table,
         report,
         json_path=args.json or None,
-        docs=args.docs and not args.smoke,
+        # A split run's invocation writes its own section only: the one-process figures
+        # are in it, and the section above keeps the scenarios of its own command.
+        docs=args.docs and not args.smoke and not split_rows,
         echo=None,
         indent=2,
     )
