@@ -97,8 +97,8 @@ def _parser() -> argparse.ArgumentParser:
         "--db",
         type=arguments.store_path,
         metavar="PATH",
-        help="SQLite job store (default: a temporary file); an existing run there is resumed; "
-        "':memory:' keeps everything in memory",
+        help="SQLite job store (default: a temporary file, or memory for a run split between "
+        "processes); an existing run there is resumed; ':memory:' keeps everything in memory",
     )
     run.add_argument(
         "--processes",
