@@ -30,6 +30,7 @@ import io
 import multiprocessing
 import resource
 import signal
+import struct
 import time
 import tomllib
 import traceback
@@ -107,13 +108,17 @@ class _Output(msgspec.Struct, array_like=True):
     missing_after_delete: dict[str, str]
     changes: int
     messages: int
-    peak_rss_mib: float
+    #: Set by the parent: the process's peak, taken once its result was encoded.
+    peak_rss_mib: float = 0.0
 
 
 _encoder = msgspec.msgpack.Encoder()
 _task_decoder = msgspec.msgpack.Decoder(_Task)
 _output_decoder = msgspec.msgpack.Decoder(_Output)
 _progress_decoder = msgspec.msgpack.Decoder(ShardProgress)
+
+#: A shard's peak resident memory in MiB, ahead of its encoded result.
+_PEAK = struct.Struct("<d")
 
 #: Seconds between a shard's reports of how far it is, when they are asked for.
 PROGRESS_EVERY = 0.5
@@ -208,7 +213,6 @@ def run_shard(task: _Task, send: Callable[[bytes], None] | None = None) -> bytes
         result: RunResult = anyio.run(run.run, backend="asyncio", backend_options=options)
     if teller is not None:
         teller.tell(finished=True)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return _encoder.encode(
         _Output(
             history=result.history,
@@ -224,7 +228,6 @@ def run_shard(task: _Task, send: Callable[[bytes], None] | None = None) -> bytes
             missing_after_delete=result.missing_after_delete,
             changes=store.changes,
             messages=store.messages,
-            peak_rss_mib=peak,
         )
     )
 
@@ -235,7 +238,10 @@ def _child(conn: Connection, task: bytes) -> None:
     try:
         decoded = _task_decoder.decode(task)
         configure_logging(level=decoded.log_level, fmt=decoded.log_format)
-        payload = _OK + run_shard(decoded, conn.send_bytes)
+        result = run_shard(decoded, conn.send_bytes)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        payload = _OK + _PEAK.pack(peak) + result
+        del result
     except DrivesimError as exc:
         payload = _REFUSED + str(exc).encode()
     except BaseException:  # whatever it is, the parent reports it
@@ -321,10 +327,11 @@ def _gather(
                     if on_progress is not None:
                         on_progress(_progress_decoder.decode(payload[1:]))
                     continue
-                payload = payload[1:]
                 ended[index] = time.perf_counter() - started
                 # Decoded as it comes (while the others run), its bytes let go at once.
-                outputs[index] = _output_decoder.decode(payload)
+                (peak,) = _PEAK.unpack_from(payload, 1)
+                out = outputs[index] = _output_decoder.decode(memoryview(payload)[1 + _PEAK.size :])
+                out.peak_rss_mib = peak
                 del payload
         for process, _ in processes:
             process.join()
