@@ -61,7 +61,7 @@ from worker import (
     virtual_loop,
 )
 
-__all__ = ["PROGRESS_EVERY", "ShardFailed", "fingerprint", "run_shard", "run_sharded"]
+__all__ = ["PROGRESS_EVERY", "ShardFailed", "run_sharded"]
 
 LogFormat = Literal["console", "json", "auto"]
 
@@ -192,7 +192,11 @@ class _Teller:
 def run_shard(task: _Task, send: Callable[[bytes], None] | None = None) -> bytes:
     """Run one shard in this process; its result, encoded. With ``send`` and
     ``task.every``, how far it is goes there now and then, as it runs."""
-    scenario = parse_scenario(tomllib.loads(task.text), task.path)
+    try:
+        raw = tomllib.loads(task.text)
+    except tomllib.TOMLDecodeError as exc:  # the file changed between two reads
+        raise ConfigError(task.path, "(file)", f"valid TOML ({exc})") from None
+    scenario = parse_scenario(raw, task.path)
     if fingerprint(scenario) != task.fingerprint:
         raise DrivesimError(
             f"{task.path} changed after the run read it: now {fingerprint(scenario)}, "
