@@ -407,6 +407,8 @@ def _split(args: argparse.Namespace, scenario: Scenario) -> Split:
     one = None
     if args.speed is not None:
         one = "--speed runs in scaled real time, in one process"
+    elif args.db == ":memory:":
+        one = "--db keeps the run in one store"
     elif args.db is not None:
         one = "--db keeps the run in one store, to resume it"
     if one is not None and args.processes is not None and args.processes > 1:
