@@ -255,17 +255,18 @@ def _split_table(scenarios: list[str], processes: int, rows: list[str]) -> str:
             "## Virtual time split into processes (`bench/load.py --processes`)",
             "",
             f"Command: `.venv/bin/python -m bench.load {' '.join(scenarios)} --processes "
-            f"{processes} --docs`. Each scenario runs in one process (the table above), then "
-            "split into processes, one per shard of its locations as `drivesim run "
-            "--processes` splits it (`simulator/run/shards.py`: in-memory stores that keep no "
-            "history; each shard counts its changes and messages as its store commits them, "
-            "where the run in one process counts them with a subscriber, a call a message), "
-            "from a fresh process of its own, then in the SimPy reference. *Wall, split* is the whole: the shards' "
-            "processes started, the scenario read and expanded in each, the runs, their "
-            "results merged; *shard run* is each shard's simulation alone, *shard process* "
-            "from the start of the run to its result received. Peak RSS per shard, and "
-            "(+) the process that started them. *Same stream*: the split run committed as "
-            "many changes and messages as the run in one process.",
+            f"{processes} --docs`. "
+            "Each scenario runs in one process (the table above), then split into "
+            "processes, one per shard of its locations as `drivesim run --processes` splits "
+            "it (`simulator/run/shards.py`: in-memory stores that keep no history; each "
+            "shard counts its changes and messages as its store commits them, where the run "
+            "in one process counts them with a subscriber, a call a message), from a fresh "
+            "process of its own, then in the SimPy reference. *Wall, split* is the whole: "
+            "the shards' processes started, the scenario read and expanded in each, the "
+            "runs, their results merged; *shard run* is each shard's simulation alone, "
+            "*shard process* from the start of the run to its result received. Peak RSS per "
+            "shard, and (+) the process that started them. *Same stream*: the split run "
+            "committed as many changes and messages as the run in one process.",
             "",
             header(
                 "scenario | processes | wall s, 1 process | wall s, split | speed-up "
