@@ -256,7 +256,7 @@ def _split_table(scenarios: list[str], processes: int, rows: list[str]) -> str:
             "",
             f"Command: `.venv/bin/python -m bench.load {' '.join(scenarios)} --processes "
             f"{processes} --docs`. "
-            "Each scenario runs in one process (the table above), then split into "
+            "Each scenario runs in one process, then split into "
             "processes, one per shard of its locations as `drivesim run --processes` splits "
             "it (`simulator/run/shards.py`: in-memory stores that keep no history; each "
             "shard counts its changes and messages as its store commits them, where the run "
