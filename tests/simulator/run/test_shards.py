@@ -3,6 +3,9 @@ history the run in one process gives it, byte for byte, and the same report."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 from collections import defaultdict
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from worker import StatusMessage
 from worker.memory_store import MemoryStore
 
 DATA = Path(__file__).parent / "data"
+CONFIGS = Path(__file__).parents[3] / "configs"
 THREE = DATA / "three-locations.toml"
 
 
@@ -160,3 +164,22 @@ def test_a_scenario_file_changed_after_it_was_read_is_refused(tmp_path: Path) ->
     path.write_text(text.replace("jobs = 60", "jobs = 61"))
     with pytest.raises(ShardFailed, match=r"shard \d \(.*\): .*edited\.toml changed after"):
         run_sharded(scenario, plan_split(scenario, 2))
+
+
+def test_a_shard_killed_on_the_way_fails_the_run_and_stops_the_others() -> None:
+    """A shard's process that dies (SIGKILL, the kernel's OOM killer) fails the run at
+    once, naming it; the other shards' processes are stopped."""
+    scenario = load_scenario(CONFIGS / "load-10k.toml")
+
+    def kill_the_second(progress: ShardProgress) -> None:
+        for child in multiprocessing.active_children():
+            if child.name == "drivesim-shard-2" and child.pid is not None:
+                os.kill(child.pid, signal.SIGKILL)
+
+    with pytest.raises(
+        ShardFailed, match=r"shard 2 \(.+\) ended without its result \(exit code -9\)"
+    ):
+        run_sharded(scenario, plan_split(scenario, 2), on_progress=kill_the_second)
+    assert [
+        c.name for c in multiprocessing.active_children() if c.name.startswith("drivesim-shard")
+    ] == []
