@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from simulator.faults.plan import FaultRecord
     from simulator.report.history import History
     from simulator.run.result import RunResult
+    from simulator.run.split import Split
     from simulator.scenario.file import Scenario
 
 __all__ = ["main"]
@@ -60,6 +61,8 @@ def _served(locations: Mapping[str, int]) -> str:
 
 
 EXIT_OK, EXIT_INVARIANT, EXIT_BAD_INPUT, EXIT_NO_ANSWER = 0, 1, 2, 3
+#: The most processes ``drivesim run --processes`` takes.
+MAX_PROCESSES = 256
 #: Interrupted (Ctrl-C), as shells report a process ended by SIGINT.
 EXIT_INTERRUPTED = 130
 
@@ -103,8 +106,16 @@ def _parser() -> argparse.ArgumentParser:
         "--db",
         type=arguments.store_path,
         metavar="PATH",
-        help="SQLite job store (default: a temporary file); an existing run there is resumed; "
-        "':memory:' keeps everything in memory",
+        help="SQLite job store (default: a temporary file, or memory for a run split between "
+        "processes); an existing run there is resumed; ':memory:' keeps everything in memory",
+    )
+    run.add_argument(
+        "--processes",
+        type=arguments.count(low=1, high=MAX_PROCESSES),
+        metavar="N",
+        help="virtual time: run the locations in N processes, each its own share of them "
+        "(default: as many as there are cores, at most one per location with jobs; one where "
+        "a customers' fault spans every location, or with --db or --speed)",
     )
     run.add_argument(
         "--report", type=arguments.output_file, metavar="FILE", help="write the JSON report here"
@@ -338,9 +349,6 @@ def _worker(args: argparse.Namespace, console: Console) -> int:
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     from simulator.console.timeline import Timeline
-    from simulator.report.history import History
-    from simulator.report.invariants import check_run
-    from simulator.report.json_report import build_report
     from simulator.run.runner import run_scenario
     from worker import MemoryStore, SQLiteStore
 
@@ -348,7 +356,16 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if args.workers > 1 and not args.live:
         raise DrivesimError("--workers runs several worker processes: it needs --live")
     if args.live:
+        if args.processes is not None and args.processes > 1:
+            raise DrivesimError(
+                "--processes splits a virtual-time run: a --live run is the worker's processes"
+            )
         return _run_live(args, console, scenario)
+    split = _split(args, scenario)
+    if len(scenario.datacenter.locations) > 1 or split.processes > 1:
+        console.print(escape(split.describe()), soft_wrap=True)
+    if split.processes > 1:
+        return _run_sharded(args, console, scenario, split)
     # The progress line stays up after the simulation: the history, the invariants and the
     # report of a long run take their time too (half a minute after load-10k).
     with _progress(scenario) as progress:
@@ -373,13 +390,78 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                 raise
             finally:
                 store.close()
-        with progress.phase("reading the history"):
-            history = History(result.history, scenario.epoch)
-        with progress.phase("checking the invariants"):
-            checks = check_run(result, history)
-        with progress.phase("building the report"):
-            report = build_report(result, history, checks)
-        return _finish(args, console, report, history, result, progress)
+        result.split = split
+        return _judge(args, console, result, progress)
+
+
+def _judge(
+    args: argparse.Namespace, console: Console, result: RunResult, progress: RunProgress
+) -> int:
+    """The history read back, the invariants, the reports and the summary of a run."""
+    from simulator.report.history import History
+    from simulator.report.invariants import check_run
+    from simulator.report.json_report import build_report
+
+    scenario = result.scenario
+    with progress.phase("reading the history"):
+        history = History(result.history, scenario.epoch)
+    with progress.phase("checking the invariants"):
+        checks = check_run(result, history)
+    with progress.phase("building the report"):
+        report = build_report(result, history, checks)
+    return _finish(args, console, report, history, result, progress)
+
+
+def _split(args: argparse.Namespace, scenario: Scenario) -> Split:
+    """How a virtual-time run is split between processes: refused where it cannot be."""
+    from simulator.run.split import plan_split
+
+    one = None
+    if args.speed is not None:
+        one = "--speed runs in scaled real time, in one process"
+    elif args.db == ":memory:":
+        one = "--db keeps the run in one store"
+    elif args.db is not None:
+        one = "--db keeps the run in one store, to resume it"
+    if one is not None and args.processes is not None and args.processes > 1:
+        option = "--speed" if args.speed is not None else "--db"
+        raise DrivesimError(
+            f"--processes {args.processes} splits a virtual-time run into processes that keep "
+            f"their stores in memory: it cannot go with {option} (use --processes 1)"
+        )
+    return plan_split(scenario, args.processes, why_one=one)
+
+
+def _run_sharded(
+    args: argparse.Namespace, console: Console, scenario: Scenario, split: Split
+) -> int:
+    """A virtual-time run in one process per shard of locations, judged as one run."""
+    from simulator.console.timeline import Timeline
+    from simulator.run.shards import run_sharded
+
+    # The progress line counts what the shards tell as they run; the timeline is told
+    # once they are all done, in simulated-time order.
+    timeline = None if args.quiet else Timeline(console, scenario.epoch)
+    with _progress(scenario) as progress:
+        try:
+            result = run_sharded(
+                scenario,
+                split,
+                seed=args.seed,
+                log_level=args.log_level,
+                log_format=args.log_format,
+                on_message=None if timeline is None else timeline.on_message,
+                on_action=None if timeline is None else timeline.on_action,
+                on_fault=None if timeline is None else timeline.on_fault,
+                on_progress=progress.on_shard,
+            )
+        except KeyboardInterrupt:
+            _tell(
+                "stopped; a run split between processes keeps no database: run it with "
+                "--processes 1 --db FILE to be able to resume"
+            )
+            raise
+        return _judge(args, console, result, progress)
 
 
 def _say_if_resuming(args: argparse.Namespace, scenario: Scenario, store: JobStore) -> None:

@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.text import Text
 
 from simulator.faults.plan import FaultRecord
+from simulator.run.split import ShardProgress
 from worker import StatusMessage, format_duration
 
 __all__ = ["RunProgress", "format_wall"]
@@ -60,6 +61,8 @@ class RunProgress:
         self._every = 0.25 if console.is_terminal else 10.0
         self._printed = False
         self._live: Live | None = None
+        #: A run split between processes: how far each shard said it is.
+        self._shards: dict[int, ShardProgress] = {}
 
     def __enter__(self) -> RunProgress:
         if self.console.is_terminal:
@@ -96,6 +99,20 @@ class RunProgress:
                 self._shown = now
                 self._show()
 
+    def on_shard(self, progress: ShardProgress) -> None:
+        """How far a shard of a run split between processes is: the line counts the
+        shards' streams together, at the simulated time of the one furthest behind."""
+        self._shards[progress.index] = progress
+        shards = self._shards.values()
+        self.messages = sum(p.messages for p in shards)
+        self.created = sum(p.created for p in shards)
+        self.ended = sum(p.ended for p in shards)
+        self.deleted = sum(p.deleted for p in shards)
+        now = time.monotonic()
+        if now - self._shown >= self._every:
+            self._shown = now
+            self._show()
+
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
         """Show ``name`` (``"checking the invariants"``) while the block runs. In a log file
@@ -111,7 +128,14 @@ class RunProgress:
             self.current_phase = None
 
     def simulated(self) -> float | None:
-        """Simulated seconds the stream has reached, as last sampled."""
+        """Simulated seconds the stream has reached, as last sampled (split between
+        processes: the furthest behind of the shards still running)."""
+        if self._shards:
+            running = [p for p in self._shards.values() if not p.finished] or list(
+                self._shards.values()
+            )
+            times = [p.simulated for p in running if p.simulated is not None]
+            return min(times) if times else None
         if self._last_event:
             stamp = self._last_event.split(b'"time":"', 1)[-1][:24]
             self.sim_time = stamp.decode(errors="replace")

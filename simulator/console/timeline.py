@@ -157,6 +157,14 @@ def print_summary(console: Console, report: dict[str, Any]) -> None:
         f"days in {report['wallSeconds']:.2f} s · {report['messages']['published']} messages"
     )
     console.print(f"jobs: {jobs['created']} created · final states: {states}")
+    for shard in report.get("processes", {}).get("shards", []):
+        console.print(
+            f"  shard {shard['shard']}: {', '.join(shard['locations'])} · {shard['jobs']} jobs · "
+            f"{shard['messages']} messages · {shard['simulatedSeconds'] / 86400:.1f} simulated "
+            f"days in {shard['wallSeconds']:.2f} s (process {shard['processSeconds']:.2f} s, "
+            f"peak {shard['peakRssMiB']:.0f} MiB)",
+            soft_wrap=True,
+        )
     cancel = report["cancel"]
     if cancel["requested"] or cancel["accepted"]:
         table = Table(title="best-effort cancel", title_justify="left", show_header=False)

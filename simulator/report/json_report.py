@@ -22,9 +22,11 @@ from worker.states import ARRIVED
 
 __all__ = [
     "FINISHED",
+    "SHARD_WALL_CLOCK_FIELDS",
     "after_cancel",
     "build_report",
     "cancel_figures",
+    "processes",
     "suspects",
     "without_wall_clock",
 ]
@@ -198,13 +200,41 @@ def build_report(run: RunResult, history: History, checks: list[CheckResult]) ->
             for c in checks
         ],
         "sometimes": sometimes(run, history, stages),
+        **processes(run),
         "ok": all(c.ok for c in checks),
+    }
+
+
+#: Per shard, the figures of the machine rather than of the run.
+SHARD_WALL_CLOCK_FIELDS = ("wallSeconds", "processSeconds", "peakRssMiB")
+
+
+def processes(run: RunResult) -> dict[str, Any]:
+    """How the run was split between processes and what each did (nothing when the run
+    does not say: a run of the library, or a live run)."""
+    if run.split is None:
+        return {}
+    return {
+        "processes": {
+            "count": run.split.processes,
+            "reason": run.split.reason,
+            "shards": [shard.to_json() for shard in run.shards],
+        }
     }
 
 
 def without_wall_clock(report: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``report`` without its wall-clock figures: what two runs of a seed share."""
     kept = {k: v for k, v in report.items() if k != "wallSeconds"}
+    if "processes" in kept:
+        split = kept["processes"]
+        kept["processes"] = {
+            **split,
+            "shards": [
+                {k: v for k, v in shard.items() if k not in SHARD_WALL_CLOCK_FIELDS}
+                for shard in split["shards"]
+            ],
+        }
     if "throughput" in kept:
         kept["throughput"] = {
             k: v for k, v in kept["throughput"].items() if k not in WALL_CLOCK_FIELDS

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from simulator.faults.plan import FaultRecord
 from simulator.run.answers import ActionResult
+from simulator.run.split import ShardRun, Split
 from simulator.scenario.file import Scenario
 from worker import JobRecord, StatusMessage
 
@@ -40,6 +41,10 @@ class RunResult:
     #: Simulated seconds a scheduled step may run late: none in virtual time; in scaled
     #: real time, what :data:`SCHEDULING_SLACK` of wall-clock delay amounts to.
     slack: float = 0.0
+    #: How the run was split between processes (None: not said, a run in one process).
+    split: Split | None = None
+    #: What each process of a sharded run did (empty: the run was not split).
+    shards: list[ShardRun] = field(default_factory=list)
 
     def __repr__(self) -> str:
         # Counts, not contents (see Scenario.__repr__).

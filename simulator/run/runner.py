@@ -12,7 +12,7 @@ import heapq
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import anyio
@@ -67,9 +67,12 @@ class ScenarioRun:
         on_action: Callable[[ActionResult], None] | None = None,
         on_fault: Callable[[FaultRecord], None] | None = None,
         sink: StatusSink | None = None,
+        locations: Collection[str] | None = None,
     ) -> None:
         """``sink``: where status goes (an MQTT link, say) instead of the in-memory bus; the
-        result then has no retained map and ``on_message`` hears nothing."""
+        result then has no retained map and ``on_message`` hears nothing. ``locations``: a
+        shard of a run (:mod:`simulator.run.shards`): only the actions of these locations'
+        jobs are performed (None: every job's)."""
         self.scenario = scenario
         self.store = store
         self.seed = scenario.seed if seed is None else seed
@@ -78,6 +81,7 @@ class ScenarioRun:
         self.on_action = on_action
         self.on_fault = on_fault
         self.sink = sink
+        self.locations = None if locations is None else frozenset(locations)
         self.results: dict[int, ActionResult] = {}
         self.secrets: set[str] = set()
         self._finished = anyio.Event()
@@ -218,8 +222,11 @@ class ScenarioRun:
             )
 
     def _index_pending(self) -> None:
+        jobs, locations = self.scenario.jobs, self.locations
         for action in self.scenario.actions:
             if action.index in self.results:
+                continue
+            if locations is not None and jobs[action.job].location not in locations:
                 continue
             self._open.add(action.index)
             if action.when is not None:

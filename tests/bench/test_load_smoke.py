@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.load import measure, measure_simpy
+from bench.load import main, measure, measure_sharded, measure_simpy
 
 SCENARIO = """
 name = "load-smoke"
@@ -43,3 +43,38 @@ def test_load_bench_measures_the_simpy_reference(tmp_path: Path) -> None:
     assert simpy["sim_days"] == drivesim["sim_days"]
     assert simpy["wall"] > 0
     assert simpy["peak_rss_mib"] > 10
+
+
+TWO_LOCATIONS = SCENARIO.replace(
+    "[datacenter]\n", '[datacenter]\nlocations = { "West US" = 2, "East US" = 2 }\n'
+)
+
+
+def test_load_bench_measures_a_run_split_into_processes(tmp_path: Path) -> None:
+    """``--processes``: the split run commits what the run in one process does, and says
+    each shard's run, process and memory."""
+    path = tmp_path / "smoke.toml"
+    path.write_text(TWO_LOCATIONS)
+    one, split = measure(str(path)), measure_sharded(str(path), 2)
+    assert split["processes"] == 2
+    assert (split["jobs"], split["changes"], split["messages"]) == (
+        one["jobs"],
+        one["changes"],
+        one["messages"],
+    )
+    assert split["sim_days"] == one["sim_days"]
+    assert [s["locations"] for s in split["shards"]] == [["West US"], ["East US"]] or [
+        s["locations"] for s in split["shards"]
+    ] == [["East US"], ["West US"]]
+    for shard in split["shards"]:
+        assert 0 < shard["wallSeconds"] < shard["processSeconds"] <= split["wall"]
+        assert shard["peakRssMiB"] > 10
+
+
+def test_load_bench_tables_a_split_run(tmp_path: Path) -> None:
+    path = tmp_path / "smoke.toml"
+    path.write_text(TWO_LOCATIONS)
+    report = main([str(path), "--processes", "2", "--no-simpy"])
+    (row,) = [line for line in report["split_table"].splitlines() if line.startswith(f"| `{path}`")]
+    assert row.startswith(f"| `{path}` | 2 | ")
+    assert row.endswith(" | yes |")

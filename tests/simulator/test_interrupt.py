@@ -86,3 +86,47 @@ def test_an_interrupted_demo_exits_130_and_says_so() -> None:
     assert process.returncode == 130
     assert "interrupted: drivesim demo did not finish" in err
     assert "Traceback" not in err
+
+
+def _shards(pid: int) -> list[int]:
+    """The processes ``pid`` started for its shards."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in command:
+                found.append(int(child))
+    return found
+
+
+@pytest.mark.slow
+def test_an_interrupted_split_run_exits_130_and_stops_its_processes() -> None:
+    """Ctrl-C stops every shard's process; the run says it kept nothing to resume."""
+    process = subprocess.Popen(
+        [*DRIVESIM, "run", str(CONFIGS / "load-10k.toml"), "--processes", "2", "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("2 processes: ")
+        deadline = time.monotonic() + 60
+        while len(shards := _shards(process.pid)) < 2:
+            assert process.poll() is None
+            assert time.monotonic() < deadline, "no shard started in 60 s"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130
+    assert "Traceback" not in err
+    assert "a run split between processes keeps no database" in err
+    assert [pid for pid in shards if Path(f"/proc/{pid}").exists()] == []

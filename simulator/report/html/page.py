@@ -203,6 +203,12 @@ def render_html(report: dict[str, Any], history: History, run: RunResult) -> str
         f"{report['simulatedSeconds'] / DAY:.1f} simulated days in "
         f"{report['wallSeconds']:.2f} s · {_e(report.get('file') or '')}"
     )
+    split = report.get("processes")
+    if split is not None and split["count"] > 1:
+        shards = " | ".join(
+            f"{', '.join(s['locations'])} in {s['wallSeconds']:.2f} s" for s in split["shards"]
+        )
+        meta += f" · {split['count']} processes: {_e(shards)}"
     left_out = (
         f" Showing {len(lanes.lives)} of {len(lanes.lives) + lanes.left_out} job lives: "
         f"the first {FIRST_LANES} by creation, then those with a cancel or a violation; "

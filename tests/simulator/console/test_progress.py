@@ -15,6 +15,7 @@ from rich.console import Console
 
 from simulator.console.progress import RunProgress
 from simulator.run.runner import run_scenario
+from simulator.run.split import ShardProgress
 from simulator.scenario import parse_scenario
 from worker.clock import DEFAULT_EPOCH
 from worker.memory_store import MemoryStore
@@ -118,3 +119,28 @@ def test_a_run_on_a_terminal_shows_its_progress_and_phases_by_default(tmp_path: 
     for phase in ("reading the history…", "checking the invariants…", "building the report…"):
         assert phase in screen
     assert "writing the HTML report…" in screen
+
+
+def test_progress_of_a_run_split_between_processes_counts_every_shard() -> None:
+    """The shards' counts add up; the simulated time is that of the shard furthest behind
+    among those still running, then the last one's."""
+    console = Console(file=io.StringIO(), width=200)
+    progress = RunProgress(console, DEFAULT_EPOCH, jobs=100, until=100 * 86400.0)
+    progress.on_shard(
+        ShardProgress(0, messages=50, created=10, ended=2, deleted=1, simulated=86400.0)
+    )
+    progress.on_shard(ShardProgress(1, messages=70, created=20, ended=3, deleted=0, simulated=None))
+    assert (progress.messages, progress.created, progress.ended, progress.deleted) == (
+        120,
+        30,
+        5,
+        1,
+    )
+    assert progress.simulated() == 86400.0
+    progress.on_shard(
+        ShardProgress(1, messages=90, created=25, ended=4, deleted=2, simulated=5 * 86400.0)
+    )
+    assert progress.simulated() == 86400.0
+    progress.on_shard(ShardProgress(0, 60, 12, 3, 2, 3 * 86400.0, finished=True))
+    assert progress.simulated() == 5 * 86400.0
+    assert "jobs created 37/100 · ended 7 · messages 150" in progress._line().plain
