@@ -14,6 +14,7 @@ all and per committed change, and as a ratio to the first tree's.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -50,11 +51,11 @@ print(json.dumps({**counts, "build": describe_build()}))
 _TOTALS = re.compile(rb"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
 
 
-def count(scenario: str, tree: Path) -> dict[str, Any]:
-    """Instructions of the run of ``scenario`` with the code of ``tree`` (without its
-    start-up), its counts and its build."""
-    run = _count(scenario, tree, "run")
-    start_up = _count(scenario, tree, "start-up")
+def count(scenario: str, tree: Path, *, pure: bool = False) -> dict[str, Any]:
+    """Instructions of the run of ``scenario`` with the code of ``tree`` (its Python
+    source if ``pure``), without its start-up; its counts and its build."""
+    run = _count(scenario, tree, "run", pure)
+    start_up = _count(scenario, tree, "start-up", pure)
     return {
         **run,
         "instructions": run["instructions"] - start_up["instructions"],
@@ -62,7 +63,7 @@ def count(scenario: str, tree: Path) -> dict[str, Any]:
     }
 
 
-def _count(scenario: str, tree: Path, part: str) -> dict[str, Any]:
+def _count(scenario: str, tree: Path, part: str, pure: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="drivesim-callgrind-") as tmp:
         out = Path(tmp) / "callgrind.out"
         done = subprocess.run(
@@ -80,6 +81,7 @@ def _count(scenario: str, tree: Path, part: str) -> dict[str, Any]:
             capture_output=True,
             text=True,
             cwd=tree,
+            env={**os.environ, "DRIVESIM_PURE": "1" if pure else "0"},
         )
         found = _TOTALS.search(out.read_bytes())
     assert found is not None, "callgrind wrote no totals"
@@ -97,16 +99,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=[],
         help="also count the run with the code of this source tree (repeatable)",
     )
+    parser.add_argument("--pure", action="store_true", help="also count this tree's Python source")
     cli.add_outputs(parser)
     args = parser.parse_args(argv)
     runs = []
     rows = []
-    for tree in [ROOT, *args.tree]:
-        run = count(args.scenario, tree.resolve())
+    builds = [
+        (ROOT, False),
+        *([(ROOT, True)] if args.pure else []),
+        *((t, False) for t in args.tree),
+    ]
+    for tree, pure in builds:
+        run = count(args.scenario, tree.resolve(), pure=pure)
         runs.append(run)
         rows.append(
             cells(
-                f"`{tree}`",
+                f"`{tree.relative_to(ROOT) if tree == ROOT else tree}`",
                 run["build"],
                 f"{run['start_up_instructions'] / 1e9:,.2f}",
                 f"{run['changes']:,}",

@@ -42,11 +42,12 @@ __all__ = [
 ]
 
 #: The modules mypyc compiles: the state rules, the changes and their messages, and the
-#: parts a change goes through in a virtual-time run (clock, ledger, in-memory store and
-#: bus, relay, pipeline, retention). Not ``worker.record``: its msgspec structs' default
-#: factories do not survive compilation. Not ``worker.service``: it takes requests' values
-#: as they come and refuses a wrong type with an ARM error, where compiled code would
-#: raise TypeError at the call.
+#: parts a change goes through in a virtual-time run (clock, ledger, in-memory bus, relay,
+#: pipeline, retention). Not ``worker.record``: its msgspec structs' default factories do
+#: not survive compilation. Not ``worker.service``: it takes requests' values as they come
+#: and refuses a wrong type with an ARM error, where compiled code would raise TypeError at
+#: the call. Not ``worker.memory_store``: a split run's shards extend it, and interpreted
+#: classes cannot extend compiled ones.
 COMPILED = (
     "worker.states",
     "worker.status",
@@ -55,7 +56,6 @@ COMPILED = (
     "worker.plan",
     "worker.metadata",
     "worker.ledger",
-    "worker.memory_store",
     "worker.memory_bus",
     "worker.relay",
     "worker.pipeline",
@@ -107,21 +107,26 @@ def check_fresh(package: Path = _HERE) -> None:
 
 
 class _SourceFirst(importlib.abc.MetaPathFinder):
-    """Finds the modules of :data:`COMPILED` as Python source, before the extensions."""
+    """Finds the compiled modules of ``package`` as Python source, before the extensions."""
+
+    def __init__(self, package: Path) -> None:
+        self.compiled = _extensions(package)
+        self.root = package.parent
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
-        if fullname not in COMPILED:
+        if fullname not in self.compiled:
             return None
-        return importlib.util.spec_from_file_location(fullname, _source(fullname, _HERE.parent))
+        return importlib.util.spec_from_file_location(fullname, _source(fullname, self.root))
 
 
-def prefer_source() -> None:
-    """From now on, import the modules of :data:`COMPILED` from their Python source (those
-    not imported yet; :mod:`worker` calls this first thing when :data:`PURE` is ``1``)."""
+def prefer_source(package: Path = _HERE) -> None:
+    """From now on, import every module compiled in ``package`` from its Python source
+    (those not imported yet; :mod:`worker` calls this first thing when :data:`PURE` is
+    ``1``)."""
     if not any(isinstance(finder, _SourceFirst) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _SourceFirst())
+        sys.meta_path.insert(0, _SourceFirst(package))
 
 
 def load() -> None:

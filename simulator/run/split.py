@@ -16,7 +16,21 @@ from typing import Any
 
 from simulator.scenario.file import Scenario
 
-__all__ = ["ShardProgress", "ShardRun", "Split", "cores", "coupling", "plan_split", "weights"]
+__all__ = [
+    "SPLIT_FROM_DRIVES",
+    "ShardProgress",
+    "ShardRun",
+    "Split",
+    "cores",
+    "coupling",
+    "plan_split",
+    "weights",
+]
+
+#: Unless ``--processes`` asks, a run of fewer drives stays in one process: it is over in
+#: a few seconds, about what starting a shard costs (an interpreter, the imports, the
+#: scenario read again).
+SPLIT_FROM_DRIVES = 5_000
 
 #: Why a customers' fault ties the locations together, by kind.
 _COUPLED = {
@@ -128,9 +142,10 @@ def weights(scenario: Scenario) -> dict[str, tuple[int, int]]:
 
 def plan_split(scenario: Scenario, processes: int | None, *, why_one: str | None = None) -> Split:
     """How to split a virtual-time run of ``scenario`` into ``processes`` (None: one per
-    core, :func:`cores`), capped by the locations that have jobs: the locations go, most
-    drives first, to the shard with the fewest drives so far. ``why_one``: the run must be
-    in one process (an option that keeps one store, say), this is why."""
+    core, :func:`cores`, from :data:`SPLIT_FROM_DRIVES` drives), capped by the locations
+    that have jobs: the locations go, most drives first, to the shard with the fewest
+    drives so far. ``why_one``: the run must be in one process (an option that keeps one
+    store, say), this is why."""
     every = tuple(scenario.datacenter.locations)
     load = weights(scenario)
     if why_one is not None:
@@ -139,6 +154,11 @@ def plan_split(scenario: Scenario, processes: int | None, *, why_one: str | None
     if coupled is not None:
         return Split((every,), coupled)
     asked = processes if processes is not None else cores()
+    drives = sum(total for _, total in load.values())
+    if processes is None and asked > 1 and drives < SPLIT_FROM_DRIVES:
+        return Split(
+            (every,), f"{drives:,} drives, fewer than the {SPLIT_FROM_DRIVES:,} worth a split"
+        )
     busy = [name for name in every if name in load]
     count = min(asked, len(busy))
     if count <= 1:

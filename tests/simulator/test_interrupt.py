@@ -18,20 +18,28 @@ CONFIGS = Path(__file__).parents[2] / "configs"
 SCENARIO = str(CONFIGS / "load-small.toml")
 
 
-def _committed(db: Path) -> bool:
-    """The run has committed its first changes (its simulated time is stored)."""
+def _meta(db: Path, key: str) -> bytes | None:
+    """What the run's store holds under ``key`` (None: nothing yet)."""
     if not db.exists():
-        return False
+        return None
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'sim_now'").fetchone()
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     except sqlite3.Error:
-        return False
-    return row is not None and float(row[0]) > 0
+        return None
+    return None if row is None else bytes(row[0])
+
+
+def _committed(db: Path, starts: bytes | None) -> bool:
+    """This start of the run (the store counted another, after ``starts``) has committed
+    changes at a simulated time past zero."""
+    now = _meta(db, "sim_now")
+    return _meta(db, "run/starts") != starts and now is not None and float(now) > 0
 
 
 def _interrupted(db: Path) -> tuple[int, str]:
     """Start the run on ``db`` in scaled real time, SIGINT it once it has committed."""
+    starts = _meta(db, "run/starts")
     process = subprocess.Popen(
         [*DRIVESIM, "run", SCENARIO, "--speed", "20000", "--quiet", "--db", str(db)],
         stdout=subprocess.DEVNULL,
@@ -40,7 +48,7 @@ def _interrupted(db: Path) -> tuple[int, str]:
     )
     try:
         deadline = time.monotonic() + 60
-        while not _committed(db):
+        while not _committed(db, starts):
             assert process.poll() is None, process.stderr.read() if process.stderr else ""
             assert time.monotonic() < deadline, "the run committed nothing in 60 s"
             time.sleep(0.05)

@@ -7,17 +7,22 @@ from typing import Any
 
 import pytest
 
-from simulator.run.split import Split, cores, coupling, plan_split, weights
+from simulator.run.split import SPLIT_FROM_DRIVES, Split, cores, coupling, plan_split, weights
 from simulator.scenario.file import Scenario, parse_scenario
 
 
-def _scenario(locations: dict[str, int], *, faults: list[dict[str, Any]] | None = None) -> Scenario:
+def _scenario(
+    locations: dict[str, int],
+    *,
+    faults: list[dict[str, Any]] | None = None,
+    jobs: int = 2_000,
+) -> Scenario:
     return parse_scenario(
         {
             "name": "split",
             "seed": 3,
             "datacenter": {"locations": locations},
-            "workload": {"jobs": 200, "over": "5d"},
+            "workload": {"jobs": jobs, "over": "5d"},
             "faults": faults or [],
         }
     )
@@ -45,12 +50,26 @@ def test_no_more_processes_than_locations_with_jobs() -> None:
 
 
 def test_the_default_is_the_cores_capped_by_the_locations() -> None:
-    split = plan_split(_scenario({"West US": 2, "East US": 3}), None)
+    scenario = _scenario({"West US": 2, "East US": 3})
+    assert sum(drives for _, drives in weights(scenario).values()) >= SPLIT_FROM_DRIVES
+    split = plan_split(scenario, None)
     assert split.processes == min(cores(), 2)
     if split.processes == 2:
         assert split.reason == f"2 locations with jobs, {cores()} cores"
     else:
         assert split.reason == "one core"
+
+
+@pytest.mark.skipif(cores() < 2, reason="one core: the default is one process anyway")
+def test_by_default_a_small_run_stays_in_one_process() -> None:
+    scenario = _scenario(FOUR, jobs=100)
+    drives = sum(drives for _, drives in weights(scenario).values())
+    assert drives < SPLIT_FROM_DRIVES
+    split = plan_split(scenario, None)
+    assert split.describe() == (
+        f"1 process: {drives:,} drives, fewer than the {SPLIT_FROM_DRIVES:,} worth a split"
+    )
+    assert plan_split(scenario, 2).processes == 2  # asked for, it splits
 
 
 @pytest.mark.parametrize(
