@@ -7,8 +7,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Self
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.text import Text
 
@@ -16,7 +17,7 @@ from simulator.faults.plan import FaultRecord
 from simulator.run.split import ShardProgress
 from worker import StatusMessage, format_duration
 
-__all__ = ["RunProgress", "format_wall"]
+__all__ = ["LiveDisplay", "RunProgress", "format_wall"]
 
 
 def format_wall(seconds: float) -> str:
@@ -31,7 +32,32 @@ def format_wall(seconds: float) -> str:
     return f"{hours} h {minutes:02} min"
 
 
-class RunProgress:
+class LiveDisplay:
+    """Drawn in place on a terminal, from ``__rich__`` a few times a second and cleared at
+    the end of the ``with`` block; elsewhere (a log file) nothing is drawn, and the
+    subclass prints a line every :attr:`_every` seconds."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._every = 0.25 if console.is_terminal else 10.0
+        self._live: Live | None = None
+
+    def __enter__(self) -> Self:
+        if self.console.is_terminal:
+            self._live = Live(self, console=self.console, transient=True, refresh_per_second=4)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+
+    def __rich__(self) -> RenderableType:
+        """What the live display draws at each refresh."""
+        raise NotImplementedError
+
+
+class RunProgress(LiveDisplay):
     """Counts the status stream as it goes by and shows one line: redrawn a few times a
     second on a terminal (it ticks even while no message comes), or printed every ten
     seconds in a log file.
@@ -46,7 +72,7 @@ class RunProgress:
     def __init__(
         self, console: Console, epoch: datetime, *, jobs: int, until: float | None = None
     ) -> None:
-        self.console = console
+        super().__init__(console)
         self.epoch = epoch
         self.total_jobs = jobs
         self.until = until
@@ -58,21 +84,9 @@ class RunProgress:
         self.current_phase: tuple[str, float] | None = None
         self._started = time.monotonic()
         self._shown = 0.0
-        self._every = 0.25 if console.is_terminal else 10.0
         self._printed = False
-        self._live: Live | None = None
         #: A run split between processes: how far each shard said it is.
         self._shards: dict[int, ShardProgress] = {}
-
-    def __enter__(self) -> RunProgress:
-        if self.console.is_terminal:
-            self._live = Live(self, console=self.console, transient=True, refresh_per_second=4)
-            self._live.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._live is not None:
-            self._live.__exit__(None, None, None)
 
     def __rich__(self) -> Text:
         """What the live display draws at each refresh: the line as it stands now."""

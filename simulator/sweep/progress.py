@@ -10,37 +10,24 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
-from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from simulator.console.progress import format_wall
+from simulator.console.progress import LiveDisplay, format_wall
 
 __all__ = ["SweepProgress"]
 
 
-class SweepProgress:
+class SweepProgress(LiveDisplay):
     def __init__(self, console: Console, *, total: int, done: int, where: str) -> None:
-        self.console = console
+        super().__init__(console)
         self.total = total
         self.resumed = done
         self.done = done
         self.where = where
         self._started = time.monotonic()
         self._shown = self._started
-        self._every = 0.25 if console.is_terminal else 10.0
-        self._live: Live | None = None
-
-    def __enter__(self) -> SweepProgress:
-        if self.console.is_terminal:
-            self._live = Live(self, console=self.console, transient=True, refresh_per_second=4)
-            self._live.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._live is not None:
-            self._live.__exit__(None, None, None)
 
     def __rich__(self) -> Table:
         """What the live display draws at each refresh: the bar, then the line."""
