@@ -13,7 +13,10 @@ COMPILED := $(shell $(PYTHON) -c "import runpy; \
 $(BIN)/drivesim: pyproject.toml setup.py worker/build.py $(COMPILED)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# The dependencies first, with drivesim as Python; then drivesim again, compiled: mypyc
+	# type-checks what it compiles against the modules it imports, so they must be there.
+	DRIVESIM_COMPILE=0 $(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 # The tests start their own Mosquitto; install Debian's package when it is missing.

@@ -62,7 +62,16 @@ def _extensions() -> list[Any]:
     from mypyc.build import mypycify
 
     sources = [str(Path(*m.split(".")).with_suffix(".py")) for m in BUILD["COMPILED"]]
-    return list(mypycify(sources, opt_level="3", debug_level="0"))
+    try:
+        return list(mypycify(sources, opt_level="3", debug_level="0"))
+    except (Exception, SystemExit) as exc:
+        # mypyc type-checks what it compiles, with the modules it imports: without them
+        # (drivesim's dependencies not installed yet, as in a build of its own), it fails.
+        _say(
+            f"installing pure Python: mypyc could not compile ({exc!r}); install the "
+            "dependencies first, then drivesim again, to compile it"
+        )
+        return []
 
 
 class BuildOrFallBack(build_ext):
