@@ -1,14 +1,15 @@
 """Instructions a virtual-time run executes: ``python -m bench.callgrind configs/load-small.toml``.
 
-A virtual-time run as :mod:`bench.load` makes it (in-memory store and bus, a subscriber
-counting the stream, logging at ``warning``) under Valgrind's callgrind, once per source
-tree: this repository, then each ``--tree`` (another checkout, a pure-Python copy...),
-each from its own folder with this interpreter, and each also stopped before the run, so
-that the start-up (the interpreter, imports, reading the scenario) is counted apart. An
-instruction count does not move with the machine's load, so two builds compare on a busy
-machine as on a quiet one; callgrind slows a run about fifty times, hence ``load-small``.
-Reported per tree: the build, the instructions (Ir) of the run without its start-up, in
-all and per committed change, and as a ratio to the first tree's.
+A virtual-time run as `bench/load.py` makes it (in-memory store and bus, a subscriber
+counting the stream, logging at ``warning``) under Valgrind's callgrind, once per build:
+with ``--pure`` first this repository's Python source (``DRIVESIM_PURE=1``), then this
+repository as installed (compiled by mypyc where it could be), then each ``--tree``
+(another checkout), each from its own folder with this interpreter, and each also stopped
+before the run, so that the start-up (the interpreter, imports, reading the scenario) is
+counted apart. An instruction count does not move with the machine's load, so two builds
+compare on a busy machine as on a quiet one; callgrind slows a run about fifty times, hence
+``load-small``. Reported per build: the instructions (Ir) of the start-up, and of the run
+without it, in all and per committed change, and as a ratio to the first build's.
 """
 
 from __future__ import annotations
@@ -105,8 +106,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runs = []
     rows = []
     builds = [
-        (ROOT, False),
         *([(ROOT, True)] if args.pure else []),
+        (ROOT, False),
         *((t, False) for t in args.tree),
     ]
     for tree, pure in builds:
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         runs.append(run)
         rows.append(
             cells(
-                f"`{tree.relative_to(ROOT) if tree == ROOT else tree}`",
+                "this repository" if tree == ROOT else f"`{tree}`",
                 run["build"],
                 f"{run['start_up_instructions'] / 1e9:,.2f}",
                 f"{run['changes']:,}",
@@ -133,7 +134,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"Command: `{command}`. " + " ".join(__doc__.split("\n\n")[1].split()),
             "",
             header(
-                "tree | build | start-up (G) | changes | messages | run (G) | per change | ÷ first",
+                "source | build | start-up (G) | changes | messages | run (G) | per change "
+                "| ÷ first",
                 "llrrrrrr",
             ),
             *rows,
