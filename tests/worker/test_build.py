@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,19 @@ def test_sources_without_extensions_are_simply_python(tmp_path: Path) -> None:
         if extension.suffix != ".py":
             extension.unlink()
     build.check_fresh(package)
+
+
+def test_drivesim_version_says_which_build_runs() -> None:
+    def version(*, pure: bool) -> str:
+        return subprocess.run(
+            [sys.executable, "-m", "simulator.cli", "--version"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, build.PURE: "1" if pure else "0"},
+        ).stdout
+
+    expected = "compiled with mypyc" if COMPILER_AT_HAND else "pure Python"
+    assert version(pure=False) == f"drivesim {metadata.version('drivesim')} ({expected})\n"
+    assert version(pure=True) == f"drivesim {metadata.version('drivesim')} (pure Python)\n"
