@@ -114,8 +114,8 @@ def _parser() -> argparse.ArgumentParser:
         type=arguments.count(low=1, high=MAX_PROCESSES),
         metavar="N",
         help="virtual time: run the locations in N processes, each its own share of them "
-        "(default: as many as there are cores, at most one per location with jobs; one where "
-        "a customers' fault spans every location, or with --db or --speed)",
+        "(default: as many as there are cores, at most one per location with jobs, from 5,000 "
+        "drives; one where a customers' fault spans every location, or with --db or --speed)",
     )
     run.add_argument(
         "--report", type=arguments.output_file, metavar="FILE", help="write the JSON report here"
