@@ -4,6 +4,7 @@ cluster speaking MQTT, a real PostgreSQL."""
 from __future__ import annotations
 
 import shutil
+import signal
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,12 @@ from psycopg import sql
 from simulator.live.nats import NatsCluster
 from simulator.live.postgres import PostgreSQL
 from simulator.live.processes import Mosquitto
+
+# The tests interrupt their child processes with SIGINT, as Ctrl-C does. A suite started in
+# the background by a shell without job control inherits SIGINT ignored, and so would every
+# child, which would then never stop: restore the default before anything is started.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

@@ -58,7 +58,7 @@ def _interrupted(db: Path) -> tuple[int, str]:
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait()
+            process.communicate()  # and its pipes closed
     return process.returncode, err
 
 
@@ -90,7 +90,7 @@ def test_an_interrupted_demo_exits_130_and_says_so() -> None:
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait()
+            process.communicate()  # and its pipes closed
     assert process.returncode == 130
     assert "interrupted: drivesim demo did not finish" in err
     assert "Traceback" not in err
@@ -133,7 +133,7 @@ def test_an_interrupted_split_run_exits_130_and_stops_its_processes() -> None:
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait()
+            process.communicate()  # and its pipes closed
     assert process.returncode == 130
     assert "Traceback" not in err
     assert "a run split between processes keeps no database" in err
