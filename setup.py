@@ -9,9 +9,7 @@ one line (``pip install -v`` shows it; ``drivesim --version`` says which build r
 from __future__ import annotations
 
 import json
-import os
 import runpy
-import shutil
 import sys
 import sysconfig
 from pathlib import Path
@@ -28,22 +26,6 @@ def _say(line: str) -> None:
     print(f"drivesim: {line}", file=sys.stderr, flush=True)
 
 
-def _why_pure() -> str | None:
-    """Why the modules cannot be compiled here; None when they can."""
-    if os.environ.get("DRIVESIM_COMPILE", "1") == "0":
-        return "DRIVESIM_COMPILE=0"
-    compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
-    if shutil.which(compiler) is None:
-        return f"no C compiler ({compiler})"
-    if not Path(sysconfig.get_paths()["include"], "Python.h").exists():
-        return "no Python headers (Debian: python3-dev)"
-    try:
-        import mypyc.build  # noqa: F401
-    except ImportError:
-        return "mypyc is not installed"
-    return None
-
-
 def _remove_built() -> None:
     """What an earlier build left in the tree (an editable install's): neither a pure
     install nor one compiling another set of modules may import it."""
@@ -55,7 +37,7 @@ def _remove_built() -> None:
 
 def _extensions() -> list[Any]:
     _remove_built()
-    why = _why_pure()
+    why = BUILD["why_pure"]()
     if why is not None:
         _say(f"installing pure Python: {why}")
         return []

@@ -23,7 +23,9 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import shutil
 import sys
+import sysconfig
 from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from pathlib import Path
@@ -39,6 +41,7 @@ __all__ = [
     "digests",
     "load",
     "prefer_source",
+    "why_pure",
 ]
 
 #: The modules mypyc compiles: the state rules, the changes and their messages, and the
@@ -104,6 +107,21 @@ def check_fresh(package: Path = _HERE) -> None:
             f"{', '.join(stale)} changed since drivesim was compiled: install it again "
             f"(make, or pip install -e .), or set {PURE}=1 to run the Python source"
         )
+
+
+def why_pure() -> str | None:
+    """Why the modules are not compiled here (``setup.py`` asks before compiling); None
+    when they can be."""
+    if os.environ.get("DRIVESIM_COMPILE", "1") == "0":
+        return "DRIVESIM_COMPILE=0"
+    compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        return f"no C compiler ({compiler})"
+    if not Path(sysconfig.get_paths()["include"], "Python.h").exists():
+        return "no Python headers (Debian: python3-dev)"
+    if importlib.util.find_spec("mypyc") is None:
+        return "mypyc is not installed"
+    return None
 
 
 class _SourceFirst(importlib.abc.MetaPathFinder):

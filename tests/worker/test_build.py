@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 from importlib import metadata
 from pathlib import Path
 
@@ -22,11 +21,7 @@ from worker import build, describe_build
 ROOT = Path(__file__).parents[2]
 
 #: What setup.py asks before compiling.
-COMPILER_AT_HAND = (
-    os.environ.get("DRIVESIM_COMPILE", "1") != "0"
-    and shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0]) is not None
-    and Path(sysconfig.get_paths()["include"], "Python.h").exists()
-)
+COMPILER_AT_HAND = build.why_pure() is None
 
 #: A seeded run over several locations with cancels: its whole stream, as bytes.
 CHILD = """
