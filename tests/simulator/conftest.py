@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,3 +43,25 @@ def run_config() -> Runner:
         return run_to_report(load_scenario(CONFIGS / f"{name}.toml"), **kwargs)
 
     return run
+
+
+def interrupt_when(
+    process: subprocess.Popen[str], ready: Callable[[], bool], late: str, *, settle: float = 0.0
+) -> str:
+    """SIGINT ``process``, as Ctrl-C does, once ``ready()`` and ``settle`` seconds more (the
+    test fails with ``late`` after 60 s, or with its standard error if it exits first): its
+    standard error once it has exited. Killed, its pipes closed, if it does not."""
+    try:
+        deadline = time.monotonic() + 60
+        while not ready():
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, f"{late} in 60 s"
+            time.sleep(0.02)
+        time.sleep(settle)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return err

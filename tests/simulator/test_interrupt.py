@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from simulator.live.processes import DRIVESIM
+from tests.simulator.conftest import interrupt_when
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 SCENARIO = str(CONFIGS / "load-small.toml")
@@ -46,19 +47,9 @@ def _interrupted(db: Path) -> tuple[int, str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        deadline = time.monotonic() + 60
-        while not _committed(db, starts):
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "the run committed nothing in 60 s"
-            time.sleep(0.05)
-        time.sleep(0.5)
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()  # and its pipes closed
+    err = interrupt_when(
+        process, lambda: _committed(db, starts), "the run committed nothing", settle=0.5
+    )
     return process.returncode, err
 
 
@@ -119,21 +110,15 @@ def test_an_interrupted_split_run_exits_130_and_stops_its_processes() -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline().startswith("2 processes: ")
-        deadline = time.monotonic() + 60
-        while len(shards := _shards(process.pid)) < 2:
-            assert process.poll() is None
-            assert time.monotonic() < deadline, "no shard started in 60 s"
-            time.sleep(0.05)
-        time.sleep(0.5)
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()  # and its pipes closed
+    assert process.stdout is not None
+    assert process.stdout.readline().startswith("2 processes: ")
+    shards: list[int] = []
+
+    def started() -> bool:
+        shards[:] = _shards(process.pid)
+        return len(shards) >= 2
+
+    err = interrupt_when(process, started, "no shard started", settle=0.5)
     assert process.returncode == 130
     assert "Traceback" not in err
     assert "a run split between processes keeps no database" in err

@@ -7,10 +7,8 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ from simulator.live.processes import DRIVESIM
 from simulator.scenario.file import parse_scenario
 from simulator.sweep.cells import METRICS, metrics_of
 from simulator.sweep.grid import load_grid
-from tests.simulator.conftest import run_to_report
+from tests.simulator.conftest import interrupt_when, run_to_report
 
 TINY = Path(__file__).parent / "tiny.toml"
 #: Three windows x two seeds: enough cells that a SIGINT lands while some are left.
@@ -129,18 +127,11 @@ def test_an_interrupted_sweep_goes_on_from_its_cells_done(
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        deadline = time.monotonic() + 60
-        while not (cells.exists() and cells.read_text(encoding="utf-8").count("\n") >= 1):
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "no cell done in 60 s"
-            time.sleep(0.02)
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    err = interrupt_when(
+        process,
+        lambda: cells.exists() and cells.read_text(encoding="utf-8").count("\n") >= 1,
+        "no cell done",
+    )
     assert process.returncode == 130, err
     assert "Traceback" not in err
     kept = _lines(cells)
