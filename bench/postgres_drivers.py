@@ -2,14 +2,16 @@
 
 One private PostgreSQL (`fsync` on, as a worker's database would run), one fresh database
 per driver, and the same workload through each: `--commits` transactions shaped like a
-worker's typical commit (one job record of about 2 kB upserted, four status messages
-appended to the outbox, one metadata key set), one after another, each awaited before the
-next as the ledger does, in `--rounds` rounds where each driver takes its turn. Reported per
-driver: commits a second and the latency of one commit (p50, p99), and the ratio of its rate
-to the store's own (psycopg, synchronous, in pipeline mode: what
-`worker.postgres_store.PostgresStore` does). The candidates are psycopg's async connection
-(the same statements in a pipeline) and asyncpg (`executemany` in a transaction), the two
-drivers an awaitable commit could use.
+worker's typical commit (one job record upserted, four status messages appended to the
+outbox, one metadata key set), one after another, each awaited before the next as the ledger
+does, in `--rounds` rounds where each driver takes its turn. Reported per driver: commits a
+second, the latency of one commit (p50, p99), this process's CPU time a commit, and the
+ratio of its rate to the store's own. The store's row is `PostgresStore.commit` itself,
+each commit also fenced by a lease, guarded by the job's seq and announced by NOTIFY as a
+pipeline step's is, in one round trip; the others send the bare statements: psycopg with
+BEGIN and COMMIT around a pipeline (three round trips, as the store did before), psycopg's
+async connection and asyncpg (`executemany` in a transaction), the drivers an awaitable
+commit could use.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from bench.docs import finish
 from bench.stats import nearest_rank
 from bench.tables import header
 from bench.tables import row as cells
+from bench.workers import BODY, new_records
 from simulator.live.postgres import PostgreSQL
-from worker import open_store
+from worker import Commit, StatusMessage, open_store
+from worker.postgres_store import PostgresStore
 
 __all__ = ["main", "measure"]
 
@@ -83,6 +87,50 @@ async def _timed_async(
     return time.perf_counter() - started
 
 
+def _store(url: str, count: int, latencies: list[float]) -> float:
+    """Through :class:`PostgresStore` itself, each commit as a step of the pipeline makes
+    it: fenced by the location's lease, guarded by the job's seq, and announced."""
+    store = PostgresStore(url, worker_id="bench")
+    try:
+        store.join([str(BODY["location"])], lease=3600.0)
+        (lease,) = store.claim(1)
+        records = new_records(500)
+        stored = store.load_jobs()  # by the warm-up
+        for record in records:
+            record.sim.seq = stored[record.name].sim.seq if record.name in stored else 0
+
+        def commit(i: int) -> None:
+            _, rows, metas = _rows(i)
+            record = records[i % 500]
+            before = record.sim.seq or None  # 0: not stored yet, a create
+            record.sim.seq += 1
+            messages = [
+                StatusMessage(
+                    job=record.name,
+                    seq=record.sim.seq,
+                    topic=topic,
+                    payload=payload,
+                    qos=qos,
+                    retain=retain,
+                )
+                for _, _, topic, payload, qos, retain in rows
+            ]
+            store.commit(
+                Commit(
+                    put=[record],
+                    messages=messages,
+                    meta=dict(metas),
+                    guard=(record.name, before),
+                    fence=lease,
+                )
+            )
+
+        return _timed(latencies, commit, count)
+    finally:
+        store.leave()
+        store.close()
+
+
 def _psycopg_sync(url: str, count: int, latencies: list[float]) -> float:
     put, message, meta = (_psycopg(s) for s in (_PUT, _MESSAGE, _META))
     with psycopg.connect(url, autocommit=True) as db:
@@ -128,7 +176,8 @@ async def _asyncpg(url: str, count: int, latencies: list[float]) -> float:
 
 
 DRIVERS: dict[str, Callable[[str, int, list[float]], Any]] = {
-    "psycopg, synchronous (the store's)": _psycopg_sync,
+    "the store (PostgresStore.commit: psycopg, one round trip)": _store,
+    "psycopg, BEGIN and COMMIT around a pipeline (three round trips)": _psycopg_sync,
     "psycopg, async": lambda url, n, lat: asyncio.run(_psycopg_async(url, n, lat)),
     "asyncpg": lambda url, n, lat: asyncio.run(_asyncpg(url, n, lat)),
 }
@@ -149,11 +198,14 @@ def measure(server: PostgreSQL, commits: int, rounds: int = 1) -> list[dict[str,
     all rounds."""
     rates: dict[str, list[float]] = {name: [] for name in DRIVERS}
     latencies: dict[str, list[float]] = {name: [] for name in DRIVERS}
+    cpu: dict[str, float] = dict.fromkeys(DRIVERS, 0.0)
     for _ in range(rounds):
         for n, (name, run) in enumerate(DRIVERS.items()):
             url = _fresh(server, f"drivers_{n}")
             run(url, max(commits // 10, 1), [])  # warm-up: the connection, the plans
+            started = time.process_time()
             rates[name].append(commits / run(url, commits, latencies[name]))
+            cpu[name] += time.process_time() - started
     results: list[dict[str, Any]] = [
         {
             "driver": name,
@@ -162,6 +214,7 @@ def measure(server: PostgreSQL, commits: int, rounds: int = 1) -> list[dict[str,
             "per_s": statistics.median(rates[name]),
             "p50_ms": statistics.median(latencies[name]) * 1e3,
             "p99_ms": nearest_rank(sorted(latencies[name]), 0.99) * 1e3,
+            "cpu_ms": cpu[name] / (commits * rounds) * 1e3,
         }
         for name in DRIVERS
     ]
@@ -190,6 +243,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{r['per_s']:,.0f} ({min(r['rounds']):,.0f}–{max(r['rounds']):,.0f})",
             f"{r['p50_ms']:.2f}",
             f"{r['p99_ms']:.2f}",
+            f"{r['cpu_ms']:.3f}",
             f"{r['ratio']:.2f}",
         )
         for r in results
@@ -202,8 +256,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             + __doc__.split("\n\n")[1].replace("\n", " "),
             "",
             header(
-                "driver | commits/s, median round (range) | p50 ms | p99 ms | rate ÷ the store's",
-                "lrrrr",
+                "driver | commits/s, median round (range) | p50 ms | p99 ms | "
+                "CPU ms a commit (this process) | rate ÷ the store's",
+                "lrrrrr",
             ),
             *rows,
         ]

@@ -6,10 +6,12 @@ per set-up, in this order: one worker on SQLite (the reference), then 1, 2 and 4
 sharing a PostgreSQL of the run's own. Each run is paced by the same simulated schedule,
 so each is asked for the same messages at the same moments; what differs is what they
 cost. For each run: the messages the observer received and their rate a wall second, CPU
-seconds of the workers together, of PostgreSQL (its server and every backend), of the
-broker and of this process (customers, observer, fault proxies), and **messages per
-worker CPU-second**, the figure that says what coordination costs, as a ratio to one
-worker on PostgreSQL (and its rate as a ratio to SQLite's).
+seconds of the workers together (and how much of it each spent starting, before the
+customers began: imports, connections, schema), of PostgreSQL (its server and every
+backend), of the broker and of this process (customers, observer, fault proxies), and
+**messages per worker CPU-second**, the figure that says what coordination costs, as a
+ratio to one worker on PostgreSQL (and its rate as a ratio to SQLite's), with and without
+the start-up: a cost per process that a run of seconds does not amortise.
 
 Then figures of their own:
 
@@ -106,6 +108,8 @@ class _Cpu(threading.Thread):
         self.live = live
         self.done = threading.Event()
         self.seen: dict[str, dict[int, float]] = {"workers": {}, "postgresql": {}, "broker": {}}
+        #: Each worker's CPU seconds when the customers began: its start-up.
+        self.startup: dict[int, float] = {}
 
     def _pids(self) -> dict[str, list[int]]:
         workers = [w.process.pid for w in self.live.all_workers if w.process is not None]
@@ -120,13 +124,18 @@ class _Cpu(threading.Thread):
 
     def run(self) -> None:
         while not self.done.wait(0.1):
+            began = self.live.started_at is not None
             for role, pids in self._pids().items():
                 for pid in pids:
                     if (cpu := process_cpu(pid)) is not None:
+                        if role == "workers" and began and pid not in self.startup:
+                            # The last reading before the customers began (idle since).
+                            self.startup[pid] = self.seen[role].get(pid, cpu)
                         self.seen[role][pid] = cpu
 
     def totals(self) -> dict[str, float]:
-        return {role: sum(by_pid.values()) for role, by_pid in self.seen.items()}
+        totals = {role: sum(by_pid.values()) for role, by_pid in self.seen.items()}
+        return {**totals, "startup": sum(self.startup.values())}
 
 
 @contextmanager
@@ -173,8 +182,15 @@ def _run(scenario: Scenario, speed: float, workers: int, store: str) -> dict[str
         "observed_per_s": observed / result.wall_seconds,
         "cpu_s": {**cpu_s, "bench": bench.user + bench.system - own.user - own.system},
         "per_worker_cpu_s": observed / cpu_s["workers"] if cpu_s["workers"] else 0.0,
+        "per_serving_cpu_s": observed / serving if (serving := serving_cpu(cpu_s)) else 0.0,
         "failed": [c.name for c in checks if not c.ok and c.name not in exempt],
     }
+
+
+def serving_cpu(cpu_s: dict[str, float]) -> float:
+    """The workers' CPU seconds from when the customers began: without their start-up
+    (imports, connections, schema), a cost per process and not per message."""
+    return cpu_s["workers"] - cpu_s["startup"]
 
 
 # -- notify latency ----------------------------------------------------------------------
@@ -200,7 +216,7 @@ BODY = {
 }
 
 
-def _records(count: int) -> list[JobRecord]:
+def new_records(count: int) -> list[JobRecord]:
     """``count`` new jobs, as a worker's service makes them."""
     datacenter = Datacenter(
         MemoryStore(), clock=Clock(), planner=Planner(DatacenterConfig(), seed=1)
@@ -217,7 +233,7 @@ def _records(count: int) -> list[JobRecord]:
 def _notify_latency(url: str, count: int) -> list[float]:
     """Seconds from each commit through one store to its name through another's
     ``changed_jobs``."""
-    records = _records(count)
+    records = new_records(count)
     sender = open_store(url, worker_id="sender")
     receiver = open_store(url, worker_id="receiver")
     latencies: list[float] = []
@@ -501,8 +517,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{r['observed_per_s']:,.0f}",
                 f"{r['observed_per_s'] / sqlite['observed_per_s']:.2f}",
                 f"{cpu['workers']:.1f}",
+                f"{cpu['startup']:.1f}",
                 f"{r['per_worker_cpu_s']:,.0f}",
                 f"{r['per_worker_cpu_s'] / one['per_worker_cpu_s']:.2f}",
+                f"{r['per_serving_cpu_s']:,.0f}",
+                f"{r['per_serving_cpu_s'] / one['per_serving_cpu_s']:.2f}",
                 f"{cpu['postgresql']:.1f}",
                 f"{cpu['broker']:.1f}",
                 f"{cpu['bench']:.1f}",
@@ -531,9 +550,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "",
             header(
                 "set-up | wall s | observed | observed/s | ÷ SQLite | worker CPU s | "
-                "messages per worker CPU-s | ÷ 1 on PostgreSQL | PostgreSQL CPU s | "
+                "of which start-up | messages per worker CPU-s | ÷ 1 on PostgreSQL | "
+                "the same, start-up left out | ÷ 1 on PostgreSQL | PostgreSQL CPU s | "
                 "broker CPU s | bench CPU s | invariants",
-                "lrrrrrrrrrrl",
+                "lrrrrrrrrrrrrrl",
             ),
             *rows,
             "",

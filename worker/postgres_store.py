@@ -25,7 +25,7 @@ the one worker driving its job, in ``seq`` order; a worker taking a location ove
 its unpublished entries with it.
 Two workers with one ``worker_id`` are refused (a session advisory lock per id).
 
-Each commit is one transaction sent in pipeline mode (one round trip). The store is
+Each commit is one transaction in one round trip (see :meth:`PostgresStore._commit`). The store is
 synchronous, like :class:`~worker.sqlite_store.SQLiteStore`: a call returns once the server
 has answered. A connection the server dropped (a restart, a network cut) is opened again on
 the next call; the call that saw it drop raises :class:`~worker.errors.StoreError`.
@@ -102,6 +102,14 @@ MIGRATIONS: tuple[LiteralString, ...] = (
         at  timestamptz NOT NULL
     );
     """,
+    # A commit whose fence or guard does not hold fails inside the database, undoing the
+    # rest of its transaction: raised with the SQLSTATE it is given.
+    """
+    CREATE FUNCTION drivesim_refuse(code text) RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION USING ERRCODE = code, MESSAGE = 'commit refused: ' || code;
+    END $$;
+    """,
 )
 
 #: The channel on which every commit that changes a job is announced: "worker job".
@@ -112,6 +120,16 @@ _MIGRATION_LOCK = 0x64726976  # "driv"
 _WORKER_LOCK = 0x64726977
 
 _ENTRY_COLUMNS = "id, job, seq, topic, payload, qos, retain"
+
+#: The SQLSTATEs with which ``drivesim_refuse`` fails a commit, and what they mean.
+_LEASE_LOST = "DSLSE"
+_RECORD_CHANGED = "DSSEQ"
+_REFUSALS: dict[str, type[LeaseLost | RecordChanged]] = {
+    _LEASE_LOST: LeaseLost,
+    _RECORD_CHANGED: RecordChanged,
+}
+#: Ends a guarded write (a CTE named ``done`` returning its rows): refuse if none was.
+_UNLESS_DONE: LiteralString = "SELECT drivesim_refuse(%s) WHERE NOT EXISTS (SELECT FROM done)"
 
 #: libpq's settings for a network that fails: give up connecting after 10 s, and drop a
 #: connection whose peer went silent (keepalives unanswered for about 11 s, or data sent
@@ -206,104 +224,102 @@ class PostgresStore:
         try:
             with self._errors("commit"):
                 self._commit(self._connection(), commit)
-        except LeaseLost:
-            assert commit.fence is not None
-            self._held.pop(commit.fence.location, None)
-            raise
+        except StoreError as exc:
+            refused = _REFUSALS.get(getattr(exc.__cause__, "sqlstate", None) or "")
+            if refused is None:
+                raise
+            if refused is LeaseLost:
+                assert commit.fence is not None
+                self._held.pop(commit.fence.location, None)
+            raise refused(_refusal(commit, refused, self.worker_id)) from None
 
     def _commit(self, db: psycopg.Connection[TupleRow], commit: Commit) -> None:
-        fence = guarded = None
-        with db.transaction():
-            with db.pipeline(), db.cursor() as cur:
-                if commit.fence is not None:
-                    fence = db.execute(
-                        "SELECT 1 FROM leases WHERE location = %s AND owner = %s "
-                        "AND epoch = %s AND expires_at > clock_timestamp() FOR SHARE",
-                        (commit.fence.location, self.worker_id, commit.fence.epoch),
-                    )
-                guard = commit.guard
-                for record in commit.put:
-                    values = (encode(record), record.sim.seq, record.job.location, record.name)
-                    if guard is None or guard[0] != record.name:
-                        cur.execute(
-                            "INSERT INTO jobs (record, seq, location, name) "
-                            "VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
-                            "record = excluded.record, seq = excluded.seq, "
-                            "location = excluded.location",
-                            values,
-                        )
-                    elif guard[1] is None:
-                        guarded = db.execute(
-                            "INSERT INTO jobs (record, seq, location, name) "
-                            "VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
-                            values,
-                        )
-                    else:
-                        guarded = db.execute(
-                            "UPDATE jobs SET record = %s, seq = %s, location = %s "
-                            "WHERE name = %s AND seq = %s",
-                            (*values, guard[1]),
-                        )
-                if commit.messages:
-                    # Each entry says which worker committed it, under which lease epoch if
-                    # fenced, and its job's location: the put record's, or for a deletion
-                    # the row's, read before the row goes (coalesce stops at the first).
-                    epoch = None if commit.fence is None else commit.fence.epoch
-                    worker = self.worker_id or None
-                    put = {r.name: r.job.location for r in commit.put}
-                    cur.executemany(
-                        "INSERT INTO outbox (job, seq, topic, payload, qos, retain, worker, "
-                        "epoch, location) SELECT %s, %s, %s, %s, %s, %s, %s, %s, coalesce("
-                        "%s, (SELECT location FROM jobs WHERE name = %s), '')",
-                        [
-                            (
-                                m.job,
-                                m.seq,
-                                m.topic,
-                                m.payload,
-                                m.qos,
-                                m.retain,
-                                worker,
-                                epoch,
-                                put.get(m.job),
-                                m.job,
-                            )
-                            for m in commit.messages
-                        ],
-                    )
-                for name in commit.delete:
-                    if guard is not None and guard[0] == name and guard[1] is not None:
-                        guarded = db.execute(
-                            "DELETE FROM jobs WHERE name = %s AND seq = %s", (name, guard[1])
-                        )
-                    else:
-                        cur.execute("DELETE FROM jobs WHERE name = %s", (name,))
-                if commit.meta:
-                    cur.executemany(
-                        "INSERT INTO meta (key, value) VALUES (%s, %s) "
-                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                        list(commit.meta.items()),
-                    )
-                # "worker<TAB>location<TAB>job" (a deletion's location is not at hand: "").
-                changed = [(r.job.location, r.name) for r in commit.put]
-                changed += [("", name) for name in commit.delete]
-                if changed:
-                    cur.executemany(
-                        "SELECT pg_notify(%s, %s)",
-                        [(CHANNEL, f"{self.worker_id}\t{loc}\t{name}") for loc, name in changed],
-                    )
-            # Out of the pipeline: every statement has been answered.
-            if fence is not None and fence.fetchone() is None:
-                assert commit.fence is not None
-                raise LeaseLost(
-                    f"the lease on {commit.fence.location} (epoch {commit.fence.epoch}) is "
-                    f"no longer {self.worker_id}'s: the change was not committed"
+        """One transaction in one round trip: the statements go in a pipeline without
+        BEGIN, which PostgreSQL runs as one implicit transaction up to the pipeline's sync.
+        A fence or guard that does not hold raises in the database (``drivesim_refuse``),
+        so every statement of the commit is undone with it, without a round trip to look."""
+        with db.pipeline(), db.cursor() as cur:
+            if (fence := commit.fence) is not None:
+                cur.execute(
+                    "SELECT drivesim_refuse(%s) WHERE NOT EXISTS (SELECT FROM leases "
+                    "WHERE location = %s AND owner = %s AND epoch = %s "
+                    "AND expires_at > clock_timestamp() FOR SHARE)",
+                    (_LEASE_LOST, fence.location, self.worker_id, fence.epoch),
                 )
-            if guarded is not None and guarded.rowcount != 1:
-                assert commit.guard is not None
-                raise RecordChanged(
-                    f"job {commit.guard[0]} changed since seq {commit.guard[1]}: "
-                    "the change was not committed"
+            guard = commit.guard
+            for record in commit.put:
+                values = (encode(record), record.sim.seq, record.job.location, record.name)
+                if guard is None or guard[0] != record.name:
+                    cur.execute(
+                        "INSERT INTO jobs (record, seq, location, name) "
+                        "VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
+                        "record = excluded.record, seq = excluded.seq, "
+                        "location = excluded.location",
+                        values,
+                    )
+                elif guard[1] is None:
+                    cur.execute(
+                        "WITH done AS (INSERT INTO jobs (record, seq, location, name) "
+                        "VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO NOTHING RETURNING 1) "
+                        + _UNLESS_DONE,
+                        (*values, _RECORD_CHANGED),
+                    )
+                else:
+                    cur.execute(
+                        "WITH done AS (UPDATE jobs SET record = %s, seq = %s, location = %s "
+                        "WHERE name = %s AND seq = %s RETURNING 1) " + _UNLESS_DONE,
+                        (*values, guard[1], _RECORD_CHANGED),
+                    )
+            if messages := commit.messages:
+                # Each entry says which worker committed it, under which lease epoch if
+                # fenced, and its job's location: the put record's, or for a deletion the
+                # row's, read before the row goes (coalesce stops at the first). A
+                # statement each: one INSERT of arrays (unnest) cost more to build here.
+                put = {r.name: r.job.location for r in commit.put}
+                epoch = None if fence is None else fence.epoch
+                worker = self.worker_id or None
+                cur.executemany(
+                    "INSERT INTO outbox (job, seq, topic, payload, qos, retain, worker, "
+                    "epoch, location) SELECT %s, %s, %s, %s, %s, %s, %s, %s, coalesce("
+                    "%s, (SELECT location FROM jobs WHERE name = %s), '')",
+                    [
+                        (
+                            m.job,
+                            m.seq,
+                            m.topic,
+                            m.payload,
+                            m.qos,
+                            m.retain,
+                            worker,
+                            epoch,
+                            put.get(m.job),
+                            m.job,
+                        )
+                        for m in messages
+                    ],
+                )
+            for name in commit.delete:
+                if guard is not None and guard[0] == name and guard[1] is not None:
+                    cur.execute(
+                        "WITH done AS (DELETE FROM jobs WHERE name = %s AND seq = %s "
+                        "RETURNING 1) " + _UNLESS_DONE,
+                        (name, guard[1], _RECORD_CHANGED),
+                    )
+                else:
+                    cur.execute("DELETE FROM jobs WHERE name = %s", (name,))
+            if commit.meta:
+                cur.executemany(
+                    "INSERT INTO meta (key, value) VALUES (%s, %s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    list(commit.meta.items()),
+                )
+            # "worker<TAB>location<TAB>job" (a deletion's location is not at hand: "").
+            changed = [(r.job.location, r.name) for r in commit.put]
+            changed += [("", name) for name in commit.delete]
+            if changed:
+                cur.executemany(
+                    "SELECT pg_notify(%s, %s)",
+                    [(CHANNEL, f"{self.worker_id}\t{loc}\t{name}") for loc, name in changed],
                 )
 
     async def changed_jobs(self) -> AsyncGenerator[list[tuple[str, str]] | None, None]:
@@ -553,6 +569,19 @@ def _backfill(db: psycopg.Connection[TupleRow]) -> None:
             [(r.sim.seq, r.job.location, r.name) for r in (decode(blob) for (blob,) in rows)],
         )
     db.execute("UPDATE outbox SET location = jobs.location FROM jobs WHERE outbox.job = jobs.name")
+
+
+def _refusal(commit: Commit, refused: type[LeaseLost | RecordChanged], worker: str) -> str:
+    if refused is LeaseLost:
+        assert commit.fence is not None
+        return (
+            f"the lease on {commit.fence.location} (epoch {commit.fence.epoch}) is "
+            f"no longer {worker}'s: the change was not committed"
+        )
+    assert commit.guard is not None
+    return (
+        f"job {commit.guard[0]} changed since seq {commit.guard[1]}: the change was not committed"
+    )
 
 
 def _entry(row: TupleRow) -> OutboxEntry:

@@ -175,6 +175,8 @@ class LiveRun:
         self.database: PostgreSQL | None = None
         self.database_proxies: list[FaultProxy] = []
         self.all_workers: list[WorkerProcess] = []
+        #: When the workers were all up and the customers began (``time.perf_counter``).
+        self.started_at: float | None = None
         try:
             await anyio.to_thread.run_sync(self.observer.wait_subscribed)
             if self.postgresql:
@@ -219,7 +221,7 @@ class LiveRun:
             broker = BrokerConfig.from_url(self.broker.url)
             commands = RetryingCommands(broker, self.request_timeout)
             self.customer = Customer(self.scenario, self.seed, self.clock, commands.send)
-            wall = time.perf_counter()
+            wall = self.started_at = time.perf_counter()
             async with anyio.create_task_group() as connection:
                 await connection.start(commands.run)
                 async with anyio.create_task_group() as tg:

@@ -236,8 +236,18 @@ def test_a_run_out_lease_is_taken_over_with_a_new_epoch_and_fences_its_old_holde
     (lease,) = w1.claim(1)
     w1.commit(Commit(put=[record("a")], guard=("a", None), fence=lease))
     expire(postgresql_url, lease.location)
-    with pytest.raises(LeaseLost):
-        w1.commit(Commit(put=[record("a", seq=2)], guard=("a", 1), fence=lease))
+    before = contents(w1)
+    with pytest.raises(LeaseLost, match="no longer w1's"):
+        w1.commit(
+            Commit(
+                put=[record("a", seq=2)],
+                guard=("a", 1),
+                messages=[message("a", 2)],
+                meta={"sim_now": b"9.0"},
+                fence=lease,
+            )
+        )
+    assert contents(w1) == before  # nothing of the refused commit stays
     (taken,) = w2.claim(1)
     assert taken.location == lease.location
     assert taken.epoch == lease.epoch + 1
