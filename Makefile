@@ -16,7 +16,10 @@ $(BIN)/drivesim: pyproject.toml setup.py worker/build.py $(COMPILED)
 	# The dependencies first, with drivesim as Python; then drivesim again, compiled: mypyc
 	# type-checks what it compiles against the modules it imports, so they must be there.
 	DRIVESIM_COMPILE=0 $(BIN)/pip install --quiet -e '.[dev]'
-	$(BIN)/pip install --quiet --no-deps -e .
+	# Which build it is, and why when it is pure Python: one line from setup.py.
+	$(BIN)/pip install -v --no-deps -e . >$(VENV)/build.log 2>&1 || \
+		(tail -40 $(VENV)/build.log; exit 1)
+	@sed -n 's/^ *drivesim: /drivesim: /p' $(VENV)/build.log | sort -u
 	touch $@
 
 # The tests start their own Mosquitto; install Debian's package when it is missing.
