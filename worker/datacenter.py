@@ -163,4 +163,5 @@ class Datacenter:
         out the next time the datacenter runs."""
         assert self.relay is not None, "drain() belongs to a running datacenter"
         self._drained = True
+        self.ledger.flush()
         return await self.relay.drain()

@@ -175,6 +175,8 @@ class LeaseKeeper:
                         started = True
                 except* StoreError as group:
                     log.warning("location stopped", error=str(group.exceptions[0]))
+                    if started:  # a change of it undone: taken up again from the store now
+                        self._released.set()
             if self._driven.get(location) is not None and self._driven[location].scope is scope:
                 del self._driven[location]  # driven again once its lease is held again
             if not started:  # a location that failed at once does not stop the others

@@ -3,39 +3,51 @@
 Every change, from a customer request or from the datacenter, goes through
 :meth:`Ledger.update` (or :meth:`Ledger.create`, :meth:`Ledger.delete`):
 
-1. the committed record is cloned and the change applied to the clone (a pure function
+1. the current record is cloned and the change applied to the clone (a pure function
    that may raise a :class:`~worker.errors.ServiceError`: then nothing happened);
 2. the job's ``seq`` rises by one and its status messages are built;
 3. record, outbox messages and the simulated time are committed in one transaction;
-4. only then is the clone swapped in, listeners told, and the outbox relay woken.
+4. only then are the messages announced (the outbox relay woken).
 
-On a store several workers share, each commit is guarded by the ``seq`` the change was
-judged against: when another worker committed first, nothing is committed, the ledger
-takes in the job as it now is (its listeners hear of it like of any change) and
-:class:`~worker.errors.RecordChanged` is raised for the caller to judge again. Other
-workers' commits come in the same way through :meth:`Ledger.refresh`.
+On a store of one worker (memory, SQLite) step 3 happens in the call: the clone is swapped
+in and listeners told once it is committed. On a store several workers share
+(PostgreSQL), whose commit is a round trip, the changes made in one turn of the event loop
+are **grouped**: each is swapped in and its listeners told at once (the datacenter's next
+step builds on it), and the group is committed in one transaction at the end of the turn
+(:meth:`Ledger.flush`), before anything of it is announced: the relay reads only committed
+messages, and a customer's request is answered only after :meth:`Ledger.durable`. A group
+refused in part (another worker changed a job first, or a lease lapsed) is committed change
+by change; what is refused is undone in memory (listeners hear of it, and of the job as the
+store holds it) and told to the failure hooks, so the datacenter can take the location up
+again from what is committed, as after a crash. Each commit is guarded by the ``seq`` its
+change was judged against, so another worker's commit in between is never overwritten.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import anyio
 
 from worker.clock import Clock
-from worker.errors import RecordChanged
+from worker.errors import LeaseLost, RecordChanged, StoreError
 from worker.logs import get_logger
 from worker.record import JobRecord, clone
 from worker.status import Event, build_messages
 from worker.store import Commit, JobStore, Lease, SharedStore
 
-__all__ = ["ATTEMPTS", "SIM_NOW", "Change", "Ledger", "Listener", "stored_time"]
+__all__ = ["ATTEMPTS", "SIM_NOW", "Change", "FailureHook", "Ledger", "Listener", "stored_time"]
 
 #: Told ``(before, after)`` after every committed change; ``None`` means absent.
 Listener = Callable[[JobRecord | None, JobRecord | None], None]
 #: Applies a change to a clone of the record in place and returns its events.
 Change = Callable[[JobRecord], list[Event]]
+#: Told ``(error, jobs)`` when changes of ``jobs`` made in memory could not be committed
+#: (and were undone).
+FailureHook = Callable[[StoreError, list[JobRecord]], None]
 
 #: The metadata key under which every commit stores the simulated time.
 SIM_NOW = "sim_now"
@@ -57,13 +69,20 @@ class Ledger:
         self._listeners: list[Listener] = []
         self._outbox_ready = anyio.Event()
         self._outbox_hooks: list[Callable[[], None]] = []
-        #: Other workers may commit to the store: a job not held here is looked up there.
+        #: Other workers may commit to the store: a job not held here is looked up there,
+        #: and commits are grouped (see the module's docstring).
         self._shared = isinstance(store, SharedStore)
+        #: Changes made in memory and not yet committed, in order; the last one made.
+        self._queued: list[_Queued] = []
+        self._last: _Queued | None = None
+        self._flush_scheduled = False
+        self._failure_hooks: list[FailureHook] = []
         #: Some jobs were forgotten: a list of every job reads the store again.
         self._partial = False
 
     def get_meta(self, key: str) -> bytes | None:
         """Metadata committed under ``key`` (a :class:`~worker.metadata.Metadata`)."""
+        self.flush()
         return self.store.get_meta(key)
 
     def get(self, name: str) -> JobRecord | None:
@@ -94,6 +113,7 @@ class Ledger:
     def forget(self, names: Sequence[str]) -> None:
         """Drop ``names`` from what is held here (other workers changed them, and this one
         does not drive them): the next :meth:`get` reads them from the shared store."""
+        self.flush()
         for name in names:
             if self._jobs.pop(name, None) is not None:
                 self._partial = True
@@ -115,7 +135,7 @@ class Ledger:
         if before is not None:
             record.sim.seq = before.sim.seq
         else:
-            last = self.store.get_meta(LAST_SEQ + record.name)
+            last = self.get_meta(LAST_SEQ + record.name)
             record.sim.seq = int(last) if last else 0
         self._commit(before, record, events, meta)
         return record
@@ -134,6 +154,7 @@ class Ledger:
         after = clone(before)
         events = change(after)
         if not events and after == before:
+            self._last = None  # nothing to wait for (see durable)
             if meta:
                 self.note(meta)
             return before
@@ -162,6 +183,7 @@ class Ledger:
         the entries those commits added. Returns how many changed."""
         store = self.store
         assert isinstance(store, SharedStore), "only a shared store changes under the ledger"
+        self.flush()  # compared with what is committed, not with what may yet be undone
         if fresh is None:
             fresh = store.load_jobs() if names is None else store.load_some(names)
         names = list(self._jobs) if names is None else list(names)
@@ -184,8 +206,18 @@ class Ledger:
         return changed
 
     def note(self, meta: Mapping[str, bytes]) -> None:
-        """Commit metadata alone (for example, that a scripted action ran)."""
+        """Commit metadata alone (for example, that a scripted action ran), at once."""
+        self.flush()
         self.store.commit(Commit(meta={**meta, SIM_NOW: _stamp(self.clock.now())}))
+
+    def on_failure(self, hook: FailureHook) -> None:
+        """Call ``hook`` when changes made in memory could not be committed (a grouped
+        commit refused or failed): they are undone, and the datacenter takes the jobs up
+        again from what the store holds."""
+        self._failure_hooks.append(hook)
+
+    def off_failure(self, hook: FailureHook) -> None:
+        self._failure_hooks.remove(hook)
 
     def on_outbox(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` whenever messages become pending: right after each commit that adds
@@ -225,22 +257,19 @@ class Ledger:
             after.sim.seq = seq
             after.sim.changed_at = now
         sim_time = self.clock.isoformat(now)
-        messages = build_messages(before, after, events, seq=seq, sim_time=sim_time)
         stamp = _stamp(now)
-        try:
-            self.store.commit(
-                Commit(
-                    put=[after] if after is not None else (),
-                    delete=[record.name] if after is None else (),
-                    messages=messages,
-                    meta={**meta, SIM_NOW: stamp} if meta else {SIM_NOW: stamp},
-                    guard=(record.name, None if before is None else before.sim.seq),
-                    fence=fence,
-                )
-            )
-        except RecordChanged:
-            self.refresh([record.name])
-            raise
+        commit = Commit(
+            put=[after] if after is not None else (),
+            delete=[record.name] if after is None else (),
+            messages=build_messages(before, after, events, seq=seq, sim_time=sim_time),
+            meta={**meta, SIM_NOW: stamp} if meta else {SIM_NOW: stamp},
+            guard=(record.name, None if before is None else before.sim.seq),
+            fence=fence,
+        )
+        if self._shared:
+            self._queue(_Queued(record.name, before, after, commit))
+        else:
+            self.store.commit(commit)
         if after is None:
             del self._jobs[record.name]
         else:
@@ -254,9 +283,123 @@ class Ledger:
                 events=[e.type for e in events],
                 sim_time=sim_time,  # the commit's time, as its status messages say
             )
-        self._outbox_pending()
+        if not self._shared:
+            self._outbox_pending()
         for listener in self._listeners:
             listener(before, after)
+
+    # -- grouped commits (a shared store) ------------------------------------------------
+
+    def _queue(self, queued: _Queued) -> None:
+        self._queued.append(queued)
+        self._last = queued
+        if self._flush_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop: nothing to group with
+            self.flush()
+            return
+        self._flush_scheduled = True
+        loop.call_soon(self._flush_soon, context=contextvars.Context())
+
+    def _flush_soon(self) -> None:
+        self._flush_scheduled = False
+        self.flush()
+
+    def flush(self) -> None:
+        """Commit every change made in memory and not yet committed, in one transaction
+        (a refused group: change by change), then wake the relay; undo what could not be
+        committed. Called at the end of each turn of the loop, and by whatever must not run
+        ahead of the store."""
+        queued, self._queued = self._queued, []
+        if not queued:
+            return
+        assert isinstance(self.store, SharedStore)
+        try:
+            self.store.commit_many([q.commit for q in queued])
+        except (LeaseLost, RecordChanged):
+            self._commit_each(queued)
+        except StoreError as exc:
+            for q in queued:
+                q.error = exc
+        else:
+            self._outbox_pending()
+            return
+        failed = [q for q in queued if q.error is not None]
+        if len(failed) < len(queued):
+            self._outbox_pending()
+        self._undo(failed)
+
+    def _commit_each(self, queued: list[_Queued]) -> None:
+        """A group was refused: commit its changes one by one to learn which. A change of a
+        job whose earlier change failed fails too (it was judged on it)."""
+        failed: dict[str, StoreError] = {}
+        for q in queued:
+            if q.name in failed:
+                q.error = RecordChanged(
+                    f"job {q.name}: an earlier change was not committed ({failed[q.name]})"
+                )
+                continue
+            try:
+                self.store.commit(q.commit)
+            except (LeaseLost, RecordChanged) as exc:
+                q.error = failed[q.name] = exc
+            except StoreError as exc:  # the database went: so does the rest
+                for rest in queued[queued.index(q) :]:
+                    rest.error = exc
+                return
+
+    def _undo(self, failed: list[_Queued]) -> None:
+        """Put back, in memory, each failed job as it was before its first failed change;
+        listeners and failure hooks hear of it; then take in what the store holds."""
+        firsts: dict[str, _Queued] = {}
+        for q in failed:
+            firsts.setdefault(q.name, q)
+        undone: list[JobRecord] = []
+        for name, first in firsts.items():
+            current = self._jobs.get(name)
+            undone.append(first.before or first.after or current)  # type: ignore[arg-type]
+            if first.before is None:
+                self._jobs.pop(name, None)
+            else:
+                self._jobs[name] = first.before
+            log.warning("change not committed; undone", job=name, error=str(first.error))
+            if current is not None or first.before is not None:
+                for listener in self._listeners:
+                    listener(current, first.before)
+        error = failed[0].error
+        assert error is not None
+        for hook in list(self._failure_hooks):
+            hook(error, undone)
+        try:
+            self.refresh(list(firsts))
+        except StoreError as exc:  # the database is gone: so is whatever got in first
+            log.warning("undone jobs not read again", error=str(exc))
+
+    def durable(self) -> None:
+        """Commit what is made in memory, and raise why the last change made was not
+        committed, if it was not: a customer's request calls it before it answers (on a
+        store of one worker every change is committed as it is made)."""
+        last, self._last = self._last, None
+        self.flush()
+        if last is not None and last.error is not None:
+            raise last.error
+
+
+class _Queued:
+    """A change made in memory, its commit to come; ``error``: why it was not committed."""
+
+    __slots__ = ("after", "before", "commit", "error", "name")
+
+    def __init__(
+        self, name: str, before: JobRecord | None, after: JobRecord | None, commit: Commit
+    ) -> None:
+        self.name = name
+        self.before = before
+        self.after = after
+        self.commit = commit
+        self.error: StoreError | None = None
 
 
 def stored_time(store: JobStore) -> float:

@@ -21,8 +21,10 @@ job up where its record says it was.
 
 The pipeline drives the jobs of the locations its ``config`` names. Where several workers
 share a store, each location it holds gets a pipeline of its own, whose every commit is
-fenced by the location's lease; a commit refused because a customer's request (through
-another worker) changed the job first is applied again to the job as it now is.
+fenced by the location's lease. There the ledger commits a turn's changes together after
+the steps that made them; a change that could not be committed (another worker's customer
+request changed the job first, the lease lapsed, the database went) is undone, and the
+pipeline stops so that its location is taken up again from the store, as after a crash.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ from anyio.abc import TaskStatus
 from worker import changes, states
 from worker.bays import Bays, Transfer
 from worker.config import DatacenterConfig
-from worker.errors import InvalidJobState, RecordChanged
-from worker.ledger import ATTEMPTS, Change, Ledger
+from worker.errors import InvalidJobState, StoreError
+from worker.ledger import Change, Ledger
 from worker.logs import get_logger
 from worker.model import JobType
 from worker.plan import Planner
@@ -106,6 +108,7 @@ class DatacenterPipeline:
         self._loop = asyncio.get_running_loop()
         self._base = contextvars.copy_context()
         self.ledger.watch(self._on_change)
+        self.ledger.on_failure(self._not_committed)
         try:
             active = [r for r in self.ledger if self._ours(r) and _datacenter_step(r) is not None]
             # Interrupted transfers first: they get their bays back before any new drive.
@@ -123,6 +126,7 @@ class DatacenterPipeline:
             self._raise_failure()
         finally:
             self.ledger.unwatch(self._on_change)
+            self.ledger.off_failure(self._not_committed)
             for timer in [
                 *self._timers.values(),
                 *self._late.values(),
@@ -151,14 +155,16 @@ class DatacenterPipeline:
         return record.job.location in self._bays
 
     def _update(self, name: str, change: Change) -> JobRecord:
-        """Commit a step of the job under the pipeline's fence; when another worker
-        changed the job first, apply the step again to the job as it now is."""
-        for _ in range(ATTEMPTS - 1):
-            try:
-                return self.ledger.update(name, change, fence=self.fence)
-            except RecordChanged:
-                log.info("job changed by another worker: step applied again")
+        """Make a step of the job under the pipeline's fence."""
         return self.ledger.update(name, change, fence=self.fence)
+
+    def _not_committed(self, error: StoreError, jobs: list[JobRecord]) -> None:
+        """Changes of jobs of ours were undone (on a shared store, committed after the step
+        that made them): what the pipeline arranged on them no longer holds, so it stops
+        with the error, and its location is taken up again from the store."""
+        if self._failure is None and any(self._ours(job) for job in jobs):
+            self._failure = error
+            self._failed.set()
 
     def _advance(self, name: str) -> None:
         self._soon.discard(name)
@@ -195,7 +201,8 @@ class DatacenterPipeline:
         try:
             step(*args)
         except Exception as exc:
-            self._failure = exc
+            if self._failure is None:  # a step may fail on what an undone change left
+                self._failure = exc
             self._failed.set()
 
     def _raise_failure(self) -> None:

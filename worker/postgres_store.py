@@ -222,105 +222,118 @@ class PostgresStore:
 
     def commit(self, commit: Commit) -> None:
         try:
+            self.commit_many([commit])
+        except LeaseLost:
+            assert commit.fence is not None
+            self._held.pop(commit.fence.location, None)
+            raise LeaseLost(_refusal(commit, LeaseLost, self.worker_id)) from None
+        except RecordChanged:
+            raise RecordChanged(_refusal(commit, RecordChanged, self.worker_id)) from None
+
+    def commit_many(self, commits: Sequence[Commit]) -> None:
+        """Apply ``commits`` in order in one transaction, in one round trip: all, or none
+        (a refused one raises :class:`LeaseLost` or :class:`RecordChanged` for the whole;
+        :meth:`commit` them one by one to learn which)."""
+        try:
             with self._errors("commit"):
-                self._commit(self._connection(), commit)
+                db = self._connection()
+                # A pipeline without BEGIN: PostgreSQL runs it as one implicit transaction
+                # up to the pipeline's sync. A fence or guard that does not hold raises in
+                # the database (``drivesim_refuse``), undoing every statement with it,
+                # without a round trip to look.
+                with db.pipeline(), db.cursor() as cur:
+                    for commit in commits:
+                        self._statements(cur, commit)
         except StoreError as exc:
             refused = _REFUSALS.get(getattr(exc.__cause__, "sqlstate", None) or "")
             if refused is None:
                 raise
-            if refused is LeaseLost:
-                assert commit.fence is not None
-                self._held.pop(commit.fence.location, None)
-            raise refused(_refusal(commit, refused, self.worker_id)) from None
+            raise refused(f"a commit was refused: {exc.__cause__}") from None
 
-    def _commit(self, db: psycopg.Connection[TupleRow], commit: Commit) -> None:
-        """One transaction in one round trip: the statements go in a pipeline without
-        BEGIN, which PostgreSQL runs as one implicit transaction up to the pipeline's sync.
-        A fence or guard that does not hold raises in the database (``drivesim_refuse``),
-        so every statement of the commit is undone with it, without a round trip to look."""
-        with db.pipeline(), db.cursor() as cur:
-            if (fence := commit.fence) is not None:
+    def _statements(self, cur: psycopg.Cursor[TupleRow], commit: Commit) -> None:
+        """The statements of one commit, queued in the pipeline."""
+        if (fence := commit.fence) is not None:
+            cur.execute(
+                "SELECT drivesim_refuse(%s) WHERE NOT EXISTS (SELECT FROM leases "
+                "WHERE location = %s AND owner = %s AND epoch = %s "
+                "AND expires_at > clock_timestamp() FOR SHARE)",
+                (_LEASE_LOST, fence.location, self.worker_id, fence.epoch),
+            )
+        guard = commit.guard
+        for record in commit.put:
+            values = (encode(record), record.sim.seq, record.job.location, record.name)
+            if guard is None or guard[0] != record.name:
                 cur.execute(
-                    "SELECT drivesim_refuse(%s) WHERE NOT EXISTS (SELECT FROM leases "
-                    "WHERE location = %s AND owner = %s AND epoch = %s "
-                    "AND expires_at > clock_timestamp() FOR SHARE)",
-                    (_LEASE_LOST, fence.location, self.worker_id, fence.epoch),
+                    "INSERT INTO jobs (record, seq, location, name) "
+                    "VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
+                    "record = excluded.record, seq = excluded.seq, "
+                    "location = excluded.location",
+                    values,
                 )
-            guard = commit.guard
-            for record in commit.put:
-                values = (encode(record), record.sim.seq, record.job.location, record.name)
-                if guard is None or guard[0] != record.name:
-                    cur.execute(
-                        "INSERT INTO jobs (record, seq, location, name) "
-                        "VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
-                        "record = excluded.record, seq = excluded.seq, "
-                        "location = excluded.location",
-                        values,
-                    )
-                elif guard[1] is None:
-                    cur.execute(
-                        "WITH done AS (INSERT INTO jobs (record, seq, location, name) "
-                        "VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO NOTHING RETURNING 1) "
-                        + _UNLESS_DONE,
-                        (*values, _RECORD_CHANGED),
-                    )
-                else:
-                    cur.execute(
-                        "WITH done AS (UPDATE jobs SET record = %s, seq = %s, location = %s "
-                        "WHERE name = %s AND seq = %s RETURNING 1) " + _UNLESS_DONE,
-                        (*values, guard[1], _RECORD_CHANGED),
-                    )
-            if messages := commit.messages:
-                # Each entry says which worker committed it, under which lease epoch if
-                # fenced, and its job's location: the put record's, or for a deletion the
-                # row's, read before the row goes (coalesce stops at the first). A
-                # statement each: one INSERT of arrays (unnest) cost more to build here.
-                put = {r.name: r.job.location for r in commit.put}
-                epoch = None if fence is None else fence.epoch
-                worker = self.worker_id or None
-                cur.executemany(
-                    "INSERT INTO outbox (job, seq, topic, payload, qos, retain, worker, "
-                    "epoch, location) SELECT %s, %s, %s, %s, %s, %s, %s, %s, coalesce("
-                    "%s, (SELECT location FROM jobs WHERE name = %s), '')",
-                    [
-                        (
-                            m.job,
-                            m.seq,
-                            m.topic,
-                            m.payload,
-                            m.qos,
-                            m.retain,
-                            worker,
-                            epoch,
-                            put.get(m.job),
-                            m.job,
-                        )
-                        for m in messages
-                    ],
+            elif guard[1] is None:
+                cur.execute(
+                    "WITH done AS (INSERT INTO jobs (record, seq, location, name) "
+                    "VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO NOTHING RETURNING 1) "
+                    + _UNLESS_DONE,
+                    (*values, _RECORD_CHANGED),
                 )
-            for name in commit.delete:
-                if guard is not None and guard[0] == name and guard[1] is not None:
-                    cur.execute(
-                        "WITH done AS (DELETE FROM jobs WHERE name = %s AND seq = %s "
-                        "RETURNING 1) " + _UNLESS_DONE,
-                        (name, guard[1], _RECORD_CHANGED),
+            else:
+                cur.execute(
+                    "WITH done AS (UPDATE jobs SET record = %s, seq = %s, location = %s "
+                    "WHERE name = %s AND seq = %s RETURNING 1) " + _UNLESS_DONE,
+                    (*values, guard[1], _RECORD_CHANGED),
+                )
+        if messages := commit.messages:
+            # Each entry says which worker committed it, under which lease epoch if
+            # fenced, and its job's location: the put record's, or for a deletion the
+            # row's, read before the row goes (coalesce stops at the first). A
+            # statement each: one INSERT of arrays (unnest) cost more to build here.
+            put = {r.name: r.job.location for r in commit.put}
+            epoch = None if fence is None else fence.epoch
+            worker = self.worker_id or None
+            cur.executemany(
+                "INSERT INTO outbox (job, seq, topic, payload, qos, retain, worker, "
+                "epoch, location) SELECT %s, %s, %s, %s, %s, %s, %s, %s, coalesce("
+                "%s, (SELECT location FROM jobs WHERE name = %s), '')",
+                [
+                    (
+                        m.job,
+                        m.seq,
+                        m.topic,
+                        m.payload,
+                        m.qos,
+                        m.retain,
+                        worker,
+                        epoch,
+                        put.get(m.job),
+                        m.job,
                     )
-                else:
-                    cur.execute("DELETE FROM jobs WHERE name = %s", (name,))
-            if commit.meta:
-                cur.executemany(
-                    "INSERT INTO meta (key, value) VALUES (%s, %s) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    list(commit.meta.items()),
+                    for m in messages
+                ],
+            )
+        for name in commit.delete:
+            if guard is not None and guard[0] == name and guard[1] is not None:
+                cur.execute(
+                    "WITH done AS (DELETE FROM jobs WHERE name = %s AND seq = %s "
+                    "RETURNING 1) " + _UNLESS_DONE,
+                    (name, guard[1], _RECORD_CHANGED),
                 )
-            # "worker<TAB>location<TAB>job" (a deletion's location is not at hand: "").
-            changed = [(r.job.location, r.name) for r in commit.put]
-            changed += [("", name) for name in commit.delete]
-            if changed:
-                cur.executemany(
-                    "SELECT pg_notify(%s, %s)",
-                    [(CHANNEL, f"{self.worker_id}\t{loc}\t{name}") for loc, name in changed],
-                )
+            else:
+                cur.execute("DELETE FROM jobs WHERE name = %s", (name,))
+        if commit.meta:
+            cur.executemany(
+                "INSERT INTO meta (key, value) VALUES (%s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                list(commit.meta.items()),
+            )
+        # "worker<TAB>location<TAB>job" (a deletion's location is not at hand: "").
+        changed = [(r.job.location, r.name) for r in commit.put]
+        changed += [("", name) for name in commit.delete]
+        if changed:
+            cur.executemany(
+                "SELECT pg_notify(%s, %s)",
+                [(CHANNEL, f"{self.worker_id}\t{loc}\t{name}") for loc, name in changed],
+            )
 
     async def changed_jobs(self) -> AsyncGenerator[list[tuple[str, str]] | None, None]:
         """``(location, job)`` of each job other workers changed, as PostgreSQL tells

@@ -280,6 +280,7 @@ class OutboxRelay:
         return len(delivered)
 
     def _snapshots(self) -> list[StatusMessage]:
+        self.ledger.flush()  # announce only what is committed
         clock = self.ledger.clock
         return [
             message

@@ -17,7 +17,6 @@ from anyio.abc import TaskStatus
 
 from worker import changes, states
 from worker.config import Policy
-from worker.errors import RecordChanged
 from worker.ledger import Ledger
 from worker.logs import get_logger
 from worker.record import JobRecord
@@ -101,9 +100,6 @@ class RetentionSweeper:
             events = changes.delete(record, command)
             with structlog.contextvars.bound_contextvars(job=name):
                 log.info("job deleted by retention", reason=events[0].data["reason"])
-            try:
-                self.ledger.delete(name, events, fence=self.fence)
-            except RecordChanged:
-                continue  # a customer changed it first: its new due time is pushed
+            self.ledger.delete(name, events, fence=self.fence)
             deleted += 1
         return deleted

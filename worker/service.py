@@ -166,6 +166,7 @@ class JobService:
         if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
             raise ValidationError("$skiptoken is invalid.", target="$skiptoken")
         # Stops at the page's last job: a page (or a probe with top=1) does not copy them all.
+        self.ledger.flush()
         matching = (
             r.job
             for r in self.ledger.jobs()
@@ -201,6 +202,7 @@ class JobService:
         params = parse_put(
             body, locations=self.datacenter.locations, max_drives=self.policy.max_drives
         )
+        self.ledger.flush()
         existing = self.ledger.get(name)
         if existing is not None:
             if scope is not None and not scope.holds(existing.job.id):
@@ -266,6 +268,7 @@ class JobService:
             [Event(event, {"jobType": str(props.job_type), "drives": len(drives)})],
             meta,
         )
+        self.ledger.durable()
         return CreateResult(job=copy_job(record.job), created=existing is None)
 
     @_judged_again
@@ -303,6 +306,7 @@ class JobService:
         """Jobs_Delete: only a job in Creating or Completed."""
         record = self._record(name, scope)
         self.ledger.delete(name, changes.delete(record, Command.DELETE), meta)
+        self.ledger.durable()
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -378,9 +382,13 @@ class JobService:
                 events += changes.settle(rec, now)
             return events
 
-        return self.ledger.update(name, change, meta), cancel
+        updated = self.ledger.update(name, change, meta)
+        self.ledger.durable()
+        return updated, cancel
 
     def _record(self, name: str, scope: ArmScope | None = None) -> JobRecord:
+        """The job as committed: a request is judged, and answered, on nothing else."""
+        self.ledger.flush()
         record = self.ledger.get(name) if isinstance(name, str) else None
         if record is None or (scope is not None and not scope.holds(record.job.id)):
             group = (scope or self.scope).group

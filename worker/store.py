@@ -8,12 +8,13 @@ and :class:`~worker.postgres_store.PostgresStore`, the one a :class:`SharedStore
 Two contracts hold, which several workers over one database (:class:`SharedStore`) keep:
 
 1. **A commit is synchronous, inside the event loop.** :meth:`JobStore.commit` returns
-   once the change is durable, without awaiting, so a step of the pipeline (a timer
-   callback) commits and goes on, nothing else runs in between, and a virtual-time clock
-   cannot jump while a commit is under way (it jumps only when the loop is idle). The
-   PostgreSQL store keeps it at the cost of a round trip per commit, during which the loop
-   waits; virtual-time runs stay on the memory or SQLite store, so their histories stay
-   identical.
+   once the change is durable, without awaiting, so nothing else runs in between and a
+   virtual-time clock cannot jump while a commit is under way (it jumps only when the loop
+   is idle). On a :class:`SharedStore` the ledger commits a turn of the loop's changes
+   together (:meth:`SharedStore.commit_many`, one round trip) at the turn's end, before
+   announcing any of them (:class:`~worker.ledger.Ledger`); virtual-time runs stay on the
+   memory or SQLite store, whose ledger commits each change as it is made, so their
+   histories stay identical.
 2. **Each outbox entry has one consumer.** One :class:`~worker.relay.OutboxRelay` per
    worker reads :meth:`JobStore.pending` and marks entries delivered with
    :meth:`JobStore.ack`. On a shared store a worker reads only the entries of the
@@ -121,6 +122,11 @@ class SharedStore(JobStore, Protocol):
     """
 
     worker_id: str
+
+    def commit_many(self, commits: Sequence[Commit]) -> None:
+        """Apply ``commits`` in order, atomically together; one refused (its guard or
+        fence) refuses them all, raising as :meth:`commit` would."""
+        ...
 
     def join(self, locations: Sequence[str], lease: float) -> None:
         """Register this worker (refused while another live worker has its id) and make

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
-from worker import changes
+from worker import Datacenter, DatacenterConfig, Planner, changes
 from worker.clock import Clock
 from worker.errors import InvalidJobState, StoreError
+from worker.ledger import Change, Ledger
+from worker.model import JobState
+from worker.postgres_store import PostgresStore
 from worker.record import JobRecord, encode
 from worker.service import JobService
 from worker.sqlite_store import SQLiteStore
-from worker.status import Event, decode_payload
-from worker.store import JobStore
+from worker.status import Event, StatusMessage, decode_payload
+from worker.store import Commit, JobStore
 
 Body = Callable[..., dict[str, Any]]
 Contents = Callable[[JobService | JobStore], object]
@@ -245,3 +249,154 @@ async def test_datacenter_changes_go_through_the_ledger(
     record = service.ledger.get("job1")
     assert record is not None
     assert str(record.state) == "Received"
+
+
+# -- a store several workers share: commits grouped by turn of the loop -------------------
+
+
+class CountingStore(PostgresStore):
+    """The real PostgreSQL store, counting the transactions the ledger sends it."""
+
+    def __init__(self, url: str, worker_id: str) -> None:
+        super().__init__(url, worker_id=worker_id)
+        self.transactions = 0
+
+    def commit_many(self, commits: Sequence[Commit]) -> None:
+        self.transactions += 1
+        super().commit_many(commits)
+
+
+def shared(url: str, worker: str = "w1") -> tuple[Datacenter, CountingStore]:
+    store = CountingStore(url, worker)
+    datacenter = Datacenter(
+        store, clock=Clock(), planner=Planner(DatacenterConfig(), seed=1), lease=30.0
+    )
+    return datacenter, store
+
+
+def receive(ledger: Ledger) -> Change:
+    return lambda r: changes.receive(r, ledger.clock.now())
+
+
+async def test_on_a_shared_store_a_turns_changes_are_committed_together_then_announced(
+    postgresql_url: str, import_body: Body, ship_body: Body
+) -> None:
+    """The datacenter's changes made in one turn of the loop go to PostgreSQL in one
+    transaction at its end; until then the store holds none of them and the relay is not
+    woken, while the ledger already shows them to the steps that follow."""
+    datacenter, store = shared(postgresql_url)
+    service, ledger = datacenter.service, datacenter.ledger
+    try:
+        for name in ("a", "b", "c"):
+            await service.create(name, import_body(1))
+            await service.update(name, ship_body())
+        woken: list[int] = []
+        ledger.on_outbox(lambda: woken.append(store.transactions))
+        before, committed = store.transactions, contents_of(store)
+        for name in ("a", "b", "c"):
+            ledger.update(name, receive(ledger))
+        assert [r.state for r in ledger] == [JobState.RECEIVED] * 3
+        assert contents_of(store) == committed
+        assert woken == []
+        await anyio.lowlevel.checkpoint()  # the end of the turn
+        assert store.transactions == before + 1
+        assert woken == [before + 1]
+        assert {r.name: r.state for r in store.load_jobs().values()} == {
+            name: JobState.RECEIVED for name in ("a", "b", "c")
+        }
+    finally:
+        store.close()
+
+
+async def test_a_customers_request_is_answered_once_committed_with_the_turns_changes(
+    postgresql_url: str, import_body: Body, ship_body: Body
+) -> None:
+    """A request commits what the turn made before it is judged, and its own change before
+    it answers: the answer is never ahead of the store."""
+    datacenter, store = shared(postgresql_url)
+    service, ledger = datacenter.service, datacenter.ledger
+    try:
+        await service.create("a", import_body(1))
+        await service.update("a", ship_body())
+        ledger.update("a", receive(ledger))  # the datacenter's, not yet committed
+        answer = await service.cancel("a")
+        assert answer.state is JobState.RECEIVED  # judged on the received job
+        stored = store.load_jobs()["a"]
+        assert stored.job.properties.cancel_requested is True
+        assert stored.sim.seq == ledger.get("a").sim.seq  # type: ignore[union-attr]
+    finally:
+        store.close()
+
+
+async def test_a_change_another_worker_got_in_first_is_undone_and_the_rest_committed(
+    postgresql_url: str, import_body: Body, ship_body: Body
+) -> None:
+    """Another worker commits a cancel of job a between this worker's step on it and the
+    end of the turn: that step is not committed (its guard fails), the job is undone in
+    memory and read again as the store holds it, the failure hooks hear of it, and the
+    turn's change of job b is committed all the same."""
+    datacenter, store = shared(postgresql_url)
+    other, other_store = shared(postgresql_url, "w2")
+    service, ledger = datacenter.service, datacenter.ledger
+    try:
+        for name in ("a", "b"):
+            await service.create(name, import_body(1))
+            await service.update(name, ship_body())
+        told: list[tuple[JobRecord | None, JobRecord | None]] = []
+        ledger.watch(lambda before, after: told.append((before, after)))
+        failures: list[tuple[str, list[str]]] = []
+        ledger.on_failure(
+            lambda error, jobs: failures.append((type(error).__name__, [j.name for j in jobs]))
+        )
+        ledger.update("a", receive(ledger))
+        ledger.update("b", receive(ledger))
+        await other.service.cancel("a")  # through the other worker, committed at once
+        await anyio.lowlevel.checkpoint()
+        assert failures == [("RecordChanged", ["a"])]
+        held, stored = ledger.get("a"), store.load_jobs()
+        assert held is not None
+        assert encode(held) == encode(stored["a"])
+        assert held.state is JobState.SHIPPING
+        assert held.cancel_requested
+        assert stored["b"].state is JobState.RECEIVED
+        # Listeners heard the step, its undoing, and the job as the other worker left it.
+        states = [(b and b.state, a and a.state) for b, a in told if (a or b).name == "a"]  # type: ignore[union-attr]
+        assert states == [
+            (JobState.SHIPPING, JobState.RECEIVED),
+            (JobState.RECEIVED, JobState.SHIPPING),
+            (JobState.SHIPPING, JobState.SHIPPING),
+        ]
+        assert {m.seq for m in messages_of(store, "a")} == {1, 2, 3}  # create, ship, cancel
+
+    finally:
+        store.close()
+        other_store.close()
+
+
+async def test_a_request_whose_commit_fails_gets_the_error_and_changes_nothing(
+    postgresql_url: str, import_body: Body, ship_body: Body
+) -> None:
+    """The database gone: a customer's request raises StoreError and the ledger keeps the
+    job as committed, with the turn's other change undone too."""
+    datacenter, store = shared(postgresql_url)
+    service, ledger = datacenter.service, datacenter.ledger
+    try:
+        await service.create("a", import_body(1))
+        committed = ledger.get("a")
+        store.close()
+        with pytest.raises(StoreError):
+            await service.update("a", ship_body())
+        assert ledger.get("a") is committed
+    finally:
+        store.close()
+
+
+def contents_of(store: JobStore) -> object:
+    return (
+        {name: encode(r) for name, r in store.load_jobs().items()},
+        [e.id for e in store.history()],
+    )
+
+
+def messages_of(store: JobStore, job: str) -> list[StatusMessage]:
+    return [e.message for e in store.history() if e.message.job == job]
