@@ -121,6 +121,7 @@ class LeaseKeeper:
             share = math.ceil(len(self.locations) / self.store.live_workers())
             excess = sorted(held)[share:]
             if excess:
+                self.ledger.flush()  # what was done there is committed before it is given up
                 for location in excess:
                     self._stop(location, "given up to another worker")
                     del held[location]

@@ -332,21 +332,23 @@ class Ledger:
         self._undo(failed)
 
     def _commit_each(self, queued: list[_Queued]) -> None:
-        """A group was refused: commit its changes one by one to learn which. A change of a
-        job whose earlier change failed fails too (it was judged on it)."""
+        """A group was refused: commit its changes one by one to learn which. Once a change
+        fails, so does every later change at its location: each was made on what the
+        earlier ones left (a drive starts in the bay another one's end freed)."""
         failed: dict[str, StoreError] = {}
-        for q in queued:
-            if q.name in failed:
+        for i, q in enumerate(queued):
+            if (earlier := failed.get(q.location)) is not None:
                 q.error = RecordChanged(
-                    f"job {q.name}: an earlier change was not committed ({failed[q.name]})"
+                    f"job {q.name}: an earlier change at {q.location} was not committed "
+                    f"({earlier})"
                 )
                 continue
             try:
                 self.store.commit(q.commit)
             except (LeaseLost, RecordChanged) as exc:
-                q.error = failed[q.name] = exc
+                q.error = failed[q.location] = exc
             except StoreError as exc:  # the database went: so does the rest
-                for rest in queued[queued.index(q) :]:
+                for rest in queued[i:]:
                     rest.error = exc
                 return
 
@@ -390,12 +392,13 @@ class Ledger:
 class _Queued:
     """A change made in memory, its commit to come; ``error``: why it was not committed."""
 
-    __slots__ = ("after", "before", "commit", "error", "name")
+    __slots__ = ("after", "before", "commit", "error", "location", "name")
 
     def __init__(
         self, name: str, before: JobRecord | None, after: JobRecord | None, commit: Commit
     ) -> None:
         self.name = name
+        self.location = (after or before).job.location  # type: ignore[union-attr]
         self.before = before
         self.after = after
         self.commit = commit

@@ -191,6 +191,12 @@ class PostgresStore:
             self._db = db
         return self._db
 
+    def _drop_connection(self) -> None:
+        """Close the connection; the next call opens another."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
     @contextlib.contextmanager
     def _errors(self, what: str) -> Iterator[None]:
         """Turn a PostgreSQL failure into a :class:`StoreError` naming what failed."""
@@ -245,6 +251,9 @@ class PostgresStore:
                     for commit in commits:
                         self._statements(cur, commit)
         except StoreError as exc:
+            # psycopg's statements prepared in the failed pipeline are gone from the
+            # server, not from its cache: a connection of its own forgets them (rare).
+            self._drop_connection()
             refused = _REFUSALS.get(getattr(exc.__cause__, "sqlstate", None) or "")
             if refused is None:
                 raise

@@ -268,9 +268,8 @@ class CountingStore(PostgresStore):
 
 def shared(url: str, worker: str = "w1") -> tuple[Datacenter, CountingStore]:
     store = CountingStore(url, worker)
-    datacenter = Datacenter(
-        store, clock=Clock(), planner=Planner(DatacenterConfig(), seed=1), lease=30.0
-    )
+    config = DatacenterConfig(locations={"West US": 2, "East US": 2})
+    datacenter = Datacenter(store, clock=Clock(), planner=Planner(config, seed=1), lease=30.0)
     return datacenter, store
 
 
@@ -328,19 +327,21 @@ async def test_a_customers_request_is_answered_once_committed_with_the_turns_cha
         store.close()
 
 
-async def test_a_change_another_worker_got_in_first_is_undone_and_the_rest_committed(
+async def test_a_change_another_worker_got_in_first_is_undone_with_what_followed_it_there(
     postgresql_url: str, import_body: Body, ship_body: Body
 ) -> None:
     """Another worker commits a cancel of job a between this worker's step on it and the
-    end of the turn: that step is not committed (its guard fails), the job is undone in
-    memory and read again as the store holds it, the failure hooks hear of it, and the
-    turn's change of job b is committed all the same."""
+    end of the turn: that step is not committed (its guard fails), nor is the later step
+    of job b at the same location (made on what a's left: a bay, say); both are undone in
+    memory, a is read again as the store holds it, and the failure hooks hear of both. The
+    turn's step of job c, at another location, is committed all the same (after the
+    refused group, whose pipeline psycopg had prepared statements in)."""
     datacenter, store = shared(postgresql_url)
     other, other_store = shared(postgresql_url, "w2")
     service, ledger = datacenter.service, datacenter.ledger
     try:
-        for name in ("a", "b"):
-            await service.create(name, import_body(1))
+        for name, location in (("a", "West US"), ("b", "West US"), ("c", "East US")):
+            await service.create(name, {**import_body(1), "location": location})
             await service.update(name, ship_body())
         told: list[tuple[JobRecord | None, JobRecord | None]] = []
         ledger.watch(lambda before, after: told.append((before, after)))
@@ -348,26 +349,32 @@ async def test_a_change_another_worker_got_in_first_is_undone_and_the_rest_commi
         ledger.on_failure(
             lambda error, jobs: failures.append((type(error).__name__, [j.name for j in jobs]))
         )
-        ledger.update("a", receive(ledger))
-        ledger.update("b", receive(ledger))
+        for name in ("a", "c", "b"):
+            ledger.update(name, receive(ledger))
         await other.service.cancel("a")  # through the other worker, committed at once
         await anyio.lowlevel.checkpoint()
-        assert failures == [("RecordChanged", ["a"])]
-        held, stored = ledger.get("a"), store.load_jobs()
-        assert held is not None
-        assert encode(held) == encode(stored["a"])
-        assert held.state is JobState.SHIPPING
-        assert held.cancel_requested
-        assert stored["b"].state is JobState.RECEIVED
+        assert failures == [("RecordChanged", ["a", "b"])]
+        stored = store.load_jobs()
+        for name in ("a", "b", "c"):
+            held = ledger.get(name)
+            assert held is not None
+            assert encode(held) == encode(stored[name])
+        assert [stored[name].state for name in ("a", "b", "c")] == [
+            JobState.SHIPPING,
+            JobState.SHIPPING,
+            JobState.RECEIVED,
+        ]
+        assert stored["a"].cancel_requested
         # Listeners heard the step, its undoing, and the job as the other worker left it.
-        states = [(b and b.state, a and a.state) for b, a in told if (a or b).name == "a"]  # type: ignore[union-attr]
-        assert states == [
+        heard = [
+            (b and b.state, a and a.state) for b, a in told if (a or b) and (a or b).name == "a"
+        ]  # type: ignore[union-attr]
+        assert heard == [
             (JobState.SHIPPING, JobState.RECEIVED),
             (JobState.RECEIVED, JobState.SHIPPING),
             (JobState.SHIPPING, JobState.SHIPPING),
         ]
         assert {m.seq for m in messages_of(store, "a")} == {1, 2, 3}  # create, ship, cancel
-
     finally:
         store.close()
         other_store.close()
