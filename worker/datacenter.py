@@ -85,6 +85,8 @@ class Datacenter:
             self.leases = LeaseKeeper(self.ledger, store, planner, self.policy, lease=lease)
         self.relay: OutboxRelay | None = None
         self._scope: anyio.CancelScope | None = None
+        #: Set once the relay, pipelines and sweepers have stopped, after halt().
+        self._parts_stopped = anyio.Event()
         self._drained = False
 
     @asynccontextmanager
@@ -134,20 +136,24 @@ class Datacenter:
     ) -> None:
         """The relay, then the pipeline and the retention sweeper (or the leases that run
         them location by location), until :meth:`halt`."""
+        self._parts_stopped = anyio.Event()
         with anyio.CancelScope() as self._scope:
-            async with anyio.create_task_group() as parts:
-                await parts.start(relay.run)
-                if announce:
-                    relay.connected()
-                if self.leases is not None:
-                    await parts.start(self.leases.run)
-                else:
-                    pipeline = DatacenterPipeline(
-                        self.ledger, self.planner.datacenter, self.planner
-                    )
-                    await parts.start(pipeline.run)
-                    await parts.start(RetentionSweeper(self.ledger, self.policy).run)
-                task_status.started()
+            try:
+                async with anyio.create_task_group() as parts:
+                    await parts.start(relay.run)
+                    if announce:
+                        relay.connected()
+                    if self.leases is not None:
+                        await parts.start(self.leases.run)
+                    else:
+                        pipeline = DatacenterPipeline(
+                            self.ledger, self.planner.datacenter, self.planner
+                        )
+                        await parts.start(pipeline.run)
+                        await parts.start(RetentionSweeper(self.ledger, self.policy).run)
+                    task_status.started()
+            finally:
+                self._parts_stopped.set()
 
     def halt(self) -> None:
         """Stop at once: requests are refused (the worker is shutting down), no job moves
@@ -163,5 +169,8 @@ class Datacenter:
         out the next time the datacenter runs."""
         assert self.relay is not None, "drain() belongs to a running datacenter"
         self._drained = True
+        if self._scope is not None and self._scope.cancel_called:
+            # Halted: no step may commit after the last read of the outbox.
+            await self._parts_stopped.wait()
         self.ledger.flush()
         return await self.relay.drain()
