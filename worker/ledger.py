@@ -74,6 +74,7 @@ class Ledger:
         self._shared = isinstance(store, SharedStore)
         #: Changes made in memory and not yet committed, in order; the last one made.
         self._queued: list[_Queued] = []
+        self._queued_jobs: set[str] = set()
         self._last: _Queued | None = None
         self._flush_scheduled = False
         self._failure_hooks: list[FailureHook] = []
@@ -93,6 +94,13 @@ class Ledger:
             self.refresh([name])
             record = self._jobs.get(name)
         return record
+
+    def committed(self, name: str) -> JobRecord | None:
+        """The committed record of ``name``: what :meth:`get` gives, once a change of the
+        job made in memory, if any, is committed (or undone)."""
+        if name in self._queued_jobs:
+            self.flush()
+        return self.get(name)
 
     def __iter__(self) -> Iterator[JobRecord]:
         """The jobs held here: on a shared store, those of the locations this worker
@@ -292,6 +300,7 @@ class Ledger:
 
     def _queue(self, queued: _Queued) -> None:
         self._queued.append(queued)
+        self._queued_jobs.add(queued.name)
         self._last = queued
         if self._flush_scheduled:
             return
@@ -315,6 +324,7 @@ class Ledger:
         queued, self._queued = self._queued, []
         if not queued:
             return
+        self._queued_jobs.clear()
         assert isinstance(self.store, SharedStore)
         try:
             self.store.commit_many([q.commit for q in queued])

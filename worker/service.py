@@ -202,8 +202,7 @@ class JobService:
         params = parse_put(
             body, locations=self.datacenter.locations, max_drives=self.policy.max_drives
         )
-        self.ledger.flush()
-        existing = self.ledger.get(name)
+        existing = self.ledger.committed(name)
         if existing is not None:
             if scope is not None and not scope.holds(existing.job.id):
                 held = ArmScope.of(existing.job.id)
@@ -388,8 +387,7 @@ class JobService:
 
     def _record(self, name: str, scope: ArmScope | None = None) -> JobRecord:
         """The job as committed: a request is judged, and answered, on nothing else."""
-        self.ledger.flush()
-        record = self.ledger.get(name) if isinstance(name, str) else None
+        record = self.ledger.committed(name) if isinstance(name, str) else None
         if record is None or (scope is not None and not scope.holds(record.job.id)):
             group = (scope or self.scope).group
             raise ResourceNotFound(
