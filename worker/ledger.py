@@ -9,18 +9,21 @@ Every change, from a customer request or from the datacenter, goes through
 3. record, outbox messages and the simulated time are committed in one transaction;
 4. only then are the messages announced (the outbox relay woken).
 
-On a store of one worker (memory, SQLite) step 3 happens in the call: the clone is swapped
-in and listeners told once it is committed. On a store several workers share
-(PostgreSQL), whose commit is a round trip, the changes made in one turn of the event loop
-are **grouped**: each is swapped in and its listeners told at once (the datacenter's next
-step builds on it), and the group is committed in one transaction at the end of the turn
-(:meth:`Ledger.flush`), before anything of it is announced: the relay reads only committed
-messages, and a customer's request is answered only after :meth:`Ledger.durable`. A group
-refused in part (another worker changed a job first, or a lease lapsed) is committed change
-by change; what is refused is undone in memory (listeners hear of it, and of the job as the
-store holds it) and told to the failure hooks, so the datacenter can take the location up
-again from what is committed, as after a crash. Each commit is guarded by the ``seq`` its
-change was judged against, so another worker's commit in between is never overwritten.
+Step 3 happens in the call, then the clone is swapped in and listeners told, except for
+the datacenter's own changes on a store several workers share (PostgreSQL: a commit is a
+round trip; the datacenter's changes are the ones fenced by a lease). Those of one turn of
+the event loop are **grouped**: each is swapped in and its listeners told at once (the
+next step builds on it), and the turn's are committed in one transaction at its end
+(:meth:`Ledger.flush`), before anything of them is announced (the relay reads only
+committed messages). A customer's request is judged on the job as committed
+(:meth:`Ledger.committed`) and committed at once. A group refused in part (a customer's
+request through another worker changed a job first, or a lease lapsed) is committed change
+by change; what is refused is undone in memory with whatever followed it at its location
+(listeners hear of it, and of the job as the store holds it) and told to the failure hooks,
+so the datacenter takes the location up again from what is committed, as after a crash.
+Each commit is guarded by the ``seq`` its change was judged against, so another worker's
+commit in between is never overwritten: a customer's request is then judged again
+(:class:`~worker.errors.RecordChanged`).
 """
 
 from __future__ import annotations
@@ -75,7 +78,6 @@ class Ledger:
         #: Changes made in memory and not yet committed, in order; the last one made.
         self._queued: list[_Queued] = []
         self._queued_jobs: set[str] = set()
-        self._last: _Queued | None = None
         self._flush_scheduled = False
         self._failure_hooks: list[FailureHook] = []
         #: Some jobs were forgotten: a list of every job reads the store again.
@@ -162,7 +164,6 @@ class Ledger:
         after = clone(before)
         events = change(after)
         if not events and after == before:
-            self._last = None  # nothing to wait for (see durable)
             if meta:
                 self.note(meta)
             return before
@@ -274,10 +275,16 @@ class Ledger:
             guard=(record.name, None if before is None else before.sim.seq),
             fence=fence,
         )
-        if self._shared:
+        grouped = self._shared and fence is not None
+        if grouped:
             self._queue(_Queued(record.name, before, after, commit))
         else:
-            self.store.commit(commit)
+            assert record.name not in self._queued_jobs, "judged on an uncommitted change"
+            try:
+                self.store.commit(commit)
+            except RecordChanged:
+                self.refresh([record.name])
+                raise
         if after is None:
             del self._jobs[record.name]
         else:
@@ -291,7 +298,7 @@ class Ledger:
                 events=[e.type for e in events],
                 sim_time=sim_time,  # the commit's time, as its status messages say
             )
-        if not self._shared:
+        if not grouped:
             self._outbox_pending()
         for listener in self._listeners:
             listener(before, after)
@@ -301,7 +308,6 @@ class Ledger:
     def _queue(self, queued: _Queued) -> None:
         self._queued.append(queued)
         self._queued_jobs.add(queued.name)
-        self._last = queued
         if self._flush_scheduled:
             return
         try:
@@ -349,8 +355,7 @@ class Ledger:
         for i, q in enumerate(queued):
             if (earlier := failed.get(q.location)) is not None:
                 q.error = RecordChanged(
-                    f"job {q.name}: an earlier change at {q.location} was not committed "
-                    f"({earlier})"
+                    f"job {q.name}: an earlier change at {q.location} was not committed ({earlier})"
                 )
                 continue
             try:
@@ -388,15 +393,6 @@ class Ledger:
             self.refresh(list(firsts))
         except StoreError as exc:  # the database is gone: so is whatever got in first
             log.warning("undone jobs not read again", error=str(exc))
-
-    def durable(self) -> None:
-        """Commit what is made in memory, and raise why the last change made was not
-        committed, if it was not: a customer's request calls it before it answers (on a
-        store of one worker every change is committed as it is made)."""
-        last, self._last = self._last, None
-        self.flush()
-        if last is not None and last.error is not None:
-            raise last.error
 
 
 class _Queued:

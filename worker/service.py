@@ -267,7 +267,6 @@ class JobService:
             [Event(event, {"jobType": str(props.job_type), "drives": len(drives)})],
             meta,
         )
-        self.ledger.durable()
         return CreateResult(job=copy_job(record.job), created=existing is None)
 
     @_judged_again
@@ -305,7 +304,6 @@ class JobService:
         """Jobs_Delete: only a job in Creating or Completed."""
         record = self._record(name, scope)
         self.ledger.delete(name, changes.delete(record, Command.DELETE), meta)
-        self.ledger.durable()
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -381,9 +379,7 @@ class JobService:
                 events += changes.settle(rec, now)
             return events
 
-        updated = self.ledger.update(name, change, meta)
-        self.ledger.durable()
-        return updated, cancel
+        return self.ledger.update(name, change, meta), cancel
 
     def _record(self, name: str, scope: ArmScope | None = None) -> JobRecord:
         """The job as committed: a request is judged, and answered, on nothing else."""

@@ -10,9 +10,10 @@ Two contracts hold, which several workers over one database (:class:`SharedStore
 1. **A commit is synchronous, inside the event loop.** :meth:`JobStore.commit` returns
    once the change is durable, without awaiting, so nothing else runs in between and a
    virtual-time clock cannot jump while a commit is under way (it jumps only when the loop
-   is idle). On a :class:`SharedStore` the ledger commits a turn of the loop's changes
-   together (:meth:`SharedStore.commit_many`, one round trip) at the turn's end, before
-   announcing any of them (:class:`~worker.ledger.Ledger`); virtual-time runs stay on the
+   is idle). On a :class:`SharedStore` the ledger commits the datacenter's changes of a
+   turn of the loop together (:meth:`SharedStore.commit_many`, one round trip) at the
+   turn's end, before announcing any of them (:class:`~worker.ledger.Ledger`); virtual-time
+   runs stay on the
    memory or SQLite store, whose ledger commits each change as it is made, so their
    histories stay identical.
 2. **Each outbox entry has one consumer.** One :class:`~worker.relay.OutboxRelay` per

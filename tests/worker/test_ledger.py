@@ -20,7 +20,7 @@ from worker.record import JobRecord, encode
 from worker.service import JobService
 from worker.sqlite_store import SQLiteStore
 from worker.status import Event, StatusMessage, decode_payload
-from worker.store import Commit, JobStore
+from worker.store import Commit, JobStore, Lease
 
 Body = Callable[..., dict[str, Any]]
 Contents = Callable[[JobService | JobStore], object]
@@ -266,11 +266,23 @@ class CountingStore(PostgresStore):
         super().commit_many(commits)
 
 
-def shared(url: str, worker: str = "w1") -> tuple[Datacenter, CountingStore]:
+def shared(url: str, worker: str = "w1") -> tuple[Datacenter, CountingStore, dict[str, Lease]]:
+    """A datacenter on PostgreSQL, not running, and the leases its steps are fenced by."""
     store = CountingStore(url, worker)
     config = DatacenterConfig(locations={"West US": 2, "East US": 2})
     datacenter = Datacenter(store, clock=Clock(), planner=Planner(config, seed=1), lease=30.0)
-    return datacenter, store
+    store.join(list(config.locations), 30.0)
+    leases = {lease.location: lease for lease in store.claim(2)}
+    return datacenter, store, leases
+
+
+def step(datacenter: Datacenter, leases: dict[str, Lease], name: str) -> None:
+    """The datacenter receives job ``name``'s package: a step fenced by its location's
+    lease, as the pipeline makes it."""
+    ledger = datacenter.ledger
+    record = ledger.get(name)
+    assert record is not None
+    ledger.update(name, receive(ledger), fence=leases[record.job.location])
 
 
 def receive(ledger: Ledger) -> Change:
@@ -283,7 +295,7 @@ async def test_on_a_shared_store_a_turns_changes_are_committed_together_then_ann
     """The datacenter's changes made in one turn of the loop go to PostgreSQL in one
     transaction at its end; until then the store holds none of them and the relay is not
     woken, while the ledger already shows them to the steps that follow."""
-    datacenter, store = shared(postgresql_url)
+    datacenter, store, leases = shared(postgresql_url)
     service, ledger = datacenter.service, datacenter.ledger
     try:
         for name in ("a", "b", "c"):
@@ -293,7 +305,7 @@ async def test_on_a_shared_store_a_turns_changes_are_committed_together_then_ann
         ledger.on_outbox(lambda: woken.append(store.transactions))
         before, committed = store.transactions, contents_of(store)
         for name in ("a", "b", "c"):
-            ledger.update(name, receive(ledger))
+            step(datacenter, leases, name)
         assert [r.state for r in ledger] == [JobState.RECEIVED] * 3
         assert contents_of(store) == committed
         assert woken == []
@@ -307,17 +319,17 @@ async def test_on_a_shared_store_a_turns_changes_are_committed_together_then_ann
         store.close()
 
 
-async def test_a_customers_request_is_answered_once_committed_with_the_turns_changes(
+async def test_a_customers_request_is_judged_on_the_job_as_committed_and_committed_at_once(
     postgresql_url: str, import_body: Body, ship_body: Body
 ) -> None:
-    """A request commits what the turn made before it is judged, and its own change before
-    it answers: the answer is never ahead of the store."""
-    datacenter, store = shared(postgresql_url)
+    """A request on a job with a change of the turn not yet committed commits it first and
+    is judged on it; its own change is committed before it answers."""
+    datacenter, store, leases = shared(postgresql_url)
     service, ledger = datacenter.service, datacenter.ledger
     try:
         await service.create("a", import_body(1))
         await service.update("a", ship_body())
-        ledger.update("a", receive(ledger))  # the datacenter's, not yet committed
+        step(datacenter, leases, "a")  # the datacenter's, not yet committed
         answer = await service.cancel("a")
         assert answer.state is JobState.RECEIVED  # judged on the received job
         stored = store.load_jobs()["a"]
@@ -336,8 +348,8 @@ async def test_a_change_another_worker_got_in_first_is_undone_with_what_followed
     memory, a is read again as the store holds it, and the failure hooks hear of both. The
     turn's step of job c, at another location, is committed all the same (after the
     refused group, whose pipeline psycopg had prepared statements in)."""
-    datacenter, store = shared(postgresql_url)
-    other, other_store = shared(postgresql_url, "w2")
+    datacenter, store, leases = shared(postgresql_url)
+    other, other_store, _ = shared(postgresql_url, "w2")
     service, ledger = datacenter.service, datacenter.ledger
     try:
         for name, location in (("a", "West US"), ("b", "West US"), ("c", "East US")):
@@ -350,7 +362,7 @@ async def test_a_change_another_worker_got_in_first_is_undone_with_what_followed
             lambda error, jobs: failures.append((type(error).__name__, [j.name for j in jobs]))
         )
         for name in ("a", "c", "b"):
-            ledger.update(name, receive(ledger))
+            step(datacenter, leases, name)
         await other.service.cancel("a")  # through the other worker, committed at once
         await anyio.lowlevel.checkpoint()
         assert failures == [("RecordChanged", ["a", "b"])]
@@ -384,8 +396,8 @@ async def test_a_request_whose_commit_fails_gets_the_error_and_changes_nothing(
     postgresql_url: str, import_body: Body, ship_body: Body
 ) -> None:
     """The database gone: a customer's request raises StoreError and the ledger keeps the
-    job as committed, with the turn's other change undone too."""
-    datacenter, store = shared(postgresql_url)
+    job as committed."""
+    datacenter, store, _ = shared(postgresql_url)
     service, ledger = datacenter.service, datacenter.ledger
     try:
         await service.create("a", import_body(1))
