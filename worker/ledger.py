@@ -100,9 +100,13 @@ class Ledger:
     def committed(self, name: str) -> JobRecord | None:
         """The committed record of ``name``: what :meth:`get` gives, once a change of the
         job made in memory, if any, is committed (or undone)."""
-        if name in self._queued_jobs:
-            self.flush()
+        self._flush_if_queued([name])
         return self.get(name)
+
+    def _flush_if_queued(self, names: Sequence[str] | None) -> None:
+        """Flush when a change of one of ``names`` (None: any job) waits to be committed."""
+        if self._queued and (names is None or not self._queued_jobs.isdisjoint(names)):
+            self.flush()
 
     def __iter__(self) -> Iterator[JobRecord]:
         """The jobs held here: on a shared store, those of the locations this worker
@@ -123,7 +127,7 @@ class Ledger:
     def forget(self, names: Sequence[str]) -> None:
         """Drop ``names`` from what is held here (other workers changed them, and this one
         does not drive them): the next :meth:`get` reads them from the shared store."""
-        self.flush()
+        self._flush_if_queued(names)
         for name in names:
             if self._jobs.pop(name, None) is not None:
                 self._partial = True
@@ -145,7 +149,8 @@ class Ledger:
         if before is not None:
             record.sim.seq = before.sim.seq
         else:
-            last = self.get_meta(LAST_SEQ + record.name)
+            self._flush_if_queued([record.name])  # its deletion, which wrote its last seq
+            last = self.store.get_meta(LAST_SEQ + record.name)
             record.sim.seq = int(last) if last else 0
         self._commit(before, record, events, meta)
         return record
@@ -192,7 +197,7 @@ class Ledger:
         the entries those commits added. Returns how many changed."""
         store = self.store
         assert isinstance(store, SharedStore), "only a shared store changes under the ledger"
-        self.flush()  # compared with what is committed, not with what may yet be undone
+        self._flush_if_queued(names)  # compared with what is committed, not what may be undone
         if fresh is None:
             fresh = store.load_jobs() if names is None else store.load_some(names)
         names = list(self._jobs) if names is None else list(names)
