@@ -101,11 +101,15 @@ class DatacenterPipeline:
         self._base = contextvars.Context()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failure: Exception | None = None
+        #: Between run()'s start and its end: a step already queued when the pipeline
+        #: stopped (a listener's call_soon) finds it stopped and does nothing.
+        self._running = False
         self._failed = anyio.Event()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Resume every active job, then take on each job that ships, until cancelled."""
         self._loop = asyncio.get_running_loop()
+        self._running = True
         self._base = contextvars.copy_context()
         self.ledger.watch(self._on_change)
         self.ledger.on_failure(self._not_committed)
@@ -125,6 +129,7 @@ class DatacenterPipeline:
             await self._failed.wait()
             self._raise_failure()
         finally:
+            self._running = False
             self.ledger.unwatch(self._on_change)
             self.ledger.off_failure(self._not_committed)
             for timer in [
@@ -196,7 +201,7 @@ class DatacenterPipeline:
 
     def _call(self, step: Callable[..., None], *args: object) -> None:
         """Run a step; the first one to fail stops the pipeline with its error."""
-        if self._failure is not None:
+        if self._failure is not None or not self._running:
             return
         try:
             step(*args)

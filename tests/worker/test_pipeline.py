@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import structlog.testing
 
@@ -21,12 +22,14 @@ from worker.datacenter import Datacenter
 from worker.errors import InvalidJobState
 from worker.memory_bus import MemoryBus
 from worker.model import DriveState, JobState
+from worker.pipeline import DatacenterPipeline
 from worker.plan import PlanHints
 from worker.record import DrivePlan, JobRecord
 from worker.service import JobService
 from worker.sqlite_store import SQLiteStore
 from worker.states import TERMINAL, CancelAnswer, CancelWindow
 from worker.status import decode_payload
+from worker.virtual_time import virtual_loop
 
 Body = Callable[..., dict[str, Any]]
 RunDatacenter = Callable[[Datacenter, Callable[[MemoryBus], Awaitable[None]]], MemoryBus]
@@ -1017,3 +1020,27 @@ def test_ninety_days_of_many_jobs_run_to_the_end(
         if e["type"].endswith("stateChanged")
     ]
     assert outcomes.count("succeeded") == 20
+
+
+def test_a_stopped_pipeline_takes_no_step_queued_before_it_stopped(
+    make_datacenter: MakeDatacenter, import_body: Body, ship_body: Body
+) -> None:
+    """A job ships and the pipeline is stopped in the same turn: its next move, queued by
+    the ledger's listener before the stop, finds the pipeline stopped and arranges nothing,
+    so nothing of the job moves after the stop (at shutdown, after the outbox's last read)."""
+    dc = make_datacenter(datacenter=datacenter())
+    service = dc.service
+
+    async def main() -> JobRecord | None:
+        await service.create("job1", import_body(1))
+        pipeline = DatacenterPipeline(dc.ledger, dc.planner.datacenter, dc.planner)
+        async with anyio.create_task_group() as tg:
+            await tg.start(pipeline.run)
+            tg.cancel_scope.cancel()  # the pipeline's task is woken to stop first...
+            await service.update("job1", ship_body())  # ...then its listener queues a move
+        await dc.clock.sleep(2 * CARRIER)  # well past the package's arrival
+        return dc.ledger.get("job1")
+
+    record = anyio.run(main, backend="asyncio", backend_options={"loop_factory": virtual_loop})
+    assert record is not None
+    assert record.state is J.SHIPPING
