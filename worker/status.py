@@ -93,9 +93,12 @@ def build_messages(
     base = f"{TOPIC_PREFIX}/jobs/{name}/"
     messages: list[StatusMessage] = []
     add = messages.append
-    # The members every payload of this change ends with, encoded once.
-    stamp = b',"seq":%d,"simTime":"%b"' % (seq, sim_time.encode())
-    about = b',"job":' + _json.encode(name) + stamp + b"}"
+    # The members every payload of this change ends with, and its job's name and time as
+    # JSON strings, encoded once (a time is digits and "-:.TZ": nothing to escape).
+    job_json = _json.encode(name)
+    time_json = b'"%b"' % sim_time.encode()
+    stamp = b',"seq":%d,"simTime":%b' % (seq, time_json)
+    about = b',"job":' + job_json + stamp + b"}"
 
     if after is None:
         add(StatusMessage(topic=base + "state", payload=b"", qos=1, retain=True, job=name, seq=seq))
@@ -141,7 +144,7 @@ def build_messages(
             topic, payload, qos = base + "progress", _extend(event.data, about), 0
         else:
             topic, qos = base + "events", 1
-            payload = _cloudevent(name, seq, index, sim_time, event)
+            payload = _cloudevent(job_json, seq, index, time_json, event)
         add(StatusMessage(topic=topic, payload=payload, qos=qos, retain=False, job=name, seq=seq))
     return messages
 
@@ -172,24 +175,29 @@ def _extend(value: msgspec.Struct | Mapping[str, Any], tail: bytes) -> bytes:
     return head[:-1] + tail if head != b"{}" else b"{" + tail[1:]
 
 
+#: Each event type's JSON string, as ``_cloudevent`` writes it.
+_EVENT_TYPES: dict[str, bytes] = {}
 _EVENT_HEAD = b'{"specversion":"1.0","id":'
 _EVENT_SOURCE = b',"source":' + _json.encode(SOURCE) + b',"type":'
 _EVENT_DATA = b',"datacontenttype":"application/json","data":'
 
 
-def _cloudevent(job: str, seq: int, index: int, sim_time: str, event: Event) -> bytes:
+def _cloudevent(job: bytes, seq: int, index: int, time: bytes, event: Event) -> bytes:
     """A CloudEvents 1.0 structured JSON event, its id unique per event (a change may
-    raise several events of one type)."""
+    raise several events of one type); ``job`` and ``time`` are JSON strings already."""
+    kind = _EVENT_TYPES.get(event.type)
+    if kind is None:
+        kind = _EVENT_TYPES[event.type] = _json.encode(EVENT_TYPE_PREFIX + event.type)
     return b"".join(
         (
             _EVENT_HEAD,
-            _json.encode(f"{job}:{seq}:{index}"),
+            b'%b:%d:%d"' % (job[:-1], seq, index),  # the id: "job:seq:index"
             _EVENT_SOURCE,
-            _json.encode(EVENT_TYPE_PREFIX + event.type),
+            kind,
             b',"subject":',
-            _json.encode(job),
+            job,
             b',"time":',
-            _json.encode(sim_time),
+            time,
             _EVENT_DATA,
             _extend(event.data, b',"seq":%d}' % seq),
             b"}",
