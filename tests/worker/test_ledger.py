@@ -379,8 +379,10 @@ async def test_a_change_another_worker_got_in_first_is_undone_with_what_followed
         assert stored["a"].cancel_requested
         # Listeners heard the step, its undoing, and the job as the other worker left it.
         heard = [
-            (b and b.state, a and a.state) for b, a in told if (a or b) and (a or b).name == "a"
-        ]  # type: ignore[union-attr]
+            (b and b.state, a and a.state)
+            for b, a in told
+            if (record := a or b) is not None and record.name == "a"
+        ]
         assert heard == [
             (JobState.SHIPPING, JobState.RECEIVED),
             (JobState.RECEIVED, JobState.SHIPPING),
