@@ -6,7 +6,7 @@ worker's typical commit (one job record upserted, four status messages appended 
 outbox, one metadata key set), one after another, each awaited before the next as the ledger
 does, in `--rounds` rounds where each driver takes its turn. Reported per driver: commits a
 second, the latency of one commit (p50, p99), this process's CPU time a commit, and the
-ratio of its rate to the store's own. The store's row is `PostgresStore.commit` itself,
+ratio of its rate to the store's own. The store's row is the store's commit itself,
 each commit also fenced by a lease, guarded by the job's seq and announced by NOTIFY as a
 pipeline step's is, in one round trip; the others send the bare statements: psycopg with
 BEGIN and COMMIT around a pipeline (three round trips, as the store did before), psycopg's
@@ -34,8 +34,7 @@ from bench.tables import header
 from bench.tables import row as cells
 from bench.workers import BODY, new_records
 from simulator.live.postgres import PostgreSQL
-from worker import Commit, StatusMessage, open_store
-from worker.postgres_store import PostgresStore
+from worker import Commit, SharedStore, StatusMessage, open_store
 
 __all__ = ["main", "measure"]
 
@@ -88,9 +87,10 @@ async def _timed_async(
 
 
 def _store(url: str, count: int, latencies: list[float]) -> float:
-    """Through :class:`PostgresStore` itself, each commit as a step of the pipeline makes
+    """Through the PostgreSQL store itself, each commit as a step of the pipeline makes
     it: fenced by the location's lease, guarded by the job's seq, and announced."""
-    store = PostgresStore(url, worker_id="bench")
+    store = open_store(url, worker_id="bench")
+    assert isinstance(store, SharedStore)
     try:
         store.join([str(BODY["location"])], lease=3600.0)
         (lease,) = store.claim(1)
@@ -176,7 +176,7 @@ async def _asyncpg(url: str, count: int, latencies: list[float]) -> float:
 
 
 DRIVERS: dict[str, Callable[[str, int, list[float]], Any]] = {
-    "the store (PostgresStore.commit: psycopg, one round trip)": _store,
+    "the store (its commit: psycopg, one round trip)": _store,
     "psycopg, BEGIN and COMMIT around a pipeline (three round trips)": _psycopg_sync,
     "psycopg, async": lambda url, n, lat: asyncio.run(_psycopg_async(url, n, lat)),
     "asyncpg": lambda url, n, lat: asyncio.run(_asyncpg(url, n, lat)),

@@ -75,7 +75,7 @@ class Ledger:
         #: Other workers may commit to the store: a job not held here is looked up there,
         #: and commits are grouped (see the module's docstring).
         self._shared = isinstance(store, SharedStore)
-        #: Changes made in memory and not yet committed, in order; the last one made.
+        #: Changes made in memory and not yet committed, in order, and their jobs.
         self._queued: list[_Queued] = []
         self._queued_jobs: set[str] = set()
         self._flush_scheduled = False
@@ -381,7 +381,7 @@ class Ledger:
         undone: list[JobRecord] = []
         for name, first in firsts.items():
             current = self._jobs.get(name)
-            undone.append(first.before or first.after or current)  # type: ignore[arg-type]
+            undone.append(first.record)
             if first.before is None:
                 self._jobs.pop(name, None)
             else:
@@ -403,13 +403,16 @@ class Ledger:
 class _Queued:
     """A change made in memory, its commit to come; ``error``: why it was not committed."""
 
-    __slots__ = ("after", "before", "commit", "error", "location", "name")
+    __slots__ = ("after", "before", "commit", "error", "location", "name", "record")
 
     def __init__(
         self, name: str, before: JobRecord | None, after: JobRecord | None, commit: Commit
     ) -> None:
+        record = after or before
+        assert record is not None
         self.name = name
-        self.location = (after or before).job.location  # type: ignore[union-attr]
+        self.record = record
+        self.location = record.job.location
         self.before = before
         self.after = after
         self.commit = commit
