@@ -89,8 +89,9 @@ class Ledger:
         return self.store.get_meta(key)
 
     def get(self, name: str) -> JobRecord | None:
-        """The committed record of ``name``; never mutate it. (On a shared store, a job
-        another worker created a moment ago is read from the store.)"""
+        """The record of ``name`` as the last change left it (on a shared store the
+        datacenter's may be queued still: see :meth:`committed`); never mutate it. On a
+        shared store, a job another worker created a moment ago is read from the store."""
         record = self._jobs.get(name)
         if record is None and self._shared:
             self.refresh([name])
@@ -114,7 +115,9 @@ class Ledger:
         return iter(list(self._jobs.values()))
 
     def jobs(self) -> Iterator[JobRecord]:
-        """Every job: on a shared store where some were forgotten, read again first."""
+        """Every job as committed: on a shared store, what is queued is committed first,
+        and where some jobs were forgotten, all are read again."""
+        self._flush_if_queued(None)
         if self._partial:
             self.refresh()
             self._partial = False
@@ -344,13 +347,11 @@ class Ledger:
         except StoreError as exc:
             for q in queued:
                 q.error = exc
-        else:
-            self._outbox_pending()
-            return
         failed = [q for q in queued if q.error is not None]
         if len(failed) < len(queued):
             self._outbox_pending()
-        self._undo(failed)
+        if failed:
+            self._undo(failed)
 
     def _commit_each(self, queued: list[_Queued]) -> None:
         """A group was refused: commit its changes one by one to learn which. Once a change

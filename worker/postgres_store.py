@@ -25,10 +25,11 @@ the one worker driving its job, in ``seq`` order; a worker taking a location ove
 its unpublished entries with it.
 Two workers with one ``worker_id`` are refused (a session advisory lock per id).
 
-Each commit is one transaction in one round trip (see :meth:`PostgresStore._commit`). The store is
-synchronous, like :class:`~worker.sqlite_store.SQLiteStore`: a call returns once the server
-has answered. A connection the server dropped (a restart, a network cut) is opened again on
-the next call; the call that saw it drop raises :class:`~worker.errors.StoreError`.
+Each commit is one transaction in one round trip (see :meth:`PostgresStore.commit_many`).
+The store is synchronous, like :class:`~worker.sqlite_store.SQLiteStore`: a call returns
+once the server has answered. A connection the server dropped (a restart, a network cut) is
+opened again on the next call; the call that saw it drop raises
+:class:`~worker.errors.StoreError`.
 """
 
 from __future__ import annotations

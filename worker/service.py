@@ -166,7 +166,6 @@ class JobService:
         if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
             raise ValidationError("$skiptoken is invalid.", target="$skiptoken")
         # Stops at the page's last job: a page (or a probe with top=1) does not copy them all.
-        self.ledger.flush()
         matching = (
             r.job
             for r in self.ledger.jobs()

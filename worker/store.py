@@ -13,9 +13,8 @@ Two contracts hold, which several workers over one database (:class:`SharedStore
    is idle). On a :class:`SharedStore` the ledger commits the datacenter's changes of a
    turn of the loop together (:meth:`SharedStore.commit_many`, one round trip) at the
    turn's end, before announcing any of them (:class:`~worker.ledger.Ledger`); virtual-time
-   runs stay on the
-   memory or SQLite store, whose ledger commits each change as it is made, so their
-   histories stay identical.
+   runs stay on the memory or SQLite store, whose ledger commits each change as it is
+   made, so their histories stay identical.
 2. **Each outbox entry has one consumer.** One :class:`~worker.relay.OutboxRelay` per
    worker reads :meth:`JobStore.pending` and marks entries delivered with
    :meth:`JobStore.ack`. On a shared store a worker reads only the entries of the

@@ -45,13 +45,7 @@ def handler(service: JobService) -> CommandHandler:
 
 
 async def job_in(service: JobService, name: str, state: JobState, body: dict[str, Any]) -> None:
-    """Create ``name`` and walk it to ``state`` through the datacenter's own changes,
-    committed (a shared store's ledger commits them at the end of the loop's turn)."""
-    await _walk(service, name, state, body)
-    service.ledger.flush()
-
-
-async def _walk(service: JobService, name: str, state: JobState, body: dict[str, Any]) -> None:
+    """Create ``name`` and walk it to ``state`` through the datacenter's own changes."""
     ledger = service.ledger
     now = ledger.clock.now
     await service.create(name, body)

@@ -54,13 +54,7 @@ def history_len(service: JobService) -> int:
 async def put_in_state(
     service: JobService, name: str, body: dict[str, Any], state: JobState
 ) -> None:
-    """Create ``name`` and walk it to ``state`` through the datacenter's own changes,
-    committed (a shared store's ledger commits them at the end of the loop's turn)."""
-    await _walk(service, name, body, state)
-    service.ledger.flush()
-
-
-async def _walk(service: JobService, name: str, body: dict[str, Any], state: JobState) -> None:
+    """Create ``name`` and walk it to ``state`` through the datacenter's own changes."""
     ledger = service.ledger
     now = ledger.clock.now
     await service.create(name, body)
