@@ -13,10 +13,12 @@ checkpoints), one under it claims free or run-out leases (at once when another w
 says it gave one up). A location whose pipeline stopped (its lease was lost, or the store
 failed under it) is driven again as soon as the lease is held again.
 
-Every worker listens for the others' commits: a change of a job it drives is read at
-once, so a cancel committed by any worker reaches the owning worker's pipeline within
-milliseconds; any other job it held is forgotten, to be read again when asked for (each
-change is read by one worker, not by all).
+Every worker listens for the customers' changes committed by the others: a change of a job
+it drives is read at once, so a cancel committed by any worker reaches the owning worker's
+pipeline within milliseconds. The datacenter's own changes are made by the one worker
+driving their location and need no telling: a worker keeps up to date only the jobs of
+the locations it drives (the ledger's ``kept``), and reads any other from the store when
+asked for it.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class LeaseKeeper:
         self.lease = lease
         self.locations = sorted(planner.datacenter.locations)
         self._driven: dict[str, _Driven] = {}
+        ledger.kept = self._driven  # the jobs of the locations driven, by location
         self._changed: dict[str, str] = {}
         self._everything = False
         self._scheduled = False
@@ -202,18 +205,16 @@ class LeaseKeeper:
                     loop.call_soon(self._take_in_changes)
 
     def _take_in_changes(self) -> None:
-        """Another worker's changes: of a job this worker drives, read now (its pipeline
-        must know); of any other, forgotten (read again when asked for)."""
+        """Customers' changes through other workers: of a job this worker drives, read now
+        (its pipeline must know); of any other, nothing (read when asked for)."""
         self._scheduled = False
         changed, self._changed = self._changed, {}
         everything, self._everything = self._everything, False
         fresh: list[str] = []
-        stale: list[str] = []
         for name, location in sorted(changed.items()):
             held = self.ledger.cached(name)
-            where = location or (held.job.location if held is not None else "")
-            (fresh if where in self._driven else stale).append(name)
-        self.ledger.forget(stale)
+            if (location or (held.job.location if held is not None else "")) in self._driven:
+                fresh.append(name)
         try:
             self.ledger.refresh(None if everything else fresh)
         except StoreError as exc:

@@ -18,9 +18,12 @@ next step builds on it), and the turn's are committed in one transaction at its 
 committed messages). A customer's request is judged on the job as committed
 (:meth:`Ledger.committed`) and committed at once. A group refused in part (a customer's
 request through another worker changed a job first, or a lease lapsed) is committed change
-by change; what is refused is undone in memory with whatever followed it at its location
-(listeners hear of it, and of the job as the store holds it) and told to the failure hooks,
-so the datacenter takes the location up again from what is committed, as after a crash.
+by change. A change refused because the job changed is made again on the job as committed
+and kept when it takes the same course (the same job and drive states and due time, so the
+same bays and timers: a cancel landing on a copying drive's checkpoint); otherwise it is
+undone in memory with whatever followed it at its location (listeners hear of it, and of
+the job as the store holds it) and told to the failure hooks, so the datacenter takes the
+location up again from what is committed, as after a crash.
 Each commit is guarded by the ``seq`` its change was judged against, so another worker's
 commit in between is never overwritten: a customer's request is then judged again
 (:class:`~worker.errors.RecordChanged`).
@@ -31,12 +34,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 
 import anyio
 
 from worker.clock import Clock
-from worker.errors import LeaseLost, RecordChanged, StoreError
+from worker.errors import LeaseLost, RecordChanged, ServiceError, StoreError
 from worker.logs import get_logger
 from worker.record import JobRecord, clone
 from worker.status import Event, build_messages
@@ -80,8 +83,11 @@ class Ledger:
         self._queued_jobs: set[str] = set()
         self._flush_scheduled = False
         self._failure_hooks: list[FailureHook] = []
-        #: Some jobs were forgotten: a list of every job reads the store again.
-        self._partial = False
+        #: On a shared store, the locations whose jobs this worker keeps up to date (it
+        #: drives them and hears of every customer's change of them); any other job held
+        #: is read from the store again whenever it is asked for. None: every job held is
+        #: up to date (a store no other worker changes, or a ledger driven by hand).
+        self.kept: Container[str] | None = None
 
     def get_meta(self, key: str) -> bytes | None:
         """Metadata committed under ``key`` (a :class:`~worker.metadata.Metadata`)."""
@@ -91,9 +97,12 @@ class Ledger:
     def get(self, name: str) -> JobRecord | None:
         """The record of ``name`` as the last change left it (on a shared store the
         datacenter's may be queued still: see :meth:`committed`); never mutate it. On a
-        shared store, a job another worker created a moment ago is read from the store."""
+        shared store, a job this worker does not keep (see :attr:`kept`) is read from the
+        store, as is one another worker created a moment ago."""
         record = self._jobs.get(name)
-        if record is None and self._shared:
+        if self._shared and (
+            record is None or (self.kept is not None and record.job.location not in self.kept)
+        ):
             self.refresh([name])
             record = self._jobs.get(name)
         return record
@@ -110,30 +119,21 @@ class Ledger:
             self.flush()
 
     def __iter__(self) -> Iterator[JobRecord]:
-        """The jobs held here: on a shared store, those of the locations this worker
-        drives are kept fresh, others may be missing (see :meth:`jobs`)."""
+        """The jobs held here: on a shared store, those this worker keeps are up to date,
+        others may be old or missing (see :meth:`jobs`)."""
         return iter(list(self._jobs.values()))
 
     def jobs(self) -> Iterator[JobRecord]:
         """Every job as committed: on a shared store, what is queued is committed first,
-        and where some jobs were forgotten, all are read again."""
+        and unless every job held is kept up to date, all are read again."""
         self._flush_if_queued(None)
-        if self._partial:
+        if self._shared and self.kept is not None:
             self.refresh()
-            self._partial = False
         return iter(self)
 
     def cached(self, name: str) -> JobRecord | None:
         """The record of ``name`` if held here, without reading the store."""
         return self._jobs.get(name)
-
-    def forget(self, names: Sequence[str]) -> None:
-        """Drop ``names`` from what is held here (other workers changed them, and this one
-        does not drive them): the next :meth:`get` reads them from the shared store."""
-        self._flush_if_queued(names)
-        for name in names:
-            if self._jobs.pop(name, None) is not None:
-                self._partial = True
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -175,7 +175,7 @@ class Ledger:
             if meta:
                 self.note(meta)
             return before
-        self._commit(before, after, events, meta, fence)
+        self._commit(before, after, events, meta, fence, change)
         return after
 
     def delete(
@@ -265,27 +265,15 @@ class Ledger:
         events: list[Event],
         meta: Mapping[str, bytes] | None,
         fence: Lease | None = None,
+        change: Change | None = None,
     ) -> None:
         record = after or before
         assert record is not None
-        seq = record.sim.seq + 1
         now = self.clock.now()
-        if after is not None:
-            after.sim.seq = seq
-            after.sim.changed_at = now
-        sim_time = self.clock.isoformat(now)
-        stamp = _stamp(now)
-        commit = Commit(
-            put=[after] if after is not None else (),
-            delete=[record.name] if after is None else (),
-            messages=build_messages(before, after, events, seq=seq, sim_time=sim_time),
-            meta={**meta, SIM_NOW: stamp} if meta else {SIM_NOW: stamp},
-            guard=(record.name, None if before is None else before.sim.seq),
-            fence=fence,
-        )
+        commit = self._commit_of(before, after, events, meta, fence, now)
         grouped = self._shared and fence is not None
         if grouped:
-            self._queue(_Queued(record.name, before, after, commit))
+            self._queue(_Queued(before, after, commit, change, meta, now))
         else:
             assert record.name not in self._queued_jobs, "judged on an uncommitted change"
             try:
@@ -301,15 +289,43 @@ class Ledger:
             log.info(
                 "job changed",
                 job=record.name,
-                seq=seq,
+                seq=record.sim.seq if after is not None else record.sim.seq + 1,
                 state=None if after is None else str(after.state),
                 events=[e.type for e in events],
-                sim_time=sim_time,  # the commit's time, as its status messages say
+                sim_time=self.clock.isoformat(now),  # the commit's time, as its messages say
             )
         if not grouped:
             self._outbox_pending()
         for listener in self._listeners:
             listener(before, after)
+
+    def _commit_of(
+        self,
+        before: JobRecord | None,
+        after: JobRecord | None,
+        events: list[Event],
+        meta: Mapping[str, bytes] | None,
+        fence: Lease | None,
+        now: float,
+    ) -> Commit:
+        """The commit of a change made at ``now``; ``after`` gets its ``seq`` and time."""
+        record = after or before
+        assert record is not None
+        seq = record.sim.seq + 1
+        if after is not None:
+            after.sim.seq = seq
+            after.sim.changed_at = now
+        stamp = _stamp(now)
+        return Commit(
+            put=[after] if after is not None else (),
+            delete=[record.name] if after is None else (),
+            messages=build_messages(
+                before, after, events, seq=seq, sim_time=self.clock.isoformat(now)
+            ),
+            meta={**meta, SIM_NOW: stamp} if meta else {SIM_NOW: stamp},
+            guard=(record.name, None if before is None else before.sim.seq),
+            fence=fence,
+        )
 
     # -- grouped commits (a shared store) ------------------------------------------------
 
@@ -340,24 +356,31 @@ class Ledger:
             return
         self._queued_jobs.clear()
         assert isinstance(self.store, SharedStore)
+        judged_again: dict[str, JobRecord] = {}
         try:
             self.store.commit_many([q.commit for q in queued])
         except (LeaseLost, RecordChanged):
-            self._commit_each(queued)
+            judged_again = self._commit_each(queued)
         except StoreError as exc:
             for q in queued:
                 q.error = exc
         failed = [q for q in queued if q.error is not None]
         if len(failed) < len(queued):
             self._outbox_pending()
+        for name in judged_again.keys() - {q.name for q in failed}:
+            self._take_judged_again(judged_again[name])
         if failed:
             self._undo(failed)
 
-    def _commit_each(self, queued: list[_Queued]) -> None:
-        """A group was refused: commit its changes one by one to learn which. Once a change
-        fails, so does every later change at its location: each was made on what the
-        earlier ones left (a drive starts in the bay another one's end freed)."""
+    def _commit_each(self, queued: list[_Queued]) -> dict[str, JobRecord]:
+        """A group was refused: commit its changes one by one to learn which. A change
+        refused because its job changed is made again on the job as committed, and kept
+        if it takes the same course (:meth:`_judge_again`). Once a change fails, so does
+        every later change at its location: each was made on what the earlier ones left
+        (a drive starts in the bay another one's end freed). Returns the jobs whose
+        changes were judged again, as committed."""
         failed: dict[str, StoreError] = {}
+        judged_again: dict[str, JobRecord] = {}
         for i, q in enumerate(queued):
             if (earlier := failed.get(q.location)) is not None:
                 q.error = RecordChanged(
@@ -365,13 +388,56 @@ class Ledger:
                 )
                 continue
             try:
-                self.store.commit(q.commit)
+                if (base := judged_again.get(q.name)) is not None:
+                    self._judge_again(q, base)  # made on a change judged again: so is this
+                try:
+                    self.store.commit(q.commit)
+                except RecordChanged:
+                    if base is not None:
+                        raise
+                    self._judge_again(q, self._stored(q.name))
+                    self.store.commit(q.commit)
+                if q.judged_again:
+                    assert q.after is not None
+                    judged_again[q.name] = q.after
             except (LeaseLost, RecordChanged) as exc:
                 q.error = failed[q.location] = exc
             except StoreError as exc:  # the database went: so does the rest
                 for rest in queued[i:]:
                     rest.error = exc
-                return
+                break
+        return judged_again
+
+    def _stored(self, name: str) -> JobRecord | None:
+        assert isinstance(self.store, SharedStore)
+        return self.store.load_some([name]).get(name)
+
+    def _judge_again(self, q: _Queued, base: JobRecord | None) -> None:
+        """Make ``q``'s change again on ``base``, the job as committed, in place of the
+        refused one: kept only where it takes the course the refused one took (the same
+        job and drive states, the same due time), for what followed it in memory (bays
+        granted, timers set) was arranged on that course. Raises RecordChanged if not."""
+        if q.change is None or q.after is None or base is None:
+            raise RecordChanged(f"job {q.name} changed: its creation or deletion is not made again")
+        after = clone(base)
+        try:
+            events = q.change(after)
+        except ServiceError as exc:
+            raise RecordChanged(f"job {q.name} changed; judged again: {exc}") from None
+        if _course(after) != _course(q.after):
+            raise RecordChanged(f"job {q.name} changed; judged again, it takes another course")
+        q.commit = self._commit_of(base, after, events, q.meta, q.commit.fence, q.now)
+        q.after = after
+        q.judged_again = True
+
+    def _take_judged_again(self, record: JobRecord) -> None:
+        """Swap in a job whose changes were judged again and committed; listeners hear of
+        it (the job now holds what the other worker committed, a cancel say)."""
+        before = self._jobs.get(record.name)
+        self._jobs[record.name] = record
+        log.info("change judged again on the job as committed", job=record.name, seq=record.sim.seq)
+        for listener in self._listeners:
+            listener(before, record)
 
     def _undo(self, failed: list[_Queued]) -> None:
         """Put back, in memory, each failed job as it was before its first failed change;
@@ -404,20 +470,54 @@ class Ledger:
 class _Queued:
     """A change made in memory, its commit to come; ``error``: why it was not committed."""
 
-    __slots__ = ("after", "before", "commit", "error", "location", "name", "record")
+    __slots__ = (
+        "after",
+        "before",
+        "change",
+        "commit",
+        "error",
+        "judged_again",
+        "location",
+        "meta",
+        "name",
+        "now",
+        "record",
+    )
 
     def __init__(
-        self, name: str, before: JobRecord | None, after: JobRecord | None, commit: Commit
+        self,
+        before: JobRecord | None,
+        after: JobRecord | None,
+        commit: Commit,
+        change: Change | None,
+        meta: Mapping[str, bytes] | None,
+        now: float,
     ) -> None:
         record = after or before
         assert record is not None
-        self.name = name
+        self.name = record.name
         self.record = record
         self.location = record.job.location
         self.before = before
         self.after = after
         self.commit = commit
+        #: To make the change again on the job as committed, at the time it was made.
+        self.change = change
+        self.meta = meta
+        self.now = now
+        self.judged_again = False
         self.error: StoreError | None = None
+
+
+def _course(record: JobRecord) -> tuple[object, ...]:
+    """What the datacenter arranges a job's next steps on: its state and due time, and
+    each drive's state and arrival."""
+    arrivals = {name: sim.arrives_at for name, sim in record.sim.drives.items()}
+    return (
+        record.state,
+        record.sim.due_at,
+        [(d.drive_id, d.state, arrivals.get(d.drive_id)) for d in record.drives],
+    )
 
 
 def stored_time(store: JobStore) -> float:

@@ -155,6 +155,11 @@ class DatacenterPipeline:
             self._soon.add(name)
             assert self._loop is not None
             self._loop.call_soon(self._call, self._advance, name, context=self._context(name))
+        elif step is Step.COPY and before is not None and not before.cancel_requested:
+            assert after is not None
+            if after.cancel_requested:  # nothing new starts: the step may be over now
+                assert self._loop is not None
+                self._loop.call_soon(self._call, self._settle, name, context=self._context(name))
 
     def _ours(self, record: JobRecord) -> bool:
         return record.job.location in self._bays
@@ -277,6 +282,13 @@ class DatacenterPipeline:
                 drive.drive_id,
                 context=self._drive_context(name, drive.drive_id),
             )
+
+    def _settle(self, name: str) -> None:
+        """A cancel came after the pipeline arranged the job's copy step (judged on the job
+        before it): whatever is left to start will not, so the step may be over."""
+        record = self.ledger.get(name)
+        if record is not None and _datacenter_step(record) is Step.COPY:
+            self._update(name, lambda r: changes.settle(r, self.clock.now()))
 
     def _late_drive(self, name: str, drive_id: str) -> None:
         """A drive that comes after its package: received when it arrives, then copied

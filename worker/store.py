@@ -114,7 +114,7 @@ class JobStore(Protocol):
 @runtime_checkable
 class SharedStore(JobStore, Protocol):
     """A store several workers share (PostgreSQL): each location is driven by the worker
-    holding its lease, and every worker hears of every other's commits.
+    holding its lease, and every worker hears of the customers' changes the others commit.
 
     Leases are the store's: their times are the database's clock, so workers' clocks need
     not agree. :meth:`pending` gives only the outbox entries of the locations this worker
@@ -176,8 +176,9 @@ class SharedStore(JobStore, Protocol):
         ...
 
     def changed_jobs(self) -> AsyncGenerator[list[tuple[str, str]] | None, None]:
-        """``(location, job)`` of each job other workers committed, as they commit them
-        (location "" when it is not known, a deletion; job "" when a worker gave the
-        location's lease up); ``None`` when some may have been missed (the connection was
-        lost): read everything again."""
+        """``(location, job)`` of each job other workers committed a change of without a
+        fence (a customer's), as they commit them (location "" when it is not known, a
+        deletion; job "" when a worker gave the location's lease up); ``None`` when some may
+        have been missed (the connection was lost): read everything again. A fenced change
+        is made by the worker driving the job's location, and tells no one."""
         ...

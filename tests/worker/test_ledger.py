@@ -14,7 +14,7 @@ from worker import Datacenter, DatacenterConfig, Planner, changes
 from worker.clock import Clock
 from worker.errors import InvalidJobState, StoreError
 from worker.ledger import Change, Ledger
-from worker.model import JobState
+from worker.model import DriveState, JobState
 from worker.postgres_store import PostgresStore
 from worker.record import JobRecord, encode
 from worker.service import JobService
@@ -273,20 +273,27 @@ def shared(url: str, worker: str = "w1") -> tuple[Datacenter, CountingStore, dic
     datacenter = Datacenter(store, clock=Clock(), planner=Planner(config, seed=1), lease=30.0)
     store.join(list(config.locations), 30.0)
     leases = {lease.location: lease for lease in store.claim(2)}
+    datacenter.ledger.kept = leases  # as its lease keeper would, driving them
     return datacenter, store, leases
 
 
-def step(datacenter: Datacenter, leases: dict[str, Lease], name: str) -> None:
-    """The datacenter receives job ``name``'s package: a step fenced by its location's
-    lease, as the pipeline makes it."""
+def step(
+    datacenter: Datacenter, leases: dict[str, Lease], name: str, change: Change | None = None
+) -> None:
+    """A step of the datacenter on job ``name`` (by default, its package is received),
+    fenced by its location's lease, as the pipeline makes it."""
     ledger = datacenter.ledger
     record = ledger.get(name)
     assert record is not None
-    ledger.update(name, receive(ledger), fence=leases[record.job.location])
+    ledger.update(name, change or receive(ledger), fence=leases[record.job.location])
 
 
 def receive(ledger: Ledger) -> Change:
     return lambda r: changes.receive(r, ledger.clock.now())
+
+
+def start_first_drive(ledger: Ledger) -> Change:
+    return lambda r: changes.start_drive(r, r.drives[0].drive_id, ledger.clock.now())
 
 
 async def test_on_a_shared_store_a_turns_changes_are_committed_together_then_announced(
@@ -339,15 +346,56 @@ async def test_a_customers_request_is_judged_on_the_job_as_committed_and_committ
         store.close()
 
 
-async def test_a_change_another_worker_got_in_first_is_undone_with_what_followed_it_there(
+async def test_a_step_another_workers_cancel_got_in_before_is_made_again_on_it(
     postgresql_url: str, import_body: Body, ship_body: Body
 ) -> None:
-    """Another worker commits a cancel of job a between this worker's step on it and the
-    end of the turn: that step is not committed (its guard fails), nor is the later step
-    of job b at the same location (made on what a's left: a bay, say); both are undone in
-    memory, a is read again as the store holds it, and the failure hooks hear of both. The
-    turn's step of job c, at another location, is committed all the same (after the
-    refused group, whose pipeline psycopg had prepared statements in)."""
+    """Another worker commits a cancel of job a between this worker's step on it (its
+    package received) and the end of the turn: the step's guard fails, so it is made again
+    on the job as committed; it takes the same course (received, cancelled or not), so it
+    is kept, and with it the later step of job b at the same location. Nothing is undone;
+    listeners hear of a as it now is; its seq goes on from the cancel's."""
+    datacenter, store, leases = shared(postgresql_url)
+    other, other_store, _ = shared(postgresql_url, "w2")
+    service, ledger = datacenter.service, datacenter.ledger
+    try:
+        for name in ("a", "b"):
+            await service.create(name, import_body(1))
+            await service.update(name, ship_body())
+        told: list[tuple[JobRecord | None, JobRecord | None]] = []
+        ledger.watch(lambda before, after: told.append((before, after)))
+        failures: list[list[str]] = []
+        ledger.on_failure(lambda error, jobs: failures.append([j.name for j in jobs]))
+        for name in ("a", "b"):
+            step(datacenter, leases, name)
+        await other.service.cancel("a")
+        await anyio.lowlevel.checkpoint()
+        assert failures == []
+        stored = store.load_jobs()
+        for name in ("a", "b"):
+            held = ledger.get(name)
+            assert held is not None
+            assert encode(held) == encode(stored[name])
+            assert stored[name].state is JobState.RECEIVED
+        assert stored["a"].cancel_requested
+        assert stored["a"].sim.seq == 4
+        heard = [(b and b.cancel_requested, a and a.cancel_requested) for b, a in told]
+        assert heard == [(False, False), (False, False), (False, True)]  # a, b, a again
+        assert {m.seq for m in messages_of(store, "a")} == {1, 2, 3, 4}
+    finally:
+        store.close()
+        other_store.close()
+
+
+async def test_a_step_that_takes_another_course_on_the_job_as_committed_is_undone(
+    postgresql_url: str, import_body: Body, ship_body: Body
+) -> None:
+    """Another worker commits a cancel of job a between this worker's start of a's drive
+    and the end of the turn: made again on the cancelled job, the start is refused, so it
+    is not committed, nor is the later step of job b at the same location (made on what a's
+    left: a bay, say); both are undone in memory, a is read again as the store holds it,
+    and the failure hooks hear of both. The turn's step of job c, at another location, is
+    committed all the same (after the refused group, whose pipeline psycopg had prepared
+    statements in)."""
     datacenter, store, leases = shared(postgresql_url)
     other, other_store, _ = shared(postgresql_url, "w2")
     service, ledger = datacenter.service, datacenter.ledger
@@ -355,6 +403,8 @@ async def test_a_change_another_worker_got_in_first_is_undone_with_what_followed
         for name, location in (("a", "West US"), ("b", "West US"), ("c", "East US")):
             await service.create(name, {**import_body(1), "location": location})
             await service.update(name, ship_body())
+            step(datacenter, leases, name)
+        await anyio.lowlevel.checkpoint()  # received, committed
         told: list[tuple[JobRecord | None, JobRecord | None]] = []
         ledger.watch(lambda before, after: told.append((before, after)))
         failures: list[tuple[str, list[str]]] = []
@@ -362,8 +412,8 @@ async def test_a_change_another_worker_got_in_first_is_undone_with_what_followed
             lambda error, jobs: failures.append((type(error).__name__, [j.name for j in jobs]))
         )
         for name in ("a", "c", "b"):
-            step(datacenter, leases, name)
-        await other.service.cancel("a")  # through the other worker, committed at once
+            step(datacenter, leases, name, start_first_drive(ledger))
+        await other.service.cancel("a")
         await anyio.lowlevel.checkpoint()
         assert failures == [("RecordChanged", ["a", "b"])]
         stored = store.load_jobs()
@@ -371,24 +421,24 @@ async def test_a_change_another_worker_got_in_first_is_undone_with_what_followed
             held = ledger.get(name)
             assert held is not None
             assert encode(held) == encode(stored[name])
-        assert [stored[name].state for name in ("a", "b", "c")] == [
-            JobState.SHIPPING,
-            JobState.SHIPPING,
+        assert [stored[name].state for name in ("b", "c")] == [
             JobState.RECEIVED,
+            JobState.TRANSFERRING,
         ]
         assert stored["a"].cancel_requested
-        # Listeners heard the step, its undoing, and the job as the other worker left it.
+        assert stored["a"].drives[0].state is DriveState.RECEIVED  # never started
+        # Listeners heard the start, its undoing, and the job as the other worker left it.
         heard = [
-            (b and b.state, a and a.state)
+            (b and b.cancel_requested, a and a.drives[0].state)
             for b, a in told
             if (record := a or b) is not None and record.name == "a"
         ]
         assert heard == [
-            (JobState.SHIPPING, JobState.RECEIVED),
-            (JobState.RECEIVED, JobState.SHIPPING),
-            (JobState.SHIPPING, JobState.SHIPPING),
+            (False, DriveState.TRANSFERRING),
+            (False, DriveState.RECEIVED),
+            (False, DriveState.RECEIVED),
         ]
-        assert {m.seq for m in messages_of(store, "a")} == {1, 2, 3}  # create, ship, cancel
+        assert {m.seq for m in messages_of(store, "a")} == {1, 2, 3, 4}  # …, receive, cancel
     finally:
         store.close()
         other_store.close()

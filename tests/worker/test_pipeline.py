@@ -16,6 +16,7 @@ import anyio
 import pytest
 import structlog.testing
 
+from worker import changes
 from worker.clock import Clock
 from worker.config import DAY, GB, HOUR, TB, DatacenterConfig, Policy, Range
 from worker.datacenter import Datacenter
@@ -27,7 +28,7 @@ from worker.plan import PlanHints
 from worker.record import DrivePlan, JobRecord
 from worker.service import JobService
 from worker.sqlite_store import SQLiteStore
-from worker.states import TERMINAL, CancelAnswer, CancelWindow
+from worker.states import TERMINAL, CancelAnswer, CancelWindow, decide_cancel
 from worker.status import decode_payload
 from worker.virtual_time import virtual_loop
 
@@ -288,6 +289,34 @@ def test_cancel_while_waiting_for_another_jobs_bay(
     assert final["waiting"].sim.outcome == "cancelled"
     assert final["busy"].sim.outcome == "succeeded"
     assert final["busy"].drive("DRV0").bytes_succeeded == 4 * TB
+
+
+def test_a_cancel_heard_after_the_copy_step_was_arranged_ends_it_when_nothing_runs(
+    make_datacenter: MakeDatacenter,
+    run_datacenter: RunDatacenter,
+    import_body: Body,
+    ship_body: Body,
+) -> None:
+    """A cancel committed without ending the copy step (as one judged before the datacenter
+    took the job's drives up, on another worker) reaches the pipeline while the job's
+    drives wait for a bay: nothing of it will start, so the pipeline ends the step itself."""
+    dc = make_datacenter(datacenter=datacenter(bays=1))
+    service = dc.service
+    waiting = timeline(service, "waiting")
+    cancel_at = CARRIER + HOUR
+
+    async def scenario(bus: MemoryBus) -> None:
+        await service.create("busy", import_body(1), hints=sized(4 * TB))
+        await service.create("waiting", import_body(2), hints=sized(TB, TB))
+        for name in ("busy", "waiting"):
+            await service.update(name, ship_body())
+        await service.ledger.clock.sleep_until(cancel_at)
+        accepted = decide_cancel(J.RECEIVED, False, CancelWindow.BEFORE_PACKAGING)
+        service.ledger.update("waiting", lambda r: changes.cancel(r, cancel_at, accepted))
+        await service.ledger.clock.sleep_until(cancel_at + 1)
+
+    run_datacenter(dc, scenario)
+    assert waiting[-2:] == [(CARRIER, J.RECEIVED), (cancel_at, J.PACKAGING)]
 
 
 def test_locations_have_their_own_bays(
