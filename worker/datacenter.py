@@ -37,7 +37,7 @@ from worker.ledger import Ledger
 from worker.logs import sim_time
 from worker.pipeline import DatacenterPipeline
 from worker.plan import Planner
-from worker.relay import OutboxRelay
+from worker.relay import BATCH, SHARED_BATCH, OutboxRelay
 from worker.retention import RetentionSweeper
 from worker.service import JobService
 from worker.sink import StatusSink
@@ -103,6 +103,7 @@ class Datacenter:
             self.ledger,
             sink,
             replay_tail=replay_tail,
+            batch=BATCH if self.leases is None else SHARED_BATCH,
             announces=None if self.leases is None else self.leases.drives,
         )
         if self.leases is not None:

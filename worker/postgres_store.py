@@ -29,14 +29,16 @@ Two workers with one ``worker_id`` are refused (a session advisory lock per id).
 
 Each commit is one transaction in one round trip (see :meth:`PostgresStore.commit_many`).
 The store is synchronous, like :class:`~worker.sqlite_store.SQLiteStore`: a call returns
-once the server has answered. A connection the server dropped (a restart, a network cut) is
-opened again on the next call; the call that saw it drop raises
-:class:`~worker.errors.StoreError`.
+once the server has answered. The outbox's calls go through a connection of their own, so
+that the relay makes them from a thread while the worker's loop commits. A connection the
+server dropped (a restart, a network cut) is opened again on the next call; the call that
+saw it drop raises :class:`~worker.errors.StoreError`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from typing import LiteralString
 
@@ -170,6 +172,12 @@ class PostgresStore:
         self.url = url
         self.worker_id = worker_id or ""
         self._db: psycopg.Connection[TupleRow] | None = None
+        #: The outbox's reads and marks have a connection of their own: the relay makes
+        #: them from a thread, the worker's loop going on meanwhile. Opened again, by the
+        #: next of them, once any call saw the server go (``_outbox_lost``).
+        self._outbox_db: psycopg.Connection[TupleRow] | None = None
+        self._outbox_lock = threading.Lock()
+        self._outbox_lost = False
         self._closed = False
         self._lease = 0.0
         #: The locations of the datacenter, once this worker has joined (see :meth:`join`).
@@ -206,6 +214,28 @@ class PostgresStore:
             self._db = db
         return self._db
 
+    @contextlib.contextmanager
+    def _outbox(self, what: str) -> Iterator[psycopg.Connection[TupleRow]]:
+        """The outbox's connection, for one call at a time from any thread."""
+        with self._outbox_lock, self._errors(what):
+            if self._closed:
+                raise psycopg.InterfaceError("the store is closed")
+            db = self._outbox_db
+            if db is not None and (self._outbox_lost or db.closed or db.broken):
+                db.close()
+                db = self._outbox_db = None
+            self._outbox_lost = False
+            if db is None:
+                db = self._outbox_db = self._connect_outbox()
+            yield db
+
+    def _connect_outbox(self) -> psycopg.Connection[TupleRow]:
+        return psycopg.connect(
+            make_conninfo(self.url, **_NETWORK),
+            autocommit=True,
+            application_name=f"drivesim {self.worker_id} outbox".strip(),
+        )
+
     def _drop_connection(self) -> None:
         """Close the connection; the next call opens another."""
         if self._db is not None:
@@ -218,6 +248,8 @@ class PostgresStore:
         try:
             yield
         except psycopg.Error as exc:
+            if isinstance(exc, psycopg.OperationalError):
+                self._outbox_lost = True  # the server went: so did that connection
             raise StoreError(f"{what} in {display_url(self.url)} failed: {exc}") from exc
 
     # -- jobs ----------------------------------------------------------------------------
@@ -506,8 +538,7 @@ class PostgresStore:
         then reads again from the oldest pending entry once its batch is settled."""
         if after > 0 and self._locations is not None:
             return []
-        with self._errors("reading the outbox"):
-            db = self._connection()
+        with self._outbox("reading the outbox") as db:
             if self._locations is None:
                 rows = db.execute(
                     f"SELECT {_ENTRY_COLUMNS} FROM outbox WHERE NOT acked AND id > %s "
@@ -527,10 +558,8 @@ class PostgresStore:
     def _mark(self, ids: Sequence[int], *, acked: bool) -> None:
         if not ids:
             return
-        with self._errors("marking outbox entries"):
-            self._connection().execute(
-                "UPDATE outbox SET acked = %s WHERE id = ANY(%s)", (acked, list(ids))
-            )
+        with self._outbox("marking outbox entries") as db:
+            db.execute("UPDATE outbox SET acked = %s WHERE id = ANY(%s)", (acked, list(ids)))
 
     def owners(self) -> list[tuple[int, str, str | None, int | None]]:
         """Who committed each outbox entry: ``(id, location, worker, lease epoch)`` in
@@ -568,6 +597,9 @@ class PostgresStore:
         self._closed = True
         if self._db is not None:
             self._db.close()
+        with self._outbox_lock:
+            if self._outbox_db is not None:
+                self._outbox_db.close()
 
 
 def migrate(db: psycopg.Connection[TupleRow]) -> int:

@@ -116,6 +116,10 @@ class SharedStore(JobStore, Protocol):
     """A store several workers share (PostgreSQL): each location is driven by the worker
     holding its lease, and every worker hears of the customers' changes the others commit.
 
+    Its calls wait on the network: the outbox relay makes its own (:meth:`pending`,
+    :meth:`pending_after`, :meth:`ack`, :meth:`requeue`) from a thread, one at a time,
+    while the worker's loop makes the others.
+
     Leases are the store's: their times are the database's clock, so workers' clocks need
     not agree. :meth:`pending` gives only the outbox entries of the locations this worker
     holds, so each entry is published by the one worker driving its job.

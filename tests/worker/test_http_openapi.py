@@ -300,6 +300,9 @@ def _answers(
         # Query parameters no operation defines are ignored, as ARM ignores them.
         documented = {p.name for p in case.operation.query}
         assume(set(case.query or {}) <= documented)
+        # A path parameter goes out as generated: one that holds "%C2%B9" (not a group
+        # name) reaches the server as "¹" (one), so it says nothing of either.
+        assume(not any("%" in str(v) for v in (case.path_parameters or {}).values()))
         response = case.call(base_url=url, session=session, timeout=10)
         statuses.add(response.status_code)
         assert response.status_code in expect, (case.path_parameters, case.query, response.text)
