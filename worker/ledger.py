@@ -367,8 +367,10 @@ class Ledger:
         failed = [q for q in queued if q.error is not None]
         if len(failed) < len(queued):
             self._outbox_pending()
-        for name in judged_again.keys() - {q.name for q in failed}:
-            self._take_judged_again(judged_again[name])
+        undone = {q.name for q in failed}
+        for name, record in judged_again.items():
+            if name not in undone:
+                self._take_judged_again(record)
         if failed:
             self._undo(failed)
 
