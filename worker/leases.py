@@ -15,10 +15,11 @@ failed under it) is driven again as soon as the lease is held again.
 
 Every worker listens for the customers' changes committed by the others: a change of a job
 it drives is read at once, so a cancel committed by any worker reaches the owning worker's
-pipeline within milliseconds. The datacenter's own changes are made by the one worker
-driving their location and need no telling: a worker keeps up to date only the jobs of
-the locations it drives (the ledger's ``kept``), and reads any other from the store when
-asked for it.
+pipeline within milliseconds; any other job it held is forgotten. The datacenter's own
+changes (but deletions) are made by the one worker driving their location and tell no
+one: a worker keeps up to date the jobs of the locations it drives (the ledger's
+``kept``), and of any other only those waiting for their customer or their deletion; it
+reads a moving job of another's location from the store whenever asked for it.
 """
 
 from __future__ import annotations
@@ -205,16 +206,19 @@ class LeaseKeeper:
                     loop.call_soon(self._take_in_changes)
 
     def _take_in_changes(self) -> None:
-        """Customers' changes through other workers: of a job this worker drives, read now
-        (its pipeline must know); of any other, nothing (read when asked for)."""
+        """Customers' changes and deletions through other workers: of a job this worker
+        drives, read now (its pipeline must know); of any other, forgotten (read again
+        when asked for)."""
         self._scheduled = False
         changed, self._changed = self._changed, {}
         everything, self._everything = self._everything, False
         fresh: list[str] = []
+        stale: list[str] = []
         for name, location in sorted(changed.items()):
             held = self.ledger.cached(name)
-            if (location or (held.job.location if held is not None else "")) in self._driven:
-                fresh.append(name)
+            where = location or (held.job.location if held is not None else "")
+            (fresh if where in self._driven else stale).append(name)
+        self.ledger.forget(stale)
         try:
             self.ledger.refresh(None if everything else fresh)
         except StoreError as exc:

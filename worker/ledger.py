@@ -38,10 +38,12 @@ from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 
 import anyio
 
+from worker import states
 from worker.clock import Clock
 from worker.errors import LeaseLost, RecordChanged, ServiceError, StoreError
 from worker.logs import get_logger
 from worker.record import JobRecord, clone
+from worker.states import Step
 from worker.status import Event, build_messages
 from worker.store import Commit, JobStore, Lease, SharedStore
 
@@ -84,9 +86,12 @@ class Ledger:
         self._flush_scheduled = False
         self._failure_hooks: list[FailureHook] = []
         #: On a shared store, the locations whose jobs this worker keeps up to date (it
-        #: drives them and hears of every customer's change of them); any other job held
-        #: is read from the store again whenever it is asked for. None: every job held is
-        #: up to date (a store no other worker changes, or a ledger driven by hand).
+        #: drives them, and hears of every customer's change of them); of any other, it
+        #: keeps a job only while it waits for its customer or for its deletion (then only
+        #: a customer's change or a deletion can change it, and it hears of both: see
+        #: :meth:`forget`), and reads a moving job from the store again whenever it is asked
+        #: for. None: every job held is up to date (a store no other worker changes, or a
+        #: ledger driven by hand).
         self.kept: Container[str] | None = None
 
     def get_meta(self, key: str) -> bytes | None:
@@ -101,7 +106,12 @@ class Ledger:
         store, as is one another worker created a moment ago."""
         record = self._jobs.get(name)
         if self._shared and (
-            record is None or (self.kept is not None and record.job.location not in self.kept)
+            record is None
+            or (
+                self.kept is not None
+                and record.job.location not in self.kept
+                and states.step(record.state) not in _AT_REST
+            )
         ):
             self.refresh([name])
             record = self._jobs.get(name)
@@ -134,6 +144,13 @@ class Ledger:
     def cached(self, name: str) -> JobRecord | None:
         """The record of ``name`` if held here, without reading the store."""
         return self._jobs.get(name)
+
+    def forget(self, names: Sequence[str]) -> None:
+        """Drop ``names`` from what is held here (another worker changed them, and this one
+        does not drive them): the next :meth:`get` reads them from the shared store."""
+        self._flush_if_queued(names)
+        for name in names:
+            self._jobs.pop(name, None)
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -520,6 +537,11 @@ def _course(record: JobRecord) -> tuple[object, ...]:
         record.sim.due_at,
         [(d.drive_id, d.state, arrivals.get(d.drive_id)) for d in record.drives],
     )
+
+
+#: The datacenter's steps in which it changes a job only by deleting it: a job of another
+#: worker's location in one of them is kept here (see :attr:`Ledger.kept`).
+_AT_REST = frozenset({Step.CUSTOMER, Step.RETENTION})
 
 
 def stored_time(store: JobStore) -> float:

@@ -18,10 +18,10 @@ and renews its own. Every commit is checked twice inside its transaction:
   worker's, unexpired, and is held ``FOR SHARE`` until the commit ends, so a takeover waits
   for it. A worker whose lease lapsed commits nothing more (:class:`~worker.errors.LeaseLost`).
 
-A customer's commit (one without a fence) tells the other workers with ``NOTIFY
-drivesim_jobs`` (the job's location and name), so the owner of a job hears of a cancel
-within milliseconds; the datacenter's fenced commits tell no one (only their location's
-holder keeps those jobs in memory). The
+A customer's commit (one without a fence) and a deletion tell the other workers with
+``NOTIFY drivesim_jobs`` (the job's location and name), so the owner of a job hears of a
+cancel within milliseconds; the datacenter's other commits tell no one (only their
+location's holder keeps moving jobs in memory). The
 outbox entries a worker reads are those of the locations it holds, so each goes out from
 the one worker driving its job, in ``seq`` order; a worker taking a location over takes
 its unpublished entries with it.
@@ -29,16 +29,14 @@ Two workers with one ``worker_id`` are refused (a session advisory lock per id).
 
 Each commit is one transaction in one round trip (see :meth:`PostgresStore.commit_many`).
 The store is synchronous, like :class:`~worker.sqlite_store.SQLiteStore`: a call returns
-once the server has answered. The outbox's calls go through a connection of their own, so
-that the relay makes them from a thread while the worker's loop commits. A connection the
-server dropped (a restart, a network cut) is opened again on the next call; the call that
-saw it drop raises :class:`~worker.errors.StoreError`.
+once the server has answered. A connection the server dropped (a restart, a network cut) is
+opened again on the next call; the call that saw it drop raises
+:class:`~worker.errors.StoreError`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from typing import LiteralString
 
@@ -172,12 +170,6 @@ class PostgresStore:
         self.url = url
         self.worker_id = worker_id or ""
         self._db: psycopg.Connection[TupleRow] | None = None
-        #: The outbox's reads and marks have a connection of their own: the relay makes
-        #: them from a thread, the worker's loop going on meanwhile. Opened again, by the
-        #: next of them, once any call saw the server go (``_outbox_lost``).
-        self._outbox_db: psycopg.Connection[TupleRow] | None = None
-        self._outbox_lock = threading.Lock()
-        self._outbox_lost = False
         self._closed = False
         self._lease = 0.0
         #: The locations of the datacenter, once this worker has joined (see :meth:`join`).
@@ -214,28 +206,6 @@ class PostgresStore:
             self._db = db
         return self._db
 
-    @contextlib.contextmanager
-    def _outbox(self, what: str) -> Iterator[psycopg.Connection[TupleRow]]:
-        """The outbox's connection, for one call at a time from any thread."""
-        with self._outbox_lock, self._errors(what):
-            if self._closed:
-                raise psycopg.InterfaceError("the store is closed")
-            db = self._outbox_db
-            if db is not None and (self._outbox_lost or db.closed or db.broken):
-                db.close()
-                db = self._outbox_db = None
-            self._outbox_lost = False
-            if db is None:
-                db = self._outbox_db = self._connect_outbox()
-            yield db
-
-    def _connect_outbox(self) -> psycopg.Connection[TupleRow]:
-        return psycopg.connect(
-            make_conninfo(self.url, **_NETWORK),
-            autocommit=True,
-            application_name=f"drivesim {self.worker_id} outbox".strip(),
-        )
-
     def _drop_connection(self) -> None:
         """Close the connection; the next call opens another."""
         if self._db is not None:
@@ -248,8 +218,6 @@ class PostgresStore:
         try:
             yield
         except psycopg.Error as exc:
-            if isinstance(exc, psycopg.OperationalError):
-                self._outbox_lost = True  # the server went: so did that connection
             raise StoreError(f"{what} in {display_url(self.url)} failed: {exc}") from exc
 
     # -- jobs ----------------------------------------------------------------------------
@@ -382,10 +350,10 @@ class PostgresStore:
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 list(commit.meta.items()),
             )
-        if fence is not None:
-            return  # the datacenter's: nobody else keeps its jobs in memory
-        # "worker<TAB>location<TAB>job" (a deletion's location is not at hand: "").
-        changed = [(r.job.location, r.name) for r in commit.put]
+        # "worker<TAB>location<TAB>job" (a deletion's location is not at hand: ""). The
+        # datacenter's changes of jobs are its own (only the worker driving a location
+        # keeps its moving jobs in memory); its deletions are for everyone.
+        changed = [(r.job.location, r.name) for r in commit.put] if fence is None else []
         changed += [("", name) for name in commit.delete]
         if changed:
             cur.executemany(
@@ -538,7 +506,8 @@ class PostgresStore:
         then reads again from the oldest pending entry once its batch is settled."""
         if after > 0 and self._locations is not None:
             return []
-        with self._outbox("reading the outbox") as db:
+        with self._errors("reading the outbox"):
+            db = self._connection()
             if self._locations is None:
                 rows = db.execute(
                     f"SELECT {_ENTRY_COLUMNS} FROM outbox WHERE NOT acked AND id > %s "
@@ -558,8 +527,10 @@ class PostgresStore:
     def _mark(self, ids: Sequence[int], *, acked: bool) -> None:
         if not ids:
             return
-        with self._outbox("marking outbox entries") as db:
-            db.execute("UPDATE outbox SET acked = %s WHERE id = ANY(%s)", (acked, list(ids)))
+        with self._errors("marking outbox entries"):
+            self._connection().execute(
+                "UPDATE outbox SET acked = %s WHERE id = ANY(%s)", (acked, list(ids))
+            )
 
     def owners(self) -> list[tuple[int, str, str | None, int | None]]:
         """Who committed each outbox entry: ``(id, location, worker, lease epoch)`` in
@@ -597,9 +568,6 @@ class PostgresStore:
         self._closed = True
         if self._db is not None:
             self._db.close()
-        with self._outbox_lock:
-            if self._outbox_db is not None:
-                self._outbox_db.close()
 
 
 def migrate(db: psycopg.Connection[TupleRow]) -> int:

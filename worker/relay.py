@@ -12,7 +12,6 @@ import asyncio
 import contextvars
 from collections import deque
 from collections.abc import Callable
-from typing import TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -30,13 +29,11 @@ __all__ = ["BATCH", "SHARED_BATCH", "OutboxRelay"]
 
 log = get_logger("drivesim.outbox")
 
-_T = TypeVar("_T")
-
 #: How many outbox entries the relay reads at a time.
 BATCH = 2000
-#: The same from a store shared over the network: the rows of each read are decoded, and
-#: marked, holding the interpreter, so a worker's requests wait that long (2,000 entries
-#: took 30 to 40 ms under load; 250, a few).
+#: The same from a store shared over the network: each read and mark is a round trip, and
+#: the worker's loop waits for it and for the rows to be decoded (2,000 entries held it
+#: 30 to 40 ms under load; 250, a few).
 SHARED_BATCH = 250
 
 
@@ -84,9 +81,6 @@ class OutboxRelay:
         self._scheduled = False
         #: Batches handed to the sink and not yet settled.
         self._flights: set[_Flight] = set()
-        #: A store shared over the network is read and marked from a thread: the loop
-        #: (customers' requests, the datacenter's steps) goes on during the round trip.
-        self._in_thread = isinstance(ledger.store, SharedStore)
 
     def connected(self) -> None:
         """The sink (re)connected: once the backlog is out, announce every job again.
@@ -98,24 +92,8 @@ class OutboxRelay:
         self._reannounce = True
         self.ledger.wake_outbox()
 
-    async def _call(self, call: Callable[..., _T], *args: object) -> _T:
-        """A call of the store's outbox, from a thread if the store is shared."""
-        if self._in_thread:
-            return await anyio.to_thread.run_sync(call, *args)
-        return call(*args)
-
-    async def _pending(self, after: int | None = None) -> list[OutboxEntry]:
-        """The next batch: from the oldest pending entry, or after entry ``after``."""
-        store = self.ledger.store
-        if after is None:
-            return await self._call(store.pending, self.batch)
-        return await self._call(store.pending_after, after, self.batch)
-
-    async def _ack(self, ids: list[int]) -> None:
-        await self._call(self.ledger.store.ack, ids)
-        self._recently_acked(ids)
-
-    def _recently_acked(self, ids: list[int]) -> None:
+    def _ack(self, ids: list[int]) -> None:
+        self.ledger.store.ack(ids)
         if self.replay_tail > 0 and ids:
             now = anyio.current_time()
             self._recent.append((now, ids))
@@ -174,9 +152,7 @@ class OutboxRelay:
         store = self.ledger.store
         while entries := store.pending(self.batch):  # a subscriber's commits included
             sink.deliver([e.message for e in entries])
-            ids = [e.id for e in entries]
-            store.ack(ids)
-            self._recently_acked(ids)
+            self._ack([e.id for e in entries])
             sent += len(entries)
         if self._reannounce:
             messages = self._snapshots()
@@ -206,15 +182,15 @@ class OutboxRelay:
         sent = 0
         while True:
             await self.sink.ready()  # before the fetch: see _drain_overlapped
-            entries = await self._pending()
+            entries = self.ledger.store.pending(self.batch)
             if not entries:
                 return sent
             try:
                 await self.sink.publish([e.message for e in entries])
             except PublishError as exc:
-                sent += await self._interrupted(entries, exc)
+                sent += self._interrupted(entries, exc)
                 continue
-            await self._ack([e.id for e in entries])
+            self._ack([e.id for e in entries])
             sent += len(entries)
 
     async def _drain_overlapped(self) -> int:
@@ -228,7 +204,7 @@ class OutboxRelay:
                     # connection is never sent after the tail requeued by that loss: order
                     # is commit order.
                     await self.sink.ready()
-                    entries = await self._pending()
+                    entries = self.ledger.store.pending(self.batch)
                     if not entries:
                         break
                     flights.append(self._start(tg, entries))
@@ -240,7 +216,7 @@ class OutboxRelay:
                     # Still under way, so the connection has not dropped since (the sink
                     # fails every batch it holds when it does): read on from the last entry
                     # handed over, and queue the next batch behind this one.
-                    entries = await self._pending(flight.entries[-1].id)
+                    entries = self.ledger.store.pending_after(flight.entries[-1].id, self.batch)
                     if entries:
                         flights.append(self._start(tg, entries))
                 await flight.done.wait()
@@ -260,7 +236,7 @@ class OutboxRelay:
                     if each.error is None:
                         sent += len(each.entries)
                     elif isinstance(each.error, PublishError):
-                        sent += await self._interrupted(each.entries, each.error)
+                        sent += self._interrupted(each.entries, each.error)
                     elif failure is None and not each.cancelled:
                         failure = each.error
                 if failure is not None:
@@ -286,9 +262,9 @@ class OutboxRelay:
         try:
             with flight.scope:
                 await self.sink.publish([e.message for e in flight.entries])
-                # Acknowledged at once (a cancel waits for the thread that does it): a
-                # drain cancelled from here on does not send the batch again.
-                await self._ack([e.id for e in flight.entries])
+                # Acknowledged at once, with no await in between: a drain cancelled from
+                # here on does not send the batch again.
+                self._ack([e.id for e in flight.entries])
             if flight.scope.cancelled_caught:
                 flight.cancelled = True
                 flight.error = PublishError("cancelled", delivered=[])
@@ -298,15 +274,15 @@ class OutboxRelay:
             self._flights.discard(flight)
             flight.done.set()
 
-    async def _interrupted(self, entries: list[OutboxEntry], error: PublishError) -> int:
+    def _interrupted(self, entries: list[OutboxEntry], error: PublishError) -> int:
         """Mark what the sink acknowledged of a broken-off batch; the rest goes again, in
         order, next round. The batch broke off because the connection went, after
         connection_lost() requeued the tail: what it had acknowledged belongs to that tail
         too."""
         delivered = [entries[i].id for i in error.delivered]
-        await self._ack(delivered)
+        self._ack(delivered)
         if self.replay_tail > 0 and delivered:
-            await self._call(self.ledger.store.requeue, delivered)
+            self.ledger.store.requeue(delivered)
         log.info("outbox batch interrupted", delivered=len(delivered), error=str(error))
         return len(delivered)
 

@@ -116,10 +116,6 @@ class SharedStore(JobStore, Protocol):
     """A store several workers share (PostgreSQL): each location is driven by the worker
     holding its lease, and every worker hears of the customers' changes the others commit.
 
-    Its calls wait on the network: the outbox relay makes its own (:meth:`pending`,
-    :meth:`pending_after`, :meth:`ack`, :meth:`requeue`) from a thread, one at a time,
-    while the worker's loop makes the others.
-
     Leases are the store's: their times are the database's clock, so workers' clocks need
     not agree. :meth:`pending` gives only the outbox entries of the locations this worker
     holds, so each entry is published by the one worker driving its job.
@@ -181,8 +177,8 @@ class SharedStore(JobStore, Protocol):
 
     def changed_jobs(self) -> AsyncGenerator[list[tuple[str, str]] | None, None]:
         """``(location, job)`` of each job other workers committed a change of without a
-        fence (a customer's), as they commit them (location "" when it is not known, a
-        deletion; job "" when a worker gave the location's lease up); ``None`` when some may
-        have been missed (the connection was lost): read everything again. A fenced change
-        is made by the worker driving the job's location, and tells no one."""
+        fence (a customer's) or deleted, as they commit them (location "" when it is not
+        known, a deletion; job "" when a worker gave the location's lease up); ``None`` when
+        some may have been missed (the connection was lost): read everything again. Any
+        other change is the datacenter's, made by the worker driving the job's location."""
         ...

@@ -113,23 +113,32 @@ def test_a_worker_joining_gets_its_share_and_the_first_gives_it_up(postgresql_ur
 
 
 def test_a_job_another_worker_changed_is_read_again_when_asked_for(postgresql_url: str) -> None:
-    """A worker keeps up to date only the jobs of the locations it drives (none here):
-    another job it holds is read from the store again whenever it is asked for, heard of
-    its change or not."""
+    """A worker keeps up to date the jobs of the locations it drives (none here). Of any
+    other, one that moves through the datacenter is read from the store whenever it is
+    asked for; one that waits for its customer (or its deletion) is kept until it hears
+    that another worker changed it (forgotten, as on NOTIFY), since only a customer's
+    change or a deletion can change it."""
     first, second = _datacenter(postgresql_url, "w1"), _datacenter(postgresql_url, "w2")
     body = _body(["D1"])
+    ship = {"properties": {"state": "Shipping", "deliveryPackage": _ship("")[1]["deliveryPackage"]}}
 
     async def main() -> None:
-        await first.service.create("job1", body)
-        assert second.ledger.cached("job1") is None
-        assert (await second.service.get("job1")).name == "job1"  # read from the store
-        await first.service.cancel("job1")
-        held = second.ledger.cached("job1")
+        await first.service.create("moving", body)
+        await first.service.update("moving", ship)
+        assert second.ledger.cached("moving") is None
+        assert (await second.service.get("moving")).properties.state == "Shipping"
+        await first.service.cancel("moving")
+        assert (await second.service.get("moving")).properties.cancel_requested is True
+
+        await first.service.create("waiting", body)
+        held = second.ledger.get("waiting")  # read from the store, then kept
         assert held is not None
-        assert not held.cancel_requested  # nobody listens here
-        names = [job.name for job in await second.service.list()]
-        assert names == ["job1"]
-        assert (await second.service.get("job1")).properties.cancel_requested is True
+        assert second.ledger.get("waiting") is held
+        await first.service.update("waiting", ship)
+        second.ledger.forget(["waiting"])  # as a worker not driving West US does on NOTIFY
+        assert (await second.service.get("waiting")).properties.state == "Shipping"
+        names = sorted(job.name for job in await second.service.list())
+        assert names == ["moving", "waiting"]
 
     try:
         anyio.run(main, backend="asyncio")
