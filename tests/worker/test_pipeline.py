@@ -253,6 +253,15 @@ def test_cancel_mid_transfer(
     assert seen[-2][0] == CARRIER + TB / service.datacenter.throughput
 
 
+async def busy_and_waiting(service: JobService, import_body: Body, ship_body: Body) -> None:
+    """Jobs busy (one 4 TB drive) and waiting (two of 1 TB) shipped: with one bay, waiting's
+    drives wait for busy's."""
+    await service.create("busy", import_body(1), hints=sized(4 * TB))
+    await service.create("waiting", import_body(2), hints=sized(TB, TB))
+    for name in ("busy", "waiting"):
+        await service.update(name, ship_body())
+
+
 def test_cancel_while_waiting_for_another_jobs_bay(
     make_datacenter: MakeDatacenter,
     run_datacenter: RunDatacenter,
@@ -267,10 +276,7 @@ def test_cancel_while_waiting_for_another_jobs_bay(
     cancel_at = CARRIER + HOUR
 
     async def scenario(bus: MemoryBus) -> None:
-        await service.create("busy", import_body(1), hints=sized(4 * TB))
-        await service.create("waiting", import_body(2), hints=sized(TB, TB))
-        for name in ("busy", "waiting"):
-            await service.update(name, ship_body())
+        await busy_and_waiting(service, import_body, ship_body)
         await service.ledger.clock.sleep_until(cancel_at)
         record = service.ledger.get("waiting")
         assert record is not None
@@ -306,10 +312,7 @@ def test_a_cancel_heard_after_the_copy_step_was_arranged_ends_it_when_nothing_ru
     cancel_at = CARRIER + HOUR
 
     async def scenario(bus: MemoryBus) -> None:
-        await service.create("busy", import_body(1), hints=sized(4 * TB))
-        await service.create("waiting", import_body(2), hints=sized(TB, TB))
-        for name in ("busy", "waiting"):
-            await service.update(name, ship_body())
+        await busy_and_waiting(service, import_body, ship_body)
         await service.ledger.clock.sleep_until(cancel_at)
         accepted = decide_cancel(J.RECEIVED, False, CancelWindow.BEFORE_PACKAGING)
         service.ledger.update("waiting", lambda r: changes.cancel(r, cancel_at, accepted))
