@@ -437,7 +437,10 @@ class Ledger:
         job and drive states, the same due time), for what followed it in memory (bays
         granted, timers set) was arranged on that course. Raises RecordChanged if not."""
         if q.change is None or q.after is None or base is None:
-            raise RecordChanged(f"job {q.name} changed: its creation or deletion is not made again")
+            raise RecordChanged(
+                f"job {q.name} changed: a creation, a deletion or a change of a job now gone "
+                "is not made again"
+            )
         after = clone(base)
         try:
             events = q.change(after)
