@@ -442,25 +442,18 @@ def _in_flight(jobs: int, cancels: int, kills: int) -> dict[str, Any]:
             )
             latencies = []
             statuses: dict[int, int] = {}
-            with contextlib.ExitStack() as stack:
-                # A client per worker, its connection kept open, as the SDK's session keeps
-                # it: each cancel times the worker, not a TCP handshake and a new client.
-                clients = {
-                    name: stack.enter_context(
-                        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-                    )
-                    for name, port in ports.items()
-                }
-                for i, (job, location) in enumerate(sorted(where.items())[:cancels]):
-                    other = sorted(set(workers) - {held[location]})[i % 2]
+            for i, (job, location) in enumerate(sorted(where.items())[:cancels]):
+                other = sorted(set(workers) - {held[location]})[i % 2]
+                with httpx.Client(base_url=f"http://127.0.0.1:{ports[other]}") as http:
                     sent = time.perf_counter()
-                    answer = clients[other].patch(
+                    answer = http.patch(
                         path + job,
                         params={"api-version": "2021-01-01"},
                         json={"properties": {"cancelRequested": True}},
+                        timeout=30,
                     )
                     latencies.append(time.perf_counter() - sent)
-                    statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+                statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
             takeovers: list[dict[str, Any]] = []
             for round_ in range(kills):
                 held = holders()
