@@ -290,7 +290,7 @@ class Ledger:
         commit = self._commit_of(before, after, events, meta, fence, now)
         grouped = self._shared and fence is not None
         if grouped:
-            self._queue(_Queued(before, after, commit, change, meta, now))
+            self._queue(_Queued(before, after, commit, change, now))
         else:
             assert record.name not in self._queued_jobs, "judged on an uncommitted change"
             try:
@@ -448,7 +448,7 @@ class Ledger:
             raise RecordChanged(f"job {q.name} changed; judged again: {exc}") from None
         if _course(after) != _course(q.after):
             raise RecordChanged(f"job {q.name} changed; judged again, it takes another course")
-        q.commit = self._commit_of(base, after, events, q.meta, q.commit.fence, q.now)
+        q.commit = self._commit_of(base, after, events, q.commit.meta, q.commit.fence, q.now)
         q.after = after
         q.judged_again = True
 
@@ -500,7 +500,6 @@ class _Queued:
         "error",
         "judged_again",
         "location",
-        "meta",
         "name",
         "now",
         "record",
@@ -512,7 +511,6 @@ class _Queued:
         after: JobRecord | None,
         commit: Commit,
         change: Change | None,
-        meta: Mapping[str, bytes] | None,
         now: float,
     ) -> None:
         record = after or before
@@ -525,7 +523,6 @@ class _Queued:
         self.commit = commit
         #: To make the change again on the job as committed, at the time it was made.
         self.change = change
-        self.meta = meta
         self.now = now
         self.judged_again = False
         self.error: StoreError | None = None
