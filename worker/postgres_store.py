@@ -120,6 +120,24 @@ MIGRATIONS: tuple[LiteralString, ...] = (
     DROP INDEX outbox_pending;
     CREATE INDEX outbox_pending ON outbox (id) WHERE NOT acked;
     """,
+    # And by location: a worker reads its locations' pending entries location by location
+    # along this index, in id order, whatever the planner believes of how many are pending
+    # (believing them few, it read every pending entry of the location and sorted them to
+    # keep the first: 15 to 35 ms a read with 20,000 pending).
+    """
+    CREATE INDEX outbox_pending_location ON outbox (location, id) WHERE NOT acked;
+    CREATE FUNCTION drivesim_pending(locations text[], after bigint, n integer)
+    RETURNS SETOF outbox LANGUAGE plpgsql STABLE SET enable_bitmapscan = off AS $$
+    DECLARE
+        held text;
+    BEGIN
+        FOREACH held IN ARRAY locations LOOP
+            RETURN QUERY SELECT * FROM outbox
+                WHERE NOT acked AND location = held AND id > after ORDER BY id LIMIT n;
+        END LOOP;
+    END
+    $$;
+    """,
 )
 
 #: The channel on which every commit that changes a job is announced: "worker job".
@@ -130,10 +148,10 @@ _MIGRATION_LOCK = 0x64726976  # "driv"
 _WORKER_LOCK = 0x64726977
 
 _ENTRY_COLUMNS = "id, job, seq, topic, payload, qos, retain"
-#: The pending entries of the locations held (and of none: a pre-version-2 database's).
+#: The first pending entries of the locations held (and of none: a pre-version-2
+#: database's): ``drivesim_pending(locations, after, limit)``.
 _PENDING_HELD: LiteralString = (
-    f"SELECT {_ENTRY_COLUMNS} FROM outbox WHERE NOT acked AND id > %s "
-    "AND (location = ANY(%s) OR location = '') ORDER BY id LIMIT %s"
+    f"SELECT {_ENTRY_COLUMNS} FROM drivesim_pending(%s, %s, %s) ORDER BY id LIMIT %s"
 )
 
 #: The SQLSTATEs with which ``drivesim_refuse`` fails a commit, and what they mean.
@@ -515,7 +533,7 @@ class PostgresStore:
                     (after, limit),
                 )
             else:
-                rows = db.execute(_PENDING_HELD, (after, list(self._held), limit))
+                rows = db.execute(_PENDING_HELD, ([*self._held, ""], after, limit, limit))
             return [_entry(row) for row in rows]
 
     def ack(self, ids: Sequence[int]) -> None:
