@@ -462,6 +462,22 @@ async def test_a_request_whose_commit_fails_gets_the_error_and_changes_nothing(
         store.close()
 
 
+async def test_taking_in_no_job_reads_nothing(postgresql_url: str, import_body: Body) -> None:
+    """Hearing of other workers' changes, none of them of a job this worker drives, takes
+    in nothing and reads nothing (every customer's commit is heard by every worker: most
+    are of jobs another drives), as it would with the database gone."""
+    datacenter, store, _ = shared(postgresql_url)
+    ledger = datacenter.ledger
+    try:
+        await datacenter.service.create("a", import_body(1))
+        store.close()
+        assert ledger.refresh([]) == 0
+        with pytest.raises(StoreError):
+            ledger.refresh(["a"])
+    finally:
+        store.close()
+
+
 def contents_of(store: JobStore) -> object:
     return (
         {name: encode(r) for name, r in store.load_jobs().items()},
