@@ -2,16 +2,18 @@
 
 One scenario (``configs/load-workers.toml``: load-small over four locations, cut at
 ``--until``) runs live at one speed, as ``drivesim run --live --workers N`` runs it, once
-per set-up, in this order: one worker on SQLite (the reference), then 1, 2 and 4 workers
-sharing a PostgreSQL of the run's own. Each run is paced by the same simulated schedule,
-so each is asked for the same messages at the same moments; what differs is what they
-cost. For each run: the messages the observer received and their rate a wall second, CPU
-seconds of the workers together (and how much of it each spent starting, before the
-customers began: imports, connections, schema), of PostgreSQL (its server and every
-backend), of the broker and of this process (customers, observer, fault proxies), and
-**messages per worker CPU-second**, the figure that says what coordination costs, as a
-ratio to one worker on PostgreSQL (and its rate as a ratio to SQLite's), with and without
-the start-up: a cost per process that a run of seconds does not amortise.
+per set-up in each of ``--rounds`` rounds, in this order: one worker on SQLite (the
+reference), then 1, 2 and 4 workers sharing a PostgreSQL of the run's own. Each run is
+paced by the same simulated schedule, so each is asked for the same messages at the same
+moments; what differs is what they cost. For each run: the messages the observer received
+and their rate a wall second, CPU seconds of the workers together (and how much of it each
+spent starting, before the customers began: imports, connections, schema), of PostgreSQL
+(its server and every backend), of the broker and of this process (customers, observer,
+fault proxies), and **messages per worker CPU-second**, the figure that says what
+coordination costs, as a ratio to one worker on PostgreSQL (and its rate as a ratio to
+SQLite's), with and without the start-up: a cost per process that a run of seconds does
+not amortise. A ratio is taken within a round (the machine's speed drifts between
+rounds); the table gives each set-up's median run and the median of its rounds' ratios.
 
 Then figures of their own:
 
@@ -41,10 +43,11 @@ import json
 import math
 import os
 import signal
+import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -522,11 +525,49 @@ def _in_flight(jobs: int, cancels: int, kills: int) -> dict[str, Any]:
 
 # -- the table -------------------------------------------------------------------------------
 
+#: The figures given as ratios: a rate to SQLite's, the others to one worker on PostgreSQL.
+RATIOS = ("observed_per_s", "per_worker_cpu_s", "per_serving_cpu_s")
+
+
+def _ratios(runs: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Each run's figures as ratios to the reference runs of the same round."""
+    sqlite, one = runs[0], runs[1]
+    return [
+        {
+            "observed_per_s": r["observed_per_s"] / sqlite["observed_per_s"],
+            "per_worker_cpu_s": r["per_worker_cpu_s"] / one["per_worker_cpu_s"],
+            "per_serving_cpu_s": r["per_serving_cpu_s"] / one["per_serving_cpu_s"],
+        }
+        for r in runs
+    ]
+
+
+def _median(runs: list[dict[str, Any]], key: Callable[[dict[str, Any]], float]) -> dict[str, Any]:
+    """The run whose ``key`` is the median (the lower one of an even count)."""
+    return sorted(runs, key=key)[(len(runs) - 1) // 2]
+
+
+def _rounds_line(ratios: list[list[dict[str, float]]]) -> str:
+    def each(i: int, key: str) -> str:
+        return ", ".join(f"{round_[i][key]:.2f}" for round_ in ratios)
+
+    return (
+        f"* each of the {len(ratios)} rounds, messages per worker CPU-second as a ratio to one "
+        "worker on PostgreSQL in the same round (start-up left out): "
+        + "; ".join(
+            f"{n} workers {each(i, 'per_worker_cpu_s')} ({each(i, 'per_serving_cpu_s')})"
+            for i, (n, store) in enumerate(SETUPS)
+            if n > 1
+        )
+        + f"; 1 on PostgreSQL to SQLite's rate {each(1, 'observed_per_s')}."
+    )
+
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = cli.parser("bench.workers", __doc__)
     parser.add_argument("--speed", type=float, default=128_000.0, help="simulated s a second")
     parser.add_argument("--until", default="12d", help="cut the scenario here (simulated)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the four set-ups")
     parser.add_argument("--notifies", type=int, default=1000, help="commits for the notify")
     parser.add_argument("--in-flight", type=int, default=0, help="jobs in flight (0: skip)")
     parser.add_argument("--cancels", type=int, default=200, help="cancels, with --in-flight")
@@ -534,29 +575,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cli.add_outputs(parser)
     args = parser.parse_args(argv)
     scenario = dataclasses.replace(load_scenario(SCENARIO), until=parse_duration(args.until))
-    runs = [_run(scenario, args.speed, n, store) for n, store in SETUPS]
-    sqlite = runs[0]
-    one = runs[1]
+    rounds = [
+        [_run(scenario, args.speed, n, store) for n, store in SETUPS] for _ in range(args.rounds)
+    ]
+    ratios = [_ratios(runs) for runs in rounds]
     rows = []
-    for r in runs:
+    for i, (workers, store) in enumerate(SETUPS):
+        r = _median([runs[i] for runs in rounds], lambda run: run["per_worker_cpu_s"])
         cpu = r["cpu_s"]
+        mid = {key: statistics.median(round_[i][key] for round_ in ratios) for key in RATIOS}
         rows.append(
             cells(
-                f"{r['workers']} on {'SQLite' if r['store'] == 'sqlite' else 'PostgreSQL'}",
+                f"{workers} on {'SQLite' if store == 'sqlite' else 'PostgreSQL'}",
                 f"{r['wall_s']:.1f}",
                 f"{r['observed']:,}",
                 f"{r['observed_per_s']:,.0f}",
-                f"{r['observed_per_s'] / sqlite['observed_per_s']:.2f}",
+                f"{mid['observed_per_s']:.2f}",
                 f"{cpu['workers']:.1f}",
                 f"{cpu['startup']:.1f}",
                 f"{r['per_worker_cpu_s']:,.0f}",
-                f"{r['per_worker_cpu_s'] / one['per_worker_cpu_s']:.2f}",
+                f"{mid['per_worker_cpu_s']:.2f}",
                 f"{r['per_serving_cpu_s']:,.0f}",
-                f"{r['per_serving_cpu_s'] / one['per_serving_cpu_s']:.2f}",
+                f"{mid['per_serving_cpu_s']:.2f}",
                 f"{cpu['postgresql']:.1f}",
                 f"{cpu['broker']:.1f}",
                 f"{cpu['bench']:.1f}",
-                "ok" if not r["failed"] else ", ".join(r["failed"]),
+                "ok" if not any(runs[i]["failed"] for runs in rounds) else "failed",
             )
         )
     with tempfile.TemporaryDirectory(prefix="drivesim-postgresql-") as tmp:
@@ -588,6 +632,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ),
             *rows,
             "",
+            _rounds_line(ratios),
             f"* notify: {latency['n']} commits, p50 {latency['p50_ms']:.2f} ms, "
             f"p99 {latency['p99_ms']:.2f} ms, max {latency['max_ms']:.2f} ms.",
             "* takeover (lease 2 s): "
@@ -603,7 +648,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report = {
         "speed": args.speed,
         "until": args.until,
-        "runs": runs,
+        "rounds": rounds,
         "notify_ms": ms,
         "takeover_s": takeover,
         "in_flight": flight,

@@ -16,12 +16,12 @@ def test_workers_bench_reports_every_set_up(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "workers.json"
-    argv = ["--until", "1d", "--speed", "32000", "--notifies", "20"]
+    argv = ["--until", "1d", "--speed", "32000", "--notifies", "20", "--rounds", "1"]
     report = main(
         [*argv, "--in-flight", "60", "--cancels", "6", "--kills", "1", "--json", str(out)]
     )
     assert json.loads(out.read_text()) == json.loads(json.dumps(report))
-    runs = report["runs"]
+    (runs,) = report["rounds"]
     assert [(r["workers"], r["store"]) for r in runs] == [
         (1, "sqlite"),
         (1, "postgresql"),
