@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import psycopg
 import pytest
+from psycopg import sql
 
 from simulator.live.postgres import PostgreSQL
 from tests.worker.conftest import record
@@ -395,3 +396,32 @@ def test_reading_the_outbox_reads_a_batch_not_the_history_nor_the_backlog(
     ids = range(history + 1, history + pending + 1)
     expected = [i for i in ids if LOCATIONS[i % 3] == held.location]
     assert [int(e.message.job[1:]) for e in w1.pending(batch)] == expected[:batch]
+
+
+def test_acknowledging_reads_the_entries_not_the_outbox_as_it_has_grown(
+    workers: list[PostgresStore],
+) -> None:
+    """The store's statements are planned for the tables as they are: one prepared while the
+    outbox was nearly empty and kept (a sequential scan) read the whole outbox for each
+    acknowledgement of a few entries, a cost growing with every message published."""
+    w1, _ = workers
+    (held,) = w1.claim(1)
+    for i in range(12):  # psycopg prepares a statement on its fifth execution
+        w1.commit(Commit(messages=[message(f"j{i}-{k}", 1) for k in range(20)]))
+        w1.ack([e.id for e in w1.pending(10)])
+    db = w1._connection()
+    db.execute(
+        "INSERT INTO outbox (job, seq, topic, payload, qos, retain, acked, location) "
+        "SELECT 'h' || i, 1, 't', repeat('x', 300)::bytea, 1, false, true, %s "
+        "FROM generate_series(1, 100000) i",
+        (held.location,),
+    )
+    row = db.execute(
+        "SELECT name FROM pg_prepared_statements WHERE statement LIKE 'UPDATE outbox SET acked%%'"
+    ).fetchone()
+    assert row is not None
+    ids = "{" + ",".join(str(e.id) for e in list(w1.history())[:3]) + "}"  # as prepared: smallint[]
+    explain = sql.SQL("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE {}(true, {})")
+    plan = db.execute(explain.format(sql.Identifier(row[0]), sql.Literal(ids))).fetchone()
+    assert plan is not None
+    assert plan[0][0]["Plan"]["Shared Hit Blocks"] < 50  # the whole outbox: about 5,000
