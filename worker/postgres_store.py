@@ -123,11 +123,13 @@ MIGRATIONS: tuple[LiteralString, ...] = (
     # And by location: a worker reads its locations' pending entries location by location
     # along this index, in id order, whatever the planner believes of how many are pending
     # (believing them few, it read every pending entry of the location and sorted them to
-    # keep the first: 15 to 35 ms a read with 20,000 pending).
+    # keep the first: 15 to 35 ms a read with 20,000 pending), planned each time (see
+    # _PLANNED_EACH_TIME).
     """
     CREATE INDEX outbox_pending_location ON outbox (location, id) WHERE NOT acked;
     CREATE FUNCTION drivesim_pending(locations text[], after bigint, n integer)
-    RETURNS SETOF outbox LANGUAGE plpgsql STABLE SET enable_bitmapscan = off AS $$
+    RETURNS SETOF outbox LANGUAGE plpgsql STABLE
+    SET enable_bitmapscan = off SET plan_cache_mode = force_custom_plan AS $$
     DECLARE
         held text;
     BEGIN
@@ -153,6 +155,14 @@ _ENTRY_COLUMNS = "id, job, seq, topic, payload, qos, retain"
 _PENDING_HELD: LiteralString = (
     f"SELECT {_ENTRY_COLUMNS} FROM drivesim_pending(%s, %s, %s) ORDER BY id LIMIT %s"
 )
+
+#: Not prepared (psycopg prepares a statement on its fifth execution): a statement whose
+#: best plan depends on its parameters and on how large a table has grown since (a list
+#: of ids or names, a location) is planned each time. One prepared while the outbox was
+#: nearly empty kept a sequential scan, and read the whole outbox for each acknowledgement
+#: of a few entries (2 ms with 7,000 entries, and growing); a write or read of one job by
+#: its name keeps its index scan prepared.
+_PLANNED_EACH_TIME = False
 
 #: The SQLSTATEs with which ``drivesim_refuse`` fails a commit, and what they mean.
 _LEASE_LOST = "DSLSE"
@@ -210,11 +220,6 @@ class PostgresStore:
                 autocommit=True,
                 application_name=f"drivesim {self.worker_id}".strip(),
             )
-            # Every statement planned for its parameters and the tables as they are: a
-            # plan psycopg's prepared statement kept from when the outbox was empty
-            # scanned all of it for each acknowledgement (2 ms with 7,000 entries, and
-            # growing), as it would the jobs for each guarded write.
-            db.execute("SET plan_cache_mode = force_custom_plan")
             if self.worker_id:
                 locked = db.execute(
                     "SELECT pg_try_advisory_lock(%s, hashtext(%s))",
@@ -260,7 +265,7 @@ class PostgresStore:
 
     def _records(self, query: LiteralString, params: tuple[object, ...]) -> dict[str, JobRecord]:
         with self._errors("loading jobs"):
-            rows = self._connection().execute(query, params)
+            rows = self._connection().execute(query, params, prepare=_PLANNED_EACH_TIME)
             records = [decode(blob) for (blob,) in rows]
         return {record.name: record for record in records}
 
@@ -552,7 +557,9 @@ class PostgresStore:
             return
         with self._errors("marking outbox entries"):
             self._connection().execute(
-                "UPDATE outbox SET acked = %s WHERE id = ANY(%s)", (acked, list(ids))
+                "UPDATE outbox SET acked = %s WHERE id = ANY(%s)",
+                (acked, list(ids)),
+                prepare=_PLANNED_EACH_TIME,
             )
 
     def owners(self) -> list[tuple[int, str, str | None, int | None]]:
