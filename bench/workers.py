@@ -1,19 +1,24 @@
 """Several workers on one PostgreSQL: ``python -m bench.workers [--speed N] [--until T]``.
 
 One scenario (``configs/load-workers.toml``: load-small over four locations, cut at
-``--until``) runs live at one speed, as ``drivesim run --live --workers N`` runs it, once
-per set-up in each of ``--rounds`` rounds, in this order: one worker on SQLite (the
-reference), then 1, 2 and 4 workers sharing a PostgreSQL of the run's own. Each run is
-paced by the same simulated schedule, so each is asked for the same messages at the same
-moments; what differs is what they cost. For each run: the messages the observer received
-and their rate a wall second, CPU seconds of the workers together (and how much of it each
-spent starting, before the customers began: imports, connections, schema), of PostgreSQL
-(its server and every backend), of the broker and of this process (customers, observer,
-fault proxies), and **messages per worker CPU-second**, the figure that says what
-coordination costs, as a ratio to one worker on PostgreSQL (and its rate as a ratio to
-SQLite's), with and without the start-up: a cost per process that a run of seconds does
-not amortise. A ratio is taken within a round (the machine's speed drifts between
-rounds); the table gives each set-up's median run and the median of its rounds' ratios.
+``--until``) runs live, as ``drivesim run --live --workers N`` runs it, once per set-up in
+each of ``--rounds`` rounds, in this order: one worker on SQLite (the reference), then 1,
+2 and 4 workers sharing a PostgreSQL of the run's own, then one worker on PostgreSQL at 1/2
+and 1/4 of the speed. The runs at full speed are paced by the same simulated schedule, so
+each is asked for the same messages at the same moments; what differs is what they cost.
+For each run: the messages the observer received and their rate a wall second, CPU
+seconds of the workers together (and how much of it each spent starting, before the
+customers began: imports, connections, schema), of PostgreSQL (its server and every
+backend), of the broker and of this process (customers, observer, fault proxies), and
+**messages per worker CPU-second**, as a ratio to one worker on PostgreSQL (and its rate
+as a ratio to SQLite's), with and without the start-up: a cost per process that a run of
+seconds does not amortise. The schedule sets the rate, so each of N workers carries 1/N of
+it, and a worker carrying less spends more per message (more wake-ups and round trips for
+fewer messages each, whether or not others share the work): one worker at 1/N of the
+speed carries what each of N workers does, and N workers' figure as a ratio to that
+worker's (start-up left out) is what coordination costs. A ratio is taken within a round
+(the machine's speed drifts between rounds); the table gives each set-up's median run and
+the median of its rounds' ratios.
 
 Then figures of their own:
 
@@ -82,7 +87,16 @@ from worker import (
 __all__ = ["main"]
 
 SCENARIO = ROOT / "configs" / "load-workers.toml"
-SETUPS = ((1, "sqlite"), (1, "postgresql"), (2, "postgresql"), (4, "postgresql"))
+#: (workers, store, slowdown): the scenario at ``--speed`` divided by ``slowdown``. One worker
+#: at half and at a quarter of the speed carries what each of 2 and 4 workers does.
+SETUPS = (
+    (1, "sqlite", 1),
+    (1, "postgresql", 1),
+    (2, "postgresql", 1),
+    (4, "postgresql", 1),
+    (1, "postgresql", 2),
+    (1, "postgresql", 4),
+)
 #: Leases of the rate runs (the default) and of the takeover (short, to measure it).
 LEASE = 10.0
 TAKEOVER_LEASE = 2.0
@@ -158,8 +172,11 @@ def _cpu(live: LiveRun) -> Iterator[_Cpu]:
 # -- the rate table ----------------------------------------------------------------------
 
 
-def _run(scenario: Scenario, speed: float, workers: int, store: str) -> dict[str, Any]:
-    """One live run; its figures."""
+def _run(
+    scenario: Scenario, speed: float, workers: int, store: str, slowdown: int = 1
+) -> dict[str, Any]:
+    """One live run at ``speed / slowdown``; its figures."""
+    speed /= slowdown
     with tempfile.TemporaryDirectory(prefix="drivesim-bench-workers-") as tmp:
         live = LiveRun(
             scenario,
@@ -182,6 +199,7 @@ def _run(scenario: Scenario, speed: float, workers: int, store: str) -> dict[str
     return {
         "workers": workers,
         "store": store,
+        "slowdown": slowdown,
         "wall_s": result.wall_seconds,
         "committed": len(result.history),
         "observed": observed,
@@ -525,18 +543,25 @@ def _in_flight(jobs: int, cancels: int, kills: int) -> dict[str, Any]:
 
 # -- the table -------------------------------------------------------------------------------
 
-#: The figures given as ratios: a rate to SQLite's, the others to one worker on PostgreSQL.
-RATIOS = ("observed_per_s", "per_worker_cpu_s", "per_serving_cpu_s")
+#: The figures given as ratios: a rate to SQLite's, the others to one worker on PostgreSQL,
+#: and (start-up left out) to one worker carrying the same share (``share``).
+RATIOS = ("observed_per_s", "per_worker_cpu_s", "per_serving_cpu_s", "share")
 
 
 def _ratios(runs: list[dict[str, Any]]) -> list[dict[str, float]]:
-    """Each run's figures as ratios to the reference runs of the same round."""
+    """Each run's figures as ratios to the reference runs of the same round; ``share``: N
+    workers' messages per serving CPU-second to one worker's at 1/N of the speed (nan for
+    the others)."""
     sqlite, one = runs[0], runs[1]
+    alone = {r["slowdown"]: r for r in runs if r["workers"] == 1 and r["store"] == "postgresql"}
     return [
         {
             "observed_per_s": r["observed_per_s"] / sqlite["observed_per_s"],
             "per_worker_cpu_s": r["per_worker_cpu_s"] / one["per_worker_cpu_s"],
             "per_serving_cpu_s": r["per_serving_cpu_s"] / one["per_serving_cpu_s"],
+            "share": r["per_serving_cpu_s"] / alone[r["workers"]]["per_serving_cpu_s"]
+            if r["workers"] in alone and r["workers"] > 1
+            else math.nan,
         }
         for r in runs
     ]
@@ -547,18 +572,25 @@ def _median(runs: list[dict[str, Any]], key: Callable[[dict[str, Any]], float]) 
     return sorted(runs, key=key)[(len(runs) - 1) // 2]
 
 
+def _label(workers: int, store: str, slowdown: int) -> str:
+    where = "SQLite" if store == "sqlite" else "PostgreSQL"
+    return f"{workers} on {where}" + (f", 1/{slowdown} of the speed" if slowdown > 1 else "")
+
+
 def _rounds_line(ratios: list[list[dict[str, float]]]) -> str:
     def each(i: int, key: str) -> str:
         return ", ".join(f"{round_[i][key]:.2f}" for round_ in ratios)
 
+    several = [(i, n) for i, (n, _, slowdown) in enumerate(SETUPS) if n > 1 and slowdown == 1]
     return (
         f"* each of the {len(ratios)} rounds, messages per worker CPU-second as a ratio to one "
         "worker on PostgreSQL in the same round (start-up left out): "
         + "; ".join(
             f"{n} workers {each(i, 'per_worker_cpu_s')} ({each(i, 'per_serving_cpu_s')})"
-            for i, (n, store) in enumerate(SETUPS)
-            if n > 1
+            for i, n in several
         )
+        + "; to one worker carrying the same share (start-up left out): "
+        + "; ".join(f"{n} workers {each(i, 'share')}" for i, n in several)
         + f"; 1 on PostgreSQL to SQLite's rate {each(1, 'observed_per_s')}."
     )
 
@@ -567,7 +599,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = cli.parser("bench.workers", __doc__)
     parser.add_argument("--speed", type=float, default=128_000.0, help="simulated s a second")
     parser.add_argument("--until", default="12d", help="cut the scenario here (simulated)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the four set-ups")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the set-ups")
     parser.add_argument("--notifies", type=int, default=1000, help="commits for the notify")
     parser.add_argument("--in-flight", type=int, default=0, help="jobs in flight (0: skip)")
     parser.add_argument("--cancels", type=int, default=200, help="cancels, with --in-flight")
@@ -575,18 +607,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cli.add_outputs(parser)
     args = parser.parse_args(argv)
     scenario = dataclasses.replace(load_scenario(SCENARIO), until=parse_duration(args.until))
-    rounds = [
-        [_run(scenario, args.speed, n, store) for n, store in SETUPS] for _ in range(args.rounds)
-    ]
+    rounds = [[_run(scenario, args.speed, *setup) for setup in SETUPS] for _ in range(args.rounds)]
     ratios = [_ratios(runs) for runs in rounds]
     rows = []
-    for i, (workers, store) in enumerate(SETUPS):
+    for i, setup in enumerate(SETUPS):
         r = _median([runs[i] for runs in rounds], lambda run: run["per_worker_cpu_s"])
         cpu = r["cpu_s"]
         mid = {key: statistics.median(round_[i][key] for round_ in ratios) for key in RATIOS}
         rows.append(
             cells(
-                f"{workers} on {'SQLite' if store == 'sqlite' else 'PostgreSQL'}",
+                _label(*setup),
                 f"{r['wall_s']:.1f}",
                 f"{r['observed']:,}",
                 f"{r['observed_per_s']:,.0f}",
@@ -597,6 +627,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{mid['per_worker_cpu_s']:.2f}",
                 f"{r['per_serving_cpu_s']:,.0f}",
                 f"{mid['per_serving_cpu_s']:.2f}",
+                "" if math.isnan(mid["share"]) else f"{mid['share']:.2f}",
                 f"{cpu['postgresql']:.1f}",
                 f"{cpu['broker']:.1f}",
                 f"{cpu['bench']:.1f}",
@@ -626,9 +657,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             header(
                 "set-up | wall s | observed | observed/s | ÷ SQLite | worker CPU s | "
                 "of which start-up | messages per worker CPU-s | ÷ 1 on PostgreSQL | "
-                "the same, start-up left out | ÷ 1 on PostgreSQL | PostgreSQL CPU s | "
-                "broker CPU s | bench CPU s | invariants",
-                "lrrrrrrrrrrrrrl",
+                "the same, start-up left out | ÷ 1 on PostgreSQL | ÷ 1 carrying the same share | "
+                "PostgreSQL CPU s | broker CPU s | bench CPU s | invariants",
+                "lrrrrrrrrrrrrrrl",
             ),
             *rows,
             "",

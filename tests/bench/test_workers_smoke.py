@@ -22,11 +22,13 @@ def test_workers_bench_reports_every_set_up(
     )
     assert json.loads(out.read_text()) == json.loads(json.dumps(report))
     (runs,) = report["rounds"]
-    assert [(r["workers"], r["store"]) for r in runs] == [
-        (1, "sqlite"),
-        (1, "postgresql"),
-        (2, "postgresql"),
-        (4, "postgresql"),
+    assert [(r["workers"], r["store"], r["slowdown"]) for r in runs] == [
+        (1, "sqlite", 1),
+        (1, "postgresql", 1),
+        (2, "postgresql", 1),
+        (4, "postgresql", 1),
+        (1, "postgresql", 2),
+        (1, "postgresql", 4),
     ]
     for run in runs:
         assert run["observed"] > 0
@@ -39,4 +41,6 @@ def test_workers_bench_reports_every_set_up(
     assert flight["cancels"] == {200: 6}
     (takeover,) = flight["takeovers"]
     assert takeover["jobs"] == 20  # 60 jobs over three locations: the victim's location's
-    assert "| 4 on PostgreSQL |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| 4 on PostgreSQL |" in out
+    assert "| 1 on PostgreSQL, 1/4 of the speed |" in out
