@@ -218,8 +218,10 @@ class Ledger:
         store = self.store
         assert isinstance(store, SharedStore), "only a shared store changes under the ledger"
         self._flush_if_queued(names)  # compared with what is committed, not what may be undone
-        if fresh is None:
-            fresh = store.load_jobs() if names is None else store.load_some(names) if names else {}
+        if fresh is None and names is None:
+            fresh = store.load_jobs()
+        elif fresh is None:
+            fresh = store.load_some(names) if names else {}  # nothing to read: no round trip
         names = list(self._jobs) if names is None else list(names)
         changed = 0
         for name in dict.fromkeys([*names, *fresh]):

@@ -41,6 +41,6 @@ def test_workers_bench_reports_every_set_up(
     assert flight["cancels"] == {200: 6}
     (takeover,) = flight["takeovers"]
     assert takeover["jobs"] == 20  # 60 jobs over three locations: the victim's location's
-    out = capsys.readouterr().out
-    assert "| 4 on PostgreSQL |" in out
-    assert "| 1 on PostgreSQL, 1/4 of the speed |" in out
+    printed = capsys.readouterr().out
+    assert "| 4 on PostgreSQL |" in printed
+    assert "| 1 on PostgreSQL, 1/4 of the speed |" in printed
