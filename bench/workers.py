@@ -482,28 +482,29 @@ def _in_flight(jobs: int, cancels: int, kills: int) -> dict[str, Any]:
             # CPU, taken from the workers on two cores), its connection kept as the SDK's
             # session keeps it; the cancels go out on a fixed schedule, whatever their
             # answers take, each timed from when it was due.
-            clients = {
-                name: httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-                for name, port in ports.items()
-            }
-            own = os.times()
-            began = time.perf_counter()
-            for i, (job, location) in enumerate(sorted(where.items())[:cancels]):
-                other = sorted(set(workers) - {held[location]})[i % 2]
-                due = began + i * CANCEL_EVERY
-                time.sleep(max(0.0, due - time.perf_counter()))
-                answer = clients[other].patch(
-                    path + job,
-                    params={"api-version": "2021-01-01"},
-                    json={"properties": {"cancelRequested": True}},
-                )
-                latencies.append(time.perf_counter() - due)
-                statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
-            spent = time.perf_counter() - began
-            ended = os.times()
+            with contextlib.ExitStack() as stack:
+                clients = {
+                    name: stack.enter_context(
+                        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+                    )
+                    for name, port in ports.items()
+                }
+                own = os.times()
+                began = time.perf_counter()
+                for i, (job, location) in enumerate(sorted(where.items())[:cancels]):
+                    other = sorted(set(workers) - {held[location]})[i % 2]
+                    due = began + i * CANCEL_EVERY
+                    time.sleep(max(0.0, due - time.perf_counter()))
+                    answer = clients[other].patch(
+                        path + job,
+                        params={"api-version": "2021-01-01"},
+                        json={"properties": {"cancelRequested": True}},
+                    )
+                    latencies.append(time.perf_counter() - due)
+                    statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+                spent = time.perf_counter() - began
+                ended = os.times()
             bench_share = (ended.user + ended.system - own.user - own.system) / spent
-            for client in clients.values():
-                client.close()
             takeovers: list[dict[str, Any]] = []
             for round_ in range(kills):
                 held = holders()
@@ -631,7 +632,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{cpu['postgresql']:.1f}",
                 f"{cpu['broker']:.1f}",
                 f"{cpu['bench']:.1f}",
-                "ok" if not any(runs[i]["failed"] for runs in rounds) else "failed",
+                ", ".join(sorted({name for runs in rounds for name in runs[i]["failed"]})) or "ok",
             )
         )
     with tempfile.TemporaryDirectory(prefix="drivesim-postgresql-") as tmp:
