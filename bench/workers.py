@@ -16,9 +16,10 @@ seconds does not amortise. The schedule sets the rate, so each of N workers carr
 it, and a worker carrying less spends more per message (more wake-ups and round trips for
 fewer messages each, whether or not others share the work): one worker at 1/N of the
 speed carries what each of N workers does, and N workers' figure as a ratio to that
-worker's (start-up left out) is what coordination costs. A ratio is taken within a round
-(the machine's speed drifts between rounds); the table gives each set-up's median run and
-the median of its rounds' ratios.
+worker's (start-up left out) sets the per-worker load aside, though not all else (that
+worker runs N times as long, with N times its costs a second). A ratio is taken within a
+round (the machine's speed drifts between rounds); the table gives each set-up's median
+run and the median of its rounds' ratios (the lower of an even count).
 
 Then figures of their own:
 
@@ -553,8 +554,9 @@ def _ratios(runs: list[dict[str, Any]]) -> list[dict[str, float]]:
     """Each run's figures as ratios to the reference runs of the same round; ``share``: N
     workers' messages per serving CPU-second to one worker's at 1/N of the speed (nan for
     the others)."""
-    sqlite, one = runs[0], runs[1]
+    (sqlite,) = [r for r in runs if r["store"] == "sqlite"]
     alone = {r["slowdown"]: r for r in runs if r["workers"] == 1 and r["store"] == "postgresql"}
+    one = alone[1]
     return [
         {
             "observed_per_s": r["observed_per_s"] / sqlite["observed_per_s"],
@@ -569,7 +571,8 @@ def _ratios(runs: list[dict[str, Any]]) -> list[dict[str, float]]:
 
 
 def _median(runs: list[dict[str, Any]], key: Callable[[dict[str, Any]], float]) -> dict[str, Any]:
-    """The run whose ``key`` is the median (the lower one of an even count)."""
+    """The run whose ``key`` is the median (the lower one of an even count, as
+    ``statistics.median_low``)."""
     return sorted(runs, key=key)[(len(runs) - 1) // 2]
 
 
@@ -607,6 +610,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--kills", type=int, default=6, help="takeovers, with --in-flight")
     cli.add_outputs(parser)
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds: at least 1")
     scenario = dataclasses.replace(load_scenario(SCENARIO), until=parse_duration(args.until))
     rounds = [[_run(scenario, args.speed, *setup) for setup in SETUPS] for _ in range(args.rounds)]
     ratios = [_ratios(runs) for runs in rounds]
@@ -614,7 +619,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for i, setup in enumerate(SETUPS):
         r = _median([runs[i] for runs in rounds], lambda run: run["per_worker_cpu_s"])
         cpu = r["cpu_s"]
-        mid = {key: statistics.median(round_[i][key] for round_ in ratios) for key in RATIOS}
+        mid = {key: statistics.median_low(round_[i][key] for round_ in ratios) for key in RATIOS}
         rows.append(
             cells(
                 _label(*setup),

@@ -123,17 +123,17 @@ MIGRATIONS: tuple[LiteralString, ...] = (
     # And by location: a worker reads its locations' pending entries location by location
     # along this index, in id order, whatever the planner believes of how many are pending
     # (believing them few, it read every pending entry of the location and sorted them to
-    # keep the first: 15 to 35 ms a read with 20,000 pending), planned each time (see
-    # _PLANNED_EACH_TIME).
+    # keep the first: 14 to 36 ms a read with 20,000 pending), planned on each call for the
+    # outbox as it is then. (Building the index holds the outbox's writes for as long.)
     """
     CREATE INDEX outbox_pending_location ON outbox (location, id) WHERE NOT acked;
-    CREATE FUNCTION drivesim_pending(locations text[], after bigint, n integer)
+    CREATE FUNCTION drivesim_pending(locations text[], after bigint, n bigint)
     RETURNS SETOF outbox LANGUAGE plpgsql STABLE
     SET enable_bitmapscan = off SET plan_cache_mode = force_custom_plan AS $$
     DECLARE
         held text;
     BEGIN
-        FOREACH held IN ARRAY locations LOOP
+        FOR held IN SELECT DISTINCT unnest(locations) LOOP
             RETURN QUERY SELECT * FROM outbox
                 WHERE NOT acked AND location = held AND id > after ORDER BY id LIMIT n;
         END LOOP;
@@ -155,14 +155,6 @@ _ENTRY_COLUMNS = "id, job, seq, topic, payload, qos, retain"
 _PENDING_HELD: LiteralString = (
     f"SELECT {_ENTRY_COLUMNS} FROM drivesim_pending(%s, %s, %s) ORDER BY id LIMIT %s"
 )
-
-#: Not prepared (psycopg prepares a statement on its fifth execution): a statement whose
-#: best plan depends on its parameters and on how large a table has grown since (a list
-#: of ids or names, a location) is planned each time. One prepared while the outbox was
-#: nearly empty kept a sequential scan, and read the whole outbox for each acknowledgement
-#: of a few entries (2 ms with 7,000 entries, and growing); a write or read of one job by
-#: its name keeps its index scan prepared.
-_PLANNED_EACH_TIME = False
 
 #: The SQLSTATEs with which ``drivesim_refuse`` fails a commit, and what they mean.
 _LEASE_LOST = "DSLSE"
@@ -265,7 +257,8 @@ class PostgresStore:
 
     def _records(self, query: LiteralString, params: tuple[object, ...]) -> dict[str, JobRecord]:
         with self._errors("loading jobs"):
-            rows = self._connection().execute(query, params, prepare=_PLANNED_EACH_TIME)
+            # Planned on each call, not prepared: see _mark.
+            rows = self._connection().execute(query, params, prepare=False)
             records = [decode(blob) for (blob,) in rows]
         return {record.name: record for record in records}
 
@@ -556,10 +549,14 @@ class PostgresStore:
         if not ids:
             return
         with self._errors("marking outbox entries"):
+            # Not prepared (psycopg prepares a statement on its fifth execution), as its
+            # best plan depends on how many ids it is given and how large the outbox has
+            # grown: one prepared while the outbox was nearly empty kept a sequential scan,
+            # and read the whole outbox for each acknowledgement of a few entries (2 ms with
+            # 7,000 entries, growing with every message). The commits' statements on one job
+            # by its name keep their index scans prepared.
             self._connection().execute(
-                "UPDATE outbox SET acked = %s WHERE id = ANY(%s)",
-                (acked, list(ids)),
-                prepare=_PLANNED_EACH_TIME,
+                "UPDATE outbox SET acked = %s WHERE id = ANY(%s)", (acked, list(ids)), prepare=False
             )
 
     def owners(self) -> list[tuple[int, str, str | None, int | None]]:
