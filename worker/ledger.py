@@ -43,7 +43,6 @@ from worker.clock import Clock
 from worker.errors import LeaseLost, RecordChanged, ServiceError, StoreError
 from worker.logs import get_logger
 from worker.record import JobRecord, clone
-from worker.states import Step
 from worker.status import Event, build_messages
 from worker.store import Commit, JobStore, Lease, SharedStore
 
@@ -110,7 +109,7 @@ class Ledger:
             or (
                 self.kept is not None
                 and record.job.location not in self.kept
-                and states.step(record.state) not in _AT_REST
+                and record.state in states.ACTIVE
             )
         ):
             self.refresh([name])
@@ -218,10 +217,8 @@ class Ledger:
         store = self.store
         assert isinstance(store, SharedStore), "only a shared store changes under the ledger"
         self._flush_if_queued(names)  # compared with what is committed, not what may be undone
-        if fresh is None and names is None:
-            fresh = store.load_jobs()
-        elif fresh is None:
-            fresh = store.load_some(names) if names else {}  # nothing to read: no round trip
+        if fresh is None:
+            fresh = store.load_jobs() if names is None else store.load_some(names)
         names = list(self._jobs) if names is None else list(names)
         changed = 0
         for name in dict.fromkeys([*names, *fresh]):
@@ -539,11 +536,6 @@ def _course(record: JobRecord) -> tuple[object, ...]:
         record.sim.due_at,
         [(d.drive_id, d.state, arrivals.get(d.drive_id)) for d in record.drives],
     )
-
-
-#: The datacenter's steps in which it changes a job only by deleting it: a job of another
-#: worker's location in one of them is kept here (see :attr:`Ledger.kept`).
-_AT_REST = frozenset({Step.CUSTOMER, Step.RETENTION})
 
 
 def stored_time(store: JobStore) -> float:

@@ -251,6 +251,8 @@ class PostgresStore:
         )
 
     def load_some(self, names: Sequence[str]) -> dict[str, JobRecord]:
+        if not names:  # every customer's commit is heard by every worker: most by no owner
+            return {}
         return self._records(
             "SELECT record FROM jobs WHERE name = ANY(%s) ORDER BY position", (list(names),)
         )
